@@ -1,0 +1,36 @@
+//! edgemx: an edge mail gateway.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | typed configuration, parsed and validated once; errors name the key |
+//! | [`smtp::proto`] | command and DATA/BDAT parsing with no I/O; strict line endings |
+//! | [`smtp::inbound`] | listener, session state machine (one file per stage), STARTTLS, limits |
+//! | [`policy`] | who may relay, which recipients are accepted |
+//! | [`routing`] | recipient → route (next hops, TLS policy); pure functions |
+//! | [`queue`] | the redb store (the only code touching redb), group commit, retry schedule, DSNs |
+//! | [`delivery`] | SMTP client, next-hop selection and failover, connection reuse, scheduler |
+//! | [`tls`] | rustls configurations (ring provider), certificates |
+//! | [`dns`] | hickory resolver construction |
+//! | [`observe`] | logging (journald or stderr) |
+//! | [`control`] | the root-only control socket used by `edgemx queue …` |
+//! | [`console`] | the operator CLI (serial console) |
+//! | [`init`] | PID 1 duties inside the appliance image |
+//!
+//! Data flows one way: listener → session → policy/routing → queue (durable) → `250` →
+//! scheduler → delivery → backend → queue state. Nothing downstream calls back upstream
+//! except through the queue.
+
+pub mod config;
+pub mod console;
+pub mod control;
+pub mod delivery;
+pub mod dns;
+pub mod init;
+pub mod observe;
+pub mod policy;
+pub mod queue;
+pub mod routing;
+pub mod smtp;
+pub mod tls;

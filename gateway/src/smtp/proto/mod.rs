@@ -1,0 +1,1 @@
+//! (stub) SMTP protocol core
