@@ -149,7 +149,8 @@ fn find_interface(wanted: &str, wait: Duration) -> Option<String> {
         if Instant::now() >= deadline {
             return None;
         }
-        thread::sleep(Duration::from_millis(50));
+        super::modules::rescan();
+        thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -225,7 +226,8 @@ fn announce(ifname: &str, ip: Ipv4Addr, prefix: u8, gw: Option<Ipv4Addr>, dns: &
     }
     let gw = gw.map_or("none".into(), |g| g.to_string());
     let dns: Vec<String> = dns.iter().map(Ipv4Addr::to_string).collect();
-    info!("{ifname}: address {ip}/{prefix}, gateway {gw}, dns {} ({how})", dns.join(" "));
+    let dns = if dns.is_empty() { "none".into() } else { dns.join(" ") };
+    info!("{ifname}: address {ip}/{prefix}, gateway {gw}, dns {dns} ({how})");
 }
 
 /// Writes /etc/resolv.conf atomically (the gateway may be reading it).
