@@ -4,7 +4,7 @@
 //! Owns the logger choice and the line format; it must not decide what is logged.
 
 use crate::config::Log;
-use log::{LevelFilter, Log as _, Metadata, Record};
+use log::{LevelFilter, Metadata, Record};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -18,22 +18,11 @@ pub struct Denial {
 
 /// Accepts `to` for delivery or says why not.
 pub fn recipient(config: &Config, to: &ForwardPath) -> Result<Recipient, Denial> {
-    if to.postmaster {
-        // RFC 5321 §4.5.1: <Postmaster> must be accepted; it means our own postmaster,
-        // which lives in the first domain we serve.
-        let Some(domain) = config.domains.first() else {
-            return Err(deny("no domain configured for postmaster"));
-        };
-        return Ok(Recipient {
-            address: format!("postmaster@{}", domain.name),
-            domain: domain.name.clone(),
-            status: RcptStatus::Pending,
-        });
-    }
-    if to.source_route {
-        return Err(deny("source route"));
-    }
-    if let Some(hack) = to.mailbox.relay_hack() {
+    let mailbox = match to {
+        ForwardPath::Postmaster => return postmaster(config),
+        ForwardPath::Mailbox { mailbox, .. } => mailbox,
+    };
+    if let Some(hack) = to.relay_hack() {
         return Err(deny(match hack {
             RelayHack::Percent => "% hack in local part",
             RelayHack::Bang => "! path in local part",
@@ -42,15 +31,28 @@ pub fn recipient(config: &Config, to: &ForwardPath) -> Result<Recipient, Denial>
             RelayHack::SourceRoute => "source route",
         }));
     }
-    let Domain::Name(domain) = &to.mailbox.domain else {
+    let Domain::Name(domain) = &mailbox.domain else {
         return Err(deny("IP literal domain"));
     };
-    if config.domain(domain).is_none() {
+    if config.domain(domain.as_str()).is_none() {
         return Err(deny("domain not served here"));
     }
     Ok(Recipient {
-        address: to.mailbox.to_string(),
+        address: mailbox.to_string(),
         domain: domain.clone(),
+        status: RcptStatus::Pending,
+    })
+}
+
+/// RFC 5321 §4.5.1: `<Postmaster>` must be accepted; it means our own postmaster, who
+/// lives in the first domain we serve.
+fn postmaster(config: &Config) -> Result<Recipient, Denial> {
+    let Some(domain) = config.domains.first() else {
+        return Err(deny("no domain configured for postmaster"));
+    };
+    Ok(Recipient {
+        address: format!("postmaster@{}", domain.name),
+        domain: domain.name.clone(),
         status: RcptStatus::Pending,
     })
 }

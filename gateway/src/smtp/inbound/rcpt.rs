@@ -24,7 +24,8 @@ impl Session {
                 self.answer(Reply::recipient_ok())
             }
             Err(denial) => {
-                log::info!("{}: recipient {} refused: {}", self.peer, to.mailbox.to_string(), denial.reason);
+                let address = to.mailbox().map_or("<Postmaster>".into(), |m| m.to_string());
+                log::info!("{}: recipient {address} refused: {}", self.peer, denial.reason);
                 self.refuse(denial.reply)
             }
         }

@@ -10,7 +10,7 @@ use super::io::{Conn, Line, ReadEnd};
 use super::limits::Permit;
 use super::{Context, bdat::Chunking};
 use crate::queue::Recipient;
-use crate::smtp::proto::{Command, MailParams, Reply, ReversePath, parse_command};
+use crate::smtp::proto::{Command, MailParams, Reply, ReversePath, parse_command_with};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -143,7 +143,8 @@ impl Session {
     }
 
     async fn dispatch(&mut self, line: &[u8]) -> Flow {
-        let command = match parse_command(line) {
+        let utf8 = self.tx.as_ref().is_some_and(|t| t.params.smtputf8);
+        let command = match parse_command_with(line, utf8) {
             Ok(command) => command,
             Err(e) => return self.refuse(e.reply()),
         };
