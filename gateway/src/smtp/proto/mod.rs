@@ -19,7 +19,11 @@
 //! | `domain.rs` | domain names and address literals |
 //! | `data.rs` | [`DataDecoder`], [`ChunkChecker`], [`dot_stuff`] |
 
+pub mod address;
 mod catalog;
+pub mod domain;
 pub mod reply;
 
+pub use address::{AddressError, ForwardPath, Mailbox, RelayHack, ReversePath};
+pub use domain::Domain;
 pub use reply::{EnhancedStatus, Reply};
