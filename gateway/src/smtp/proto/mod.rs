@@ -21,9 +21,13 @@
 
 pub mod address;
 mod catalog;
+pub mod command;
 pub mod domain;
+pub mod params;
 pub mod reply;
 
 pub use address::{AddressError, ForwardPath, Mailbox, RelayHack, ReversePath};
+pub use command::{Command, CommandError, parse_command, parse_command_with};
 pub use domain::Domain;
+pub use params::{Body, MailParams, ParamError, RcptParams};
 pub use reply::{EnhancedStatus, Reply};
