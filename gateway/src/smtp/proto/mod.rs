@@ -22,12 +22,14 @@
 pub mod address;
 mod catalog;
 pub mod command;
+pub mod data;
 pub mod domain;
 pub mod params;
 pub mod reply;
 
 pub use address::{AddressError, ForwardPath, Mailbox, RelayHack, ReversePath};
 pub use command::{Command, CommandError, parse_command, parse_command_with};
+pub use data::{ChunkChecker, DataDecoder, DataError, DataSummary, Feed, LineEndings, dot_stuff};
 pub use domain::Domain;
 pub use params::{Body, MailParams, ParamError, RcptParams};
 pub use reply::{EnhancedStatus, Reply};
