@@ -15,6 +15,7 @@
 //! | [`tls`] | rustls configurations (ring provider), certificates |
 //! | [`dns`] | hickory resolver construction |
 //! | [`observe`] | logging (journald or stderr) |
+//! | [`time`] | wall clock, RFC 5322 and log time stamps |
 //! | [`server`] | the gateway assembled: start order and the one shutdown path |
 //! | [`control`] | the root-only control socket used by `edgemx queue …` |
 //! | [`console`] | the operator CLI (serial console) |
@@ -37,4 +38,5 @@ pub mod queue;
 pub mod routing;
 pub mod server;
 pub mod smtp;
+pub mod time;
 pub mod tls;

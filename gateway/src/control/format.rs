@@ -6,7 +6,7 @@ use std::fmt::Write;
 /// One line per message: id, age, size, sender, then each recipient with its state.
 pub fn format_list(data: &serde_json::Value) -> String {
     let envelopes: Vec<Envelope> = serde_json::from_value(data.clone()).unwrap_or_default();
-    let now = crate::queue::now();
+    let now = crate::time::unix_now();
     let mut out = String::new();
     for e in &envelopes {
         let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
@@ -28,11 +28,11 @@ pub fn format_list(data: &serde_json::Value) -> String {
 pub fn format_show(data: &serde_json::Value) -> String {
     let mut out = String::new();
     if let Ok(e) = serde_json::from_value::<Envelope>(data["envelope"].clone()) {
-        let now = crate::queue::now();
+        let now = crate::time::unix_now();
         let _ = writeln!(out, "id:        {}", e.id);
         let _ = writeln!(out, "from:      <{}>", e.sender);
         let _ = writeln!(out, "client:    {}", e.client);
-        let _ = writeln!(out, "received:  {} ({} ago)", crate::observe::rfc5322_date(e.received), age(now.saturating_sub(e.received)));
+        let _ = writeln!(out, "received:  {} ({} ago)", crate::time::rfc5322_date(e.received), age(now.saturating_sub(e.received)));
         let _ = writeln!(out, "size:      {}", e.size);
         let _ = writeln!(out, "attempts:  {}", e.attempts);
         if e.next_attempt > now {

@@ -4,7 +4,7 @@
 use super::io::ReadEnd;
 use super::session::{Flow, Session};
 use super::BUDGET_UNIT;
-use crate::observe::rfc5322_date;
+use crate::time::rfc5322_date;
 use crate::queue::{Envelope, QueueError, QueueId};
 use crate::smtp::proto::{Body, DataDecoder, DataSummary, Feed, Reply, ReversePath};
 use crate::config::LineEndings as ConfigLineEndings;
@@ -102,7 +102,7 @@ impl Session {
         let Some(tx) = self.tx.take() else {
             return self.refuse(Reply::bad_sequence());
         };
-        let now = crate::queue::now();
+        let now = crate::time::unix_now();
         let envelope = Envelope {
             id,
             sender: match &tx.from {
@@ -163,7 +163,7 @@ impl Session {
         if let [only] = tx.rcpts.as_slice() {
             header.push_str(&format!("\r\n\tfor <{}>", only.address));
         }
-        header.push_str(&format!("; {}\r\n", rfc5322_date(crate::queue::now())));
+        header.push_str(&format!("; {}\r\n", rfc5322_date(crate::time::unix_now())));
         out.extend_from_slice(header.as_bytes());
     }
 }

@@ -96,7 +96,8 @@ impl Session {
     }
 
     async fn command_loop(&mut self) -> &'static str {
-        let limits = &self.ctx.config.limits;
+        let ctx = self.ctx.clone();
+        let limits = &ctx.config.limits;
         let (max_line, timeout) = (limits.max_line_length, limits.command_timeout.0);
         loop {
             let Some(line) = self.conn.take_line(max_line) else {

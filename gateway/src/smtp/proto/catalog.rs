@@ -120,6 +120,21 @@ impl Reply {
         Reply::new(553, (5, 6, 7), "Non-ASCII address requires SMTPUTF8")
     }
 
+    /// A BDAT chunk that is not the last was stored (RFC 3030 §2).
+    pub fn chunk_received(size: u64) -> Reply {
+        Reply::new(250, (2, 0, 0), format!("{size} octets received"))
+    }
+
+    pub fn too_many_commands() -> Reply {
+        Reply::new(421, (4, 7, 0), "Too many commands, closing connection")
+    }
+
+    /// RFC 5321 §4.5.3.1.10 lets a server limit transactions per session; 452 asks the
+    /// client to continue in a new session.
+    pub fn too_many_messages() -> Reply {
+        Reply::new(452, (4, 5, 3), "Too many messages in this session, reconnect")
+    }
+
     pub fn too_many_errors() -> Reply {
         Reply::new(421, (4, 7, 0), "Too many errors, closing connection")
     }
