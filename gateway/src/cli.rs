@@ -4,10 +4,10 @@
 //! `main` is synchronous: the configuration is parsed and validated completely before any
 //! port is bound or any file written; a bad one prints every offending key and exits 64.
 
-use clap::{Parser, Subcommand};
 use crate::config::{Config, EXIT_CONFIG};
 use crate::control::{ControlClient, Request};
 use crate::queue::QueueId;
+use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -96,7 +96,10 @@ fn serve(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     crate::observe::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("edgemx: cannot start the runtime: {e}");
@@ -143,7 +146,8 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
         QueueAction::Retry { id, .. } => Request::Retry { id: *id },
         QueueAction::Delete { id } => Request::Delete { id: *id },
     };
-    let answer = ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request));
+    let answer =
+        ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request));
     match answer {
         Ok(data) => {
             match action {

@@ -35,7 +35,11 @@ pub struct Bound {
 /// Runs the gateway until `shutdown` fires, then stops it cleanly: no new connections,
 /// `421` to idle sessions, messages in DATA finished or refused within
 /// `limits.shutdown_timeout`, deliveries stopped, queue committed and closed.
-pub async fn run(config: Config, listeners: Vec<Bound>, shutdown: CancellationToken) -> Result<(), StartError> {
+pub async fn run(
+    config: Config,
+    listeners: Vec<Bound>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     let config = Arc::new(config);
     prepare_data_dir(&config)?;
     let server_tls = tls::server(&config)?;
@@ -52,21 +56,40 @@ pub async fn run(config: Config, listeners: Vec<Bound>, shutdown: CancellationTo
             .await
             .map_err(|e| StartError::Queue(QueueError::Storage(e.to_string())))??
     };
-    log::info!("queue {} opened with {} messages", queue_path.display(), resumed.len());
-    let deliveries = delivery::start(config.clone(), queue.clone(), resumed, shutdown.child_token());
-    let control = control::Server::bind(&config.control_socket(), queue.clone(), deliveries.clone())
-        .map_err(|e| StartError::Control {
-            path: config.control_socket().display().to_string(),
-            reason: e.to_string(),
-        })?;
+    log::info!(
+        "queue {} opened with {} messages",
+        queue_path.display(),
+        resumed.len()
+    );
+    let deliveries = delivery::start(
+        config.clone(),
+        queue.clone(),
+        resumed,
+        shutdown.child_token(),
+    );
+    let control =
+        control::Server::bind(&config.control_socket(), queue.clone(), deliveries.clone())
+            .map_err(|e| StartError::Control {
+                path: config.control_socket().display().to_string(),
+                reason: e.to_string(),
+            })?;
     let control_task = tokio::spawn(control.serve(shutdown.clone()));
-    let ctx = Context::new(config.clone(), queue.clone(), Some(server_tls.config), shutdown.clone());
+    let ctx = Context::new(
+        config.clone(),
+        queue.clone(),
+        Some(server_tls.config),
+        shutdown.clone(),
+    );
     let mut accept_tasks = Vec::new();
     for bound in listeners {
         if let Ok(addr) = bound.listener.local_addr() {
             log::info!("SMTP listening on {addr}");
         }
-        accept_tasks.push(tokio::spawn(inbound::serve(ctx.clone(), bound.listener, bound.starttls)));
+        accept_tasks.push(tokio::spawn(inbound::serve(
+            ctx.clone(),
+            bound.listener,
+            bound.starttls,
+        )));
     }
 
     shutdown.cancelled().await;
@@ -76,14 +99,20 @@ pub async fn run(config: Config, listeners: Vec<Bound>, shutdown: CancellationTo
     }
     let deadline = config.limits.shutdown_timeout.0;
     ctx.sessions.close();
-    if tokio::time::timeout(deadline, ctx.sessions.wait()).await.is_err() {
+    if tokio::time::timeout(deadline, ctx.sessions.wait())
+        .await
+        .is_err()
+    {
         log::warn!(
             "{} sessions still busy after {:?}; closing them without a reply (nothing they sent was acknowledged)",
             ctx.limiter.open(),
             deadline
         );
     }
-    if tokio::time::timeout(deadline, deliveries.stopped()).await.is_err() {
+    if tokio::time::timeout(deadline, deliveries.stopped())
+        .await
+        .is_err()
+    {
         log::warn!("deliveries still running after {deadline:?}; abandoned (they will be retried)");
     }
     let _ = control_task.await;
@@ -111,7 +140,10 @@ fn prepare_data_dir(config: &Config) -> Result<(), StartError> {
 /// Fires `shutdown` on the first SIGTERM or SIGINT.
 pub async fn on_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         log::error!("cannot install signal handlers; stop the gateway with SIGKILL");
         return;
     };

@@ -213,8 +213,14 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()>
             };
             io.get_mut().write_all(b"220 2.0.0 go ahead\r\n").await?;
             let inner = io.into_inner();
-            let stream = tokio_rustls::TlsAcceptor::from(config).accept(inner).await?;
-            tls = stream.get_ref().1.protocol_version().map(|v| format!("{v:?}"));
+            let stream = tokio_rustls::TlsAcceptor::from(config)
+                .accept(inner)
+                .await?;
+            tls = stream
+                .get_ref()
+                .1
+                .protocol_version()
+                .map(|v| format!("{v:?}"));
             io = BufReader::new(Box::new(stream));
             continue;
         } else if upper.starts_with("MAIL FROM:") {
@@ -280,7 +286,11 @@ async fn read_data(io: &mut BufReader<Box<dyn Io>>) -> std::io::Result<Vec<u8>> 
         if line == b".\r\n" {
             return Ok(data);
         }
-        let content = if line.starts_with(b".") { &line[1..] } else { &line[..] };
+        let content = if line.starts_with(b".") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
         data.extend_from_slice(content);
     }
 }

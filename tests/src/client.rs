@@ -50,12 +50,19 @@ impl SmtpClient {
     /// Asserts a transcript step: `c.expect("RCPT TO:<x@y>", "550 5.7.1").await`.
     pub async fn expect(&mut self, line: &str, expected: &str) -> Reply {
         let reply = self.command(line).await;
-        assert!(reply.is(expected), "{line:?}: expected {expected:?}, got {reply:?}");
+        assert!(
+            reply.is(expected),
+            "{line:?}: expected {expected:?}, got {reply:?}"
+        );
         reply
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
-        self.io.get_mut().write_all(bytes).await.expect("write to gateway");
+        self.io
+            .get_mut()
+            .write_all(bytes)
+            .await
+            .expect("write to gateway");
     }
 
     /// Reads one reply; panics on timeout or a malformed reply.
@@ -108,7 +115,11 @@ impl SmtpClient {
             wire.push_str("\r\n");
         }
         let stuffed = wire.replace("\r\n.", "\r\n..");
-        let stuffed = if stuffed.starts_with('.') { format!(".{stuffed}") } else { stuffed };
+        let stuffed = if stuffed.starts_with('.') {
+            format!(".{stuffed}")
+        } else {
+            stuffed
+        };
         self.send(format!("{stuffed}.\r\n").as_bytes()).await;
         self.reply().await
     }
@@ -161,7 +172,10 @@ pub async fn starttls_with_versions(
     let mut io = BufReader::new(stream);
     let mut line = String::new();
     io.read_line(&mut line).await.expect("banner");
-    io.get_mut().write_all(b"EHLO client.test\r\n").await.expect("ehlo");
+    io.get_mut()
+        .write_all(b"EHLO client.test\r\n")
+        .await
+        .expect("ehlo");
     loop {
         line.clear();
         io.read_line(&mut line).await.expect("ehlo reply");
@@ -169,7 +183,10 @@ pub async fn starttls_with_versions(
             break;
         }
     }
-    io.get_mut().write_all(b"STARTTLS\r\n").await.expect("starttls");
+    io.get_mut()
+        .write_all(b"STARTTLS\r\n")
+        .await
+        .expect("starttls");
     line.clear();
     io.read_line(&mut line).await.expect("starttls reply");
     assert!(line.starts_with("220"), "{line}");
@@ -182,12 +199,23 @@ pub async fn starttls_with_versions(
 }
 
 /// Sends one message in a fresh session; returns the reply to the end of DATA.
-pub async fn send_mail(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> Result<Reply, String> {
+pub async fn send_mail(
+    addr: SocketAddr,
+    from: &str,
+    to: &[&str],
+    body: &str,
+) -> Result<Reply, String> {
     let mut c = SmtpClient::connect(addr).await.map_err(|e| e.to_string())?;
     if c.banner.code != 220 {
         return Err(format!("banner {:?}", c.banner));
     }
-    let step = |r: Reply, want: u16| if r.code == want { Ok(()) } else { Err(format!("{r:?}")) };
+    let step = |r: Reply, want: u16| {
+        if r.code == want {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    };
     step(c.command("EHLO client.test").await, 250)?;
     step(c.command(&format!("MAIL FROM:<{from}>")).await, 250)?;
     for rcpt in to {

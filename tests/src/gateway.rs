@@ -12,7 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 /// The configuration every scenario starts from: `example.com` relayed to `backend`.
 /// `extra` is appended verbatim (tables such as `[limits]`), `{data_dir}` is replaced.
-pub fn config_text(data_dir: &Path, listen: SocketAddr, backend: SocketAddr, extra: &str) -> String {
+pub fn config_text(
+    data_dir: &Path,
+    listen: SocketAddr,
+    backend: SocketAddr,
+    extra: &str,
+) -> String {
     format!(
         r#"hostname = "gateway.test"
 data_dir = "{data}"
@@ -25,12 +30,13 @@ name = "example.com"
 next_hops = ["{backend}"]
 
 [log]
-level = "debug"
+level = "{log_level}"
 target = "stderr"
 
 {extra}
 "#,
         data = data_dir.display(),
+        log_level = log_level(),
     )
     .replace("{data_dir}", &data_dir.display().to_string())
 }
@@ -91,13 +97,19 @@ impl Gateway {
 
     /// Runs `edgemx queue …` style requests against the control socket.
     pub fn control(&self) -> edgemx::control::ControlClient {
-        edgemx::control::ControlClient::connect(&self.config.control_socket()).expect("control socket")
+        edgemx::control::ControlClient::connect(&self.config.control_socket())
+            .expect("control socket")
     }
+}
+
+/// `EDGEMX_TEST_LOG=debug` shows the gateway's log while tests run; warnings otherwise.
+fn log_level() -> String {
+    std::env::var("EDGEMX_TEST_LOG").unwrap_or_else(|_| "warn".into())
 }
 
 fn init_logging() {
     edgemx::observe::init(&edgemx::config::Log {
-        level: "debug".into(),
+        level: log_level(),
         target: "stderr".into(),
     });
 }
@@ -109,8 +121,18 @@ pub struct GatewayProcess {
     child: Child,
 }
 
+/// The `edgemx-gw` binary of this crate. Cargo builds it for integration tests and puts it
+/// beside the `deps/` folder holding the test executables.
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_edgemx-gw"))
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("edgemx-gw");
+    assert!(
+        bin.exists(),
+        "{} not built; run the tests with cargo test",
+        bin.display()
+    );
+    bin
 }
 
 /// A port that was free a moment ago (for configs the child process binds itself).
@@ -126,7 +148,12 @@ impl GatewayProcess {
     }
 
     /// Like `spawn`, with a hook to adjust the command (e.g. resource limits).
-    pub fn spawn_with(dir: &Path, addr: SocketAddr, config: &str, adjust: impl FnOnce(&mut Command)) -> GatewayProcess {
+    pub fn spawn_with(
+        dir: &Path,
+        addr: SocketAddr,
+        config: &str,
+        adjust: impl FnOnce(&mut Command),
+    ) -> GatewayProcess {
         let config_path = dir.join("edgemx.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut command = Command::new(binary());
@@ -160,7 +187,11 @@ impl GatewayProcess {
                     return;
                 }
             }
-            assert!(started.elapsed() < limit, "edgemx did not answer on {} within {limit:?}", self.addr);
+            assert!(
+                started.elapsed() < limit,
+                "edgemx did not answer on {} within {limit:?}",
+                self.addr
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -185,7 +216,10 @@ impl GatewayProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "edgemx did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "edgemx did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -8,7 +8,8 @@ async fn an_overlong_command_line_is_refused_and_the_session_continues() {
     let backend = FakeBackend::start().await;
     let gw = Gateway::start(backend.addr(), "[limits]\nmax_line_length = 600\n").await;
     let mut c = SmtpClient::connect(gw.addr).await.unwrap();
-    c.expect(&format!("EHLO {}", "a".repeat(700)), "500 5.5.2").await;
+    c.expect(&format!("EHLO {}", "a".repeat(700)), "500 5.5.2")
+        .await;
     c.expect("EHLO client.test", "250").await;
     gw.stop().await;
 }
@@ -16,14 +17,21 @@ async fn an_overlong_command_line_is_refused_and_the_session_continues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_size_is_enforced_when_declared_and_while_streaming() {
     let backend = FakeBackend::start().await;
-    let gw = Gateway::start(backend.addr(), "[limits]\nmax_message_size = 4096\ninflight_bytes = 65536\n").await;
+    let gw = Gateway::start(
+        backend.addr(),
+        "[limits]\nmax_message_size = 4096\ninflight_bytes = 65536\n",
+    )
+    .await;
     let mut c = SmtpClient::connect(gw.addr).await.unwrap();
     let ehlo = c.command("EHLO client.test").await;
     assert!(ehlo.text.lines().any(|l| l == "SIZE 4096"), "{ehlo:?}");
-    c.expect("MAIL FROM:<a@sender.test> SIZE=5000", "552 5.3.4").await;
+    c.expect("MAIL FROM:<a@sender.test> SIZE=5000", "552 5.3.4")
+        .await;
     c.expect("MAIL FROM:<a@sender.test>", "250").await;
     c.expect("RCPT TO:<b@example.com>", "250").await;
-    let reply = c.data(&format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(70)).repeat(100)).await;
+    let reply = c
+        .data(&format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(70)).repeat(100))
+        .await;
     assert!(reply.is("552 5.3.4"), "{reply:?}");
     // The session is still in step after the oversized message.
     c.expect("MAIL FROM:<a@sender.test>", "250").await;
@@ -104,7 +112,11 @@ async fn a_stalled_data_transfer_is_cut_after_the_data_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_total_cap_get_421() {
     let backend = FakeBackend::start().await;
-    let gw = Gateway::start(backend.addr(), "[limits]\nmax_connections = 2\nmax_connections_per_ip = 2\n").await;
+    let gw = Gateway::start(
+        backend.addr(),
+        "[limits]\nmax_connections = 2\nmax_connections_per_ip = 2\n",
+    )
+    .await;
     let a = SmtpClient::connect(gw.addr).await.unwrap();
     let b = SmtpClient::connect(gw.addr).await.unwrap();
     assert_eq!((a.banner.code, b.banner.code), (220, 220));
@@ -127,7 +139,11 @@ async fn connections_beyond_the_total_cap_get_421() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_per_address_cap_get_421() {
     let backend = FakeBackend::start().await;
-    let gw = Gateway::start(backend.addr(), "[limits]\nmax_connections = 10\nmax_connections_per_ip = 1\n").await;
+    let gw = Gateway::start(
+        backend.addr(),
+        "[limits]\nmax_connections = 10\nmax_connections_per_ip = 1\n",
+    )
+    .await;
     let a = SmtpClient::connect(gw.addr).await.unwrap();
     assert_eq!(a.banner.code, 220);
     let b = SmtpClient::connect(gw.addr).await.unwrap();
@@ -165,7 +181,10 @@ fn a_bad_configuration_names_every_key_and_exits_64() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("domain[0].next_hops[0] = \"bad host:25\""), "{err}");
+    assert!(
+        err.contains("domain[0].next_hops[0] = \"bad host:25\""),
+        "{err}"
+    );
     assert!(err.contains("limits.max_recipients = 0"), "{err}");
     std::fs::write(&path, "hostname = \"mx.test\"\nbogus_key = 1\n").unwrap();
     let out = std::process::Command::new(edgemx_tests::gateway::binary())

@@ -25,7 +25,8 @@ async fn smuggle(c: &mut SmtpClient, variant: &[u8], n: usize) -> edgemx_tests::
     c.expect("MAIL FROM:<a@sender.test>", "250").await;
     c.expect("RCPT TO:<b@example.com>", "250").await;
     c.expect("DATA", "354").await;
-    let mut wire = format!("Message-ID: <outer{n}@test>\r\nSubject: outer\r\n\r\nbody").into_bytes();
+    let mut wire =
+        format!("Message-ID: <outer{n}@test>\r\nSubject: outer\r\n\r\nbody").into_bytes();
     wire.extend_from_slice(variant);
     wire.extend_from_slice(
         format!(
@@ -55,13 +56,26 @@ async fn run(mode: &str) -> (Vec<u16>, Vec<edgemx_tests::ReceivedMessage>) {
     }
     c.expect("MAIL FROM:<a@sender.test>", "250").await;
     c.expect("RCPT TO:<b@example.com>", "250").await;
-    assert!(c.data("Message-ID: <canary@test>\r\n\r\nlast\r\n").await.is("250"));
+    assert!(
+        c.data("Message-ID: <canary@test>\r\n\r\nlast\r\n")
+            .await
+            .is("250")
+    );
     let accepted = codes.iter().filter(|c| **c == 250).count();
-    let got = backend.wait_for_messages(accepted + 1, Duration::from_secs(30)).await;
+    let got = backend
+        .wait_for_messages(accepted + 1, Duration::from_secs(30))
+        .await;
     // Deliveries run in parallel: wait for the canary too, then nothing else may be there.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !backend.messages().iter().any(|m| m.message_id().as_deref() == Some("<canary@test>")) {
-        assert!(tokio::time::Instant::now() < deadline, "canary never arrived");
+    while !backend
+        .messages()
+        .iter()
+        .any(|m| m.message_id().as_deref() == Some("<canary@test>"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "canary never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     gw.stop().await;
@@ -82,10 +96,19 @@ async fn no_smuggling_variant_ends_data_in_reject_mode() {
     }
     for m in &got {
         let id = m.message_id().unwrap_or_default();
-        assert!(!id.contains("smuggled"), "a smuggled message was relayed: {}", m.text());
+        assert!(
+            !id.contains("smuggled"),
+            "a smuggled message was relayed: {}",
+            m.text()
+        );
     }
     // Only the NUL variant (one message holding the hidden text) and the canary arrive.
-    assert_eq!(got.len(), 2, "{:?}", got.iter().map(|m| m.message_id()).collect::<Vec<_>>());
+    assert_eq!(
+        got.len(),
+        2,
+        "{:?}",
+        got.iter().map(|m| m.message_id()).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,8 +118,15 @@ async fn no_smuggling_variant_ends_data_in_normalize_mode() {
     assert_eq!(got.len(), VARIANTS.len() + 1);
     for m in &got {
         let id = m.message_id().unwrap_or_default();
-        assert!(!id.contains("smuggled"), "a smuggled message was relayed: {}", m.text());
-        assert!(!m.data.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF relayed");
+        assert!(
+            !id.contains("smuggled"),
+            "a smuggled message was relayed: {}",
+            m.text()
+        );
+        assert!(
+            !m.data.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+            "bare LF relayed"
+        );
         if id.contains("outer") {
             // The hidden transaction stayed inside the outer message as text.
             assert!(m.text().contains("wire money"), "{}", m.text());
@@ -111,7 +141,8 @@ async fn plaintext_pipelined_after_starttls_is_discarded() {
     let mut c = SmtpClient::connect(gw.addr).await.unwrap();
     c.expect("EHLO client.test", "250").await;
     // The injected commands arrive in the same segment as STARTTLS.
-    c.send(b"STARTTLS\r\nEHLO injected.test\r\nMAIL FROM:<evil@injected.test>\r\n").await;
+    c.send(b"STARTTLS\r\nEHLO injected.test\r\nMAIL FROM:<evil@injected.test>\r\n")
+        .await;
     assert!(c.reply().await.is("220 2.0.0"));
     c.finish_tls_handshake().await;
     // Had the injected EHLO/MAIL run, this RCPT would be accepted; state must be fresh.

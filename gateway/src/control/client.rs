@@ -10,10 +10,16 @@ use std::path::Path;
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Request {
     List,
-    Show { id: QueueId },
+    Show {
+        id: QueueId,
+    },
     /// `None` retries every message.
-    Retry { id: Option<QueueId> },
-    Delete { id: QueueId },
+    Retry {
+        id: Option<QueueId>,
+    },
+    Delete {
+        id: QueueId,
+    },
     Stats,
 }
 
@@ -50,7 +56,10 @@ impl ControlClient {
         let value: serde_json::Value =
             serde_json::from_str(&answer).map_err(|e| format!("control socket answer: {e}"))?;
         match value.get("status").and_then(|s| s.as_str()) {
-            Some("ok") => Ok(value.get("data").cloned().unwrap_or(serde_json::Value::Null)),
+            Some("ok") => Ok(value
+                .get("data")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)),
             _ => Err(value
                 .get("error")
                 .and_then(|e| e.as_str())

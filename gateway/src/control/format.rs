@@ -32,7 +32,12 @@ pub fn format_show(data: &serde_json::Value) -> String {
         let _ = writeln!(out, "id:        {}", e.id);
         let _ = writeln!(out, "from:      <{}>", e.sender);
         let _ = writeln!(out, "client:    {}", e.client);
-        let _ = writeln!(out, "received:  {} ({} ago)", crate::time::rfc5322_date(e.received), age(now.saturating_sub(e.received)));
+        let _ = writeln!(
+            out,
+            "received:  {} ({} ago)",
+            crate::time::rfc5322_date(e.received),
+            age(now.saturating_sub(e.received))
+        );
         let _ = writeln!(out, "size:      {}", e.size);
         let _ = writeln!(out, "attempts:  {}", e.attempts);
         if e.next_attempt > now {

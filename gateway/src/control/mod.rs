@@ -84,19 +84,27 @@ async fn converse(stream: UnixStream, queue: Queue, deliveries: DeliveryHandle) 
 
 async fn execute(request: Request, queue: &Queue, deliveries: &DeliveryHandle) -> Response {
     let result = match request {
-        Request::List => queue.list().await.map(|list| json(&list)).map_err(|e| e.to_string()),
+        Request::List => queue
+            .list()
+            .await
+            .map(|list| json(&list))
+            .map_err(|e| e.to_string()),
         Request::Show { id } => show(queue, id).await,
         Request::Retry { id: Some(id) } => match queue.envelope(id).await {
             Ok(Some(_)) => {
                 deliveries.retry(id);
-                Ok(serde_json::Value::String(format!("{id} scheduled for delivery now")))
+                Ok(serde_json::Value::String(format!(
+                    "{id} scheduled for delivery now"
+                )))
             }
             Ok(None) => Err(format!("no message {id} in the queue")),
             Err(e) => Err(e.to_string()),
         },
         Request::Retry { id: None } => {
             deliveries.retry_all();
-            Ok(serde_json::Value::String("all messages scheduled for delivery now".into()))
+            Ok(serde_json::Value::String(
+                "all messages scheduled for delivery now".into(),
+            ))
         }
         Request::Delete { id } => match queue.envelope(id).await {
             Ok(Some(_)) => match queue.apply(vec![Change::Delete(id)]).await {
@@ -129,7 +137,10 @@ async fn show(queue: &Queue, id: QueueId) -> Result<serde_json::Value, String> {
     let body = queue.body(id).await.map_err(|e| e.to_string())?;
     let headers = body
         .map(|b| {
-            let end = b.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(b.len());
+            let end = b
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .unwrap_or(b.len());
             String::from_utf8_lossy(&b[..end]).into_owned()
         })
         .unwrap_or_default();

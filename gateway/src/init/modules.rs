@@ -30,7 +30,11 @@ pub fn load_all() {
     };
     let (mut loaded, mut absent) = (0, Vec::new());
     for rel in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let name = rel.rsplit('/').next().unwrap_or(rel).trim_end_matches(".ko");
+        let name = rel
+            .rsplit('/')
+            .next()
+            .unwrap_or(rel)
+            .trim_end_matches(".ko");
         match load(&format!("{dir}/{rel}")) {
             Ok(()) => loaded += 1,
             Err(Errno::EEXIST) => debug!("module {name}: already loaded"),
@@ -48,8 +52,7 @@ pub fn load_all() {
 }
 
 fn load(path: &str) -> Result<(), Errno> {
-    let file = File::open(path).map_err(|e| {
-        e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
-    })?;
+    let file =
+        File::open(path).map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
     finit_module(&file, c"", ModuleInitFlags::empty())
 }

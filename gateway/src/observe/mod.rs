@@ -23,7 +23,11 @@ pub fn init(config: &Log) {
     };
     if journald {
         if let Ok(logger) = systemd_journal_logger::JournalLog::new() {
-            if logger.with_syslog_identifier("edgemx".into()).install().is_ok() {
+            if logger
+                .with_syslog_identifier("edgemx".into())
+                .install()
+                .is_ok()
+            {
                 log::set_max_level(level);
                 return;
             }
@@ -62,4 +66,3 @@ impl log::Log for Stderr {
         let _ = std::io::stderr().flush();
     }
 }
-

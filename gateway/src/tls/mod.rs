@@ -32,7 +32,8 @@ pub struct ServerTls {
 
 /// Builds the server configuration: TLS 1.2 and 1.3, ring cipher suites.
 pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
-    let (cert_path, key_path, generated) = match (&config.tls.certificate, &config.tls.private_key) {
+    let (cert_path, key_path, generated) = match (&config.tls.certificate, &config.tls.private_key)
+    {
         (Some(cert), Some(key)) => (cert.clone(), key.clone(), false),
         _ => {
             let dir = config.data_dir.join("tls");
@@ -75,8 +76,10 @@ pub fn self_signed(hostname: &str, dir: &Path) -> Result<(), TlsError> {
     };
     fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     // Key first: a certificate without its key would be unusable after a crash here.
-    write_private(&dir.join("key.pem"), key.serialize_pem().as_bytes()).map_err(|e| file_err(&dir.join("key.pem"), e))?;
-    write_private(&dir.join("cert.pem"), cert.pem().as_bytes()).map_err(|e| file_err(&dir.join("cert.pem"), e))?;
+    write_private(&dir.join("key.pem"), key.serialize_pem().as_bytes())
+        .map_err(|e| file_err(&dir.join("key.pem"), e))?;
+    write_private(&dir.join("cert.pem"), cert.pem().as_bytes())
+        .map_err(|e| file_err(&dir.join("cert.pem"), e))?;
     Ok(())
 }
 

@@ -27,8 +27,14 @@ impl Session {
         let mut scratch = Vec::new();
         loop {
             let input = self.conn.buffered();
-            let take = input.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            let target = if chunking.over_budget { &mut scratch } else { &mut chunking.body };
+            let take = input
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let target = if chunking.over_budget {
+                &mut scratch
+            } else {
+                &mut chunking.body
+            };
             chunking.checker.feed(&input[..take], target);
             scratch.clear();
             self.conn.consume(take);
@@ -67,7 +73,8 @@ impl Session {
             self.tx = None;
             return self.refuse(Reply::storage_full());
         }
-        self.queue_message(chunking.id, chunking.body, summary).await
+        self.queue_message(chunking.id, chunking.body, summary)
+            .await
     }
 
     fn start_chunking(&self) -> Chunking {
@@ -78,7 +85,10 @@ impl Session {
         Chunking {
             id,
             body,
-            checker: ChunkChecker::new(limits.max_message_size.0, line_endings(limits.line_endings)),
+            checker: ChunkChecker::new(
+                limits.max_message_size.0,
+                line_endings(limits.line_endings),
+            ),
             budget: Budget::new(self.ctx.inflight.clone()),
             over_budget: false,
         }
@@ -90,7 +100,11 @@ impl Session {
         let timeout = self.ctx.config.limits.data_timeout.0;
         let mut remaining = size;
         loop {
-            let take = self.conn.buffered().len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let take = self
+                .conn
+                .buffered()
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
             self.conn.consume(take);
             remaining -= take as u64;
             if remaining == 0 {

@@ -1,14 +1,14 @@
 //! DATA: stream the message through the strict decoder, prepend our Received header, and
 //! answer `250` only once the queue has it on disk.
 
+use super::BUDGET_UNIT;
 use super::io::ReadEnd;
 use super::session::{Flow, Session};
-use super::BUDGET_UNIT;
-use crate::time::rfc5322_date;
-use crate::queue::{Envelope, QueueError, QueueId};
-use crate::smtp::proto::{Body, DataDecoder, DataSummary, Feed, Reply, ReversePath};
 use crate::config::LineEndings as ConfigLineEndings;
+use crate::queue::{Envelope, QueueError, QueueId};
 use crate::smtp::proto::LineEndings;
+use crate::smtp::proto::{Body, DataDecoder, DataSummary, Feed, Reply, ReversePath};
+use crate::time::rfc5322_date;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -91,14 +91,22 @@ impl Session {
         };
         if over_budget {
             self.tx = None;
-            log::warn!("{}: message refused: in-flight memory budget exhausted", self.peer);
+            log::warn!(
+                "{}: message refused: in-flight memory budget exhausted",
+                self.peer
+            );
             return self.refuse(Reply::storage_full());
         }
         self.queue_message(id, body, summary).await
     }
 
     /// Stores the finished message of the current transaction and answers the client.
-    pub async fn queue_message(&mut self, id: QueueId, body: Vec<u8>, summary: DataSummary) -> Flow {
+    pub async fn queue_message(
+        &mut self,
+        id: QueueId,
+        body: Vec<u8>,
+        summary: DataSummary,
+    ) -> Flow {
         let Some(tx) = self.tx.take() else {
             return self.refuse(Reply::bad_sequence());
         };
@@ -118,7 +126,11 @@ impl Session {
             attempts: 0,
             next_attempt: 0,
         };
-        let (sender, rcpts, size) = (envelope.sender.clone(), envelope.recipients.len(), envelope.size);
+        let (sender, rcpts, size) = (
+            envelope.sender.clone(),
+            envelope.recipients.len(),
+            envelope.size,
+        );
         match self.ctx.queue.enqueue(envelope, body).await {
             Ok(stored) => {
                 self.messages += 1;
@@ -143,7 +155,11 @@ impl Session {
     /// RFC 5321 §4.4 trace header, with the protocol names of RFC 3848 / RFC 6531.
     pub fn received_header(&self, id: QueueId, out: &mut Vec<u8>) {
         let Some(tx) = self.tx.as_ref() else { return };
-        let mut protocol = String::from(if tx.params.smtputf8 { "UTF8SMTP" } else { "ESMTP" });
+        let mut protocol = String::from(if tx.params.smtputf8 {
+            "UTF8SMTP"
+        } else {
+            "ESMTP"
+        });
         if self.helo.as_ref().is_some_and(|h| !h.extended) {
             protocol = "SMTP".into();
         }

@@ -93,7 +93,11 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, starttls: bool) {
         ctx.sessions.spawn(async move {
             let mut conn = io::Conn::new(stream);
             match permit {
-                Ok(permit) => session::Session::new(ctx2, conn, peer, starttls).run(permit).await,
+                Ok(permit) => {
+                    session::Session::new(ctx2, conn, peer, starttls)
+                        .run(permit)
+                        .await
+                }
                 Err(refusal) => {
                     let why = match refusal {
                         Refusal::Total => "too many connections",

@@ -24,8 +24,14 @@ impl Session {
                 self.answer(Reply::recipient_ok())
             }
             Err(denial) => {
-                let address = to.mailbox().map_or("<Postmaster>".into(), |m| m.to_string());
-                log::info!("{}: recipient {address} refused: {}", self.peer, denial.reason);
+                let address = to
+                    .mailbox()
+                    .map_or("<Postmaster>".into(), |m| m.to_string());
+                log::info!(
+                    "{}: recipient {address} refused: {}",
+                    self.peer,
+                    denial.reason
+                );
                 self.refuse(denial.reply)
             }
         }

@@ -132,7 +132,11 @@ impl Reply {
     /// RFC 5321 §4.5.3.1.10 lets a server limit transactions per session; 452 asks the
     /// client to continue in a new session.
     pub fn too_many_messages() -> Reply {
-        Reply::new(452, (4, 5, 3), "Too many messages in this session, reconnect")
+        Reply::new(
+            452,
+            (4, 5, 3),
+            "Too many messages in this session, reconnect",
+        )
     }
 
     pub fn too_many_errors() -> Reply {
