@@ -51,7 +51,14 @@ pub fn acquire(
     let xid = fastrand::u32(..);
     let discover = message(DISCOVER, xid, mac, hostname, previous, None);
     let offer = exchange(&socket, &discover, xid, mac, OFFER)?;
-    let request = message(REQUEST, xid, mac, hostname, Some(offer.address), Some(offer.server));
+    let request = message(
+        REQUEST,
+        xid,
+        mac,
+        hostname,
+        Some(offer.address),
+        Some(offer.server),
+    );
     exchange(&socket, &request, xid, mac, ACK)
 }
 
@@ -96,7 +103,11 @@ fn exchange(
     }
     Err(format!(
         "no DHCP {} after {} attempts",
-        if want == OFFER { "offer" } else { "acknowledgement" },
+        if want == OFFER {
+            "offer"
+        } else {
+            "acknowledgement"
+        },
         ATTEMPTS.len()
     ))
 }
@@ -218,7 +229,10 @@ mod tests {
         assert_eq!(lease.address, Ipv4Addr::new(10, 0, 2, 15));
         assert_eq!(lease.prefix, 24);
         assert_eq!(lease.router, Some(Ipv4Addr::new(10, 0, 2, 2)));
-        assert_eq!(lease.dns, [Ipv4Addr::new(10, 0, 2, 3), Ipv4Addr::new(9, 9, 9, 9)]);
+        assert_eq!(
+            lease.dns,
+            [Ipv4Addr::new(10, 0, 2, 3), Ipv4Addr::new(9, 9, 9, 9)]
+        );
         assert_eq!(lease.domain.as_deref(), Some("lan"));
         assert_eq!(lease.lease_secs, 86400);
     }

@@ -129,13 +129,16 @@ fn enable_sysrq_signals() {
 /// `key`.
 fn cmdline_value(key: &str) -> Option<String> {
     let line = read_trimmed("/proc/cmdline")?;
-    line.split_whitespace().find_map(|word| match word.split_once('=') {
-        Some((k, v)) if k == key => Some(v.to_string()),
-        None if word == key => Some(String::new()),
-        _ => None,
-    })
+    line.split_whitespace()
+        .find_map(|word| match word.split_once('=') {
+            Some((k, v)) if k == key => Some(v.to_string()),
+            None if word == key => Some(String::new()),
+            _ => None,
+        })
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }

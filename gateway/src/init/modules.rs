@@ -42,11 +42,19 @@ static CATALOG: Mutex<Option<Catalog>> = Mutex::new(None);
 /// Reads the module lists and loads what the hardware present at boot needs.
 pub fn load_all() {
     let started = Instant::now();
-    let Some(catalog) = Catalog::read() else { return };
-    let Ok(mut guard) = CATALOG.lock() else { return };
+    let Some(catalog) = Catalog::read() else {
+        return;
+    };
+    let Ok(mut guard) = CATALOG.lock() else {
+        return;
+    };
     let catalog = guard.insert(catalog);
     let loaded = catalog.load_matching();
-    let mut names: Vec<&str> = catalog.loaded.iter().map(|p| p.rsplit('/').next().unwrap_or(p)).collect();
+    let mut names: Vec<&str> = catalog
+        .loaded
+        .iter()
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .collect();
     names.sort_unstable();
     debug!("modules: {}", names.join(" "));
     info!(
@@ -83,7 +91,10 @@ impl Catalog {
             .lines()
             .filter_map(|l| l.split_once(':'))
             .map(|(path, deps)| {
-                (path.trim().to_string(), deps.split_whitespace().map(str::to_string).collect())
+                (
+                    path.trim().to_string(),
+                    deps.split_whitespace().map(str::to_string).collect(),
+                )
             })
             .collect();
         let wanted = want
@@ -93,7 +104,13 @@ impl Catalog {
                 Some((words.next()?, words.collect()))
             })
             .collect();
-        Some(Catalog { dir, deps, wanted, loaded: HashSet::new(), failed: HashSet::new() })
+        Some(Catalog {
+            dir,
+            deps,
+            wanted,
+            loaded: HashSet::new(),
+            failed: HashSet::new(),
+        })
     }
 
     /// Loads wanted modules that match present devices, repeating while
@@ -125,8 +142,15 @@ impl Catalog {
             if self.loaded.contains(module) || self.failed.contains(module) {
                 continue;
             }
-            let name = module.rsplit('/').next().unwrap_or(module).trim_end_matches(".ko");
-            let blocked = self.deps.get(module).is_some_and(|d| d.iter().any(|d| self.failed.contains(d)));
+            let name = module
+                .rsplit('/')
+                .next()
+                .unwrap_or(module)
+                .trim_end_matches(".ko");
+            let blocked = self
+                .deps
+                .get(module)
+                .is_some_and(|d| d.iter().any(|d| self.failed.contains(d)));
             if blocked {
                 debug!("module {name}: skipped, a dependency did not load");
                 self.failed.insert(module.to_string());
@@ -156,7 +180,8 @@ impl Catalog {
 }
 
 fn load(path: &str) -> Result<(), Errno> {
-    let file = File::open(path).map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
+    let file =
+        File::open(path).map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
     finit_module(&file, c"", ModuleInitFlags::empty())
 }
 
@@ -164,7 +189,11 @@ fn load(path: &str) -> Result<(), Errno> {
 fn device_aliases() -> Vec<String> {
     let mut aliases = Vec::new();
     for bus in fs::read_dir("/sys/bus").into_iter().flatten().flatten() {
-        for dev in fs::read_dir(bus.path().join("devices")).into_iter().flatten().flatten() {
+        for dev in fs::read_dir(bus.path().join("devices"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if let Ok(alias) = fs::read_to_string(dev.path().join("modalias")) {
                 aliases.push(alias.trim().to_string());
             }

@@ -30,9 +30,24 @@ pub fn early() {
         ("proc", "/proc", nodev, None),
         ("sysfs", "/sys", nodev, None),
         ("devtmpfs", "/dev", MsFlags::MS_NOSUID, Some("mode=0755")),
-        ("devpts", "/dev/pts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=0620,ptmxmode=0666")),
-        ("tmpfs", "/run", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755")),
-        ("tmpfs", "/tmp", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777")),
+        (
+            "devpts",
+            "/dev/pts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=0620,ptmxmode=0666"),
+        ),
+        (
+            "tmpfs",
+            "/run",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755"),
+        ),
+        (
+            "tmpfs",
+            "/tmp",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777"),
+        ),
     ];
     for (fstype, target, flags, data) in table {
         if let Err(e) = fs::create_dir_all(target) {
@@ -64,8 +79,14 @@ pub fn data(wait: Duration) -> Result<(), String> {
     // nosuid/nodev/noexec: /data holds data only. ext4's defaults (data=ordered, barriers on) are what make the queue's
     // fsync durable; do not weaken them here.
     let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some(device.as_str()), DATA, Some("ext4"), flags, None::<&str>)
-        .map_err(|e| format!("cannot mount {device} ({PARTNAME}) on {DATA}: {e}"))?;
+    mount(
+        Some(device.as_str()),
+        DATA,
+        Some("ext4"),
+        flags,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot mount {device} ({PARTNAME}) on {DATA}: {e}"))?;
     DATA_MOUNTED.store(true, Ordering::Release);
     info!("{DATA}: mounted {device} ({PARTNAME})");
     for name in ["edgemx.toml", "network.toml"] {
@@ -122,7 +143,10 @@ fn find_partition(name: &str) -> Option<String> {
         .filter_map(|entry| {
             let uevent = fs::read_to_string(entry.path().join("uevent")).ok()?;
             let field = |key: &str| {
-                uevent.lines().find_map(|l| l.strip_prefix(key)).map(str::to_string)
+                uevent
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::to_string)
             };
             (field("PARTNAME=")?.as_str() == name).then(|| field("DEVNAME="))?
         })
@@ -131,7 +155,11 @@ fn find_partition(name: &str) -> Option<String> {
     // stick the appliance was installed from is still plugged in).
     found.sort();
     if found.len() > 1 {
-        warn!("several {name} partitions ({}); using {}", found.join(", "), found[0]);
+        warn!(
+            "several {name} partitions ({}); using {}",
+            found.join(", "),
+            found[0]
+        );
     }
     found.into_iter().next().map(|dev| format!("/dev/{dev}"))
 }

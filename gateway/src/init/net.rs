@@ -47,7 +47,13 @@ fn auto() -> String {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { interface: auto(), mode: Mode::Dhcp, address: None, gateway: None, dns: Vec::new() }
+        Settings {
+            interface: auto(),
+            mode: Mode::Dhcp,
+            address: None,
+            gateway: None,
+            dns: Vec::new(),
+        }
     }
 }
 
@@ -98,7 +104,9 @@ pub fn start(wait: Duration) {
 
 /// Sets the kernel hostname from the gateway configuration's `hostname`.
 pub fn set_hostname() {
-    let Some(name) = configured_hostname() else { return };
+    let Some(name) = configured_hostname() else {
+        return;
+    };
     match nix::unistd::sethostname(&name) {
         Ok(()) => info!("hostname: {name}"),
         Err(e) => warn!("cannot set hostname {name}: {e}"),
@@ -155,9 +163,16 @@ fn find_interface(wanted: &str, wait: Duration) -> Option<String> {
 }
 
 fn apply_static(ifname: &str, settings: &Settings) -> Result<(), String> {
-    let spec = settings.address.as_deref().ok_or("mode = \"static\" needs address = \"A.B.C.D/N\"")?;
+    let spec = settings
+        .address
+        .as_deref()
+        .ok_or("mode = \"static\" needs address = \"A.B.C.D/N\"")?;
     let (ip, prefix) = match spec.split_once('/') {
-        Some((ip, len)) => (ip, len.parse::<u8>().map_err(|_| format!("bad prefix in {spec:?}"))?),
+        Some((ip, len)) => (
+            ip,
+            len.parse::<u8>()
+                .map_err(|_| format!("bad prefix in {spec:?}"))?,
+        ),
         None => (spec, 24),
     };
     let ip: Ipv4Addr = ip.parse().map_err(|_| format!("bad address {spec:?}"))?;
@@ -169,7 +184,14 @@ fn apply_static(ifname: &str, settings: &Settings) -> Result<(), String> {
         netif::set_default_route(gateway)?;
     }
     write_resolv_conf(&settings.dns, None);
-    announce(ifname, ip, prefix, settings.gateway, &settings.dns, "static".into());
+    announce(
+        ifname,
+        ip,
+        prefix,
+        settings.gateway,
+        &settings.dns,
+        "static".into(),
+    );
     Ok(())
 }
 
@@ -217,16 +239,34 @@ fn apply_lease(ifname: &str, lease: &dhcp::Lease) {
     }
     write_resolv_conf(&lease.dns, lease.domain.as_deref());
     let how = format!("DHCP from {}, lease {} s", lease.server, lease.lease_secs);
-    announce(ifname, lease.address, lease.prefix, lease.router, &lease.dns, how);
+    announce(
+        ifname,
+        lease.address,
+        lease.prefix,
+        lease.router,
+        &lease.dns,
+        how,
+    );
 }
 
-fn announce(ifname: &str, ip: Ipv4Addr, prefix: u8, gw: Option<Ipv4Addr>, dns: &[Ipv4Addr], how: String) {
+fn announce(
+    ifname: &str,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gw: Option<Ipv4Addr>,
+    dns: &[Ipv4Addr],
+    how: String,
+) {
     if let Ok(mut a) = ADDRESS.lock() {
         *a = Some(ip);
     }
     let gw = gw.map_or("none".into(), |g| g.to_string());
     let dns: Vec<String> = dns.iter().map(Ipv4Addr::to_string).collect();
-    let dns = if dns.is_empty() { "none".into() } else { dns.join(" ") };
+    let dns = if dns.is_empty() {
+        "none".into()
+    } else {
+        dns.join(" ")
+    };
     info!("{ifname}: address {ip}/{prefix}, gateway {gw}, dns {dns} ({how})");
 }
 

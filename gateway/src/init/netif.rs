@@ -80,8 +80,13 @@ pub fn prefix_len(mask: Ipv4Addr) -> u8 {
 }
 
 fn control_socket() -> Result<OwnedFd, String> {
-    socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| format!("cannot open a control socket: {e}"))
+    socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("cannot open a control socket: {e}"))
 }
 
 fn ifreq(ifname: &str) -> Result<libc::ifreq, String> {
@@ -110,7 +115,9 @@ fn sockaddr(address: Ipv4Addr) -> libc::sockaddr {
     let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: u32::from(address).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(address).to_be(),
+        },
         sin_zero: [0; 8],
     };
     // SAFETY: sockaddr_in and sockaddr are both 16 bytes; this is how the

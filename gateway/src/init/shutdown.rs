@@ -46,7 +46,10 @@ pub fn finish(request: Request, signals: &SigSet, dog: &mut Option<Watchdog>) ->
         warn!("cannot signal processes: {e}");
     }
     if !wait_for_all(signals, dog, STOP_DEADLINE) {
-        warn!("processes still running after {} s; killing them", STOP_DEADLINE.as_secs());
+        warn!(
+            "processes still running after {} s; killing them",
+            STOP_DEADLINE.as_secs()
+        );
         let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
         if !wait_for_all(signals, dog, KILL_DEADLINE) {
             error!("processes survived SIGKILL; going on regardless");

@@ -99,7 +99,10 @@ pub fn run(signals: &SigSet, dog: &mut Option<Watchdog>) -> Request {
 pub fn arm_alarm(deadline: Option<Instant>) {
     match deadline {
         Some(at) => {
-            let secs = at.saturating_duration_since(Instant::now()).as_secs_f64().ceil();
+            let secs = at
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64()
+                .ceil();
             alarm::set((secs as u32).max(1));
         }
         None => {
@@ -111,7 +114,10 @@ pub fn arm_alarm(deadline: Option<Instant>) {
 impl Gateway {
     fn start(&mut self) {
         if let Err(e) = mounts::data(Duration::ZERO) {
-            warn!("gateway not started: {e}; retrying in {} s", DATA_RETRY.as_secs());
+            warn!(
+                "gateway not started: {e}; retrying in {} s",
+                DATA_RETRY.as_secs()
+            );
             self.start_at = Instant::now() + DATA_RETRY;
             return;
         }
@@ -183,7 +189,10 @@ pub fn describe(status: &WaitStatus) -> String {
         WaitStatus::Exited(_, 0) => "exited normally".into(),
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, signal, core) => {
-            format!("killed by {signal}{}", if *core { " (core dumped)" } else { "" })
+            format!(
+                "killed by {signal}{}",
+                if *core { " (core dumped)" } else { "" }
+            )
         }
         other => format!("{other:?}"),
     }
@@ -217,8 +226,12 @@ fn watch_listeners() {
 
 /// Ports of the `[[listener]]` addresses in the gateway configuration.
 fn listener_ports() -> Vec<u16> {
-    let Ok(text) = fs::read_to_string(super::CONFIG_PATH) else { return Vec::new() };
-    let Ok(table) = text.parse::<toml::Table>() else { return Vec::new() };
+    let Ok(text) = fs::read_to_string(super::CONFIG_PATH) else {
+        return Vec::new();
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
     let Some(listeners) = table.get("listener").and_then(|l| l.as_array()) else {
         return Vec::new();
     };

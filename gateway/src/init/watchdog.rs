@@ -48,7 +48,10 @@ impl Watchdog {
             Ok(_) => info!("watchdog armed: reset after {timeout} s without init"),
             Err(e) => warn!("watchdog armed with the driver's default timeout ({e})"),
         }
-        Some(Watchdog { file, next: Instant::now() })
+        Some(Watchdog {
+            file,
+            next: Instant::now(),
+        })
     }
 
     /// Pings the watchdog when due.
