@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{FakeBackend, SmtpClient, send_mail};
+use edgemx_tests::{FakeBackend, ReceivedMessage, SmtpClient, send_mail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
@@ -50,17 +50,25 @@ async fn boot_accepts_mail_and_relays_it(firmware: Firmware, boot: Duration) {
     let name = format!("{firmware:?}").to_lowercase();
     let vm = Vm::boot(&name, &disk, firmware, sink.addr().port());
     let ready = vm.wait_for_banner(boot).await;
-    eprintln!("BOOT TIME {name}: SMTP banner {:.1} s after QEMU start", ready.as_secs_f64());
-    vm.wait_for_console("SMTP is listening on port 25 (address 10.0.2.15)", Duration::from_secs(10))
-        .await;
+    eprintln!(
+        "BOOT TIME {name}: SMTP banner {:.1} s after QEMU start",
+        ready.as_secs_f64()
+    );
+    vm.wait_for_console(
+        "SMTP is listening on port 25 (address 10.0.2.15)",
+        Duration::from_secs(10),
+    )
+    .await;
 
-    let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message("boot-1"))
-        .await
-        .expect("the appliance takes the message");
-    assert_eq!(reply.code, 250, "{reply:?}");
-    let got = sink.wait_for_messages(1, DELIVERY).await;
-    assert_eq!(got[0].rcpt_to, ["bob@example.com"]);
-    assert_eq!(got[0].message_id().as_deref(), Some("<boot-1@client.test>"));
+    let ids = send_messages(&vm, "boot", 1).await;
+    let got = assert_delivered(&sink, &ids).await;
+    let ours = got
+        .iter()
+        .find(|m| m.message_id().is_some_and(|id| ids.contains(&id)));
+    assert_eq!(
+        ours.map(|m| m.rcpt_to.clone()),
+        Some(vec!["bob@example.com".to_string()])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -72,7 +80,8 @@ async fn queued_mail_survives_the_power_button_and_is_delivered_after_boot() {
     let ids = send_messages(&vm, "pd", 5).await;
 
     vm.monitor("system_powerdown").await;
-    vm.wait_for_console("power button pressed", Duration::from_secs(30)).await;
+    vm.wait_for_console("power button pressed", Duration::from_secs(30))
+        .await;
     vm.wait_for_exit(POWER_OFF).await;
     vm.assert_console("/data: unmounted");
 
@@ -108,18 +117,18 @@ async fn a_killed_gateway_is_restarted_by_init() {
     let sink = FakeBackend::start().await;
     let vm = Vm::boot("supervise", &disk, Firmware::Bios, sink.addr().port());
     vm.wait_for_banner(BIOS_BOOT).await;
-    vm.wait_for_console("SMTP is listening", Duration::from_secs(10)).await;
+    vm.wait_for_console("SMTP is listening", Duration::from_secs(10))
+        .await;
 
     vm.monitor("sendkey alt-sysrq-i").await;
-    vm.wait_for_console("killed by SIGKILL", Duration::from_secs(30)).await;
-    vm.wait_for_console("gateway started", Duration::from_secs(30)).await;
+    vm.wait_for_console("killed by SIGKILL", Duration::from_secs(30))
+        .await;
+    vm.wait_for_console("gateway started", Duration::from_secs(30))
+        .await;
     vm.wait_for_banner(Duration::from_secs(60)).await;
 
-    let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message("again"))
-        .await
-        .expect("the restarted gateway takes mail");
-    assert_eq!(reply.code, 250, "{reply:?}");
-    sink.wait_for_messages(1, DELIVERY).await;
+    let ids = send_messages(&vm, "again", 1).await;
+    assert_delivered(&sink, &ids).await;
 }
 
 // --- helpers ----------------------------------------------------------------
@@ -136,21 +145,37 @@ async fn send_messages(vm: &Vm, prefix: &str, n: usize) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     for i in 0..n {
         let id = format!("{prefix}-{i}");
-        let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message(&id))
-            .await
-            .unwrap_or_else(|e| panic!("message {id}: {e}"));
+        let reply = send_mail(
+            vm.smtp,
+            "alice@client.test",
+            &["bob@example.com"],
+            &message(&id),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("message {id}: {e}"));
         assert_eq!(reply.code, 250, "message {id}: {reply:?}");
         ids.insert(format!("<{id}@client.test>"));
     }
     ids
 }
 
-/// Every message in `ids` reaches the sink (at least once).
-async fn assert_delivered(sink: &FakeBackend, ids: &BTreeSet<String>) {
-    let got = sink.wait_for_messages(ids.len(), DELIVERY).await;
-    let seen: BTreeSet<String> = got.iter().filter_map(|m| m.message_id()).collect();
-    let missing: Vec<&String> = ids.difference(&seen).collect();
-    assert!(missing.is_empty(), "not delivered: {missing:?} (got {seen:?})");
+/// Every message in `ids` reaches the sink (at least once); returns all the
+/// sink received.
+async fn assert_delivered(sink: &FakeBackend, ids: &BTreeSet<String>) -> Vec<ReceivedMessage> {
+    let deadline = Instant::now() + DELIVERY;
+    loop {
+        let got = sink.messages();
+        let seen: BTreeSet<String> = got.iter().filter_map(|m| m.message_id()).collect();
+        let missing: Vec<&String> = ids.difference(&seen).collect();
+        if missing.is_empty() {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered within {DELIVERY:?}: {missing:?} (got {seen:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -161,12 +186,19 @@ fn repo_root() -> PathBuf {
 /// the current directory or the repository root).
 fn image() -> PathBuf {
     let Some(path) = std::env::var_os("EDGEMX_IMAGE") else {
-        panic!("EDGEMX_IMAGE is not set: build the image with scripts/build-image and set EDGEMX_IMAGE=out/edgemx.img");
+        panic!(
+            "EDGEMX_IMAGE is not set: build the image with scripts/build-image and set EDGEMX_IMAGE=out/edgemx.img"
+        );
     };
     let path = PathBuf::from(path);
-    let found = [path.clone(), repo_root().join(&path)].into_iter().find(|p| p.is_file());
+    let found = [path.clone(), repo_root().join(&path)]
+        .into_iter()
+        .find(|p| p.is_file());
     let Some(found) = found else {
-        panic!("EDGEMX_IMAGE={} does not exist: run scripts/build-image", path.display());
+        panic!(
+            "EDGEMX_IMAGE={} does not exist: run scripts/build-image",
+            path.display()
+        );
     };
     found.canonicalize().unwrap_or(found)
 }
@@ -222,7 +254,12 @@ impl Vm {
             })
             .arg("--disk")
             .arg(&disk.path)
-            .args(["--smtp-port", &smtp_port.to_string(), "--sink-port", &sink_port.to_string()])
+            .args([
+                "--smtp-port",
+                &smtp_port.to_string(),
+                "--sink-port",
+                &sink_port.to_string(),
+            ])
             .arg("--monitor")
             .arg(&monitor)
             .stdin(Stdio::null())
@@ -236,7 +273,11 @@ impl Vm {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout);
                 let mut line = Vec::new();
-                while lines.read_until(b'\n', &mut line).await.is_ok_and(|n| n > 0) {
+                while lines
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .is_ok_and(|n| n > 0)
+                {
                     let text = String::from_utf8_lossy(&line).trim_end().to_string();
                     eprintln!("[{name}] {text}");
                     if let Ok(mut c) = console.lock() {
@@ -258,17 +299,28 @@ impl Vm {
     }
 
     fn console_has(&self, needle: &str) -> bool {
-        self.console.lock().map(|c| c.contains(needle)).unwrap_or(false)
+        self.console
+            .lock()
+            .map(|c| c.contains(needle))
+            .unwrap_or(false)
     }
 
     fn assert_console(&self, needle: &str) {
-        assert!(self.console_has(needle), "[{}] the console never showed {needle:?}", self.name);
+        assert!(
+            self.console_has(needle),
+            "[{}] the console never showed {needle:?}",
+            self.name
+        );
     }
 
     async fn wait_for_console(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.console_has(needle) {
-            assert!(Instant::now() < deadline, "[{}] no {needle:?} on the console within {timeout:?}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "[{}] no {needle:?} on the console within {timeout:?}",
+                self.name
+            );
             self.assert_running();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -281,13 +333,18 @@ impl Vm {
         loop {
             // Before the guest listens, the host side of the forward accepts
             // and then closes: connect succeeds but no banner comes.
-            let attempt = tokio::time::timeout(Duration::from_secs(5), SmtpClient::connect(self.smtp)).await;
+            let attempt =
+                tokio::time::timeout(Duration::from_secs(5), SmtpClient::connect(self.smtp)).await;
             if let Ok(Ok(client)) = attempt
                 && client.banner.code == 220
             {
                 return self.started.elapsed();
             }
-            assert!(Instant::now() < deadline, "[{}] no SMTP banner within {timeout:?}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "[{}] no SMTP banner within {timeout:?}",
+                self.name
+            );
             self.assert_running();
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -295,26 +352,38 @@ impl Vm {
 
     /// Sends one command to the QEMU human monitor.
     async fn monitor(&self, command: &str) {
-        let mut stream = UnixStream::connect(&self.monitor).await.expect("QEMU monitor socket");
+        let mut stream = UnixStream::connect(&self.monitor)
+            .await
+            .expect("QEMU monitor socket");
         let mut buf = vec![0u8; 4096];
         // Banner and first prompt, then the command's output and next prompt.
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-        stream.write_all(format!("{command}\n").as_bytes()).await.expect("monitor write");
+        stream
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .expect("monitor write");
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
     }
 
     async fn wait_for_exit(&self, timeout: Duration) {
-        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else { return };
+        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else {
+            return;
+        };
         match tokio::time::timeout(timeout, child.wait()).await {
             Ok(status) => eprintln!("[{}] QEMU exited: {status:?}", self.name),
-            Err(_) => panic!("[{}] the guest did not power off within {timeout:?}", self.name),
+            Err(_) => panic!(
+                "[{}] the guest did not power off within {timeout:?}",
+                self.name
+            ),
         }
     }
 
     /// SIGKILL to QEMU: the disk image keeps exactly what the guest had
     /// written through to it.
     async fn power_cut(&self) {
-        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else { return };
+        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else {
+            return;
+        };
         child.start_kill().expect("kill QEMU");
         let _ = child.wait().await;
     }
@@ -326,186 +395,5 @@ impl Vm {
         {
             panic!("[{}] QEMU exited early: {status}", self.name);
         }
-    }
-}
-
-/// Stand-in for the `edgemx_tests` harness (same API) until it lands on main.
-mod harness {
-    use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::{TcpListener, TcpStream};
-
-    #[derive(Debug, Clone)]
-    pub struct Reply {
-        pub code: u16,
-        pub text: String,
-    }
-
-    #[derive(Debug, Clone)]
-    pub struct ReceivedMessage {
-        pub mail_from: String,
-        pub rcpt_to: Vec<String>,
-        pub data: Vec<u8>,
-    }
-
-    impl ReceivedMessage {
-        pub fn message_id(&self) -> Option<String> {
-            let text = String::from_utf8_lossy(&self.data);
-            let head = text.split("\r\n\r\n").next()?.to_string();
-            head.split("\r\n").find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("message-id").then(|| v.trim().to_string())
-            })
-        }
-    }
-
-    pub struct FakeBackend {
-        addr: SocketAddr,
-        messages: Arc<Mutex<Vec<ReceivedMessage>>>,
-    }
-
-    impl FakeBackend {
-        pub async fn start() -> FakeBackend {
-            Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
-        }
-
-        pub async fn start_on(addr: SocketAddr) -> FakeBackend {
-            let listener = TcpListener::bind(addr).await.expect("sink bind");
-            let addr = listener.local_addr().expect("sink addr");
-            let messages = Arc::new(Mutex::new(Vec::new()));
-            let store = messages.clone();
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(converse(stream, store.clone()));
-                }
-            });
-            FakeBackend { addr, messages }
-        }
-
-        pub fn addr(&self) -> SocketAddr {
-            self.addr
-        }
-
-        pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<ReceivedMessage> {
-            let deadline = tokio::time::Instant::now() + timeout;
-            loop {
-                let have = self.messages.lock().map(|m| m.clone()).unwrap_or_default();
-                if have.len() >= n {
-                    return have;
-                }
-                assert!(tokio::time::Instant::now() < deadline, "sink got {} of {n} messages within {timeout:?}", have.len());
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-
-    async fn converse(stream: TcpStream, store: Arc<Mutex<Vec<ReceivedMessage>>>) -> std::io::Result<()> {
-        let mut io = BufReader::new(stream);
-        io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await?;
-        let (mut from, mut rcpts) = (String::new(), Vec::new());
-        loop {
-            let mut line = String::new();
-            if io.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            let upper = line.to_ascii_uppercase();
-            let path = |s: &str| s.trim().trim_start_matches('<').split('>').next().unwrap_or("").to_string();
-            let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                b"250 sink.test\r\n"
-            } else if upper.starts_with("MAIL FROM:") {
-                from = path(&line[10..]);
-                b"250 ok\r\n"
-            } else if upper.starts_with("RCPT TO:") {
-                rcpts.push(path(&line[8..]));
-                b"250 ok\r\n"
-            } else if upper.starts_with("DATA") {
-                io.get_mut().write_all(b"354 go\r\n").await?;
-                let mut data = Vec::new();
-                loop {
-                    let mut l = Vec::new();
-                    if io.read_until(b'\n', &mut l).await? == 0 {
-                        return Ok(());
-                    }
-                    if l == b".\r\n" {
-                        break;
-                    }
-                    data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
-                }
-                let msg = ReceivedMessage { mail_from: from.clone(), rcpt_to: std::mem::take(&mut rcpts), data };
-                if let Ok(mut m) = store.lock() {
-                    m.push(msg);
-                }
-                b"250 stored\r\n"
-            } else if upper.starts_with("QUIT") {
-                io.get_mut().write_all(b"221 bye\r\n").await?;
-                return Ok(());
-            } else {
-                b"250 ok\r\n"
-            };
-            io.get_mut().write_all(reply).await?;
-        }
-    }
-
-    pub struct SmtpClient {
-        io: BufReader<TcpStream>,
-        pub banner: Reply,
-    }
-
-    impl SmtpClient {
-        pub async fn connect(addr: SocketAddr) -> std::io::Result<SmtpClient> {
-            let mut io = BufReader::new(TcpStream::connect(addr).await?);
-            let banner = read_reply(&mut io).await?;
-            Ok(SmtpClient { io, banner })
-        }
-
-        pub async fn command(&mut self, line: &str) -> Reply {
-            let sent = self.io.get_mut().write_all(format!("{line}\r\n").as_bytes()).await;
-            match sent {
-                Ok(()) => read_reply(&mut self.io).await.unwrap_or(Reply { code: 0, text: "closed".into() }),
-                Err(e) => Reply { code: 0, text: e.to_string() },
-            }
-        }
-    }
-
-    async fn read_reply(io: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            if io.read_line(&mut line).await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            text.push_str(&line);
-            if line.len() < 4 || line.as_bytes()[3] != b'-' {
-                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-                return Ok(Reply { code, text });
-            }
-        }
-    }
-
-    pub async fn send_mail(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> Result<Reply, String> {
-        let mut c = SmtpClient::connect(addr).await.map_err(|e| e.to_string())?;
-        let mut lines = vec![("EHLO client.test".to_string(), 250), (format!("MAIL FROM:<{from}>"), 250)];
-        lines.extend(to.iter().map(|rcpt| (format!("RCPT TO:<{rcpt}>"), 250)));
-        lines.push(("DATA".into(), 354));
-        for (line, want) in lines {
-            let r = c.command(&line).await;
-            if r.code != want {
-                return Err(format!("{line}: {r:?}"));
-            }
-        }
-        let mut data = String::new();
-        for line in body.split_inclusive("\r\n") {
-            if line.starts_with('.') {
-                data.push('.');
-            }
-            data.push_str(line);
-        }
-        data.push('.');
-        let reply = c.command(&data).await;
-        let _ = c.command("QUIT").await;
-        Ok(reply)
     }
 }
