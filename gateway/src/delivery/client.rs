@@ -162,7 +162,7 @@ impl Session {
         };
         if !mail.is_positive() {
             if data.as_ref().is_some_and(|d| d.code == 354) {
-                self.finish_data(true).await?;
+                self.end_empty_data().await?;
             }
             return Ok(all(mail));
         }
@@ -176,11 +176,11 @@ impl Session {
         }
         if accepted == 0 {
             // A pipelining server that said 354 with no recipient: end the empty message.
-            self.finish_data(true).await?;
+            self.end_empty_data().await?;
             return Ok(rcpts);
         }
         self.stuff_body(msg.body);
-        let final_reply = self.finish_data(false).await?;
+        let final_reply = self.finish_data().await?;
         Ok(merge(rcpts, &final_reply))
     }
 
@@ -419,24 +419,23 @@ impl Session {
             self.buf = Vec::new();
         }
         self.buf.clear();
-        self.buf.reserve(body.len() + body.len() / 64 + 5);
+        // The one copy of the body: CRLF, dot-stuffed, with the end-of-data mark.
         super::pending::dot_stuff(body, &mut self.buf);
-        if !self.buf.is_empty() && !self.buf.ends_with(b"\r\n") {
-            self.buf.extend_from_slice(b"\r\n");
-        }
     }
 
-    /// Sends the (already stuffed) body and the end-of-data mark, reads the final reply.
-    async fn finish_data(&mut self, empty: bool) -> Result<Reply, Broken> {
-        let limit = self.settings.data_timeout;
-        if empty {
-            self.buf.clear();
-        }
+    async fn end_empty_data(&mut self) -> Result<Reply, Broken> {
+        self.buf.clear();
         self.buf.extend_from_slice(b".\r\n");
+        self.finish_data().await
+    }
+
+    /// Sends the prepared data (ending with `.\r\n`) and reads the final reply.
+    async fn finish_data(&mut self) -> Result<Reply, Broken> {
+        let limit = self.settings.data_timeout;
         let buf = std::mem::take(&mut self.buf);
         let written = wire::write_all(&mut self.io, &buf, limit).await;
         self.buf = buf;
-        written.map_err(|e| self.broken("message data", e, true))?;
+        written.map_err(|e| self.broken("message data", e, false))?;
         self.read(limit)
             .await
             .map_err(|e| self.broken("end of data", e, false))

@@ -2,7 +2,8 @@
 //! (`queue::schedule`, `queue::dsn` on `queue`; `smtp::proto::dot_stuff` on `proto`).
 //! Same names and signatures as the real ones; this file is deleted after those merges.
 
-/// Copies `body` to `out`, doubling every `.` that starts a line (RFC 5321 §4.5.2).
+/// Appends `body` as DATA content, a leading `.` doubled (RFC 5321 §4.5.2), a final CRLF
+/// ensured, then the end marker `.\r\n` (as `smtp::proto::dot_stuff` does).
 pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
     let mut line_start = true;
     for &b in body {
@@ -12,13 +13,17 @@ pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
         out.push(b);
         line_start = b == b'\n';
     }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
 }
 
 pub mod schedule {
     use crate::config;
 
     /// Unix seconds of the attempt after `attempts` attempts, with jitter.
-    pub fn next_attempt(config: &config::Queue, attempts: u32, now: u64) -> u64 {
+    pub fn next_attempt(now: u64, attempts: u32, config: &config::Queue) -> u64 {
         let index = (attempts as usize).saturating_sub(1);
         let wait = config
             .retry_intervals
@@ -31,13 +36,18 @@ pub mod schedule {
     }
 
     /// The message has been queued longer than `max_lifetime`.
-    pub fn expired(config: &config::Queue, received: u64, now: u64) -> bool {
-        now.saturating_sub(received) >= config.max_lifetime.0.as_secs()
+    pub fn expired(envelope: &crate::queue::Envelope, now: u64, config: &config::Queue) -> bool {
+        now.saturating_sub(envelope.received) >= config.max_lifetime.0.as_secs()
     }
 }
 
 pub mod dsn {
     use crate::queue::{Envelope, QueueId, RcptStatus, Recipient};
+
+    /// How a remote reply is stored so the DSN can name the remote MTA.
+    pub fn remote_reply(remote_mta: &str, reply: &str) -> String {
+        format!("{remote_mta} said: {reply}")
+    }
 
     /// A minimal plain-text bounce; the real RFC 3464 one comes with the `queue` branch.
     pub fn bounce(

@@ -231,6 +231,7 @@ impl Scheduler {
                     .extend(rcpts.into_iter().map(|index| Outcome {
                         index,
                         reply: down.reply.clone(),
+                        mta: None,
                     }));
                 continue;
             }
@@ -318,11 +319,7 @@ impl Scheduler {
         }
         let now = unix_now();
         let settled = settle::settle(&mut entry.env, &attempt.outcomes, now, &self.config.queue);
-        let failed: Vec<Recipient> = settled
-            .failed
-            .iter()
-            .filter_map(|&i| entry.env.recipients.get(i).cloned())
-            .collect();
+        let failed = settled.failed;
         let change = if settled.finished {
             Change::Delete(id)
         } else {

@@ -355,11 +355,12 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
             Ok(got) => {
                 log_attempt(job, Some(session), &got);
                 let reached = ReportKind::Attempted { reached: true };
-                let outcomes = job
-                    .rcpts
-                    .iter()
-                    .zip(got)
-                    .map(|(&index, reply)| Outcome { index, reply });
+                let mta: Arc<str> = Arc::from(session.host());
+                let outcomes = job.rcpts.iter().zip(got).map(|(&index, reply)| Outcome {
+                    index,
+                    mta: (!reply.local).then(|| mta.clone()),
+                    reply,
+                });
                 let outcomes = outcomes.collect();
                 if session.sent() >= ctx.max_messages_per_connection
                     && let Some(session) = conn.take()
@@ -413,6 +414,7 @@ fn all(job: &Job, reply: &Reply) -> Vec<Outcome> {
         .map(|&index| Outcome {
             index,
             reply: reply.clone(),
+            mta: None,
         })
         .collect()
 }
