@@ -9,10 +9,13 @@
 //!
 //! | file | job |
 //! | --- | --- |
-//! | `scheduler.rs` | what is due (timer), jobs per destination, results → one `apply` per attempt |
-//! | `worker.rs` | per-destination job queues; workers holding and reusing connections |
+//! | `scheduler.rs` | what is due (timer), jobs per destination, merging per-destination reports |
+//! | `record.rs` | an attempt's result (+ DSN) → one `queue.apply` |
+//! | `dest.rs` | a destination's job queue: wakes idle workers, starts new ones within limits |
+//! | `worker.rs` | workers holding and reusing connections; one log line per attempt |
 //! | `hops.rs` | next hops in order, `mx` expansion, failover, unreachable-address memory |
-//! | `client.rs` | the SMTP client session: EHLO, STARTTLS, pipelined transaction |
+//! | `client.rs` | the SMTP client session: connect, greeting, EHLO, STARTTLS |
+//! | `client/transaction.rs` | MAIL/RCPT/DATA, pipelined when offered, per-recipient replies |
 //! | `wire.rs` | stream (plain or TLS) and reply parsing |
 //! | `tls.rs` | rustls client configuration (ring, no certificate verification yet) |
 //! | `route.rs` | recipient domain → destination (hops + TLS policy) |
@@ -25,8 +28,10 @@
 //! message waiting for it, whatever their own back-off.
 
 mod client;
+mod dest;
 mod hops;
 mod pending;
+mod record;
 mod route;
 mod scheduler;
 mod settle;

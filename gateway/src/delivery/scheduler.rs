@@ -7,17 +7,21 @@
 //! message are never reordered. Nothing here blocks: store I/O runs in spawned tasks.
 
 use super::Command;
-use super::pending::dsn;
+use super::dest::DestQueue;
+use super::record::Write;
 use super::route::{Destination, Routes};
 use super::settle::{self, Outcome};
 use super::wire::Reply;
-use super::worker::{Ctx, DestQueue, Job, Message, Report, ReportKind};
+use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use crate::config::Config;
-use crate::queue::{Change, Envelope, Queue, QueueId, Recipient};
+use crate::queue::{Change, Envelope, Queue, QueueId};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+
+/// Destination queues kept before idle ones are pruned.
+const MAX_IDLE_QUEUES: usize = 1024;
 
 pub enum Event {
     Report(Report),
@@ -235,6 +239,10 @@ impl Scheduler {
                     }));
                 continue;
             }
+            if !self.dests.contains_key(&dest) && self.dests.len() >= MAX_IDLE_QUEUES {
+                // DSNs to many outside domains: do not keep a queue per domain forever.
+                self.dests.retain(|_, dq| !dq.is_idle());
+            }
             let dq = self
                 .dests
                 .entry(dest.clone())
@@ -447,75 +455,6 @@ impl Scheduler {
             }
         }
         next
-    }
-}
-
-/// One durable write: the envelope's new state and the DSN for its failed recipients.
-struct Write {
-    queue: Queue,
-    hostname: String,
-    events: mpsc::UnboundedSender<Event>,
-    finished: bool,
-}
-
-impl Write {
-    async fn run(
-        self,
-        env: Envelope,
-        failed: Vec<Recipient>,
-        body: Option<Arc<Vec<u8>>>,
-        change: Change,
-        now: u64,
-    ) {
-        let id = env.id;
-        let mut changes = Vec::with_capacity(2);
-        let mut bounced = false;
-        if !failed.is_empty() {
-            let to: Vec<&str> = failed.iter().map(|r| r.address.as_str()).collect();
-            if env.sender.is_empty() {
-                log::info!(
-                    "{id} failed for <{}>; no DSN to the null sender",
-                    to.join(">,<")
-                );
-            } else {
-                let body = match body {
-                    Some(body) => Some(body),
-                    None => self.queue.body(id).await.ok().flatten(),
-                };
-                let rcpts: Vec<&Recipient> = failed.iter().collect();
-                let dsn = dsn::bounce(
-                    &self.hostname,
-                    &env,
-                    body.as_deref().map_or(&[][..], |b| b),
-                    &rcpts,
-                    now,
-                );
-                if let Some((envelope, body)) = dsn {
-                    changes.push(Change::Insert { envelope, body });
-                    bounced = true;
-                }
-            }
-        }
-        changes.push(change);
-        match self.queue.apply(changes).await {
-            Ok(ids) => {
-                if bounced {
-                    let dsn_id = ids.first().map(|i| i.to_string()).unwrap_or_default();
-                    let to: Vec<&str> = failed.iter().map(|r| r.address.as_str()).collect();
-                    log::info!(
-                        "{id} bounce to <{}> for <{}>: DSN queued as {dsn_id}",
-                        env.sender,
-                        to.join(">,<")
-                    );
-                }
-            }
-            // The store keeps the previous state: the message is attempted again after a
-            // restart (at least once; a duplicate is possible, a loss is not).
-            Err(e) => log::error!("{id} cannot record the delivery result: {e}"),
-        }
-        if !self.finished {
-            let _ = self.events.send(Event::Applied(id));
-        }
     }
 }
 

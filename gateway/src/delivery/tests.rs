@@ -1,10 +1,11 @@
 //! Client, failover and worker tests against the fake server, over real sockets.
 
+use super::dest::DestQueue;
 use super::fake::{self, Script};
 use super::hops::Walker;
 use super::route::Destination;
 use super::scheduler::Event;
-use super::worker::{Ctx, DestQueue, Job, Message, Report, ReportKind};
+use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use super::*;
 use crate::config::{NextHop, TlsPolicy};
 use crate::queue::{RcptStatus, Recipient};
