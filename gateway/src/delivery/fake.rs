@@ -19,6 +19,10 @@ pub struct Script {
     /// Hold every reply from `MAIL` until `DATA` arrived: a client that waits for the
     /// `MAIL` reply before sending `RCPT` (no pipelining) then times out.
     pub strict_pipelining: bool,
+    /// Answer STARTTLS with 220, then send garbage instead of a handshake.
+    pub broken_tls: bool,
+    /// Drop the connection (no reply, no QUIT) after this many messages.
+    pub close_after: Option<usize>,
 }
 
 impl Default for Script {
@@ -36,6 +40,8 @@ impl Default for Script {
             data: "354 go ahead",
             final_reply: "250 2.0.0 queued",
             strict_pipelining: false,
+            broken_tls: false,
+            close_after: None,
         }
     }
 }
@@ -95,7 +101,7 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
         let _ = io.get_mut().write_all(out.as_bytes()).await;
         return;
     }
-    let (mut in_tls, mut holding, mut accepted) = (false, false, 0);
+    let (mut in_tls, mut holding, mut accepted, mut messages) = (false, false, 0, 0);
     let mut line = String::new();
     loop {
         if !holding && io.buffer().is_empty() && !out.is_empty() {
@@ -115,7 +121,7 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
         match verb.as_str() {
             "EHLO" => {
                 let mut ext = script.extensions.clone();
-                if script.tls.is_some() && !in_tls {
+                if (script.tls.is_some() || script.broken_tls) && !in_tls {
                     ext.push("STARTTLS");
                 }
                 out.push_str("250-fake.test\r\n");
@@ -128,6 +134,13 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
                 }
             }
             "HELO" | "RSET" | "NOOP" => out.push_str("250 2.0.0 ok\r\n"),
+            "STARTTLS" if script.broken_tls => {
+                let _ = io
+                    .get_mut()
+                    .write_all(b"220 2.0.0 ready\r\nnot a handshake\r\n")
+                    .await;
+                return;
+            }
             "STARTTLS" => {
                 let Some(config) = script.tls.clone() else {
                     out.push_str("502 5.5.1 no\r\n");
@@ -192,6 +205,11 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
                 }
                 seen.lock().unwrap().messages.push(data);
                 out.push_str(&format!("{}\r\n", script.final_reply));
+                messages += 1;
+                if script.close_after == Some(messages) {
+                    let _ = io.get_mut().write_all(out.as_bytes()).await;
+                    return;
+                }
             }
             "QUIT" => {
                 let _ = io.get_mut().write_all(b"221 2.0.0 bye\r\n").await;
