@@ -65,7 +65,12 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub async fn start(script: Script) -> Fake {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(SocketAddr::from(([127, 0, 0, 1], 0)), script).await
+}
+
+/// As [`start`], on a given address (a backend that comes back on its old port).
+pub async fn start_on(addr: SocketAddr, script: Script) -> Fake {
+    let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let script = Arc::new(script);

@@ -136,6 +136,11 @@ impl Walker {
         }
     }
 
+    /// Forgets every unreachable address (an operator asked to retry now).
+    pub fn forget_failures(&self) {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     fn recently_dead(&self, addr: SocketAddr) -> Option<Reply> {
         let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
         match dead.get(&addr) {

@@ -30,7 +30,6 @@
 mod client;
 mod dest;
 mod hops;
-mod pending;
 mod record;
 mod route;
 mod scheduler;
@@ -41,6 +40,8 @@ mod worker;
 
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod tests;
 
@@ -159,7 +160,7 @@ async fn run(
         );
     }
     for env in resumed {
-        scheduler.add(env);
+        scheduler.resume(env);
     }
     loop {
         let wake = scheduler.tick();

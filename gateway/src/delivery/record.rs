@@ -1,8 +1,8 @@
 //! Recording an attempt: the envelope's new state and the DSN for its failed recipients,
 //! written in one `queue.apply` so a crash never keeps one without the other.
 
-use super::pending::dsn;
 use super::scheduler::Event;
+use crate::queue::dsn;
 use crate::queue::{Change, Envelope, Queue, Recipient};
 use std::sync::Arc;
 use tokio::sync::mpsc;

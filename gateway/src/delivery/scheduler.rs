@@ -14,7 +14,8 @@ use super::settle::{self, Outcome};
 use super::wire::Reply;
 use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use crate::config::Config;
-use crate::queue::{Change, Envelope, Queue, QueueId};
+use crate::queue::{Change, Envelope, Queue, QueueId, schedule};
+use crate::time::unix_now;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -101,7 +102,17 @@ impl Scheduler {
         }
     }
 
-    /// A message to deliver: new, resumed or re-queued. Known ids are ignored.
+    /// A message found in the queue at start. Its stored next attempt was computed with
+    /// the configuration of its time; the wait is cut to what the current `retry_intervals`
+    /// give, so shortening them (or fixing what made mail wait) takes effect on restart.
+    pub fn resume(&mut self, mut env: Envelope) {
+        let now = unix_now();
+        let wait = schedule::next_attempt(now, env.attempts, &self.config.queue);
+        env.next_attempt = env.next_attempt.min(wait);
+        self.add(env);
+    }
+
+    /// A message to deliver: new or re-queued. Known ids are ignored.
     pub fn add(&mut self, env: Envelope) {
         if self.messages.contains_key(&env.id) {
             return;
@@ -127,6 +138,7 @@ impl Scheduler {
         let now = unix_now();
         match command {
             Command::Retry(id) => {
+                self.ctx.walker.forget_failures();
                 if let Some(entry) = self.messages.get(&id) {
                     for dest in entry.dests.clone() {
                         self.down.remove(&dest);
@@ -135,6 +147,7 @@ impl Scheduler {
                 self.make_due(id, now);
             }
             Command::RetryAll => {
+                self.ctx.walker.forget_failures();
                 self.down.clear();
                 let ids: Vec<QueueId> = self.messages.keys().copied().collect();
                 for id in ids {
@@ -468,10 +481,6 @@ fn dests_of(routes: &mut Routes, env: &Envelope) -> Vec<Arc<Destination>> {
         }
     }
     dests
-}
-
-fn unix_now() -> u64 {
-    unix_now_ms() / 1000
 }
 
 fn unix_now_ms() -> u64 {

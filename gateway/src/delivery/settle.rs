@@ -1,10 +1,10 @@
 //! The outcome of one delivery attempt applied to an envelope: per-recipient status, expiry,
 //! the next attempt. Pure, so the rules are tested without sockets or a store.
 
-use super::pending::{dsn, schedule};
 use super::wire::Reply;
 use crate::config;
 use crate::queue::{Envelope, RcptStatus, Recipient};
+use crate::queue::{dsn, schedule};
 use std::sync::Arc;
 
 /// What one recipient got in this attempt.
@@ -20,8 +20,8 @@ pub struct Outcome {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Settled {
     /// Recipients that failed in this attempt (5xx, or still open at expiry), as the DSN
-    /// should report them: expired ones keep their last deferral, so the DSN says `4.4.7`
-    /// or the last reply's own status.
+    /// should report them: expired ones stay open (pending or deferred), which the DSN
+    /// reports as `4.4.7`.
     pub failed: Vec<Recipient>,
     /// No recipient is left to deliver: the message can be deleted.
     pub finished: bool,
@@ -61,11 +61,22 @@ pub fn settle(
     }
     if !env.is_finished() && schedule::expired(env, now, queue) {
         for rcpt in env.recipients.iter_mut().filter(|r| r.status.is_open()) {
-            failed.push(rcpt.clone());
+            // The DSN gets the recipient still open, which it reports as expired (4.4.7);
+            // the last reply goes along as text, without a leading code that would
+            // replace 4.4.7 as the status.
+            let mut open = rcpt.clone();
             let last = match &rcpt.status {
-                RcptStatus::Deferred { reply, .. } => format!("; last reply: {reply}"),
+                RcptStatus::Deferred { reply, at } => {
+                    let text = format!("message expired; last reply: {reply}");
+                    open.status = RcptStatus::Deferred {
+                        reply: text,
+                        at: *at,
+                    };
+                    format!("; last reply: {reply}")
+                }
                 _ => String::new(),
             };
+            failed.push(open);
             let reply = format!("4.4.7 message expired, not delivered{last}");
             rcpt.status = RcptStatus::Failed { reply, at: now };
         }

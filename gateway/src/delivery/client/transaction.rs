@@ -180,7 +180,7 @@ impl Session {
         }
         self.buf.clear();
         // The one copy of the body: CRLF, dot-stuffed, with the end-of-data mark.
-        crate::delivery::pending::dot_stuff(body, &mut self.buf);
+        crate::smtp::proto::dot_stuff(body, &mut self.buf);
     }
 
     async fn end_empty_data(&mut self) -> Result<Reply, Broken> {
