@@ -23,6 +23,8 @@ pub struct Script {
     pub broken_tls: bool,
     /// Drop the connection (no reply, no QUIT) after this many messages.
     pub close_after: Option<usize>,
+    /// Never answer the end of data.
+    pub stall_after_data: bool,
 }
 
 impl Default for Script {
@@ -42,6 +44,7 @@ impl Default for Script {
             strict_pipelining: false,
             broken_tls: false,
             close_after: None,
+            stall_after_data: false,
         }
     }
 }
@@ -209,6 +212,9 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
                     data.extend_from_slice(&raw);
                 }
                 seen.lock().unwrap().messages.push(data);
+                if script.stall_after_data {
+                    std::future::pending::<()>().await;
+                }
                 out.push_str(&format!("{}\r\n", script.final_reply));
                 messages += 1;
                 if script.close_after == Some(messages) {

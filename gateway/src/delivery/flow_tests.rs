@@ -45,7 +45,7 @@ async fn flow_with(
         command_timeout = "2s"
         data_timeout = "2s"
         [limits]
-        shutdown_timeout = "2s"
+        shutdown_timeout = "1s"
         "#,
         dir = dir.path().display()
     );
@@ -205,6 +205,39 @@ async fn an_expired_message_bounces_with_4_4_7() {
         dsn.contains("Action: failed") && dsn.contains("Status: 4.4.7"),
         "{dsn}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_a_stalled_transaction_in_time_and_keeps_the_message() {
+    let fake = fake::start(Script {
+        stall_after_data: true,
+        ..Script::default()
+    })
+    .await;
+    let flow = flow(fake.addr, fake.addr, "1d").await;
+    let id = flow.enqueue("s@a.test", &["r@b.test"], now()).await;
+    let start = std::time::Instant::now();
+    while fake.seen.lock().unwrap().messages.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "data never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queue = flow.queue.clone();
+    let stopping = std::time::Instant::now();
+    flow.shutdown.cancel();
+    flow.handle.stopped().await;
+    // limits.shutdown_timeout is 1 s (data_timeout 2 s): the transaction was abandoned.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let env = queue
+        .envelope(id)
+        .await
+        .unwrap()
+        .expect("the message is kept");
+    assert_eq!(env.recipients[0].status, RcptStatus::Pending);
+    queue.close().await;
 }
 
 /// Rough delivery rate from a resumed queue to `smtp-sink` (run by hand, `--ignored`).
