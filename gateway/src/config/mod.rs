@@ -1,1 +1,334 @@
-//! (stub) config
+//! Typed configuration: parsed from TOML and validated once, before any port is bound.
+//!
+//! Owns the shape of `edgemx.toml`, every default, and the error type that names the
+//! offending key and value. It must not touch sockets or files other than the one it reads:
+//! other modules receive an already-valid [`Config`].
+
+mod nexthop;
+mod units;
+mod validate;
+
+pub use nexthop::NextHop;
+pub use units::{Bytes, Span, parse_bytes, parse_span};
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Exit status for a configuration error (EX_CONFIG would be 78; sysexits' EX_USAGE, 64,
+/// is what the issue and our operators' scripts expect).
+pub const EXIT_CONFIG: i32 = 64;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Our name in the banner, EHLO replies, Received headers and DSNs.
+    pub hostname: String,
+    /// Holds the queue database, the control socket and generated certificates.
+    pub data_dir: PathBuf,
+    #[serde(rename = "listener", default)]
+    pub listeners: Vec<Listener>,
+    #[serde(rename = "domain", default)]
+    pub domains: Vec<Domain>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default)]
+    pub queue: Queue,
+    #[serde(default)]
+    pub delivery: Delivery,
+    #[serde(default)]
+    pub dns: Dns,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub address: SocketAddr,
+    /// Offer STARTTLS on this listener.
+    #[serde(default = "yes")]
+    pub starttls: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// The domain we accept mail for, compared case-insensitively.
+    pub name: String,
+    /// Ordered next hops: `host:port`, `ip:port`, `[v6]:port`, `host` (port 25) or `mx`.
+    pub next_hops: Vec<String>,
+    /// TLS towards this domain's next hops; defaults to `delivery.tls`.
+    #[serde(default)]
+    pub tls: Option<TlsPolicy>,
+    #[serde(skip)]
+    pub hops: Vec<NextHop>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicy {
+    /// Plaintext only, even if the peer offers STARTTLS.
+    None,
+    /// STARTTLS when offered; a failed handshake falls back to the next hop, not plaintext.
+    Opportunistic,
+    /// STARTTLS mandatory; a next hop without it is a temporary failure.
+    Required,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineEndings {
+    /// Bare CR or LF in message data is refused with a 5xx (smuggling defence).
+    Reject,
+    /// Bare CR or LF is converted to CRLF.
+    Normalize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message accepted, counted while streaming; advertised in SIZE.
+    pub max_message_size: Bytes,
+    /// Longest command line, CRLF excluded.
+    pub max_line_length: usize,
+    /// Longest text line inside DATA/BDAT, CRLF excluded (RFC 5322 says 998).
+    pub max_data_line_length: usize,
+    pub max_recipients: usize,
+    /// Failed commands before the session is closed with 421.
+    pub max_errors: u32,
+    /// Commands in one session before it is closed with 421.
+    pub max_commands: u32,
+    /// Messages accepted in one session.
+    pub max_messages_per_session: u32,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Time allowed for the next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+    pub command_timeout: Span,
+    /// Time allowed between two reads inside DATA/BDAT (RFC 5321 §4.5.3.2.5-6: 3 minutes).
+    pub data_timeout: Span,
+    /// Message bytes held in memory by all sessions together; beyond it new messages get 452.
+    pub inflight_bytes: Bytes,
+    pub line_endings: LineEndings,
+    /// Time given to sessions in DATA and to deliveries when shutting down.
+    pub shutdown_timeout: Span,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain; without it a self-signed ECDSA P-256 certificate is generated
+    /// into `data_dir` on first start.
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Queue {
+    /// Messages held at most; beyond it new mail gets `452 4.3.1`.
+    pub max_messages: u64,
+    /// Message bytes held at most.
+    pub max_bytes: Bytes,
+    /// Free space kept on the data partition; below it new mail gets `452 4.3.1`.
+    pub min_free_space: Bytes,
+    /// Waits between delivery attempts; the last one repeats.
+    pub retry_intervals: Vec<Span>,
+    /// Random spread applied to each wait, as a fraction (0.1 = ±10 %).
+    pub retry_jitter: f64,
+    /// Age after which undelivered recipients bounce.
+    pub max_lifetime: Span,
+    /// Largest number of operations folded into one commit.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    pub tls: TlsPolicy,
+    /// Next hops for mail to domains we do not serve (DSNs to remote senders).
+    pub default_next_hops: Vec<String>,
+    #[serde(skip)]
+    pub default_hops: Vec<NextHop>,
+    pub connect_timeout: Span,
+    /// Per-command reply timeout (RFC 5321 §4.5.3.2 asks for 5 minutes; data end 10).
+    pub command_timeout: Span,
+    pub data_timeout: Span,
+    pub max_connections_per_next_hop: usize,
+    pub max_messages_per_connection: usize,
+    /// Connections kept open after their last message, waiting for more.
+    pub idle_timeout: Span,
+    /// Deliveries in flight across all next hops.
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// Resolvers as `ip:port`; empty means `/etc/resolv.conf`.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(default)]
+    pub timeout: Option<Span>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub level: String,
+    /// `auto` (journald under systemd, stderr otherwise), `journald` or `stderr`.
+    pub target: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: Bytes(25 << 20),
+            max_line_length: 2048,
+            max_data_line_length: 65_536,
+            max_recipients: 100,
+            max_errors: 10,
+            max_commands: 1_000,
+            max_messages_per_session: 100,
+            max_connections: 500,
+            max_connections_per_ip: 20,
+            command_timeout: Span(Duration::from_secs(300)),
+            data_timeout: Span(Duration::from_secs(180)),
+            inflight_bytes: Bytes(512 << 20),
+            line_endings: LineEndings::Reject,
+            shutdown_timeout: Span(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        let minutes = [1, 5, 15, 30, 60, 120, 240];
+        Queue {
+            max_messages: 1_000_000,
+            max_bytes: Bytes(8 << 30),
+            min_free_space: Bytes(256 << 20),
+            retry_intervals: minutes
+                .iter()
+                .map(|m| Span(Duration::from_secs(m * 60)))
+                .collect(),
+            retry_jitter: 0.1,
+            max_lifetime: Span(Duration::from_secs(5 * 86_400)),
+            max_batch: 512,
+        }
+    }
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            tls: TlsPolicy::Opportunistic,
+            default_next_hops: vec!["mx".into()],
+            default_hops: vec![NextHop::Mx],
+            connect_timeout: Span(Duration::from_secs(30)),
+            command_timeout: Span(Duration::from_secs(300)),
+            data_timeout: Span(Duration::from_secs(600)),
+            max_connections_per_next_hop: 10,
+            max_messages_per_connection: 100,
+            idle_timeout: Span(Duration::from_secs(5)),
+            max_concurrent: 100,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+            target: "auto".into(),
+        }
+    }
+}
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the offending key, e.g. `domain[0].next_hops[1]`; empty for file errors.
+    pub key: String,
+    pub value: String,
+    pub problem: String,
+}
+
+/// Every problem found in a configuration file, so the operator fixes them in one pass.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match (self.key.is_empty(), self.value.is_empty()) {
+            (true, _) => write!(f, "{}", self.problem),
+            (false, true) => write!(f, "{}: {}", self.key, self.problem),
+            (false, false) => write!(f, "{} = {}: {}", self.key, self.value, self.problem),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        for e in &self.errors {
+            writeln!(f, "{}: {e}", self.file.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let fail = |problem: String| ConfigErrors {
+            file: path.to_path_buf(),
+            errors: vec![ConfigError {
+                key: String::new(),
+                value: String::new(),
+                problem,
+            }],
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        Config::parse(&text).map_err(|errors| ConfigErrors {
+            file: path.to_path_buf(),
+            errors,
+        })
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| vec![validate::from_toml(&e, text)])?;
+        let errors = validate::check(&mut config);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The configured domain serving `domain` (already lowercase), if any.
+    pub fn domain(&self, domain: &str) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.name == domain)
+    }
+
+    pub fn queue_path(&self) -> PathBuf {
+        self.data_dir.join("queue.redb")
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.data_dir.join("control.sock")
+    }
+}

@@ -1,0 +1,80 @@
+//! Envelope and per-recipient delivery state, as stored beside each message.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Queue identifier, shown as 16 upper-case hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QueueId(pub u64);
+
+impl fmt::Display for QueueId {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{:016X}", self.0)
+    }
+}
+
+impl FromStr for QueueId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s.trim(), 16)
+            .map(QueueId)
+            .map_err(|_| format!("`{s}` is not a queue id (16 hex digits)"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Assigned by the queue on insert; `QueueId(0)` before that.
+    pub id: QueueId,
+    /// Reverse path without angle brackets; empty for the null sender `<>`.
+    pub sender: String,
+    pub recipients: Vec<Recipient>,
+    /// Unix seconds when the message was accepted.
+    pub received: u64,
+    /// Size of the stored message in bytes.
+    pub size: u64,
+    /// The sender asked for SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
+    /// BODY=8BITMIME was declared or 8-bit content was seen.
+    pub eight_bit: bool,
+    /// Who gave us the message, e.g. `mail.example.org [192.0.2.1]`; for logs and DSNs.
+    pub client: String,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// Unix seconds of the next attempt; 0 means as soon as possible.
+    pub next_attempt: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Forward path as accepted, without angle brackets.
+    pub address: String,
+    /// Lower-case domain of `address`: the routing key.
+    pub domain: String,
+    pub status: RcptStatus,
+}
+
+/// Temporary and permanent failures are distinct: only `Pending` and `Deferred` recipients
+/// are attempted again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RcptStatus {
+    Pending,
+    Deferred { reply: String, at: u64 },
+    Delivered { reply: String, at: u64 },
+    Failed { reply: String, at: u64 },
+}
+
+impl RcptStatus {
+    /// Still to be delivered.
+    pub fn is_open(&self) -> bool {
+        matches!(self, RcptStatus::Pending | RcptStatus::Deferred { .. })
+    }
+}
+
+impl Envelope {
+    /// True when no recipient is left to deliver.
+    pub fn is_finished(&self) -> bool {
+        !self.recipients.iter().any(|r| r.status.is_open())
+    }
+}

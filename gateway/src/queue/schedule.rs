@@ -1,0 +1,1 @@
+//! Retry schedule: when the next delivery attempt happens, with jitter.
