@@ -1,1 +1,391 @@
 //! Delivery status notifications (RFC 3464 multipart/report) for bounces and expiry.
+//!
+//! A DSN is a new message from the null sender to the original sender with three parts: a
+//! human-readable explanation, the `message/delivery-status` report, and the original
+//! headers as `text/rfc822-headers`. No DSN is made for a message from the null sender (no
+//! DSN about a DSN, RFC 3464 §2 / RFC 5321 §4.5.5).
+//!
+//! Output is CRLF throughout and 7-bit, except in two cases that need SMTPUTF8 or 8BITMIME
+//! anyway: a non-ASCII original sender appears as UTF-8 in `To:` (RFC 6532) and the DSN's
+//! envelope is marked `smtputf8`; original headers holding 8-bit bytes are copied as they are
+//! under `Content-Transfer-Encoding: 8bit` and the envelope is marked `eight_bit`.
+//! Non-ASCII recipient addresses use the `utf-8` address type with RFC 6533's
+//! `\x{HEX}` encoding, which is 7-bit.
+//!
+//! Replies stored by delivery may name the remote MTA as `host said: 550 5.1.1 …` (see
+//! [`remote_reply`]); that host becomes the `Remote-MTA` field.
+
+use super::{Envelope, QueueId, RcptStatus, Recipient};
+use crate::time::rfc5322_date;
+use std::fmt::Write;
+
+/// Original headers beyond this are cut at a line boundary.
+const MAX_HEADERS: usize = 64 << 10;
+/// Longest diagnostic text kept, so that no line exceeds RFC 5322's 998 characters.
+const MAX_DIAGNOSTIC: usize = 800;
+const SAID: &str = " said: ";
+
+/// What happened to the recipients a DSN reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Given up: rejected with 5xx, or still undelivered at expiry.
+    Failed,
+    /// Still being retried until the given Unix time (a warning to the sender).
+    Delayed { until: u64 },
+}
+
+/// The failure DSN for `failed` recipients of `original`, ready to enqueue; `None` for the
+/// null sender or when no recipient is given. Recipients still open (pending or deferred)
+/// are reported as expired (`4.4.7`).
+pub fn bounce(
+    hostname: &str,
+    original: &Envelope,
+    original_body: &[u8],
+    failed: &[&Recipient],
+    now: u64,
+) -> Option<(Envelope, Vec<u8>)> {
+    report(
+        hostname,
+        original,
+        original_body,
+        failed,
+        Action::Failed,
+        now,
+    )
+}
+
+/// A DSN with the given `action` for `recipients` of `original`; see [`bounce`].
+pub fn report(
+    hostname: &str,
+    original: &Envelope,
+    original_body: &[u8],
+    recipients: &[&Recipient],
+    action: Action,
+    now: u64,
+) -> Option<(Envelope, Vec<u8>)> {
+    if original.sender.is_empty() || recipients.is_empty() {
+        return None;
+    }
+    let headers = original_headers(original_body);
+    let eight_bit = !headers.is_ascii();
+    let mut boundary = new_boundary(now);
+    while contains(headers, boundary.as_bytes()) {
+        boundary = new_boundary(now);
+    }
+    let mut out = String::with_capacity(2_048 + headers.len());
+    write_headers(&mut out, hostname, original, action, &boundary, now);
+    write_text(&mut out, hostname, original, recipients, action, &boundary);
+    write_status(&mut out, hostname, original, recipients, action, &boundary);
+    let _ = write!(
+        out,
+        "--{boundary}\r\nContent-Description: Undelivered Message Headers\r\n\
+         Content-Type: text/rfc822-headers\r\n"
+    );
+    if eight_bit {
+        out.push_str("Content-Transfer-Encoding: 8bit\r\n");
+    }
+    out.push_str("\r\n");
+    let mut body = out.into_bytes();
+    copy_lines(&mut body, headers);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+
+    let envelope = Envelope {
+        id: QueueId(0),
+        sender: String::new(),
+        recipients: vec![Recipient {
+            address: original.sender.clone(),
+            domain: domain_of(&original.sender).to_ascii_lowercase(),
+            status: RcptStatus::Pending,
+        }],
+        received: now,
+        size: body.len() as u64,
+        smtputf8: !original.sender.is_ascii(),
+        eight_bit,
+        client: format!("{hostname} (delivery status notification)"),
+        attempts: 0,
+        next_attempt: 0,
+    };
+    Some((envelope, body))
+}
+
+/// The form in which delivery should store a remote reply so that DSNs can name the
+/// remote MTA: `mx.example.org said: 550 5.1.1 no such user`.
+pub fn remote_reply(remote_mta: &str, reply: &str) -> String {
+    format!("{remote_mta}{SAID}{reply}")
+}
+
+fn write_headers(
+    out: &mut String,
+    hostname: &str,
+    original: &Envelope,
+    action: Action,
+    boundary: &str,
+    now: u64,
+) {
+    let subject = match action {
+        Action::Failed => "Undelivered Mail Returned to Sender",
+        Action::Delayed { .. } => "Delayed Mail (still being retried)",
+    };
+    let _ = write!(
+        out,
+        "Date: {date}\r\n\
+         From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n\
+         To: <{to}>\r\n\
+         Subject: {subject}\r\n\
+         Message-ID: <{now}.{rand:016x}@{hostname}>\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status;\r\n\
+         \tboundary=\"{boundary}\"\r\n\
+         \r\n\
+         This is a MIME-encapsulated message.\r\n\
+         \r\n",
+        date = rfc5322_date(now),
+        to = original.sender,
+        rand = fastrand::u64(..),
+    );
+}
+
+fn write_text(
+    out: &mut String,
+    hostname: &str,
+    original: &Envelope,
+    recipients: &[&Recipient],
+    action: Action,
+    boundary: &str,
+) {
+    let _ = write!(
+        out,
+        "--{boundary}\r\nContent-Description: Notification\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\r\n\
+         This is the mail system at host {hostname}.\r\n\r\n"
+    );
+    let queued = rfc5322_date(original.received);
+    match action {
+        Action::Failed => {
+            let _ = write!(
+                out,
+                "Your message, queued here on {queued} as {id}, could not be\r\n\
+                 delivered to the recipients below. The headers of your message are\r\n\
+                 attached.\r\n\r\n",
+                id = original.id
+            );
+        }
+        Action::Delayed { until } => {
+            let _ = write!(
+                out,
+                "Your message, queued here on {queued} as {id}, has not been\r\n\
+                 delivered yet to the recipients below. Delivery will be retried until\r\n\
+                 {until}; you do not need to send it again.\r\n\r\n",
+                id = original.id,
+                until = rfc5322_date(until)
+            );
+        }
+    }
+    for r in recipients {
+        let reply = reply_of(&r.status).map(split_reply);
+        let detail = match (reply, &r.status) {
+            (Some((Some(mta), text)), _) => format!("host {mta} said: {text}"),
+            (Some((None, text)), _) => text.to_string(),
+            (None, _) if action == Action::Failed => "delivery time expired".into(),
+            (None, _) => "not delivered yet".into(),
+        };
+        let _ = write!(out, "<{}>: {}\r\n", seven_bit(&r.address), clean(&detail));
+    }
+    out.push_str("\r\n");
+}
+
+fn write_status(
+    out: &mut String,
+    hostname: &str,
+    original: &Envelope,
+    recipients: &[&Recipient],
+    action: Action,
+    boundary: &str,
+) {
+    let _ = write!(
+        out,
+        "--{boundary}\r\nContent-Description: Delivery report\r\n\
+         Content-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; {hostname}\r\n"
+    );
+    if let Some(client) = original.client.split_whitespace().next() {
+        let _ = write!(out, "Received-From-MTA: dns; {}\r\n", clean(client));
+    }
+    let _ = write!(out, "Arrival-Date: {}\r\n", rfc5322_date(original.received));
+    for r in recipients {
+        let reply = reply_of(&r.status).map(split_reply);
+        let _ = write!(
+            out,
+            "\r\nFinal-Recipient: {}\r\nAction: {}\r\nStatus: {}\r\n",
+            address_field(&r.address),
+            match action {
+                Action::Failed => "failed",
+                Action::Delayed { .. } => "delayed",
+            },
+            status_code(&r.status, action)
+        );
+        if let Some((Some(mta), _)) = reply {
+            let _ = write!(out, "Remote-MTA: dns; {}\r\n", clean(mta));
+        }
+        if let Some((_, text)) = reply {
+            let kind = if starts_with_code(text) {
+                "smtp"
+            } else {
+                "X-edgemx"
+            };
+            let _ = write!(out, "Diagnostic-Code: {kind}; {}\r\n", clean(text));
+        }
+        if let RcptStatus::Deferred { at, .. } | RcptStatus::Failed { at, .. } = r.status {
+            let _ = write!(out, "Last-Attempt-Date: {}\r\n", rfc5322_date(at));
+        }
+        if let Action::Delayed { until } = action {
+            let _ = write!(out, "Will-Retry-Until: {}\r\n", rfc5322_date(until));
+        }
+    }
+    out.push_str("\r\n");
+}
+
+/// RFC 3463 status: the reply's enhanced code when it has one, else one derived from the
+/// basic code; `4.4.7` for recipients still open at expiry without a better code.
+fn status_code(status: &RcptStatus, action: Action) -> String {
+    let reply = reply_of(status).map(|r| split_reply(r).1);
+    if let Some(code) = reply.and_then(enhanced_code) {
+        return code.to_string();
+    }
+    let class = reply
+        .and_then(|r| r.bytes().next())
+        .filter(|c| *c == b'4' || *c == b'5');
+    match (action, status) {
+        (Action::Failed, RcptStatus::Failed { .. }) if class == Some(b'4') => "4.0.0".into(),
+        (Action::Failed, RcptStatus::Failed { .. }) => "5.0.0".into(),
+        (Action::Failed, _) => "4.4.7".into(),
+        (Action::Delayed { .. }, _) => "4.0.0".into(),
+    }
+}
+
+fn reply_of(status: &RcptStatus) -> Option<&str> {
+    match status {
+        RcptStatus::Deferred { reply, .. }
+        | RcptStatus::Failed { reply, .. }
+        | RcptStatus::Delivered { reply, .. } => Some(reply.as_str()).filter(|r| !r.is_empty()),
+        RcptStatus::Pending => None,
+    }
+}
+
+/// Splits `host said: reply` into the host and the reply.
+fn split_reply(reply: &str) -> (Option<&str>, &str) {
+    match reply.split_once(SAID) {
+        Some((mta, rest)) if !mta.is_empty() && !mta.contains(' ') => (Some(mta), rest),
+        _ => (None, reply),
+    }
+}
+
+fn starts_with_code(reply: &str) -> bool {
+    let b = reply.as_bytes();
+    b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit)
+}
+
+/// `5.1.1` out of `550 5.1.1 no such user` or `550-5.1.1 …`.
+fn enhanced_code(reply: &str) -> Option<&str> {
+    if !starts_with_code(reply) {
+        return None;
+    }
+    let token = reply.get(4..)?.split_whitespace().next()?;
+    let mut parts = token.split('.');
+    let class = parts.next()?;
+    let ok = matches!(class, "2" | "4" | "5")
+        && parts.clone().count() == 2
+        && parts.all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()));
+    ok.then_some(token)
+}
+
+/// `rfc822; a@b` or, for a non-ASCII address, `utf-8; ` with RFC 6533's 7-bit encoding.
+fn address_field(address: &str) -> String {
+    if address.is_ascii() && !address.bytes().any(|b| b.is_ascii_control()) {
+        format!("rfc822; {address}")
+    } else {
+        format!("utf-8; {}", seven_bit(address))
+    }
+}
+
+/// RFC 6533 `utf-8-addr-xtext`: characters outside printable ASCII, and `\`, `+`, `=`,
+/// become `\x{HEX}`; plain ASCII addresses are left as they are.
+fn seven_bit(address: &str) -> String {
+    if address.is_ascii() && !address.bytes().any(|b| b.is_ascii_control()) {
+        return address.to_string();
+    }
+    let mut out = String::with_capacity(address.len() * 2);
+    for c in address.chars() {
+        if c.is_ascii_graphic() && !matches!(c, '\\' | '+' | '=') {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\x{{{:X}}}", c as u32);
+        }
+    }
+    out
+}
+
+/// Diagnostic text on one 7-bit line: line breaks become spaces, other control and
+/// non-ASCII characters `?`, cut at [`MAX_DIAGNOSTIC`].
+fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_DIAGNOSTIC));
+    for c in text.chars().take(MAX_DIAGNOSTIC) {
+        out.push(match c {
+            '\r' | '\n' | '\t' => ' ',
+            c if c.is_ascii_graphic() || c == ' ' => c,
+            _ => '?',
+        });
+    }
+    out.trim_end().to_string()
+}
+
+/// The header block of a message: up to (not including) the empty line, cut at a line end
+/// if longer than [`MAX_HEADERS`].
+fn original_headers(body: &[u8]) -> &[u8] {
+    let end = find(body, b"\r\n\r\n").map_or(body.len(), |i| i + 2);
+    let headers = &body[..end];
+    if headers.len() <= MAX_HEADERS {
+        return headers;
+    }
+    let cut = headers[..MAX_HEADERS]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    &headers[..cut]
+}
+
+/// Appends `text` with every line ending (CRLF, bare LF, bare CR) written as CRLF.
+fn copy_lines(out: &mut Vec<u8>, text: &[u8]) {
+    let mut lines = text.split(|b| *b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let last = lines.peek().is_none();
+        if last && line.is_empty() {
+            break;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        for part in line.split(|b| *b == b'\r') {
+            out.extend_from_slice(part);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+fn new_boundary(now: u64) -> String {
+    format!("=_edgemx_{now:x}_{:016x}", fastrand::u64(..))
+}
+
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    find(haystack, needle).is_some()
+}
+
+#[cfg(test)]
+mod tests;

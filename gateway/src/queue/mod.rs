@@ -6,16 +6,28 @@
 //! redb never runs on async worker threads: writes go through one blocking writer thread
 //! that folds many callers' changes into one commit; reads run on the blocking pool.
 
+mod admission;
 pub mod dsn;
 mod envelope;
 pub mod schedule;
+mod store;
+mod writer;
 
 pub use envelope::{Envelope, QueueId, RcptStatus, Recipient};
 
 use crate::config;
+use admission::{Counters, Limits};
 use std::path::Path;
-use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use store::Store;
+use tokio::sync::{mpsc, oneshot};
+use writer::{Request, Writer};
+
+/// Commits record redb's allocator state, so that opening after a crash does not walk the
+/// whole file (which takes minutes for a queue of several GiB, while no mail is accepted).
+/// It costs a second fsync per commit, which group commit amortises.
+const QUICK_REPAIR: bool = false;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -44,7 +56,7 @@ pub enum Change {
     Delete(QueueId),
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueStats {
     pub messages: u64,
     pub bytes: u64,
@@ -53,69 +65,186 @@ pub struct QueueStats {
 /// Handle to the queue; cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    inner: Arc<()>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    requests: std::sync::mpsc::Sender<Request>,
+    store: Arc<Store>,
+    counters: Arc<Counters>,
+    limits: Limits,
+    subscriber: Mutex<Option<mpsc::UnboundedReceiver<Envelope>>>,
+    closed: AtomicBool,
+    next_id: Arc<AtomicU64>,
 }
 
 impl Queue {
     /// Opens or creates the store at `path` and starts the writer thread. Returns every
     /// envelope already queued so the scheduler can resume. A file that is not a readable
-    /// queue database is an error, never replaced.
+    /// queue database is an error, never replaced. Blocks while redb opens (and, after a
+    /// crash, repairs) the file: call it before serving, not from an async worker.
     pub fn open(path: &Path, config: &config::Queue) -> Result<(Queue, Vec<Envelope>), QueueError> {
-        let _ = (path, config);
-        todo!()
+        let (store, loaded) = Store::open(path, QUICK_REPAIR)?;
+        let store = Arc::new(store);
+        let counters = Arc::new(Counters::default());
+        counters
+            .messages
+            .store(loaded.envelopes.len() as u64, Ordering::Relaxed);
+        counters.bytes.store(loaded.bytes, Ordering::Relaxed);
+        let limits = Limits::new(config, path);
+        let next_id = Arc::new(AtomicU64::new(loaded.next_id));
+        let (requests, receiver) = std::sync::mpsc::channel();
+        let (notify, subscriber) = mpsc::unbounded_channel();
+        let writer = Writer {
+            requests: receiver,
+            store: store.clone(),
+            counters: counters.clone(),
+            limits: limits.clone(),
+            max_batch: config.max_batch.max(1),
+            next_id: next_id.clone(),
+            notify,
+        };
+        std::thread::Builder::new()
+            .name("queue-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| QueueError::Open {
+                path: path.display().to_string(),
+                reason: format!("cannot start the writer thread: {e}"),
+            })?;
+        log::info!(
+            "queue: opened {} with {} message(s), {} bytes",
+            path.display(),
+            loaded.envelopes.len(),
+            loaded.bytes
+        );
+        let inner = Inner {
+            requests,
+            store,
+            counters,
+            limits,
+            subscriber: Mutex::new(Some(subscriber)),
+            closed: AtomicBool::new(false),
+            next_id,
+        };
+        Ok((
+            Queue {
+                inner: Arc::new(inner),
+            },
+            loaded.envelopes,
+        ))
     }
 
     /// Refuses new mail early (at MAIL FROM) when quotas or the free-space reserve would be
     /// exceeded by a message of `size` bytes.
     pub fn admit(&self, size: u64) -> Result<(), QueueError> {
-        let _ = size;
-        todo!()
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(QueueError::Closed);
+        }
+        self.inner.limits.check(&self.inner.counters, size)
+    }
+
+    /// Hands out the id a message will be stored under, before it is received, so that
+    /// its Received header can name it. Ids of messages that are never stored are skipped.
+    pub fn reserve_id(&self) -> QueueId {
+        writer::take_id(&self.inner.next_id)
     }
 
     /// Durably stores a new message and returns its envelope with the assigned id. Returns
     /// only after the fsync of the commit that holds it (shared with concurrent callers).
+    /// The quotas are checked again, exactly, by the writer; `size` is set to `body.len()`.
     pub async fn enqueue(&self, envelope: Envelope, body: Vec<u8>) -> Result<Envelope, QueueError> {
-        let _ = (envelope, body);
-        todo!()
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Enqueue {
+            envelope,
+            body,
+            reply,
+        })?;
+        answer.await.map_err(|_| QueueError::Closed)?
     }
 
     /// Applies `changes` atomically in one durable commit; returns the ids of inserted
     /// messages in order. Used by delivery (status updates, deletions, DSN + delete).
+    /// Inserts here bypass the quotas (a DSN replacing a bounced message must not be
+    /// refused); an `Update` of a message that is gone is ignored, not resurrected.
     pub async fn apply(&self, changes: Vec<Change>) -> Result<Vec<QueueId>, QueueError> {
-        let _ = changes;
-        todo!()
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Apply { changes, reply })?;
+        answer.await.map_err(|_| QueueError::Closed)?
     }
 
     /// The stored message bytes (headers and body, CRLF line endings, not dot-stuffed).
     pub async fn body(&self, id: QueueId) -> Result<Option<Arc<Vec<u8>>>, QueueError> {
-        let _ = id;
-        todo!()
+        let body = self.blocking(move |store| store.body(id)).await?;
+        Ok(body.map(Arc::new))
     }
 
     /// One envelope as stored.
     pub async fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
-        let _ = id;
-        todo!()
+        self.blocking(move |store| store.envelope(id)).await
     }
 
     /// Every envelope as stored, oldest first.
     pub async fn list(&self) -> Result<Vec<Envelope>, QueueError> {
-        todo!()
+        self.blocking(|store| store.list()).await
     }
 
     /// Receives every message inserted after `open`, once its commit is durable. Only the
-    /// first call gets the receiver (the delivery scheduler).
+    /// first call gets the receiver (the delivery scheduler). Until then notifications are
+    /// buffered.
     pub fn subscribe(&self) -> Option<mpsc::UnboundedReceiver<Envelope>> {
-        todo!()
+        self.inner
+            .subscriber
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     pub fn stats(&self) -> QueueStats {
-        todo!()
+        QueueStats {
+            messages: self.inner.counters.messages.load(Ordering::Relaxed),
+            bytes: self.inner.counters.bytes.load(Ordering::Relaxed),
+        }
     }
 
-    /// Finishes pending commits and stops the writer thread.
+    /// Durable commits made since `open`: with `stats`, how well group commit batches.
+    pub fn commits(&self) -> u64 {
+        self.inner.counters.commits.load(Ordering::Relaxed)
+    }
+
+    /// Finishes pending commits and stops the writer thread; the file is closed (and its lock
+    /// released) when this returns. Later calls get [`QueueError::Closed`].
     pub async fn close(&self) {
-        let _ = &self.inner;
-        todo!()
+        self.inner.closed.store(true, Ordering::Relaxed);
+        let (reply, done) = oneshot::channel();
+        if self.inner.requests.send(Request::Close { reply }).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    fn send(&self, request: Request) -> Result<(), QueueError> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(QueueError::Closed);
+        }
+        self.inner
+            .requests
+            .send(request)
+            .map_err(|_| QueueError::Closed)
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, QueueError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| QueueError::Storage(format!("queue read task failed: {e}")))?
     }
 }
+
+#[cfg(test)]
+mod tests;

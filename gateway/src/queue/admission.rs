@@ -1,0 +1,117 @@
+//! Quotas and the free-space reserve: who may add a message of a given size.
+//!
+//! [`Limits::check`] answers `admit` (at MAIL FROM, from the counters alone); the writer
+//! re-checks every enqueue exactly with [`Limits::batch`], counting what earlier requests of
+//! the same batch take.
+
+use super::QueueError;
+use crate::config;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Kept by the writer after each commit; read by anyone.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub messages: AtomicU64,
+    pub bytes: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Limits {
+    pub max_messages: u64,
+    pub max_bytes: u64,
+    pub min_free_space: u64,
+    /// The directory holding the database: whose filesystem must keep the reserve.
+    pub dir: PathBuf,
+}
+
+impl Limits {
+    pub fn new(config: &config::Queue, path: &Path) -> Limits {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Limits {
+            max_messages: config.max_messages,
+            max_bytes: config.max_bytes.0,
+            min_free_space: config.min_free_space.0,
+            dir,
+        }
+    }
+
+    /// May a message of `size` bytes be added now?
+    pub fn check(&self, counters: &Counters, size: u64) -> Result<(), QueueError> {
+        let mut batch = self.batch(counters);
+        batch.take(size)
+    }
+
+    /// Admission for one writer batch, starting from the committed counters.
+    pub fn batch<'a>(&'a self, counters: &Counters) -> Batch<'a> {
+        Batch {
+            limits: self,
+            messages: counters.messages.load(Ordering::Relaxed),
+            bytes: counters.bytes.load(Ordering::Relaxed),
+            free: None,
+            taken: 0,
+        }
+    }
+
+    fn free_space(&self) -> Option<u64> {
+        match nix::sys::statvfs::statvfs(&self.dir) {
+            Ok(s) => Some(s.blocks_available().saturating_mul(s.fragment_size())),
+            Err(e) => {
+                // Not knowing the free space must not stop mail; the commit itself will fail
+                // if the disk is really full.
+                log::warn!("queue: statvfs {}: {e}", self.dir.display());
+                None
+            }
+        }
+    }
+}
+
+pub(super) struct Batch<'a> {
+    limits: &'a Limits,
+    messages: u64,
+    bytes: u64,
+    /// Free bytes on the filesystem, asked once per batch and only if needed.
+    free: Option<Option<u64>>,
+    /// Bytes taken by earlier messages of this batch, not yet on disk.
+    taken: u64,
+}
+
+impl Batch<'_> {
+    /// Reserves room for one message of `size` bytes, or says why there is none.
+    pub fn take(&mut self, size: u64) -> Result<(), QueueError> {
+        let l = self.limits;
+        if self.messages >= l.max_messages {
+            return Err(QueueError::Full(format!(
+                "{} messages queued (limit {})",
+                self.messages, l.max_messages
+            )));
+        }
+        if self.bytes.saturating_add(size) > l.max_bytes {
+            return Err(QueueError::Full(format!(
+                "{} bytes queued, {size} more would exceed the limit of {}",
+                self.bytes, l.max_bytes
+            )));
+        }
+        if l.min_free_space > 0 {
+            let free = *self.free.get_or_insert_with(|| l.free_space());
+            if let Some(free) = free {
+                let left = free.saturating_sub(self.taken).saturating_sub(size);
+                if left < l.min_free_space {
+                    return Err(QueueError::Full(format!(
+                        "{free} bytes free on {}, keeping {} in reserve",
+                        l.dir.display(),
+                        l.min_free_space
+                    )));
+                }
+            }
+        }
+        self.messages += 1;
+        self.bytes = self.bytes.saturating_add(size);
+        self.taken = self.taken.saturating_add(size);
+        Ok(())
+    }
+}

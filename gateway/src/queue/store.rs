@@ -1,0 +1,340 @@
+//! The redb store: the only code in edgemx that imports redb.
+//!
+//! # Storage format (version 1)
+//!
+//! One redb file (`data_dir/queue.redb`) holds three tables:
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `bodies` | queue id (`u64`) | message bytes as received (CRLF, not dot-stuffed) |
+//! | `envelopes` | queue id (`u64`) | format byte `1`, then the [`Envelope`] as JSON |
+//! | `meta` | name (`&str`) | `u64`: `format` = 1, `next_id` = lowest id never handed out |
+//!
+//! Invariants:
+//! - A message is in both `bodies` and `envelopes` or in neither: every change that inserts or
+//!   deletes one writes both tables in the same transaction.
+//! - Ids only grow. `next_id` is rewritten by every commit that inserts, so ids of delivered
+//!   and deleted messages are never reused, not even after a restart with an empty queue.
+//!   Key order is therefore arrival order.
+//! - Every commit uses `Durability::Immediate` (fsync before `commit` returns). Nothing is
+//!   acknowledged before that.
+//!
+//! After a crash, redb finds the file was not closed cleanly and repairs it on the next open;
+//! commits that returned are intact, a commit cut short is absent as a whole. Commits record
+//! the allocator state (quick repair) when enabled, so that repair does not have to walk a
+//! large file; see [`Store::open`]. A commit that fails (ENOSPC, EFBIG, EIO) leaves the file
+//! at the previous commit, but redb refuses further writes on that handle: the writer calls
+//! [`Store::reopen`]. A file that is not a version-1 queue is refused, never rewritten.
+
+use super::{Envelope, QueueError, QueueId};
+use redb::{
+    Builder, Database, Durability, ReadableDatabase, ReadableTable, RepairSession, TableDefinition,
+};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Instant;
+
+const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
+const ENVELOPES: TableDefinition<u64, &[u8]> = TableDefinition::new("envelopes");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const FORMAT: u64 = 1;
+const ENVELOPE_FORMAT: u8 = 1;
+/// redb's page cache; the default (1 GiB) is too much for an appliance.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// One change inside [`Store::write`]; ids are assigned by the caller.
+pub(super) enum Op<'a> {
+    Insert(&'a Envelope, &'a [u8]),
+    Update(&'a Envelope),
+    Delete(QueueId),
+}
+
+/// What an [`Op`] found, so the caller can keep its counters exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Effect {
+    Inserted,
+    /// `false`: the message was gone (deleted meanwhile) and nothing was written.
+    Updated(bool),
+    /// The size of the removed body, if the message existed.
+    Deleted(Option<u64>),
+}
+
+/// What [`Store::open`] found.
+pub(super) struct Loaded {
+    pub envelopes: Vec<Envelope>,
+    pub next_id: u64,
+    pub bytes: u64,
+}
+
+pub(super) struct Store {
+    path: PathBuf,
+    quick_repair: bool,
+    /// `None` after a failed reopen or after [`Store::shut`]. Readers hold the read lock for
+    /// the length of their transaction; only reopen and shut take the write lock.
+    db: RwLock<Option<Database>>,
+}
+
+impl Store {
+    /// Opens or creates the database, creates the tables of a new one and reads every
+    /// envelope. `quick_repair` trades a second fsync per commit for a fast open after a
+    /// crash.
+    pub fn open(path: &Path, quick_repair: bool) -> Result<(Store, Loaded), QueueError> {
+        let open_error = |reason: String| QueueError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        let db = open_db(path).map_err(open_error)?;
+        init(&db, quick_repair).map_err(open_error)?;
+        let loaded = load(&db).map_err(open_error)?;
+        let store = Store {
+            path: path.to_path_buf(),
+            quick_repair,
+            db: RwLock::new(Some(db)),
+        };
+        Ok((store, loaded))
+    }
+
+    /// Drops the current handle (refusing writes after a failed commit) and opens the file
+    /// again, which repairs it if needed. On failure the store stays closed; the next call
+    /// tries again.
+    pub fn reopen(&self) -> Result<(), String> {
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = slot.take() {
+            // A handle whose commit failed may fail to close cleanly too; that is expected.
+            if let Err(e) = old.close() {
+                log::debug!("queue: closing failed database handle: {e}");
+            }
+        }
+        let db = open_db(&self.path)?;
+        init(&db, self.quick_repair)?;
+        *slot = Some(db);
+        Ok(())
+    }
+
+    /// True when a database handle is open.
+    pub fn is_open(&self) -> bool {
+        self.db.read().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    /// Closes the file for good (releases its lock).
+    pub fn shut(&self) {
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(db) = slot.take()
+            && let Err(e) = db.close()
+        {
+            log::warn!("queue: closing {}: {e}", self.path.display());
+        }
+    }
+
+    /// Applies `ops` in one durable commit. On error nothing of it is stored.
+    pub fn write(&self, ops: &[Op<'_>], next_id: u64) -> Result<Vec<Effect>, String> {
+        let guard = self.handle()?;
+        let Some(db) = guard.as_ref() else {
+            return Err(unavailable());
+        };
+        // redb may panic on a file corrupted behind its back; that must not kill the writer.
+        catch_unwind(AssertUnwindSafe(|| {
+            write_txn(db, ops, next_id, self.quick_repair)
+        }))
+        .unwrap_or_else(|_| Err("redb panicked during the commit".into()))
+    }
+
+    pub fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(fail)?;
+            let table = txn.open_table(ENVELOPES).map_err(fail)?;
+            let found = table.get(id.0).map_err(fail)?;
+            found.map(|v| decode(id.0, v.value())).transpose()
+        })
+    }
+
+    pub fn body(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(fail)?;
+            let table = txn.open_table(BODIES).map_err(fail)?;
+            let found = table.get(id.0).map_err(fail)?;
+            Ok(found.map(|v| v.value().to_vec()))
+        })
+    }
+
+    pub fn list(&self) -> Result<Vec<Envelope>, QueueError> {
+        self.read(|db| load(db).map(|l| l.envelopes).map_err(QueueError::Storage))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Database) -> Result<T, QueueError>) -> Result<T, QueueError> {
+        let guard = self.handle().map_err(QueueError::Storage)?;
+        let db = guard
+            .as_ref()
+            .ok_or_else(|| QueueError::Storage(unavailable()))?;
+        catch_unwind(AssertUnwindSafe(|| f(db)))
+            .unwrap_or_else(|_| Err(QueueError::Storage("redb panicked during a read".into())))
+    }
+
+    fn handle(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, String> {
+        // A panic while holding the lock leaves the handle itself valid.
+        Ok(self.db.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+fn unavailable() -> String {
+    "queue database is not open (reopening after a failed commit did not succeed)".into()
+}
+
+fn fail(e: impl Into<redb::Error>) -> QueueError {
+    QueueError::Storage(e.into().to_string())
+}
+
+fn text(e: impl Into<redb::Error>) -> String {
+    e.into().to_string()
+}
+
+fn open_db(path: &Path) -> Result<Database, String> {
+    let repaired = Arc::new(AtomicBool::new(false));
+    let seen = repaired.clone();
+    let shown = path.display().to_string();
+    let mut builder = Builder::new();
+    builder.set_cache_size(CACHE_BYTES);
+    builder.set_repair_callback(move |session: &mut RepairSession| {
+        if !seen.swap(true, Ordering::Relaxed) {
+            log::warn!("queue: {shown} was not closed cleanly; repairing it");
+        }
+        log::debug!("queue: repair {:.0}%", session.progress() * 100.0);
+    });
+    let started = Instant::now();
+    let db = catch_unwind(AssertUnwindSafe(|| builder.create(path)))
+        .map_err(|_| "redb panicked reading the file (corrupted?)".to_string())?
+        .map_err(text)?;
+    if repaired.load(Ordering::Relaxed) {
+        log::warn!(
+            "queue: repaired {} in {:.1}s",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(db)
+}
+
+/// Creates the tables of a new database, or checks that an existing one is ours.
+fn init(db: &Database, quick_repair: bool) -> Result<(), String> {
+    let txn = db.begin_read().map_err(text)?;
+    let fresh = txn.list_tables().map_err(text)?.next().is_none();
+    if !fresh {
+        let meta = txn
+            .open_table(META)
+            .map_err(|e| format!("not an edgemx queue database ({})", text(e)))?;
+        let format = meta.get("format").map_err(text)?.map(|v| v.value());
+        return match format {
+            Some(FORMAT) => Ok(()),
+            Some(other) => Err(format!(
+                "storage format {other} is not supported (this version reads {FORMAT})"
+            )),
+            None => Err("not an edgemx queue database (no format version)".into()),
+        };
+    }
+    drop(txn);
+    let mut txn = db.begin_write().map_err(text)?;
+    txn.set_durability(Durability::Immediate).map_err(text)?;
+    txn.set_quick_repair(quick_repair);
+    {
+        txn.open_table(BODIES).map_err(text)?;
+        txn.open_table(ENVELOPES).map_err(text)?;
+        let mut meta = txn.open_table(META).map_err(text)?;
+        meta.insert("format", FORMAT).map_err(text)?;
+        meta.insert("next_id", 1).map_err(text)?;
+    }
+    txn.commit().map_err(text)
+}
+
+fn load(db: &Database) -> Result<Loaded, String> {
+    let txn = db.begin_read().map_err(text)?;
+    let meta = txn.open_table(META).map_err(text)?;
+    let envelopes = txn.open_table(ENVELOPES).map_err(text)?;
+    let mut next_id = meta.get("next_id").map_err(text)?.map_or(1, |v| v.value());
+    let mut loaded = Vec::new();
+    let mut bytes = 0u64;
+    for entry in envelopes.iter().map_err(text)? {
+        let (id, value) = entry.map_err(text)?;
+        let envelope = decode(id.value(), value.value()).map_err(|e| e.to_string())?;
+        bytes = bytes.saturating_add(envelope.size);
+        next_id = next_id.max(id.value().saturating_add(1));
+        loaded.push(envelope);
+    }
+    Ok(Loaded {
+        envelopes: loaded,
+        next_id,
+        bytes,
+    })
+}
+
+fn write_txn(
+    db: &Database,
+    ops: &[Op<'_>],
+    next_id: u64,
+    quick_repair: bool,
+) -> Result<Vec<Effect>, String> {
+    let mut txn = db.begin_write().map_err(text)?;
+    txn.set_durability(Durability::Immediate).map_err(text)?;
+    txn.set_quick_repair(quick_repair);
+    let mut effects = Vec::with_capacity(ops.len());
+    {
+        let mut bodies = txn.open_table(BODIES).map_err(text)?;
+        let mut envelopes = txn.open_table(ENVELOPES).map_err(text)?;
+        let mut scratch = Vec::with_capacity(512);
+        let mut inserted = false;
+        for op in ops {
+            let effect = match op {
+                Op::Insert(envelope, body) => {
+                    encode(envelope, &mut scratch)?;
+                    bodies.insert(envelope.id.0, *body).map_err(text)?;
+                    envelopes
+                        .insert(envelope.id.0, &scratch[..])
+                        .map_err(text)?;
+                    inserted = true;
+                    Effect::Inserted
+                }
+                Op::Update(envelope) => {
+                    let exists = envelopes.get(envelope.id.0).map_err(text)?.is_some();
+                    if exists {
+                        encode(envelope, &mut scratch)?;
+                        envelopes
+                            .insert(envelope.id.0, &scratch[..])
+                            .map_err(text)?;
+                    }
+                    Effect::Updated(exists)
+                }
+                Op::Delete(id) => {
+                    envelopes.remove(id.0).map_err(text)?;
+                    let body = bodies.remove(id.0).map_err(text)?;
+                    Effect::Deleted(body.map(|b| b.value().len() as u64))
+                }
+            };
+            effects.push(effect);
+        }
+        if inserted {
+            let mut meta = txn.open_table(META).map_err(text)?;
+            meta.insert("next_id", next_id).map_err(text)?;
+        }
+    }
+    txn.commit().map_err(text)?;
+    Ok(effects)
+}
+
+fn encode(envelope: &Envelope, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    out.push(ENVELOPE_FORMAT);
+    serde_json::to_writer(&mut *out, envelope).map_err(|e| format!("envelope {}: {e}", envelope.id))
+}
+
+fn decode(id: u64, bytes: &[u8]) -> Result<Envelope, QueueError> {
+    let bad = |why: String| QueueError::Storage(format!("envelope {}: {why}", QueueId(id)));
+    match bytes.split_first() {
+        Some((&ENVELOPE_FORMAT, json)) => {
+            serde_json::from_slice(json).map_err(|e| bad(e.to_string()))
+        }
+        Some((other, _)) => Err(bad(format!("unknown envelope format {other}"))),
+        None => Err(bad("empty record".into())),
+    }
+}

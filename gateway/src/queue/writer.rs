@@ -1,0 +1,288 @@
+//! The group-commit writer: one std thread owns every write to the store.
+//!
+//! It blocks for the first request, drains whatever else is already waiting (up to
+//! `max_batch` changes), applies all of it in one write transaction, commits (one fsync) and
+//! only then answers. A caller therefore waits for at most the commit in progress plus its
+//! own. A failed commit fails every request of its batch (nothing of it was stored), the
+//! store is reopened and the next batch proceeds. The thread never panics on I/O: every
+//! failure becomes an answer.
+
+use super::admission::{Counters, Limits};
+use super::store::{Effect, Op, Store};
+use super::{Change, Envelope, QueueError, QueueId};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use tokio::sync::{mpsc, oneshot};
+
+pub(super) enum Request {
+    Enqueue {
+        envelope: Envelope,
+        body: Vec<u8>,
+        reply: oneshot::Sender<Result<Envelope, QueueError>>,
+    },
+    Apply {
+        changes: Vec<Change>,
+        reply: oneshot::Sender<Result<Vec<QueueId>, QueueError>>,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+impl Request {
+    fn weight(&self) -> usize {
+        match self {
+            Request::Apply { changes, .. } => changes.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+pub(super) struct Writer {
+    pub requests: Receiver<Request>,
+    pub store: Arc<Store>,
+    pub counters: Arc<Counters>,
+    pub limits: Limits,
+    pub max_batch: usize,
+    /// Shared with [`super::Queue::reserve_id`]: the lowest id never handed out.
+    pub next_id: Arc<AtomicU64>,
+    pub notify: mpsc::UnboundedSender<Envelope>,
+}
+
+/// A request that passed admission, with its ids assigned.
+enum Accepted {
+    Enqueue {
+        envelope: Envelope,
+        body: Vec<u8>,
+        reply: oneshot::Sender<Result<Envelope, QueueError>>,
+    },
+    Apply {
+        changes: Vec<Change>,
+        ids: Vec<QueueId>,
+        reply: oneshot::Sender<Result<Vec<QueueId>, QueueError>>,
+    },
+}
+
+impl Writer {
+    pub fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.max_batch.min(4096));
+        let mut closing = None;
+        while closing.is_none() {
+            let Ok(first) = self.requests.recv() else {
+                break;
+            };
+            let mut weight = first.weight();
+            batch.push(first);
+            while weight < self.max_batch {
+                match self.requests.try_recv() {
+                    Ok(next) => {
+                        weight += next.weight();
+                        batch.push(next);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            closing = self.process(&mut batch);
+        }
+        self.store.shut();
+        if let Some(reply) = closing {
+            let _ = reply.send(());
+        }
+    }
+
+    /// Commits one batch and answers it; returns the close request if one was in it.
+    fn process(&mut self, batch: &mut Vec<Request>) -> Option<oneshot::Sender<()>> {
+        let mut closing = None;
+        let mut accepted = Vec::with_capacity(batch.len());
+        let mut admission = self.limits.batch(&self.counters);
+        for request in batch.drain(..) {
+            match request {
+                Request::Enqueue {
+                    mut envelope,
+                    body,
+                    reply,
+                } => {
+                    let size = body.len() as u64;
+                    if let Err(e) = admission.take(size) {
+                        let _ = reply.send(Err(e));
+                        continue;
+                    }
+                    if envelope.id.0 == 0 {
+                        envelope.id = take_id(&self.next_id);
+                    }
+                    envelope.size = size;
+                    accepted.push(Accepted::Enqueue {
+                        envelope,
+                        body,
+                        reply,
+                    });
+                }
+                Request::Apply { changes, reply } => {
+                    // Internal changes (status updates, DSNs replacing bounced mail) bypass
+                    // the quotas: refusing them would block the queue from draining.
+                    let mut changes = changes;
+                    let mut ids = Vec::new();
+                    for change in &mut changes {
+                        if let Change::Insert { envelope, body } = change {
+                            envelope.id = take_id(&self.next_id);
+                            envelope.size = body.len() as u64;
+                            ids.push(envelope.id);
+                        }
+                    }
+                    accepted.push(Accepted::Apply {
+                        changes,
+                        ids,
+                        reply,
+                    });
+                }
+                Request::Close { reply } => closing = Some(reply),
+            }
+        }
+        if !accepted.is_empty() {
+            self.commit(accepted);
+        }
+        closing
+    }
+
+    fn commit(&mut self, accepted: Vec<Accepted>) {
+        if !self.store.is_open()
+            && let Err(e) = self.store.reopen()
+        {
+            log::error!("queue: database still cannot be reopened: {e}");
+            fail_all(accepted, &e);
+            return;
+        }
+        let ops = operations(&accepted);
+        let result = self.store.write(&ops, self.next_id.load(Ordering::Acquire));
+        match result {
+            Ok(effects) => {
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                self.count(&ops, &effects);
+                drop(ops);
+                self.answer(accepted);
+            }
+            Err(e) => {
+                log::error!(
+                    "queue: commit failed, {} request(s) refused: {e}",
+                    accepted.len()
+                );
+                self.recover(&ops);
+                drop(ops);
+                fail_all(accepted, &e);
+            }
+        }
+    }
+
+    fn count(&self, ops: &[Op<'_>], effects: &[Effect]) {
+        let (mut added, mut removed, mut grown, mut shrunk) = (0u64, 0u64, 0u64, 0u64);
+        for (op, effect) in ops.iter().zip(effects) {
+            match (op, effect) {
+                (Op::Insert(_, body), Effect::Inserted) => {
+                    added += 1;
+                    grown += body.len() as u64;
+                }
+                (Op::Delete(_), Effect::Deleted(Some(size))) => {
+                    removed += 1;
+                    shrunk += size;
+                }
+                _ => {}
+            }
+        }
+        let c = &self.counters;
+        c.messages.fetch_add(added, Ordering::Relaxed);
+        c.bytes.fetch_add(grown, Ordering::Relaxed);
+        saturating_sub(&c.messages, removed);
+        saturating_sub(&c.bytes, shrunk);
+    }
+
+    fn answer(&self, accepted: Vec<Accepted>) {
+        for item in accepted {
+            match item {
+                Accepted::Enqueue {
+                    envelope, reply, ..
+                } => {
+                    let _ = self.notify.send(envelope.clone());
+                    let _ = reply.send(Ok(envelope));
+                }
+                Accepted::Apply {
+                    changes,
+                    ids,
+                    reply,
+                } => {
+                    for change in changes {
+                        if let Change::Insert { envelope, .. } = change {
+                            let _ = self.notify.send(envelope);
+                        }
+                    }
+                    let _ = reply.send(Ok(ids));
+                }
+            }
+        }
+    }
+
+    /// Reopens the store after a failed commit. When the failure came after the commit
+    /// reached the file (an fsync error), its inserts may be visible after the reopen: their
+    /// senders are still refused (a duplicate is allowed, a loss is not), but the stored copies
+    /// are counted and handed to delivery so they do not sit unnoticed until a restart.
+    fn recover(&self, ops: &[Op<'_>]) {
+        if let Err(e) = self.store.reopen() {
+            log::error!("queue: reopening after the failed commit: {e}");
+            return;
+        }
+        log::warn!("queue: database reopened after a failed commit");
+        for op in ops {
+            let Op::Insert(envelope, _) = op else {
+                continue;
+            };
+            if let Ok(Some(stored)) = self.store.envelope(envelope.id) {
+                log::warn!("queue: {} was stored despite the failed commit", stored.id);
+                self.counters.messages.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .bytes
+                    .fetch_add(stored.size, Ordering::Relaxed);
+                let _ = self.notify.send(stored);
+            }
+        }
+    }
+}
+
+/// The store operations of a batch, in request order.
+fn operations(accepted: &[Accepted]) -> Vec<Op<'_>> {
+    let mut ops = Vec::with_capacity(accepted.len());
+    for item in accepted {
+        match item {
+            Accepted::Enqueue { envelope, body, .. } => ops.push(Op::Insert(envelope, body)),
+            Accepted::Apply { changes, .. } => ops.extend(changes.iter().map(|c| match c {
+                Change::Insert { envelope, body } => Op::Insert(envelope, body),
+                Change::Update(envelope) => Op::Update(envelope),
+                Change::Delete(id) => Op::Delete(*id),
+            })),
+        }
+    }
+    ops
+}
+
+pub(super) fn take_id(next_id: &AtomicU64) -> QueueId {
+    QueueId(next_id.fetch_add(1, Ordering::AcqRel))
+}
+
+fn fail_all(accepted: Vec<Accepted>, reason: &str) {
+    for item in accepted {
+        let error = QueueError::Storage(reason.to_string());
+        match item {
+            Accepted::Enqueue { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Accepted::Apply { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+fn saturating_sub(counter: &std::sync::atomic::AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
+}
