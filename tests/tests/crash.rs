@@ -107,7 +107,7 @@ async fn a_full_disk_answers_452_and_keeps_everything_already_accepted() {
         dir.path(),
         addr,
         backend_addr,
-        "[queue]\nretry_intervals = [\"1h\"]\nmin_free_space = 0\n",
+        "[queue]\nretry_intervals = [\"1s\"]\nmin_free_space = 0\n",
     );
     // The queue file may not grow past 3 MiB: the filesystem is "full" for the gateway.
     let gw = GatewayProcess::spawn_with(dir.path(), addr, &config, |cmd| {
