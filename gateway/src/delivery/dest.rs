@@ -2,8 +2,8 @@
 //! (which pop). The lock is never held across an await.
 
 use super::client::Session;
-use super::route::Destination;
 use super::worker::{Ctx, Job, work};
+use crate::routing::Destination;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

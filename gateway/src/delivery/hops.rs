@@ -6,10 +6,10 @@
 //! carries the mail.
 
 use super::client::{HopError, Session, Settings};
-use super::route::Destination;
 use super::wire::Reply;
 use crate::config::NextHop;
 use crate::dns::{DnsError, Resolver};
+use crate::routing::Destination;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

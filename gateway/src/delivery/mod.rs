@@ -18,7 +18,6 @@
 //! | `client/transaction.rs` | MAIL/RCPT/DATA, pipelined when offered, per-recipient replies |
 //! | `wire.rs` | stream (plain or TLS) and reply parsing |
 //! | `tls.rs` | rustls client configuration (ring, no certificate verification yet) |
-//! | `route.rs` | recipient domain → destination (hops + TLS policy) |
 //! | `settle.rs` | replies → recipient status, expiry, next attempt (pure) |
 //!
 //! Semantics: at least once. A result is written only after the next hop answered; a crash
@@ -31,7 +30,6 @@ mod client;
 mod dest;
 mod hops;
 mod record;
-mod route;
 mod scheduler;
 mod settle;
 mod tls;
@@ -45,8 +43,8 @@ mod flow_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::routing::Destination;
 pub use client::{Broken, HopError, Outgoing, Session, Settings};
-pub use route::Destination;
 pub use wire::Reply;
 
 use crate::config::Config;

@@ -9,12 +9,12 @@
 use super::Command;
 use super::dest::DestQueue;
 use super::record::Write;
-use super::route::{Destination, Routes};
 use super::settle::{self, Outcome};
 use super::wire::Reply;
 use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use crate::config::Config;
 use crate::queue::{Change, Envelope, Queue, QueueId, schedule};
+use crate::routing::{Destination, Routes};
 use crate::time::unix_now;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

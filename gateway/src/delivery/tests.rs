@@ -3,12 +3,12 @@
 use super::dest::DestQueue;
 use super::fake::{self, Script};
 use super::hops::Walker;
-use super::route::Destination;
 use super::scheduler::Event;
 use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use super::*;
 use crate::config::{NextHop, TlsPolicy};
 use crate::queue::{RcptStatus, Recipient};
+use crate::routing::Destination;
 use std::net::SocketAddr;
 
 fn settings() -> Arc<Settings> {

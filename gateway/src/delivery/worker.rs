@@ -9,11 +9,11 @@
 use super::client::{Outgoing, Session};
 use super::dest::DestQueue;
 use super::hops::Walker;
-use super::route::Destination;
 use super::scheduler::Event;
 use super::settle::Outcome;
 use super::wire::Reply;
 use crate::queue::{Envelope, Queue, QueueError, QueueId};
+use crate::routing::Destination;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore, mpsc};
