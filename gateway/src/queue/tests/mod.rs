@@ -50,6 +50,13 @@ pub(super) fn body(n: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// Like [`body`] but exactly `len` bytes, however small.
+fn exact(n: u64, len: usize) -> Vec<u8> {
+    let mut out = body(n, len);
+    out.truncate(len);
+    out
+}
+
 /// The test binary run again for the single test `name` (a path below this module), with
 /// `env` telling that test it is the child.
 pub(super) fn child(name: &str, env: (&str, &str)) -> Command {
@@ -117,6 +124,41 @@ async fn enqueued_message_survives_reopen_and_ids_keep_growing() {
         "a deleted id is never handed out again"
     );
     assert_eq!(queue.list().await.expect("list"), vec![first, third]);
+    queue.close().await;
+}
+
+#[tokio::test]
+async fn bodies_of_any_size_come_back_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.redb");
+    let (queue, _) = Queue::open(&path, &config()).expect("open");
+    let chunk = store::CHUNK;
+    let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk, 300_000];
+    let mut ids = Vec::new();
+    for (n, len) in sizes.iter().enumerate() {
+        let e = queue
+            .enqueue(envelope("a@example.com"), exact(n as u64, *len))
+            .await
+            .expect("enqueue");
+        ids.push(e.id);
+    }
+    let total: usize = sizes.iter().sum();
+    assert_eq!(queue.stats().bytes, total as u64);
+    queue.close().await;
+    let (queue, _) = Queue::open(&path, &config()).expect("reopen");
+    for (n, (id, len)) in ids.iter().zip(sizes).enumerate() {
+        let stored = queue.body(*id).await.expect("read").expect("present");
+        assert_eq!(*stored, exact(n as u64, len), "size {len}");
+    }
+    queue
+        .apply(ids.iter().map(|id| Change::Delete(*id)).collect())
+        .await
+        .expect("delete");
+    assert_eq!(
+        queue.stats(),
+        QueueStats::default(),
+        "deleted sizes are counted exactly"
+    );
     queue.close().await;
 }
 
