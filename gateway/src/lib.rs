@@ -4,6 +4,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | [`cli`] | the `edgemx` command line (the binary is a one-line `main`) |
 //! | [`config`] | typed configuration, parsed and validated once; errors name the key |
 //! | [`smtp::proto`] | command and DATA/BDAT parsing with no I/O; strict line endings |
 //! | [`smtp::inbound`] | listener, session state machine (one file per stage), STARTTLS, limits |
@@ -14,6 +15,8 @@
 //! | [`tls`] | rustls configurations (ring provider), certificates |
 //! | [`dns`] | hickory resolver construction |
 //! | [`observe`] | logging (journald or stderr) |
+//! | [`time`] | wall clock, RFC 5322 and log time stamps |
+//! | [`server`] | the gateway assembled: start order and the one shutdown path |
 //! | [`control`] | the root-only control socket used by `edgemx queue …` |
 //! | [`console`] | the operator CLI (serial console) |
 //! | [`init`] | PID 1 duties inside the appliance image |
@@ -22,6 +25,7 @@
 //! scheduler → delivery → backend → queue state. Nothing downstream calls back upstream
 //! except through the queue.
 
+pub mod cli;
 pub mod config;
 pub mod console;
 pub mod control;
@@ -32,5 +36,7 @@ pub mod observe;
 pub mod policy;
 pub mod queue;
 pub mod routing;
+pub mod server;
 pub mod smtp;
+pub mod time;
 pub mod tls;

@@ -95,8 +95,6 @@ pub struct Limits {
     pub max_message_size: Bytes,
     /// Longest command line, CRLF excluded.
     pub max_line_length: usize,
-    /// Longest text line inside DATA/BDAT, CRLF excluded (RFC 5322 says 998).
-    pub max_data_line_length: usize,
     pub max_recipients: usize,
     /// Failed commands before the session is closed with 421.
     pub max_errors: u32,
@@ -192,13 +190,12 @@ impl Default for Limits {
         Limits {
             max_message_size: Bytes(25 << 20),
             max_line_length: 2048,
-            max_data_line_length: 65_536,
             max_recipients: 100,
             max_errors: 10,
             max_commands: 1_000,
             max_messages_per_session: 100,
             max_connections: 500,
-            max_connections_per_ip: 20,
+            max_connections_per_ip: 50,
             command_timeout: Span(Duration::from_secs(300)),
             data_timeout: Span(Duration::from_secs(180)),
             inflight_bytes: Bytes(512 << 20),

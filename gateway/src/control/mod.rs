@@ -1,1 +1,152 @@
-//! (stub) control
+//! The control socket: a root-only Unix socket in the data directory through which
+//! `edgemx queue …` (and later the console) talks to the running gateway.
+//!
+//! Protocol: one JSON request per line, one JSON response per line. Owns nothing but the
+//! translation between requests and queue/delivery operations; it never touches redb.
+
+mod client;
+mod format;
+
+pub use client::{ControlClient, Request};
+pub use format::{format_list, format_show};
+
+use crate::delivery::DeliveryHandle;
+use crate::queue::{Change, Queue, QueueId};
+use serde::Serialize;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+pub struct Server {
+    listener: UnixListener,
+    queue: Queue,
+    deliveries: DeliveryHandle,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Response {
+    Ok { data: serde_json::Value },
+    Error { error: String },
+}
+
+impl Server {
+    /// Binds the socket (replacing a stale one left by a crash) with mode 0600.
+    pub fn bind(path: &Path, queue: Queue, deliveries: DeliveryHandle) -> std::io::Result<Server> {
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(Server {
+            listener,
+            queue,
+            deliveries,
+        })
+    }
+
+    pub async fn serve(self, shutdown: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    let (queue, deliveries) = (self.queue.clone(), self.deliveries.clone());
+                    tokio::spawn(async move { converse(stream, queue, deliveries).await });
+                }
+                Err(e) => log::warn!("control socket accept failed: {e}"),
+            }
+        }
+    }
+}
+
+async fn converse(stream: UnixStream, queue: Queue, deliveries: DeliveryHandle) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let response = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => execute(request, &queue, &deliveries).await,
+            Err(e) => Response::Error {
+                error: format!("bad request: {e}"),
+            },
+        };
+        let mut out = serde_json::to_vec(&response).unwrap_or_default();
+        out.push(b'\n');
+        if write.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn execute(request: Request, queue: &Queue, deliveries: &DeliveryHandle) -> Response {
+    let result = match request {
+        Request::List => queue
+            .list()
+            .await
+            .map(|list| json(&list))
+            .map_err(|e| e.to_string()),
+        Request::Show { id } => show(queue, id).await,
+        Request::Retry { id: Some(id) } => match queue.envelope(id).await {
+            Ok(Some(_)) => {
+                deliveries.retry(id);
+                Ok(serde_json::Value::String(format!(
+                    "{id} scheduled for delivery now"
+                )))
+            }
+            Ok(None) => Err(format!("no message {id} in the queue")),
+            Err(e) => Err(e.to_string()),
+        },
+        Request::Retry { id: None } => {
+            deliveries.retry_all();
+            Ok(serde_json::Value::String(
+                "all messages scheduled for delivery now".into(),
+            ))
+        }
+        Request::Delete { id } => match queue.envelope(id).await {
+            Ok(Some(_)) => match queue.apply(vec![Change::Delete(id)]).await {
+                Ok(_) => {
+                    deliveries.forget(id);
+                    log::info!("{id} deleted by the operator");
+                    Ok(serde_json::Value::String(format!("{id} deleted")))
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Ok(None) => Err(format!("no message {id} in the queue")),
+            Err(e) => Err(e.to_string()),
+        },
+        Request::Stats => Ok(json(&queue.stats())),
+    };
+    match result {
+        Ok(data) => Response::Ok { data },
+        Err(error) => Response::Error { error },
+    }
+}
+
+/// The envelope and the message headers (not the body: operators see who and what, the
+/// content stays private unless they read the store themselves).
+async fn show(queue: &Queue, id: QueueId) -> Result<serde_json::Value, String> {
+    let envelope = queue
+        .envelope(id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no message {id} in the queue"))?;
+    let body = queue.body(id).await.map_err(|e| e.to_string())?;
+    let headers = body
+        .map(|b| {
+            let end = b
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .unwrap_or(b.len());
+            String::from_utf8_lossy(&b[..end]).into_owned()
+        })
+        .unwrap_or_default();
+    Ok(serde_json::json!({ "envelope": json(&envelope), "headers": headers }))
+}
+
+fn json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}

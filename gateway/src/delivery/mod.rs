@@ -1,1 +1,195 @@
-//! (stub) delivery
+//! Delivery: the scheduler that takes queued messages to their next hops, the SMTP client,
+//! next-hop selection and failover, connection reuse and the TLS policy towards next hops.
+//!
+//! Owns everything between "the message is durably queued" and "its recipients' new state
+//! is durably recorded". It reads and writes the queue only through [`Queue`] (`body`,
+//! `apply`, `subscribe`) and never touches inbound sessions.
+//!
+//! # Layout
+//!
+//! | file | job |
+//! | --- | --- |
+//! | `scheduler.rs` | what is due (timer), jobs per destination, results → one `apply` per attempt |
+//! | `worker.rs` | per-destination job queues; workers holding and reusing connections |
+//! | `hops.rs` | next hops in order, `mx` expansion, failover, unreachable-address memory |
+//! | `client.rs` | the SMTP client session: EHLO, STARTTLS, pipelined transaction |
+//! | `wire.rs` | stream (plain or TLS) and reply parsing |
+//! | `tls.rs` | rustls client configuration (ring, no certificate verification yet) |
+//! | `route.rs` | recipient domain → destination (hops + TLS policy) |
+//! | `settle.rs` | replies → recipient status, expiry, next attempt (pure) |
+//!
+//! Semantics: at least once. A result is written only after the next hop answered; a crash
+//! before the write repeats the delivery, never loses it. A destination whose next hops
+//! all fail is *held* for the first retry interval (no connection attempts, jobs deferred
+//! at once); when the hold ends one message probes it, and the first success releases every
+//! message waiting for it, whatever their own back-off.
+
+mod client;
+mod hops;
+mod pending;
+mod route;
+mod scheduler;
+mod settle;
+mod tls;
+mod wire;
+mod worker;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+pub use client::{Broken, HopError, Outgoing, Session, Settings};
+pub use route::Destination;
+pub use wire::Reply;
+
+use crate::config::Config;
+use crate::dns;
+use crate::queue::{Envelope, Queue, QueueId};
+use scheduler::{Event, Scheduler};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Talks to the running scheduler; cheap to clone.
+#[derive(Clone)]
+pub struct DeliveryHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    tracker: TaskTracker,
+}
+
+enum Command {
+    Retry(QueueId),
+    RetryAll,
+    Forget(QueueId),
+}
+
+/// Starts the scheduler (must run inside a tokio runtime). `resumed` is what
+/// `Queue::open` returned; new messages arrive through `queue.subscribe()`. When `shutdown`
+/// fires no new transaction starts; those in flight get `limits.shutdown_timeout` to finish,
+/// then are abandoned (their recipients keep their stored state).
+pub fn start(
+    config: Arc<Config>,
+    queue: Queue,
+    resumed: Vec<Envelope>,
+    shutdown: CancellationToken,
+) -> DeliveryHandle {
+    let tracker = TaskTracker::new();
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (events, event_rx) = mpsc::unbounded_channel();
+    let resolver = match dns::Resolver::new(&config.dns) {
+        Ok(resolver) => Some(resolver),
+        Err(e) => {
+            log::error!(
+                "delivery: no DNS resolver ({e}); next hops by name and `mx` will be deferred"
+            );
+            None
+        }
+    };
+    let settings = Arc::new(Settings::new(&config));
+    let ctx = Arc::new(worker::Ctx {
+        walker: hops::Walker::new(settings, resolver, &config.hostname, hold_period(&config)),
+        queue: Some(queue.clone()),
+        max_messages_per_connection: config.delivery.max_messages_per_connection.max(1),
+        max_connections_per_next_hop: config.delivery.max_connections_per_next_hop.max(1),
+        idle_timeout: config.delivery.idle_timeout.0,
+        permits: Arc::new(Semaphore::new(config.delivery.max_concurrent.max(1))),
+        reports: events.clone(),
+        shutdown: shutdown.clone(),
+        grace: config.limits.shutdown_timeout.0,
+        tracker: tracker.clone(),
+    });
+    let new = queue.subscribe();
+    let scheduler = Scheduler::new(config, queue, ctx, events);
+    tracker.spawn(run(scheduler, resumed, new, command_rx, event_rx, shutdown));
+    DeliveryHandle { commands, tracker }
+}
+
+impl DeliveryHandle {
+    /// Attempts the message now (and lifts any hold on its destinations).
+    pub fn retry(&self, id: QueueId) {
+        let _ = self.commands.send(Command::Retry(id));
+    }
+
+    /// Attempts every queued message now and lifts every hold.
+    pub fn retry_all(&self) {
+        let _ = self.commands.send(Command::RetryAll);
+    }
+
+    /// Drops the message from the schedule after the operator deleted it from the queue.
+    pub fn forget(&self, id: QueueId) {
+        let _ = self.commands.send(Command::Forget(id));
+    }
+
+    /// Waits until every delivery task has ended after the shutdown token fired, including
+    /// the writes recording the last results. Call `Queue::close` after this.
+    pub async fn stopped(self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// How long a destination whose next hops all failed is held: the first retry interval,
+/// between 1 s and 5 min.
+fn hold_period(config: &Config) -> Duration {
+    let first = config.queue.retry_intervals.first().map(|s| s.0);
+    first
+        .unwrap_or(Duration::from_secs(60))
+        .clamp(Duration::from_secs(1), Duration::from_secs(300))
+}
+
+async fn run(
+    mut scheduler: Scheduler,
+    resumed: Vec<Envelope>,
+    mut new: Option<mpsc::UnboundedReceiver<Envelope>>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    shutdown: CancellationToken,
+) {
+    if new.is_none() {
+        log::error!(
+            "delivery: the queue's subscription was already taken; only resumed and retried mail is delivered"
+        );
+    }
+    for env in resumed {
+        scheduler.add(env);
+    }
+    loop {
+        let wake = scheduler.tick();
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let incoming = async {
+            match new.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(event) = events.recv() => scheduler.event(event),
+            env = incoming => match env {
+                Some(env) => scheduler.add(env),
+                None => new = None,
+            },
+            Some(command) = commands.recv() => scheduler.command(command),
+            _ = sleep => {}
+        }
+    }
+    scheduler.abandon_queued();
+    let deadline = tokio::time::Instant::now() + scheduler.ctx.grace + Duration::from_secs(1);
+    while scheduler.jobs_in_flight() > 0 {
+        tokio::select! {
+            Some(event) = events.recv() => scheduler.event(event),
+            _ = tokio::time::sleep_until(deadline) => {
+                log::warn!("delivery: {} jobs did not finish before the shutdown deadline", scheduler.jobs_in_flight());
+                break;
+            }
+        }
+    }
+}

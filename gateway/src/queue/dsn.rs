@@ -15,8 +15,8 @@
 //! Replies stored by delivery may name the remote MTA as `host said: 550 5.1.1 …` (see
 //! [`remote_reply`]); that host becomes the `Remote-MTA` field.
 
-use super::time::rfc5322_date;
 use super::{Envelope, QueueId, RcptStatus, Recipient};
+use crate::time::rfc5322_date;
 use std::fmt::Write;
 
 /// Original headers beyond this are cut at a line boundary.

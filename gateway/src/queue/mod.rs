@@ -11,16 +11,14 @@ pub mod dsn;
 mod envelope;
 pub mod schedule;
 mod store;
-pub mod time;
 mod writer;
 
 pub use envelope::{Envelope, QueueId, RcptStatus, Recipient};
-pub use time::rfc5322_date;
 
 use crate::config;
 use admission::{Counters, Limits};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use store::Store;
 use tokio::sync::{mpsc, oneshot};
@@ -59,7 +57,7 @@ pub enum Change {
     Delete(QueueId),
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueStats {
     pub messages: u64,
     pub bytes: u64,
@@ -78,6 +76,7 @@ struct Inner {
     limits: Limits,
     subscriber: Mutex<Option<mpsc::UnboundedReceiver<Envelope>>>,
     closed: AtomicBool,
+    next_id: Arc<AtomicU64>,
 }
 
 impl Queue {
@@ -94,6 +93,7 @@ impl Queue {
             .store(loaded.envelopes.len() as u64, Ordering::Relaxed);
         counters.bytes.store(loaded.bytes, Ordering::Relaxed);
         let limits = Limits::new(config, path);
+        let next_id = Arc::new(AtomicU64::new(loaded.next_id));
         let (requests, receiver) = std::sync::mpsc::channel();
         let (notify, subscriber) = mpsc::unbounded_channel();
         let writer = Writer {
@@ -102,7 +102,7 @@ impl Queue {
             counters: counters.clone(),
             limits: limits.clone(),
             max_batch: config.max_batch.max(1),
-            next_id: loaded.next_id,
+            next_id: next_id.clone(),
             notify,
         };
         std::thread::Builder::new()
@@ -125,6 +125,7 @@ impl Queue {
             limits,
             subscriber: Mutex::new(Some(subscriber)),
             closed: AtomicBool::new(false),
+            next_id,
         };
         Ok((
             Queue {
@@ -141,6 +142,12 @@ impl Queue {
             return Err(QueueError::Closed);
         }
         self.inner.limits.check(&self.inner.counters, size)
+    }
+
+    /// Hands out the id a message will be stored under, before it is received, so that
+    /// its Received header can name it. Ids of messages that are never stored are skipped.
+    pub fn reserve_id(&self) -> QueueId {
+        writer::take_id(&self.inner.next_id)
     }
 
     /// Durably stores a new message and returns its envelope with the assigned id. Returns

@@ -11,7 +11,7 @@ use super::admission::{Counters, Limits};
 use super::store::{Effect, Op, Store};
 use super::{Change, Envelope, QueueError, QueueId};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -45,7 +45,8 @@ pub(super) struct Writer {
     pub counters: Arc<Counters>,
     pub limits: Limits,
     pub max_batch: usize,
-    pub next_id: u64,
+    /// Shared with [`super::Queue::reserve_id`]: the lowest id never handed out.
+    pub next_id: Arc<AtomicU64>,
     pub notify: mpsc::UnboundedSender<Envelope>,
 }
 
@@ -107,7 +108,9 @@ impl Writer {
                         let _ = reply.send(Err(e));
                         continue;
                     }
-                    envelope.id = take_id(&mut self.next_id);
+                    if envelope.id.0 == 0 {
+                        envelope.id = take_id(&self.next_id);
+                    }
                     envelope.size = size;
                     accepted.push(Accepted::Enqueue {
                         envelope,
@@ -122,7 +125,7 @@ impl Writer {
                     let mut ids = Vec::new();
                     for change in &mut changes {
                         if let Change::Insert { envelope, body } = change {
-                            envelope.id = take_id(&mut self.next_id);
+                            envelope.id = take_id(&self.next_id);
                             envelope.size = body.len() as u64;
                             ids.push(envelope.id);
                         }
@@ -151,7 +154,7 @@ impl Writer {
             return;
         }
         let ops = operations(&accepted);
-        let result = self.store.write(&ops, self.next_id);
+        let result = self.store.write(&ops, self.next_id.load(Ordering::Acquire));
         match result {
             Ok(effects) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -260,10 +263,8 @@ fn operations(accepted: &[Accepted]) -> Vec<Op<'_>> {
     ops
 }
 
-fn take_id(next_id: &mut u64) -> QueueId {
-    let id = QueueId(*next_id);
-    *next_id += 1;
-    id
+pub(super) fn take_id(next_id: &AtomicU64) -> QueueId {
+    QueueId(next_id.fetch_add(1, Ordering::AcqRel))
 }
 
 fn fail_all(accepted: Vec<Accepted>, reason: &str) {

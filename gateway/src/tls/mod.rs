@@ -1,1 +1,137 @@
-//! (stub) tls
+//! rustls configurations on the ring provider, and the certificate the gateway presents.
+//!
+//! Owns loading the configured certificate, or generating a self-signed ECDSA P-256 one
+//! into the data directory on first start. It must not touch sockets: sessions and the
+//! delivery client build their streams from the configurations made here.
+
+use rustls::ServerConfig;
+use rustls::crypto::ring as provider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("generating a certificate: {0}")]
+    Generate(String),
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// Where the certificate came from, for the startup log line.
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    pub certificate: PathBuf,
+    pub generated: bool,
+}
+
+/// Builds the server configuration: TLS 1.2 and 1.3, ring cipher suites.
+pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
+    let (cert_path, key_path, generated) = match (&config.tls.certificate, &config.tls.private_key)
+    {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone(), false),
+        _ => {
+            let dir = config.data_dir.join("tls");
+            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+            let generated = !cert.exists() || !key.exists();
+            if generated {
+                self_signed(&config.hostname, &dir)?;
+            }
+            (cert, key, generated)
+        }
+    };
+    let chain = read_chain(&cert_path)?;
+    let key = read_key(&key_path)?;
+    let server = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    Ok(ServerTls {
+        config: Arc::new(server),
+        certificate: cert_path,
+        generated,
+    })
+}
+
+/// Writes `cert.pem` and `key.pem` (mode 0600) for `hostname` into `dir`.
+pub fn self_signed(hostname: &str, dir: &Path) -> Result<(), TlsError> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(vec![hostname.to_string()])
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let file_err = |path: &Path, e: std::io::Error| TlsError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    // Key first: a certificate without its key would be unusable after a crash here.
+    write_private(&dir.join("key.pem"), key.serialize_pem().as_bytes())
+        .map_err(|e| file_err(&dir.join("key.pem"), e))?;
+    write_private(&dir.join("cert.pem"), cert.pem().as_bytes())
+        .map_err(|e| file_err(&dir.join("cert.pem"), e))?;
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |reason: String| TlsError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = fs::read(path).map_err(|e| err(e.to_string()))?;
+    let chain: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(err("no PEM certificate found".into()));
+    }
+    Ok(chain)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let err = |reason: String| TlsError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = fs::read(path).map_err(|e| err(e.to_string()))?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("no PEM private key found".into()))
+}
+
+/// `TLS1.3 TLS13_AES_256_GCM_SHA384`-style description of a finished handshake.
+pub fn describe(conn: &rustls::CommonState) -> String {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "TLS",
+    };
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
+    format!("{version} {suite}")
+}

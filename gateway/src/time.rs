@@ -1,5 +1,6 @@
-//! Civil time for message headers: RFC 5322 dates from Unix seconds, without a date crate.
-//! Always UTC (`+0000`): the appliance has no time zone database and needs none.
+//! Wall-clock time: Unix seconds, RFC 5322 dates for message headers and ISO 8601 stamps
+//! for log lines, without a date crate. Always UTC: the appliance has no time zone
+//! database and needs none.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,9 +32,25 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// `2026-11-26T05:10:00.123Z` for log lines.
+pub fn iso8601_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (year, month, day) = civil(secs / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs % 86_400 / 3_600,
+        secs / 60 % 60,
+        secs % 60,
+        now.subsec_millis()
+    )
+}
+
 /// Year, month (1–12) and day (1–31) of a day count since 1970-01-01, in the proleptic
 /// Gregorian calendar (H. Hinnant's `civil_from_days`, for non-negative days).
-fn civil(days: u64) -> (u64, u64, u64) {
+pub fn civil(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;

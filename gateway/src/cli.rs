@@ -1,0 +1,165 @@
+//! The `edgemx` command line: `serve`, `check-config`, `queue …`, and PID 1 inside the
+//! image. It lives in the library so that the test crate can build the same binary.
+//!
+//! `main` is synchronous: the configuration is parsed and validated completely before any
+//! port is bound or any file written; a bad one prints every offending key and exits 64.
+
+use crate::config::{Config, EXIT_CONFIG};
+use crate::control::{ControlClient, Request};
+use crate::queue::QueueId;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// sysexits(3) codes for failures other than configuration.
+const EXIT_SOFTWARE: u8 = 70;
+const EXIT_OSERR: u8 = 71;
+const EXIT_UNAVAILABLE: u8 = 69;
+
+#[derive(Parser)]
+#[command(name = "edgemx", version, about = "Edge mail gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway until SIGTERM or SIGINT.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print every problem found.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Inspect and act on the queue of a running gateway.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+        #[arg(long, short, global = true, default_value = "/etc/edgemx/edgemx.toml")]
+        config: PathBuf,
+    },
+    /// PID 1 duties inside the appliance image.
+    Init,
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// One line per queued message.
+    List,
+    /// Envelope, per-recipient status and headers of one message.
+    Show { id: QueueId },
+    /// Attempt delivery now, for one message or with --all for every message.
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<QueueId>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a message from the queue without delivering it (no bounce is sent).
+    Delete { id: QueueId },
+}
+
+/// Runs the command named by the process arguments.
+pub fn main() -> ExitCode {
+    if std::process::id() == 1 {
+        crate::init::run();
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(_) => {
+                println!("{}: configuration is valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Queue { action, config } => queue(action, &config),
+        Command::Init => crate::init::run(),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        eprint!("{errors}");
+        ExitCode::from(EXIT_CONFIG as u8)
+    })
+}
+
+fn serve(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    crate::observe::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("edgemx: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    let code = runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            match tokio::net::TcpListener::bind(l.address).await {
+                Ok(listener) => listeners.push(crate::server::Bound {
+                    listener,
+                    starttls: l.starttls,
+                }),
+                Err(e) => {
+                    log::error!("cannot listen on {}: {e}", l.address);
+                    return ExitCode::from(EXIT_OSERR);
+                }
+            }
+        }
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(crate::server::on_signals(shutdown.clone()));
+        match crate::server::run(config, listeners, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("{e}");
+                ExitCode::from(EXIT_SOFTWARE)
+            }
+        }
+    });
+    // Sessions that outlived the shutdown deadline are dropped here, unacknowledged.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+fn queue(action: QueueAction, path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let request = match &action {
+        QueueAction::List => Request::List,
+        QueueAction::Show { id } => Request::Show { id: *id },
+        QueueAction::Retry { id, .. } => Request::Retry { id: *id },
+        QueueAction::Delete { id } => Request::Delete { id: *id },
+    };
+    let answer =
+        ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request));
+    match answer {
+        Ok(data) => {
+            match action {
+                QueueAction::List => print!("{}", crate::control::format_list(&data)),
+                QueueAction::Show { .. } => print!("{}", crate::control::format_show(&data)),
+                _ => println!("{}", data.as_str().unwrap_or_default()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgemx: {e}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The client side of the control socket, used by `edgemx queue …`.
+
+use crate::queue::QueueId;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Request {
+    List,
+    Show {
+        id: QueueId,
+    },
+    /// `None` retries every message.
+    Retry {
+        id: Option<QueueId>,
+    },
+    Delete {
+        id: QueueId,
+    },
+    Stats,
+}
+
+pub struct ControlClient {
+    stream: BufReader<UnixStream>,
+}
+
+impl ControlClient {
+    pub fn connect(path: &Path) -> Result<ControlClient, String> {
+        UnixStream::connect(path)
+            .map(|s| ControlClient {
+                stream: BufReader::new(s),
+            })
+            .map_err(|e| {
+                format!(
+                    "cannot reach the gateway at {}: {e} (is `edgemx serve` running, and are you root?)",
+                    path.display()
+                )
+            })
+    }
+
+    /// Sends one request; returns the `data` of an ok response or the error text.
+    pub fn call(&mut self, request: &Request) -> Result<serde_json::Value, String> {
+        let mut line = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        self.stream
+            .get_mut()
+            .write_all(&line)
+            .map_err(|e| format!("control socket: {e}"))?;
+        let mut answer = String::new();
+        self.stream
+            .read_line(&mut answer)
+            .map_err(|e| format!("control socket: {e}"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&answer).map_err(|e| format!("control socket answer: {e}"))?;
+        match value.get("status").and_then(|s| s.as_str()) {
+            Some("ok") => Ok(value
+                .get("data")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)),
+            _ => Err(value
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("malformed answer")
+                .to_string()),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Human-readable output of control answers for `edgemx queue list|show`.
+
+use crate::queue::{Envelope, RcptStatus};
+use std::fmt::Write;
+
+/// One line per message: id, age, size, sender, then each recipient with its state.
+pub fn format_list(data: &serde_json::Value) -> String {
+    let envelopes: Vec<Envelope> = serde_json::from_value(data.clone()).unwrap_or_default();
+    let now = crate::time::unix_now();
+    let mut out = String::new();
+    for e in &envelopes {
+        let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
+        let _ = writeln!(
+            out,
+            "{}  {:>6}  {:>8}  {sender}",
+            e.id,
+            age(now.saturating_sub(e.received)),
+            e.size
+        );
+        for r in &e.recipients {
+            let _ = writeln!(out, "    {}  {}", r.address, status(&r.status));
+        }
+    }
+    let _ = writeln!(out, "{} message(s)", envelopes.len());
+    out
+}
+
+pub fn format_show(data: &serde_json::Value) -> String {
+    let mut out = String::new();
+    if let Ok(e) = serde_json::from_value::<Envelope>(data["envelope"].clone()) {
+        let now = crate::time::unix_now();
+        let _ = writeln!(out, "id:        {}", e.id);
+        let _ = writeln!(out, "from:      <{}>", e.sender);
+        let _ = writeln!(out, "client:    {}", e.client);
+        let _ = writeln!(
+            out,
+            "received:  {} ({} ago)",
+            crate::time::rfc5322_date(e.received),
+            age(now.saturating_sub(e.received))
+        );
+        let _ = writeln!(out, "size:      {}", e.size);
+        let _ = writeln!(out, "attempts:  {}", e.attempts);
+        if e.next_attempt > now {
+            let _ = writeln!(out, "next try:  in {}", age(e.next_attempt - now));
+        }
+        for r in &e.recipients {
+            let _ = writeln!(out, "rcpt:      {}  {}", r.address, status(&r.status));
+        }
+    }
+    if let Some(headers) = data["headers"].as_str() {
+        let _ = writeln!(out, "\n{headers}");
+    }
+    out
+}
+
+fn status(s: &RcptStatus) -> String {
+    match s {
+        RcptStatus::Pending => "pending".into(),
+        RcptStatus::Deferred { reply, .. } => format!("deferred: {reply}"),
+        RcptStatus::Delivered { reply, .. } => format!("delivered: {reply}"),
+        RcptStatus::Failed { reply, .. } => format!("failed: {reply}"),
+    }
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}

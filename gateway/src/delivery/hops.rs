@@ -1,0 +1,192 @@
+//! Next-hop walk: the destination's hops in order, `mx` expanded to MX hosts in preference
+//! order and each host to its addresses, until one address gives a usable session.
+//!
+//! Addresses that could not be connected to are remembered for a while and skipped, so a
+//! dead primary does not cost a connect timeout on every new connection while the backup
+//! carries the mail.
+
+use super::client::{HopError, Session, Settings};
+use super::route::Destination;
+use super::wire::Reply;
+use crate::config::NextHop;
+use crate::dns::{DnsError, Resolver};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The walk failed: no hop could be used.
+#[derive(Debug, Clone)]
+pub struct Unreachable {
+    pub reply: Reply,
+    /// Every hop failed permanently in DNS (NXDOMAIN, null MX): bounce, do not retry.
+    pub permanent: bool,
+}
+
+pub struct Walker {
+    pub settings: Arc<Settings>,
+    pub resolver: Option<Resolver>,
+    /// Our own name: MX records at or below our preference are dropped (RFC 5321 §5.1).
+    pub hostname: String,
+    /// How long an unreachable address is skipped.
+    pub dead_for: Duration,
+    dead: Mutex<HashMap<SocketAddr, (Instant, Reply)>>,
+}
+
+impl Walker {
+    pub fn new(
+        settings: Arc<Settings>,
+        resolver: Option<Resolver>,
+        hostname: &str,
+        dead_for: Duration,
+    ) -> Walker {
+        Walker {
+            settings,
+            resolver,
+            hostname: hostname.to_ascii_lowercase(),
+            dead_for,
+            dead: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn open(&self, dest: &Destination) -> Result<Session, Unreachable> {
+        let mut last: Option<Reply> = None;
+        let mut permanent = true;
+        for hop in &dest.hops {
+            let targets = match self.targets(hop, dest).await {
+                Ok(targets) => targets,
+                Err(e) => {
+                    permanent &= e.is_permanent();
+                    log::info!("next hop {hop} for {dest}: {e}");
+                    last = Some(dns_reply(&e));
+                    continue;
+                }
+            };
+            for (host, addr) in targets {
+                permanent = false;
+                if let Some(reply) = self.recently_dead(addr) {
+                    last = Some(reply);
+                    continue;
+                }
+                match Session::open(addr, &host, dest.tls, &self.settings).await {
+                    Ok(session) => return Ok(session),
+                    Err(HopError { reply, unreachable }) => {
+                        log::info!("next hop {host}[{addr}] for {dest} failed: {reply}");
+                        if unreachable {
+                            self.mark_dead(addr, &reply);
+                        }
+                        last = Some(reply);
+                    }
+                }
+            }
+        }
+        let reply =
+            last.unwrap_or_else(|| Reply::local(451, format!("4.4.4 no next hop for {dest}")));
+        Err(Unreachable {
+            permanent: permanent && reply.is_permanent(),
+            reply,
+        })
+    }
+
+    async fn targets(
+        &self,
+        hop: &NextHop,
+        dest: &Destination,
+    ) -> Result<Vec<(String, SocketAddr)>, DnsError> {
+        let resolver = || {
+            self.resolver
+                .as_ref()
+                .ok_or_else(|| DnsError::Temporary("4.4.3 no DNS resolver configured".into()))
+        };
+        match hop {
+            NextHop::Addr(addr) => Ok(vec![(addr.ip().to_string(), *addr)]),
+            NextHop::Host { name, port } => {
+                let ips = resolver()?.addresses(name).await?;
+                Ok(ips
+                    .into_iter()
+                    .map(|ip| (name.clone(), SocketAddr::new(ip, *port)))
+                    .collect())
+            }
+            NextHop::Mx => {
+                let domain = dest.domain.as_deref().unwrap_or("");
+                let hosts = without_self(resolver()?.mx_hosts(domain).await?, &self.hostname);
+                if hosts.is_empty() {
+                    return Err(DnsError::Temporary(format!(
+                        "4.4.6 mail for {domain} loops back to myself ({})",
+                        self.hostname
+                    )));
+                }
+                let mut targets = Vec::new();
+                let mut last = None;
+                for (_, host) in hosts {
+                    match resolver()?.addresses(&host).await {
+                        Ok(ips) => targets.extend(
+                            ips.into_iter()
+                                .map(|ip| (host.clone(), SocketAddr::new(ip, 25))),
+                        ),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                match (targets.is_empty(), last) {
+                    // An MX host without addresses is a DNS fault the domain owner may fix.
+                    (true, Some(e)) => Err(DnsError::Temporary(e.to_string())),
+                    _ => Ok(targets),
+                }
+            }
+        }
+    }
+
+    fn recently_dead(&self, addr: SocketAddr) -> Option<Reply> {
+        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        match dead.get(&addr) {
+            Some((until, reply)) if *until > Instant::now() => Some(reply.clone()),
+            Some(_) => {
+                dead.remove(&addr);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn mark_dead(&self, addr: SocketAddr, reply: &Reply) {
+        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        dead.insert(addr, (Instant::now() + self.dead_for, reply.clone()));
+    }
+}
+
+/// RFC 5321 §5.1: when we are one of the exchangers, only hosts more preferred than us may
+/// be used, or the mail would loop.
+pub fn without_self(hosts: Vec<(u16, String)>, hostname: &str) -> Vec<(u16, String)> {
+    match hosts.iter().find(|(_, h)| h.eq_ignore_ascii_case(hostname)) {
+        Some(&(ours, _)) => hosts.into_iter().filter(|(pref, _)| *pref < ours).collect(),
+        None => hosts,
+    }
+}
+
+fn dns_reply(e: &DnsError) -> Reply {
+    match e {
+        DnsError::Permanent(text) => Reply::local(550, text.clone()),
+        DnsError::Temporary(text) => Reply::local(451, text.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn we_never_deliver_to_ourselves_or_less_preferred_exchangers() {
+        let hosts = vec![
+            (10, "primary.test".to_string()),
+            (20, "mx.us.test".to_string()),
+            (20, "peer.test".to_string()),
+            (30, "last.test".to_string()),
+        ];
+        assert_eq!(
+            without_self(hosts.clone(), "MX.us.test"),
+            [(10, "primary.test".to_string())]
+        );
+        assert_eq!(without_self(hosts.clone(), "other.test"), hosts);
+        assert!(without_self(hosts, "primary.test").is_empty());
+    }
+}

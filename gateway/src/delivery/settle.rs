@@ -1,0 +1,189 @@
+//! The outcome of one delivery attempt applied to an envelope: per-recipient status, expiry,
+//! the next attempt. Pure, so the rules are tested without sockets or a store.
+
+use super::pending::schedule;
+use super::wire::Reply;
+use crate::config;
+use crate::queue::{Envelope, RcptStatus};
+
+/// What one recipient got in this attempt.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Index into `Envelope::recipients`.
+    pub index: usize,
+    pub reply: Reply,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Recipients that failed in this attempt (5xx or expiry): they need a DSN.
+    pub failed: Vec<usize>,
+    /// No recipient is left to deliver: the message can be deleted.
+    pub finished: bool,
+}
+
+/// 2xx delivered, 5xx failed, anything else deferred; deferred recipients of an expired
+/// message fail with `4.4.7`; an unfinished message gets its next attempt time.
+pub fn settle(
+    env: &mut Envelope,
+    outcomes: &[Outcome],
+    now: u64,
+    queue: &config::Queue,
+) -> Settled {
+    let mut failed = Vec::new();
+    for outcome in outcomes {
+        let Some(rcpt) = env.recipients.get_mut(outcome.index) else {
+            continue;
+        };
+        if !rcpt.status.is_open() {
+            continue;
+        }
+        let reply = outcome.reply.text();
+        rcpt.status = if outcome.reply.is_positive() {
+            RcptStatus::Delivered { reply, at: now }
+        } else if outcome.reply.is_permanent() {
+            failed.push(outcome.index);
+            RcptStatus::Failed { reply, at: now }
+        } else {
+            RcptStatus::Deferred { reply, at: now }
+        };
+    }
+    if !env.is_finished() && schedule::expired(queue, env.received, now) {
+        for (index, rcpt) in env.recipients.iter_mut().enumerate() {
+            let last = match &rcpt.status {
+                RcptStatus::Deferred { reply, .. } => format!("; last reply: {reply}"),
+                RcptStatus::Pending => String::new(),
+                _ => continue,
+            };
+            let reply = format!("4.4.7 message expired, not delivered{last}");
+            rcpt.status = RcptStatus::Failed { reply, at: now };
+            failed.push(index);
+        }
+    }
+    let finished = env.is_finished();
+    if !finished {
+        env.attempts += 1;
+        env.next_attempt = schedule::next_attempt(queue, env.attempts, now);
+    }
+    Settled { failed, finished }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{QueueId, Recipient};
+    use std::time::Duration;
+
+    fn envelope(received: u64) -> Envelope {
+        let rcpt = |a: &str| Recipient {
+            address: a.into(),
+            domain: "b.test".into(),
+            status: RcptStatus::Pending,
+        };
+        Envelope {
+            id: QueueId(7),
+            sender: "a@a.test".into(),
+            recipients: vec![rcpt("1@b.test"), rcpt("2@b.test"), rcpt("3@b.test")],
+            received,
+            size: 10,
+            smtputf8: false,
+            eight_bit: false,
+            client: String::new(),
+            attempts: 0,
+            next_attempt: 0,
+        }
+    }
+
+    fn outcome(index: usize, code: u16, text: &str) -> Outcome {
+        Outcome {
+            index,
+            reply: Reply::local(code, text),
+        }
+    }
+
+    fn queue_config() -> config::Queue {
+        config::Queue {
+            retry_intervals: vec![config::Span(Duration::from_secs(60))],
+            retry_jitter: 0.0,
+            max_lifetime: config::Span(Duration::from_secs(3600)),
+            ..config::Queue::default()
+        }
+    }
+
+    #[test]
+    fn each_recipient_gets_its_own_status() {
+        let mut env = envelope(1000);
+        let outcomes = [
+            outcome(0, 250, "2.0.0 ok"),
+            outcome(1, 450, "4.2.1 busy"),
+            outcome(2, 550, "5.1.1 unknown"),
+        ];
+        let settled = settle(&mut env, &outcomes, 1000, &queue_config());
+        assert_eq!(
+            settled,
+            Settled {
+                failed: vec![2],
+                finished: false
+            }
+        );
+        assert!(matches!(
+            env.recipients[0].status,
+            RcptStatus::Delivered { .. }
+        ));
+        assert!(
+            matches!(&env.recipients[1].status, RcptStatus::Deferred { reply, .. } if reply == "450 4.2.1 busy")
+        );
+        assert!(matches!(
+            env.recipients[2].status,
+            RcptStatus::Failed { .. }
+        ));
+        assert_eq!(env.attempts, 1);
+        assert!(env.next_attempt >= 1000 + 59 && env.next_attempt <= 1000 + 61);
+    }
+
+    #[test]
+    fn a_fully_settled_message_is_finished() {
+        let mut env = envelope(1000);
+        let outcomes = [
+            outcome(0, 250, "2.0.0 ok"),
+            outcome(1, 250, "2.0.0 ok"),
+            outcome(2, 554, "5.7.1 no"),
+        ];
+        let settled = settle(&mut env, &outcomes, 1000, &queue_config());
+        assert_eq!(
+            settled,
+            Settled {
+                failed: vec![2],
+                finished: true
+            }
+        );
+        assert_eq!(env.attempts, 0);
+    }
+
+    #[test]
+    fn deferred_recipients_of_an_expired_message_fail_with_4_4_7() {
+        let mut env = envelope(1000);
+        env.recipients[0].status = RcptStatus::Delivered {
+            reply: "250 ok".into(),
+            at: 1,
+        };
+        let outcomes = [outcome(1, 451, "4.4.1 connect failed")];
+        let settled = settle(&mut env, &outcomes, 1000 + 3601, &queue_config());
+        assert_eq!(
+            settled,
+            Settled {
+                failed: vec![1, 2],
+                finished: true
+            }
+        );
+        match &env.recipients[1].status {
+            RcptStatus::Failed { reply, .. } => {
+                assert!(
+                    reply.starts_with("4.4.7 ") && reply.contains("4.4.1 connect failed"),
+                    "{reply}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! Per-destination job queues and the workers that drain them.
+//!
+//! A worker owns at most one connection. After a job it takes the next queued job for the
+//! same destination over the same connection (RSET, next MAIL), up to
+//! `max_messages_per_connection`; with nothing queued it keeps the connection for
+//! `idle_timeout`, then QUITs and ends. At most `max_connections_per_next_hop` workers run
+//! per destination, and a transaction needs one of `max_concurrent` global permits.
+
+use super::client::{Outgoing, Session};
+use super::hops::Walker;
+use super::route::Destination;
+use super::scheduler::Event;
+use super::settle::Outcome;
+use super::wire::Reply;
+use crate::queue::{Envelope, Queue, QueueError, QueueId};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, OnceCell, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A message as seen by one attempt; shared by its jobs so the body is read once.
+pub struct Message {
+    pub env: Envelope,
+    body: OnceCell<Arc<Vec<u8>>>,
+}
+
+impl Message {
+    pub fn new(env: Envelope) -> Message {
+        Message {
+            env,
+            body: OnceCell::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn with_body(env: Envelope, body: Vec<u8>) -> Message {
+        Message {
+            env,
+            body: OnceCell::new_with(Some(Arc::new(body))),
+        }
+    }
+
+    /// `Ok(None)`: the message is gone from the queue (deleted by the operator).
+    async fn body(&self, queue: Option<&Queue>) -> Result<Option<Arc<Vec<u8>>>, QueueError> {
+        if let Some(body) = self.body.get() {
+            return Ok(Some(body.clone()));
+        }
+        let Some(queue) = queue else {
+            return Ok(None);
+        };
+        match queue.body(self.env.id).await? {
+            Some(body) => Ok(Some(self.body.get_or_init(|| async { body }).await.clone())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The recipients of one message that go to one destination.
+pub struct Job {
+    pub msg: Arc<Message>,
+    pub rcpts: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// `outcomes` holds the replies; `reached`: a next hop answered the transaction, so
+    /// the destination is up.
+    Attempted { reached: bool },
+    /// No next hop could be used; `outcomes` all carry the reason.
+    Unreachable { permanent: bool },
+    /// The message is no longer in the queue.
+    Gone,
+    /// Shutdown came first; nothing is known about these recipients.
+    Abandoned,
+}
+
+pub struct Report {
+    pub id: QueueId,
+    pub dest: Arc<Destination>,
+    pub kind: ReportKind,
+    pub outcomes: Vec<Outcome>,
+    pub body: Option<Arc<Vec<u8>>>,
+}
+
+/// What workers share.
+pub struct Ctx {
+    pub walker: Walker,
+    /// `None` only in unit tests, where every body is preloaded.
+    pub queue: Option<Queue>,
+    pub max_messages_per_connection: usize,
+    pub max_connections_per_next_hop: usize,
+    pub idle_timeout: Duration,
+    pub permits: Arc<Semaphore>,
+    pub reports: mpsc::UnboundedSender<Event>,
+    pub shutdown: CancellationToken,
+    /// How long an in-flight transaction may continue after shutdown began.
+    pub grace: Duration,
+    pub tracker: TaskTracker,
+}
+
+impl Ctx {
+    fn send(&self, report: Report) {
+        // Fails only when the scheduler is gone, i.e. after shutdown: nothing to record then.
+        let _ = self.reports.send(Event::Report(report));
+    }
+}
+
+pub struct DestQueue {
+    pub dest: Arc<Destination>,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<Job>,
+    workers: usize,
+    idle: usize,
+    /// Workers currently holding a live connection.
+    connected: usize,
+}
+
+impl DestQueue {
+    pub fn new(dest: Arc<Destination>) -> Arc<DestQueue> {
+        Arc::new(DestQueue {
+            dest,
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+        })
+    }
+
+    /// Queues `job`, waking an idle worker or starting a new one within the limit.
+    pub fn push(self: &Arc<Self>, job: Job, ctx: &Arc<Ctx>) {
+        let spawn = {
+            let mut state = self.lock();
+            state.jobs.push_back(job);
+            if state.idle > 0 {
+                self.notify.notify_one();
+            }
+            let spawn =
+                state.jobs.len() > state.idle && state.workers < ctx.max_connections_per_next_hop;
+            if spawn {
+                state.workers += 1;
+            }
+            spawn
+        };
+        if spawn {
+            ctx.tracker.spawn(work(self.clone(), ctx.clone()));
+        }
+    }
+
+    /// Takes every queued job (shutdown, or the destination proved unreachable).
+    pub fn drain(&self) -> Vec<Job> {
+        self.lock().jobs.drain(..).collect()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        let state = self.lock();
+        state.jobs.is_empty() && state.workers == 0
+    }
+
+    /// Returns a job this worker could not carry to the workers that hold connections, and
+    /// ends this worker. Refused (the job comes back) when no other worker could take it.
+    fn give_back(&self, job: Job) -> Result<(), Job> {
+        let mut state = self.lock();
+        if state.connected == 0 || state.workers <= 1 {
+            return Err(job);
+        }
+        state.jobs.push_front(job);
+        state.workers -= 1;
+        if state.idle > 0 {
+            self.notify.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Drops the connection (without QUIT: it is broken or abandoned).
+    fn close(&self, conn: &mut Option<Session>) {
+        if conn.take().is_some() {
+            self.track(true, false);
+        }
+    }
+
+    /// Keeps the count of live connections (see [`Step::GiveBack`]).
+    fn track(&self, before: bool, after: bool) {
+        let mut state = self.lock();
+        match (before, after) {
+            (false, true) => state.connected += 1,
+            (true, false) => state.connected = state.connected.saturating_sub(1),
+            _ => {}
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next job, waiting up to `idle_timeout` while holding a connection.
+    async fn next(&self, ctx: &Ctx, connected: bool) -> Option<Job> {
+        let wait = if connected {
+            ctx.idle_timeout
+        } else {
+            Duration::ZERO
+        };
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        {
+            let mut state = self.lock();
+            if ctx.shutdown.is_cancelled() {
+                state.workers -= 1;
+                return None;
+            }
+            if let Some(job) = state.jobs.pop_front() {
+                return Some(job);
+            }
+            if wait.is_zero() {
+                state.workers -= 1;
+                return None;
+            }
+            // Registered before the lock is released, so a push in between is not missed.
+            notified.as_mut().enable();
+            state.idle += 1;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = ctx.shutdown.cancelled() => {}
+        }
+        let mut state = self.lock();
+        state.idle -= 1;
+        match state.jobs.pop_front() {
+            Some(job) if !ctx.shutdown.is_cancelled() => Some(job),
+            other => {
+                if let Some(job) = other {
+                    state.jobs.push_front(job);
+                }
+                state.workers -= 1;
+                None
+            }
+        }
+    }
+}
+
+/// One worker: jobs for one destination, over one connection at a time.
+async fn work(dq: Arc<DestQueue>, ctx: Arc<Ctx>) {
+    let mut conn: Option<Session> = None;
+    while let Some(job) = dq.next(&ctx, conn.is_some()).await {
+        let Ok(permit) = ctx.permits.clone().acquire_owned().await else {
+            // The semaphore is never closed; should it be, the stored state stays as is.
+            ctx.send(report(&dq, &job, ReportKind::Abandoned, Vec::new(), None));
+            break;
+        };
+        let grace = async {
+            ctx.shutdown.cancelled().await;
+            tokio::time::sleep(ctx.grace).await;
+        };
+        let step = tokio::select! {
+            step = deliver(&dq, &ctx, &mut conn, &job) => step,
+            _ = grace => {
+                dq.close(&mut conn);
+                Step::Done(report(&dq, &job, ReportKind::Abandoned, Vec::new(), None))
+            }
+        };
+        drop(permit);
+        let (job, first, reply) = match step {
+            Step::Done(report) => {
+                ctx.send(report);
+                continue;
+            }
+            // Other workers are connected: the destination limits our connections rather
+            // than being down. Leave the job to them and end this worker.
+            Step::GiveBack(first, reply) => match dq.give_back(job) {
+                Ok(()) => return,
+                Err(job) => (job, first, reply),
+            },
+            Step::Unreachable(first, reply) => (job, first, reply),
+        };
+        let kind = first.kind;
+        log_attempt(&job, None, std::slice::from_ref(&reply));
+        ctx.send(first);
+        // Do not hammer a dead destination: what is queued for it shares the verdict; the
+        // scheduler then holds new jobs for it until the hold ends.
+        for other in dq.drain() {
+            log_attempt(&other, None, std::slice::from_ref(&reply));
+            let outcomes = all(&other, &reply);
+            ctx.send(report(&dq, &other, kind, outcomes, None));
+        }
+    }
+    if let Some(session) = conn.take() {
+        dq.track(true, false);
+        session.quit().await;
+    }
+}
+
+enum Step {
+    Done(Report),
+    /// No next hop could be used; the report covers this job, the reply the others.
+    Unreachable(Report, Reply),
+    /// As `Unreachable`, but other workers hold connections: hand the job to them.
+    GiveBack(Report, Reply),
+}
+
+async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Job) -> Step {
+    let env = &job.msg.env;
+    let body = match job.msg.body(ctx.queue.as_ref()).await {
+        Ok(Some(body)) => body,
+        Ok(None) => return Step::Done(report(dq, job, ReportKind::Gone, Vec::new(), None)),
+        Err(e) => {
+            let reply = Reply::local(
+                451,
+                format!("4.3.0 cannot read the message from the queue: {e}"),
+            );
+            log_attempt(job, None, std::slice::from_ref(&reply));
+            let kind = ReportKind::Attempted { reached: false };
+            return Step::Done(report(dq, job, kind, all(job, &reply), None));
+        }
+    };
+    let addresses: Vec<&str> = job
+        .rcpts
+        .iter()
+        .map(|&i| env.recipients.get(i).map_or("", |r| r.address.as_str()))
+        .collect();
+    let msg = Outgoing {
+        sender: &env.sender,
+        recipients: &addresses,
+        body: &body,
+        eight_bit: env.eight_bit,
+        smtputf8: env.smtputf8,
+    };
+    let mut last = None;
+    for round in 0..2 {
+        let session = match conn {
+            Some(session) => session,
+            None => match ctx.walker.open(&dq.dest).await {
+                Ok(session) => {
+                    dq.track(false, true);
+                    conn.insert(session)
+                }
+                Err(e) => {
+                    let kind = ReportKind::Unreachable {
+                        permanent: e.permanent,
+                    };
+                    let report = report(dq, job, kind, all(job, &e.reply), Some(body));
+                    return match e.permanent {
+                        true => Step::Unreachable(report, e.reply),
+                        false => Step::GiveBack(report, e.reply),
+                    };
+                }
+            },
+        };
+        let reused = session.sent() > 0;
+        match session.send(&msg).await {
+            Ok(got) => {
+                log_attempt(job, Some(session), &got);
+                let reached = ReportKind::Attempted { reached: true };
+                let outcomes = job
+                    .rcpts
+                    .iter()
+                    .zip(got)
+                    .map(|(&index, reply)| Outcome { index, reply });
+                let outcomes = outcomes.collect();
+                if session.sent() >= ctx.max_messages_per_connection
+                    && let Some(session) = conn.take()
+                {
+                    dq.track(true, false);
+                    session.quit().await;
+                }
+                return Step::Done(report(dq, job, reached, outcomes, Some(body)));
+            }
+            Err(broken) => {
+                // A cached connection the peer closed meanwhile: nothing was delivered, so
+                // the message goes out at once on a fresh connection.
+                let again = broken.retry_safe && reused && round == 0;
+                if again {
+                    log::debug!("{} cached connection lost: {}", env.id, broken.reply);
+                } else {
+                    log_attempt(job, Some(session), std::slice::from_ref(&broken.reply));
+                }
+                dq.close(conn);
+                last = Some(broken.reply);
+                if !again {
+                    break;
+                }
+            }
+        }
+    }
+    let reply = last.unwrap_or_else(|| Reply::local(451, "4.4.2 connection lost"));
+    let kind = ReportKind::Attempted { reached: false };
+    Step::Done(report(dq, job, kind, all(job, &reply), Some(body)))
+}
+
+fn report(
+    dq: &DestQueue,
+    job: &Job,
+    kind: ReportKind,
+    outcomes: Vec<Outcome>,
+    body: Option<Arc<Vec<u8>>>,
+) -> Report {
+    Report {
+        id: job.msg.env.id,
+        dest: dq.dest.clone(),
+        kind,
+        outcomes,
+        body,
+    }
+}
+
+fn all(job: &Job, reply: &Reply) -> Vec<Outcome> {
+    job.rcpts
+        .iter()
+        .map(|&index| Outcome {
+            index,
+            reply: reply.clone(),
+        })
+        .collect()
+}
+
+/// One log line per delivery attempt: queue id, recipients, relay, TLS, reply.
+fn log_attempt(job: &Job, session: Option<&Session>, replies: &[Reply]) {
+    let env = &job.msg.env;
+    let to: Vec<&str> = job
+        .rcpts
+        .iter()
+        .filter_map(|&i| env.recipients.get(i).map(|r| r.address.as_str()))
+        .collect();
+    let (relay, tls) = match session {
+        Some(s) => (
+            format!("{}[{}]:{}", s.host(), s.peer().ip(), s.peer().port()),
+            s.tls().unwrap_or("none"),
+        ),
+        None => ("none".to_string(), "none"),
+    };
+    let same = replies.windows(2).all(|w| w[0] == w[1]);
+    let status = if same {
+        replies.first().map(Reply::text).unwrap_or_default()
+    } else {
+        let parts: Vec<String> = to
+            .iter()
+            .zip(replies)
+            .map(|(a, r)| format!("<{a}> {r}"))
+            .collect();
+        parts.join("; ")
+    };
+    log::info!(
+        "{} to=<{}> relay={relay} tls={tls} reply=\"{status}\"",
+        env.id,
+        to.join(">,<")
+    );
+}

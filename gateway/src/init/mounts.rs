@@ -1,0 +1,185 @@
+//! Filesystems: the kernel's pseudo filesystems, the `gw-data` partition at
+//! `/data`, and the first-boot defaults written onto it.
+//!
+//! The data partition is found by its GPT partition name, which the kernel
+//! publishes as `PARTNAME=` in `/sys/class/block/*/uevent` (no udev, no
+//! blkid). Without it the gateway does not start: accepting mail onto a
+//! volatile filesystem would break the promise behind every `250`.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+const DATA: &str = "/data";
+const PARTNAME: &str = "gw-data";
+const DEFAULTS: &str = "/etc/edgemx/defaults";
+
+static DATA_MOUNTED: AtomicBool = AtomicBool::new(false);
+
+/// Mounts /proc, /sys, /dev (devtmpfs: Debian's kernel does not mount it),
+/// /dev/pts, /run and /tmp. Failures are logged; boot goes on.
+pub fn early() {
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let table: [(&str, &str, MsFlags, Option<&str>); 6] = [
+        ("proc", "/proc", nodev, None),
+        ("sysfs", "/sys", nodev, None),
+        ("devtmpfs", "/dev", MsFlags::MS_NOSUID, Some("mode=0755")),
+        (
+            "devpts",
+            "/dev/pts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=0620,ptmxmode=0666"),
+        ),
+        (
+            "tmpfs",
+            "/run",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755"),
+        ),
+        (
+            "tmpfs",
+            "/tmp",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777"),
+        ),
+    ];
+    for (fstype, target, flags, data) in table {
+        if let Err(e) = fs::create_dir_all(target) {
+            warn!("cannot create {target}: {e}");
+        }
+        if let Err(e) = mount(Some(fstype), target, Some(fstype), flags, data) {
+            // EBUSY: already mounted (e.g. the kernel's devtmpfs automount).
+            if e != nix::errno::Errno::EBUSY {
+                warn!("cannot mount {fstype} on {target}: {e}");
+            }
+        }
+    }
+}
+
+/// Whether `/data` holds the persistent partition.
+pub fn data_mounted() -> bool {
+    DATA_MOUNTED.load(Ordering::Acquire)
+}
+
+/// Finds `gw-data` (waiting up to `wait` for its disk to appear), mounts it
+/// at /data and writes the default configuration files that are missing.
+pub fn data(wait: Duration) -> Result<(), String> {
+    if data_mounted() {
+        return Ok(());
+    }
+    let device = wait_for_partition(PARTNAME, wait)
+        .ok_or_else(|| format!("no partition named {PARTNAME} found"))?;
+    fs::create_dir_all(DATA).map_err(|e| format!("cannot create {DATA}: {e}"))?;
+    // nosuid/nodev/noexec: /data holds data only. ext4's defaults (data=ordered, barriers on) are what make the queue's
+    // fsync durable; do not weaken them here.
+    let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some(device.as_str()),
+        DATA,
+        Some("ext4"),
+        flags,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot mount {device} ({PARTNAME}) on {DATA}: {e}"))?;
+    DATA_MOUNTED.store(true, Ordering::Release);
+    info!("{DATA}: mounted {device} ({PARTNAME})");
+    for name in ["edgemx.toml", "network.toml"] {
+        install_default(name);
+    }
+    Ok(())
+}
+
+/// Unmounts /data after the last writer is gone; falls back to a read-only
+/// remount, then to a lazy unmount, so the journal is clean either way.
+pub fn unmount_data() {
+    if !data_mounted() {
+        return;
+    }
+    match umount2(DATA, MntFlags::empty()) {
+        Ok(()) => info!("{DATA}: unmounted"),
+        Err(e) => {
+            warn!("cannot unmount {DATA}: {e}; remounting read-only");
+            let ro = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            if let Err(e) = mount(None::<&str>, DATA, None::<&str>, ro, None::<&str>) {
+                warn!("cannot remount {DATA} read-only: {e}");
+                let _ = umount2(DATA, MntFlags::MNT_DETACH);
+            }
+        }
+    }
+    DATA_MOUNTED.store(false, Ordering::Release);
+}
+
+fn wait_for_partition(name: &str, wait: Duration) -> Option<String> {
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        if let Some(dev) = find_partition(name) {
+            return Some(dev);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        if !told {
+            info!("waiting for the {name} partition");
+            told = true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `/dev/NAME` of the first block device whose GPT partition name is `name`.
+fn find_partition(name: &str) -> Option<String> {
+    let mut found: Vec<String> = fs::read_dir("/sys/class/block")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let uevent = fs::read_to_string(entry.path().join("uevent")).ok()?;
+            let field = |key: &str| {
+                uevent
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::to_string)
+            };
+            (field("PARTNAME=")?.as_str() == name).then(|| field("DEVNAME="))?
+        })
+        .collect();
+    // Deterministic choice when several disks carry the name (e.g. the USB
+    // stick the appliance was installed from is still plugged in).
+    found.sort();
+    if found.len() > 1 {
+        warn!(
+            "several {name} partitions ({}); using {}",
+            found.join(", "),
+            found[0]
+        );
+    }
+    found.into_iter().next().map(|dev| format!("/dev/{dev}"))
+}
+
+/// Copies `/etc/edgemx/defaults/NAME` to `/data/NAME` unless it exists,
+/// atomically (write, fsync, rename, fsync the directory).
+fn install_default(name: &str) {
+    let target = Path::new(DATA).join(name);
+    if target.exists() {
+        return;
+    }
+    let source = Path::new(DEFAULTS).join(name);
+    let result = fs::read(&source).and_then(|bytes| {
+        let tmp = Path::new(DATA).join(format!(".{name}.new"));
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &target)?;
+        fs::File::open(DATA)?.sync_all()
+    });
+    match result {
+        Ok(()) => info!("first boot: wrote the default {}", target.display()),
+        Err(e) => warn!("cannot write the default {}: {e}", target.display()),
+    }
+}

@@ -1,0 +1,319 @@
+//! Network: loopback, one Ethernet interface (DHCP or static, from
+//! `/data/network.toml`), the default route, `/etc/resolv.conf` (read by the
+//! gateway's resolver) and the hostname (from the gateway's configuration).
+//!
+//! DHCP runs on its own thread: boot waits a bounded time for the first lease
+//! so the gateway starts with DNS configured, and the thread then renews the
+//! lease (or keeps retrying) for as long as the appliance runs.
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{error, info, warn};
+use serde::Deserialize;
+
+use super::{dhcp, netif};
+
+/// `/data/network.toml`. Unknown keys are rejected so a typo is noticed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default = "auto")]
+    interface: String,
+    #[serde(default)]
+    mode: Mode,
+    address: Option<String>,
+    gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    dns: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    #[default]
+    Dhcp,
+    Static,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            interface: auto(),
+            mode: Mode::Dhcp,
+            address: None,
+            gateway: None,
+            dns: Vec::new(),
+        }
+    }
+}
+
+/// The address the appliance answers on, once configured (for the console).
+static ADDRESS: Mutex<Option<Ipv4Addr>> = Mutex::new(None);
+
+/// The configured IPv4 address, if any.
+pub fn address() -> Option<Ipv4Addr> {
+    ADDRESS.lock().map(|a| *a).unwrap_or(None)
+}
+
+/// Brings up the network and waits up to `wait` for it to be configured.
+pub fn start(wait: Duration) {
+    if let Err(e) = netif::up("lo") {
+        warn!("{e}");
+    }
+    let settings = load_settings();
+    let Some(ifname) = find_interface(&settings.interface, Duration::from_secs(5)) else {
+        error!("no Ethernet interface found; the appliance is not on the network");
+        return;
+    };
+    if let Err(e) = netif::up(&ifname) {
+        error!("{e}");
+        return;
+    }
+    match settings.mode {
+        Mode::Static => {
+            if let Err(e) = apply_static(&ifname, &settings) {
+                error!("{ifname}: static configuration failed: {e}");
+            }
+        }
+        Mode::Dhcp => {
+            let (done, first) = mpsc::channel();
+            let spawned = thread::Builder::new()
+                .name("dhcp".into())
+                .spawn(move || run_dhcp(&ifname, done));
+            match spawned {
+                Ok(_) => {
+                    if first.recv_timeout(wait).is_err() {
+                        warn!("no DHCP lease yet; starting the gateway anyway, still trying");
+                    }
+                }
+                Err(e) => error!("cannot start the DHCP client: {e}"),
+            }
+        }
+    }
+}
+
+/// Sets the kernel hostname from the gateway configuration's `hostname`.
+pub fn set_hostname() {
+    let Some(name) = configured_hostname() else {
+        return;
+    };
+    match nix::unistd::sethostname(&name) {
+        Ok(()) => info!("hostname: {name}"),
+        Err(e) => warn!("cannot set hostname {name}: {e}"),
+    }
+}
+
+fn configured_hostname() -> Option<String> {
+    let text = fs::read_to_string(super::CONFIG_PATH).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    table.get("hostname")?.as_str().map(str::to_string)
+}
+
+fn load_settings() -> Settings {
+    let path = super::NETWORK_PATH;
+    match fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).unwrap_or_else(|e| {
+            error!("{path}: {e}; using DHCP on the first interface");
+            Settings::default()
+        }),
+        Err(_) => Settings::default(),
+    }
+}
+
+/// The named interface, or with "auto" the first Ethernet device (by name)
+/// that is backed by hardware, waiting up to `wait` for drivers to register it.
+fn find_interface(wanted: &str, wait: Duration) -> Option<String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut names: Vec<String> = fs::read_dir("/sys/class/net")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| {
+                let dir = Path::new("/sys/class/net").join(name);
+                if wanted != "auto" {
+                    return name == wanted;
+                }
+                // type 1 is ARPHRD_ETHER; `device` exists only for real NICs.
+                dir.join("device").exists()
+                    && fs::read_to_string(dir.join("type")).is_ok_and(|t| t.trim() == "1")
+            })
+            .collect();
+        names.sort();
+        if let Some(name) = names.into_iter().next() {
+            return Some(name);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn apply_static(ifname: &str, settings: &Settings) -> Result<(), String> {
+    let spec = settings
+        .address
+        .as_deref()
+        .ok_or("mode = \"static\" needs address = \"A.B.C.D/N\"")?;
+    let (ip, prefix) = match spec.split_once('/') {
+        Some((ip, len)) => (
+            ip,
+            len.parse::<u8>()
+                .map_err(|_| format!("bad prefix in {spec:?}"))?,
+        ),
+        None => (spec, 24),
+    };
+    let ip: Ipv4Addr = ip.parse().map_err(|_| format!("bad address {spec:?}"))?;
+    if prefix > 32 {
+        return Err(format!("bad prefix in {spec:?}"));
+    }
+    netif::set_address(ifname, ip, prefix)?;
+    if let Some(gateway) = settings.gateway {
+        netif::set_default_route(gateway)?;
+    }
+    write_resolv_conf(&settings.dns, None);
+    announce(
+        ifname,
+        ip,
+        prefix,
+        settings.gateway,
+        &settings.dns,
+        "static".into(),
+    );
+    Ok(())
+}
+
+/// The DHCP thread: acquire, apply, sleep until renewal (half the lease),
+/// repeat; on failure retry with backoff up to a minute.
+fn run_dhcp(ifname: &str, first: mpsc::Sender<()>) {
+    let mac = mac_address(ifname).unwrap_or_else(|| {
+        warn!("{ifname}: cannot read the MAC address");
+        [0x02, 0, 0, 0, 0, 1]
+    });
+    let hostname = configured_hostname();
+    let mut current: Option<dhcp::Lease> = None;
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        let previous = current.as_ref().map(|l| l.address);
+        match dhcp::acquire(ifname, mac, hostname.as_deref(), previous) {
+            Ok(lease) => {
+                if current.as_ref() != Some(&lease) {
+                    apply_lease(ifname, &lease);
+                }
+                let _ = first.send(());
+                let renew = Duration::from_secs(u64::from(lease.lease_secs.max(60) / 2));
+                current = Some(lease);
+                backoff = Duration::from_secs(2);
+                thread::sleep(renew);
+            }
+            Err(e) => {
+                warn!("{ifname}: DHCP: {e}; retrying in {} s", backoff.as_secs());
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+fn apply_lease(ifname: &str, lease: &dhcp::Lease) {
+    if let Err(e) = netif::set_address(ifname, lease.address, lease.prefix) {
+        error!("{e}");
+        return;
+    }
+    if let Some(router) = lease.router
+        && let Err(e) = netif::set_default_route(router)
+    {
+        error!("{e}");
+    }
+    write_resolv_conf(&lease.dns, lease.domain.as_deref());
+    let how = format!("DHCP from {}, lease {} s", lease.server, lease.lease_secs);
+    announce(
+        ifname,
+        lease.address,
+        lease.prefix,
+        lease.router,
+        &lease.dns,
+        how,
+    );
+}
+
+fn announce(
+    ifname: &str,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gw: Option<Ipv4Addr>,
+    dns: &[Ipv4Addr],
+    how: String,
+) {
+    if let Ok(mut a) = ADDRESS.lock() {
+        *a = Some(ip);
+    }
+    let gw = gw.map_or("none".into(), |g| g.to_string());
+    let dns: Vec<String> = dns.iter().map(Ipv4Addr::to_string).collect();
+    info!(
+        "{ifname}: address {ip}/{prefix}, gateway {gw}, dns {} ({how})",
+        dns.join(" ")
+    );
+}
+
+/// Writes /etc/resolv.conf atomically (the gateway may be reading it).
+fn write_resolv_conf(dns: &[Ipv4Addr], domain: Option<&str>) {
+    let mut text = String::new();
+    if let Some(domain) = domain.filter(|d| !d.is_empty() && !d.contains(char::is_whitespace)) {
+        text.push_str(&format!("search {domain}\n"));
+    }
+    for server in dns {
+        text.push_str(&format!("nameserver {server}\n"));
+    }
+    let written = fs::write("/etc/resolv.conf.new", text)
+        .and_then(|()| fs::rename("/etc/resolv.conf.new", "/etc/resolv.conf"));
+    if let Err(e) = written {
+        warn!("cannot write /etc/resolv.conf: {e}");
+    }
+}
+
+fn mac_address(ifname: &str) -> Option<[u8; 6]> {
+    let text = fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    Some(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_settings_default_to_dhcp_and_reject_typos() {
+        let s: Settings = toml::from_str("").expect("empty is valid");
+        assert_eq!(s.mode, Mode::Dhcp);
+        assert_eq!(s.interface, "auto");
+        let s: Settings =
+            toml::from_str("mode = \"static\"\naddress = \"192.0.2.10/24\"\ngateway = \"192.0.2.1\"\ndns = [\"192.0.2.53\"]\n")
+                .expect("static is valid");
+        assert_eq!(s.mode, Mode::Static);
+        assert_eq!(s.gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert!(toml::from_str::<Settings>("adress = \"x\"").is_err());
+    }
+
+    #[test]
+    fn the_shipped_defaults_parse() {
+        let text = include_str!("../../../image/defaults/network.toml");
+        let s: Settings = toml::from_str(text).expect("image/defaults/network.toml parses");
+        assert_eq!(s.mode, Mode::Dhcp);
+    }
+}

@@ -1,0 +1,192 @@
+//! DATA: stream the message through the strict decoder, prepend our Received header, and
+//! answer `250` only once the queue has it on disk.
+
+use super::BUDGET_UNIT;
+use super::io::ReadEnd;
+use super::session::{Flow, Session};
+use crate::config::LineEndings as ConfigLineEndings;
+use crate::queue::{Envelope, QueueError, QueueId};
+use crate::smtp::proto::LineEndings;
+use crate::smtp::proto::{Body, DataDecoder, DataSummary, Feed, Reply, ReversePath};
+use crate::time::rfc5322_date;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A session's share of `limits.inflight_bytes`, grown as its message grows.
+pub struct Budget {
+    pool: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl Budget {
+    pub fn new(pool: Arc<Semaphore>) -> Budget {
+        Budget { pool, held: None }
+    }
+
+    /// Makes sure `bytes` are covered; false when the shared budget is exhausted.
+    pub fn cover(&mut self, bytes: usize) -> bool {
+        let needed = bytes.div_ceil(BUDGET_UNIT) as u32;
+        let held = self.held.as_ref().map_or(0, |p| p.num_permits() as u32);
+        if needed <= held {
+            return true;
+        }
+        match self.pool.clone().try_acquire_many_owned(needed - held) {
+            Ok(more) => {
+                match self.held.as_mut() {
+                    Some(permit) => permit.merge(more),
+                    None => self.held = Some(more),
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Session {
+    pub async fn data(&mut self) -> Flow {
+        let id = self.ctx.queue.reserve_id();
+        self.conn.reply(&Reply::start_data());
+        let limits = &self.ctx.config.limits;
+        let (max, timeout) = (limits.max_message_size.0, limits.data_timeout.0);
+        let mut decoder = DataDecoder::new(max, line_endings(limits.line_endings));
+        let mut body = Vec::with_capacity(8 * 1024);
+        self.received_header(id, &mut body);
+        let mut budget = Budget::new(self.ctx.inflight.clone());
+        let mut over_budget = false;
+        let mut scratch = Vec::new();
+        loop {
+            let input = self.conn.buffered();
+            let target = if over_budget { &mut scratch } else { &mut body };
+            let fed = decoder.feed(input, target);
+            let n = input.len();
+            scratch.clear();
+            match fed {
+                Feed::End { consumed } => {
+                    self.conn.consume(consumed);
+                    break;
+                }
+                Feed::NeedMore => self.conn.consume(n),
+            }
+            if !over_budget && !budget.cover(body.capacity()) {
+                over_budget = true;
+                body = Vec::new();
+            }
+            match self.conn.fill(timeout).await {
+                Ok(_) => {}
+                Err(ReadEnd::Timeout) => {
+                    self.conn.last_words(&Reply::timeout()).await;
+                    return Flow::Close;
+                }
+                Err(_) => return Flow::Close,
+            }
+        }
+        let summary = match decoder.outcome() {
+            Ok(summary) => summary,
+            Err(e) => {
+                self.tx = None;
+                log::info!("{}: message refused: {e}", self.peer);
+                return self.refuse(e.reply());
+            }
+        };
+        if over_budget {
+            self.tx = None;
+            log::warn!(
+                "{}: message refused: in-flight memory budget exhausted",
+                self.peer
+            );
+            return self.refuse(Reply::storage_full());
+        }
+        self.queue_message(id, body, summary).await
+    }
+
+    /// Stores the finished message of the current transaction and answers the client.
+    pub async fn queue_message(
+        &mut self,
+        id: QueueId,
+        body: Vec<u8>,
+        summary: DataSummary,
+    ) -> Flow {
+        let Some(tx) = self.tx.take() else {
+            return self.refuse(Reply::bad_sequence());
+        };
+        let now = crate::time::unix_now();
+        let envelope = Envelope {
+            id,
+            sender: match &tx.from {
+                ReversePath::Null => String::new(),
+                ReversePath::Mailbox(m) => m.to_string(),
+            },
+            recipients: tx.rcpts,
+            received: now,
+            size: body.len() as u64,
+            smtputf8: tx.params.smtputf8,
+            eight_bit: summary.has_8bit || tx.params.body == Body::EightBitMime,
+            client: self.client(),
+            attempts: 0,
+            next_attempt: 0,
+        };
+        let (sender, rcpts, size) = (
+            envelope.sender.clone(),
+            envelope.recipients.len(),
+            envelope.size,
+        );
+        match self.ctx.queue.enqueue(envelope, body).await {
+            Ok(stored) => {
+                self.messages += 1;
+                log::info!(
+                    "queued {} from=<{sender}> size={size} rcpts={rcpts} client={} tls={}",
+                    stored.id,
+                    self.client(),
+                    self.tls.as_deref().unwrap_or("no"),
+                );
+                self.answer(Reply::queued(&stored.id.to_string()))
+            }
+            Err(e) => {
+                log::warn!("{}: queueing failed, answered 4xx: {e}", self.peer);
+                self.refuse(match e {
+                    QueueError::Full(_) | QueueError::Storage(_) => Reply::storage_full(),
+                    QueueError::Open { .. } | QueueError::Closed => Reply::local_error(),
+                })
+            }
+        }
+    }
+
+    /// RFC 5321 §4.4 trace header, with the protocol names of RFC 3848 / RFC 6531.
+    pub fn received_header(&self, id: QueueId, out: &mut Vec<u8>) {
+        let Some(tx) = self.tx.as_ref() else { return };
+        let mut protocol = String::from(if tx.params.smtputf8 {
+            "UTF8SMTP"
+        } else {
+            "ESMTP"
+        });
+        if self.helo.as_ref().is_some_and(|h| !h.extended) {
+            protocol = "SMTP".into();
+        }
+        if self.tls.is_some() {
+            protocol.push('S');
+        }
+        let helo = self.helo.as_ref().map_or("unknown", |h| h.name.as_str());
+        let mut header = format!(
+            "Received: from {helo} ([{}])\r\n\tby {} (edgemx) with {protocol} id {id}",
+            self.peer.ip(),
+            self.ctx.config.hostname,
+        );
+        if let Some(tls) = &self.tls {
+            let (version, cipher) = tls.split_once(' ').unwrap_or((tls.as_str(), ""));
+            header.push_str(&format!("\r\n\t(using {version} with cipher {cipher})"));
+        }
+        if let [only] = tx.rcpts.as_slice() {
+            header.push_str(&format!("\r\n\tfor <{}>", only.address));
+        }
+        header.push_str(&format!("; {}\r\n", rfc5322_date(crate::time::unix_now())));
+        out.extend_from_slice(header.as_bytes());
+    }
+}
+
+pub fn line_endings(setting: ConfigLineEndings) -> LineEndings {
+    match setting {
+        ConfigLineEndings::Reject => LineEndings::Reject,
+        ConfigLineEndings::Normalize => LineEndings::Normalize,
+    }
+}

@@ -1,0 +1,36 @@
+//! MAIL FROM: opens a transaction once size, 8-bit/UTF-8 needs and queue room allow it.
+
+use super::session::{Flow, Session, Transaction};
+use crate::queue::QueueError;
+use crate::smtp::proto::{MailParams, Reply, ReversePath};
+
+impl Session {
+    pub fn mail(&mut self, from: ReversePath, params: MailParams) -> Flow {
+        let extended = self.helo.as_ref().is_some_and(|h| h.extended);
+        if params.smtputf8 && !extended {
+            return self.refuse(Reply::param_unsupported("SMTPUTF8 requires EHLO"));
+        }
+        let max = self.ctx.config.limits.max_message_size.0;
+        let declared = params.size.unwrap_or(0);
+        if declared > max {
+            return self.refuse(Reply::message_too_big());
+        }
+        if self.messages >= self.ctx.config.limits.max_messages_per_session {
+            return self.refuse(Reply::too_many_messages());
+        }
+        if let Err(e) = self.ctx.queue.admit(declared) {
+            log::warn!("{}: refusing mail: {e}", self.peer);
+            return self.refuse(match e {
+                QueueError::Full(_) | QueueError::Storage(_) => Reply::storage_full(),
+                QueueError::Open { .. } | QueueError::Closed => Reply::local_error(),
+            });
+        }
+        self.tx = Some(Transaction {
+            from,
+            params,
+            rcpts: Vec::new(),
+            chunking: None,
+        });
+        self.answer(Reply::sender_ok())
+    }
+}

@@ -1,0 +1,52 @@
+//! STARTTLS (RFC 3207): handshake on the same socket, then forget everything said before.
+
+use super::io::Stream;
+use super::session::{Flow, Session};
+use crate::smtp::proto::Reply;
+use tokio_rustls::TlsAcceptor;
+
+impl Session {
+    pub async fn starttls(&mut self) -> Flow {
+        let Some(config) = self.ctx.tls.clone().filter(|_| self.starttls) else {
+            return self.refuse(Reply::tls_not_available());
+        };
+        // Anything the client sent after STARTTLS in the same flight was written before it
+        // saw our 220: it is plaintext injected ahead of the handshake, never a command.
+        let injected = self.conn.discard_buffered();
+        if injected > 0 {
+            log::warn!(
+                "{}: discarded {injected} bytes pipelined after STARTTLS",
+                self.peer
+            );
+        }
+        self.conn.reply(&Reply::tls_ready());
+        if self.conn.flush().await.is_err() {
+            return Flow::Close;
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.conn.stream, Stream::Taken) else {
+            return Flow::Close;
+        };
+        let timeout = self.ctx.config.limits.command_timeout.0;
+        let handshake = tokio::time::timeout(timeout, TlsAcceptor::from(config).accept(tcp));
+        match handshake.await {
+            Ok(Ok(tls)) => {
+                let described = crate::tls::describe(tls.get_ref().1);
+                log::debug!("{}: STARTTLS {described}", self.peer);
+                self.tls = Some(described);
+                self.conn.stream = Stream::Tls(Box::new(tls));
+                // RFC 3207 §4.2: the client must start again with EHLO.
+                self.helo = None;
+                self.tx = None;
+                Flow::Continue
+            }
+            Ok(Err(e)) => {
+                log::info!("{}: TLS handshake failed: {e}", self.peer);
+                Flow::Close
+            }
+            Err(_) => {
+                log::info!("{}: TLS handshake timed out", self.peer);
+                Flow::Close
+            }
+        }
+    }
+}

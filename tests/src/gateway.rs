@@ -1,0 +1,243 @@
+//! Starting the gateway under test: in-process (fast, for protocol scenarios) or as a child
+//! process of the real binary (for kill -9, restart and signal scenarios).
+
+use edgemx::config::Config;
+use edgemx::server::{self, Bound};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The configuration every scenario starts from: `example.com` relayed to `backend`.
+/// `extra` is appended verbatim (tables such as `[limits]`), `{data_dir}` is replaced.
+pub fn config_text(
+    data_dir: &Path,
+    listen: SocketAddr,
+    backend: SocketAddr,
+    extra: &str,
+) -> String {
+    format!(
+        r#"hostname = "gateway.test"
+data_dir = "{data}"
+
+[[listener]]
+address = "{listen}"
+
+[[domain]]
+name = "example.com"
+next_hops = ["{backend}"]
+
+[log]
+level = "{log_level}"
+target = "stderr"
+
+{extra}
+"#,
+        data = data_dir.display(),
+        log_level = log_level(),
+    )
+    .replace("{data_dir}", &data_dir.display().to_string())
+}
+
+/// A gateway running inside the test's own runtime.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), server::StartError>>,
+}
+
+impl Gateway {
+    /// Starts a gateway relaying `example.com` to `backend`, with `extra` configuration.
+    pub async fn start(backend: SocketAddr, extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, backend, extra).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, backend: SocketAddr, extra: &str) -> Gateway {
+        init_logging();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let text = config_text(dir.path(), addr, backend, extra);
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server::run(
+            config.clone(),
+            vec![Bound {
+                listener,
+                starttls: true,
+            }],
+            shutdown.clone(),
+        ));
+        Gateway {
+            addr,
+            dir,
+            config,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Triggers the shutdown path and waits for `run` to return.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(60), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            other => panic!("gateway did not stop cleanly: {other:?}"),
+        }
+        self.dir
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Runs `edgemx queue …` style requests against the control socket.
+    pub fn control(&self) -> edgemx::control::ControlClient {
+        edgemx::control::ControlClient::connect(&self.config.control_socket())
+            .expect("control socket")
+    }
+}
+
+/// `EDGEMX_TEST_LOG=debug` shows the gateway's log while tests run; warnings otherwise.
+fn log_level() -> String {
+    std::env::var("EDGEMX_TEST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
+fn init_logging() {
+    edgemx::observe::init(&edgemx::config::Log {
+        level: log_level(),
+        target: "stderr".into(),
+    });
+}
+
+/// The real binary as a child process.
+pub struct GatewayProcess {
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+    child: Child,
+}
+
+/// The `edgemx-gw` binary of this crate. Cargo builds it for integration tests and puts it
+/// beside the `deps/` folder holding the test executables.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("edgemx-gw");
+    assert!(
+        bin.exists(),
+        "{} not built; run the tests with cargo test",
+        bin.display()
+    );
+    bin
+}
+
+/// A port that was free a moment ago (for configs the child process binds itself).
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+impl GatewayProcess {
+    /// Writes `config` to `dir/edgemx.toml`, starts `edgemx serve` and waits for its banner.
+    pub fn spawn(dir: &Path, addr: SocketAddr, config: &str) -> GatewayProcess {
+        Self::spawn_with(dir, addr, config, |_| {})
+    }
+
+    /// Like `spawn`, with a hook to adjust the command (e.g. resource limits).
+    pub fn spawn_with(
+        dir: &Path,
+        addr: SocketAddr,
+        config: &str,
+        adjust: impl FnOnce(&mut Command),
+    ) -> GatewayProcess {
+        let config_path = dir.join("edgemx.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null());
+        adjust(&mut command);
+        let child = command.spawn().expect("spawn edgemx");
+        let mut process = GatewayProcess {
+            addr,
+            config_path,
+            child,
+        };
+        process.wait_ready(Duration::from_secs(60));
+        process
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("edgemx exited during start: {status}");
+            }
+            if let Ok(stream) = std::net::TcpStream::connect(self.addr) {
+                use std::io::Read;
+                let mut banner = [0u8; 3];
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                if (&stream).read_exact(&mut banner).is_ok() && &banner == b"220" {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < limit,
+                "edgemx did not answer on {} within {limit:?}",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edgemx did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs a CLI subcommand of the same binary against this gateway's configuration.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .output()
+            .expect("run edgemx")
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
