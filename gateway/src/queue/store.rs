@@ -21,7 +21,10 @@
 //!   inserts or deletes one writes both tables in the same transaction.
 //! - Ids only grow. `next_id` is rewritten by every commit that inserts, so ids of delivered
 //!   and deleted messages are never reused, not even after a restart with an empty queue.
-//!   Key order is therefore arrival order.
+//!   Key order is arrival order, give or take a session: an id may be reserved when DATA
+//!   starts (for the Received header) and committed after shorter messages with later ids.
+//!   A reserved id not stored before a crash may be handed out again; it named nothing.
+//! - An insert never overwrites: a taken id makes it fail (`Effect::Exists`).
 //! - Every commit uses `Durability::Immediate` (fsync before `commit` returns). Nothing is
 //!   acknowledged before that.
 //!
@@ -65,6 +68,9 @@ pub(super) enum Op<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Effect {
     Inserted,
+    /// An insert found the id taken and wrote nothing (a reserved id used twice). Ids the
+    /// writer assigns itself are always fresh, so this happens only to `enqueue`.
+    Exists,
     /// `false`: the message was gone (deleted meanwhile) and nothing was written.
     Updated(bool),
     /// The size of the removed body, if the message existed.
@@ -300,6 +306,11 @@ fn write_txn(
         let mut inserted = false;
         for op in ops {
             let effect = match op {
+                Op::Insert(envelope, _)
+                    if envelopes.get(envelope.id.0).map_err(text)?.is_some() =>
+                {
+                    Effect::Exists
+                }
                 Op::Insert(envelope, body) => {
                     encode(envelope, &mut scratch)?;
                     insert_body(&mut bodies, envelope.id.0, body)?;

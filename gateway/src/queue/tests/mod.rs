@@ -128,6 +128,40 @@ async fn enqueued_message_survives_reopen_and_ids_keep_growing() {
 }
 
 #[tokio::test]
+async fn reserved_ids_are_used_once_and_never_overwrite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _) = Queue::open(&dir.path().join("q.redb"), &config()).expect("open");
+    let reserved = queue.reserve_id();
+    let mut first = envelope("a@example.com");
+    first.id = reserved;
+    let stored = queue
+        .enqueue(first.clone(), body(1, 50))
+        .await
+        .expect("enqueue");
+    assert_eq!(stored.id, reserved, "the reserved id is kept");
+    let later = queue
+        .enqueue(envelope("b@example.com"), body(2, 50))
+        .await
+        .expect("enqueue");
+    assert!(later.id > reserved);
+
+    let again = queue.enqueue(first, body(3, 50)).await;
+    assert!(matches!(again, Err(QueueError::Storage(_))), "{again:?}");
+    let kept = queue.body(reserved).await.expect("read").expect("present");
+    assert_eq!(*kept, body(1, 50), "the stored message is not overwritten");
+
+    let mut invented = envelope("c@example.com");
+    invented.id = QueueId(later.id.0 + 1_000);
+    let refused = queue.enqueue(invented, body(4, 50)).await;
+    assert!(
+        matches!(refused, Err(QueueError::Storage(_))),
+        "{refused:?}"
+    );
+    assert_eq!(queue.stats().messages, 2);
+    queue.close().await;
+}
+
+#[tokio::test]
 async fn bodies_of_any_size_come_back_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("q.redb");
