@@ -129,7 +129,9 @@ fn wait_for_partition(name: &str, wait: Duration) -> Option<String> {
             info!("waiting for the {name} partition");
             told = true;
         }
-        thread::sleep(Duration::from_millis(50));
+        // Disks behind a bus driver loaded meanwhile (USB, SCSI) need theirs.
+        super::modules::rescan();
+        thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -157,7 +157,8 @@ fn find_interface(wanted: &str, wait: Duration) -> Option<String> {
         if Instant::now() >= deadline {
             return None;
         }
-        thread::sleep(Duration::from_millis(50));
+        super::modules::rescan();
+        thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -261,10 +262,12 @@ fn announce(
     }
     let gw = gw.map_or("none".into(), |g| g.to_string());
     let dns: Vec<String> = dns.iter().map(Ipv4Addr::to_string).collect();
-    info!(
-        "{ifname}: address {ip}/{prefix}, gateway {gw}, dns {} ({how})",
+    let dns = if dns.is_empty() {
+        "none".into()
+    } else {
         dns.join(" ")
-    );
+    };
+    info!("{ifname}: address {ip}/{prefix}, gateway {gw}, dns {dns} ({how})");
 }
 
 /// Writes /etc/resolv.conf atomically (the gateway may be reading it).

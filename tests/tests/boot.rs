@@ -1,0 +1,511 @@
+//! Boot tests: the appliance image under QEMU (TCG), as an operator runs it.
+//!
+//! Each test boots its own copy-on-write overlay of the image built by
+//! `scripts/build-image` (path in `EDGEMX_IMAGE`; the tests fail, not skip,
+//! without it) through `scripts/run-qemu` with free ports, so tests share no
+//! state. Mail goes in through the forwarded SMTP port and comes out at a
+//! fake backend on the host, which the guest reaches as `10.0.2.100:25`.
+//!
+//! Run them one at a time (`--test-threads=1`): each boot takes a core.
+//! The guest's serial console is echoed to stderr, prefixed with the test's
+//! name, so a failure shows what the appliance said.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::{FakeBackend, SmtpClient, send_mail};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+
+/// Generous bounds: CI runs these under TCG on two shared cores.
+const BIOS_BOOT: Duration = Duration::from_secs(120);
+const UEFI_BOOT: Duration = Duration::from_secs(180);
+const DELIVERY: Duration = Duration::from_secs(90);
+const POWER_OFF: Duration = Duration::from_secs(90);
+
+#[derive(Clone, Copy, Debug)]
+enum Firmware {
+    Bios,
+    Uefi,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bios_boot_accepts_mail_and_relays_it_to_the_host() {
+    boot_accepts_mail_and_relays_it(Firmware::Bios, BIOS_BOOT).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uefi_boot_accepts_mail_and_relays_it_to_the_host() {
+    boot_accepts_mail_and_relays_it(Firmware::Uefi, UEFI_BOOT).await;
+}
+
+async fn boot_accepts_mail_and_relays_it(firmware: Firmware, boot: Duration) {
+    let disk = Disk::overlay();
+    let sink = FakeBackend::start().await;
+    let name = format!("{firmware:?}").to_lowercase();
+    let vm = Vm::boot(&name, &disk, firmware, sink.addr().port());
+    let ready = vm.wait_for_banner(boot).await;
+    eprintln!("BOOT TIME {name}: SMTP banner {:.1} s after QEMU start", ready.as_secs_f64());
+    vm.wait_for_console("SMTP is listening on port 25 (address 10.0.2.15)", Duration::from_secs(10))
+        .await;
+
+    let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message("boot-1"))
+        .await
+        .expect("the appliance takes the message");
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let got = sink.wait_for_messages(1, DELIVERY).await;
+    assert_eq!(got[0].rcpt_to, ["bob@example.com"]);
+    assert_eq!(got[0].message_id().as_deref(), Some("<boot-1@client.test>"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_mail_survives_the_power_button_and_is_delivered_after_boot() {
+    let disk = Disk::overlay();
+    let sink_port = free_port();
+    let vm = Vm::boot("powerdown", &disk, Firmware::Bios, sink_port);
+    vm.wait_for_banner(BIOS_BOOT).await;
+    let ids = send_messages(&vm, "pd", 5).await;
+
+    vm.monitor("system_powerdown").await;
+    vm.wait_for_console("power button pressed", Duration::from_secs(30)).await;
+    vm.wait_for_exit(POWER_OFF).await;
+    vm.assert_console("/data: unmounted");
+
+    let sink = FakeBackend::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, sink_port))).await;
+    let vm = Vm::boot("powerdown-2", &disk, Firmware::Bios, sink_port);
+    vm.wait_for_banner(BIOS_BOOT).await;
+    assert_delivered(&sink, &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_mail_survives_a_power_cut() {
+    let disk = Disk::overlay();
+    let sink_port = free_port();
+    let vm = Vm::boot("powercut", &disk, Firmware::Bios, sink_port);
+    vm.wait_for_banner(BIOS_BOOT).await;
+    let ids = send_messages(&vm, "cut", 5).await;
+    // Right after the last 250: whatever the guest acknowledged must already
+    // be on the disk image.
+    vm.power_cut().await;
+
+    let sink = FakeBackend::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, sink_port))).await;
+    let vm = Vm::boot("powercut-2", &disk, Firmware::Bios, sink_port);
+    vm.wait_for_banner(BIOS_BOOT).await;
+    assert_delivered(&sink, &ids).await;
+}
+
+/// The kernel's SysRq-I (sent as a key press through the QEMU monitor) kills
+/// every process except init: init must log why the gateway died and start
+/// it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_gateway_is_restarted_by_init() {
+    let disk = Disk::overlay();
+    let sink = FakeBackend::start().await;
+    let vm = Vm::boot("supervise", &disk, Firmware::Bios, sink.addr().port());
+    vm.wait_for_banner(BIOS_BOOT).await;
+    vm.wait_for_console("SMTP is listening", Duration::from_secs(10)).await;
+
+    vm.monitor("sendkey alt-sysrq-i").await;
+    vm.wait_for_console("killed by SIGKILL", Duration::from_secs(30)).await;
+    vm.wait_for_console("gateway started", Duration::from_secs(30)).await;
+    vm.wait_for_banner(Duration::from_secs(60)).await;
+
+    let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message("again"))
+        .await
+        .expect("the restarted gateway takes mail");
+    assert_eq!(reply.code, 250, "{reply:?}");
+    sink.wait_for_messages(1, DELIVERY).await;
+}
+
+// --- helpers ----------------------------------------------------------------
+
+fn message(id: &str) -> String {
+    format!(
+        "From: alice@client.test\r\nTo: bob@example.com\r\nSubject: boot test {id}\r\n\
+         Message-ID: <{id}@client.test>\r\n\r\nsent by the boot tests\r\n"
+    )
+}
+
+/// Sends `n` messages, each acknowledged with 250; returns their Message-IDs.
+async fn send_messages(vm: &Vm, prefix: &str, n: usize) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for i in 0..n {
+        let id = format!("{prefix}-{i}");
+        let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message(&id))
+            .await
+            .unwrap_or_else(|e| panic!("message {id}: {e}"));
+        assert_eq!(reply.code, 250, "message {id}: {reply:?}");
+        ids.insert(format!("<{id}@client.test>"));
+    }
+    ids
+}
+
+/// Every message in `ids` reaches the sink (at least once).
+async fn assert_delivered(sink: &FakeBackend, ids: &BTreeSet<String>) {
+    let got = sink.wait_for_messages(ids.len(), DELIVERY).await;
+    let seen: BTreeSet<String> = got.iter().filter_map(|m| m.message_id()).collect();
+    let missing: Vec<&String> = ids.difference(&seen).collect();
+    assert!(missing.is_empty(), "not delivered: {missing:?} (got {seen:?})");
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The image under test, from `EDGEMX_IMAGE` (relative paths are taken from
+/// the current directory or the repository root).
+fn image() -> PathBuf {
+    let Some(path) = std::env::var_os("EDGEMX_IMAGE") else {
+        panic!("EDGEMX_IMAGE is not set: build the image with scripts/build-image and set EDGEMX_IMAGE=out/edgemx.img");
+    };
+    let path = PathBuf::from(path);
+    let found = [path.clone(), repo_root().join(&path)].into_iter().find(|p| p.is_file());
+    let Some(found) = found else {
+        panic!("EDGEMX_IMAGE={} does not exist: run scripts/build-image", path.display());
+    };
+    found.canonicalize().unwrap_or(found)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// A per-test copy-on-write overlay of the image (plus, under UEFI, the
+/// NVRAM file run-qemu keeps beside it).
+struct Disk {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Disk {
+    fn overlay() -> Disk {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("disk.qcow2");
+        let base = image();
+        let status = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&base)
+            .arg(&path)
+            .status()
+            .expect("qemu-img runs (package qemu-utils)");
+        assert!(status.success(), "qemu-img create failed");
+        Disk { _dir: dir, path }
+    }
+}
+
+/// One QEMU run of the appliance.
+struct Vm {
+    name: String,
+    child: Mutex<Option<Child>>,
+    console: Arc<Mutex<String>>,
+    monitor: PathBuf,
+    smtp: SocketAddr,
+    started: Instant,
+}
+
+impl Vm {
+    fn boot(name: &str, disk: &Disk, firmware: Firmware, sink_port: u16) -> Vm {
+        let smtp_port = free_port();
+        let monitor = disk.path.with_file_name(format!("{name}.monitor"));
+        let mut child = Command::new(repo_root().join("scripts/run-qemu"))
+            .arg(match firmware {
+                Firmware::Bios => "--bios",
+                Firmware::Uefi => "--uefi",
+            })
+            .arg("--disk")
+            .arg(&disk.path)
+            .args(["--smtp-port", &smtp_port.to_string(), "--sink-port", &sink_port.to_string()])
+            .arg("--monitor")
+            .arg(&monitor)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("scripts/run-qemu starts");
+        let console = Arc::new(Mutex::new(String::new()));
+        if let Some(stdout) = child.stdout.take() {
+            let (console, name) = (console.clone(), name.to_string());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout);
+                let mut line = Vec::new();
+                while lines.read_until(b'\n', &mut line).await.is_ok_and(|n| n > 0) {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                    eprintln!("[{name}] {text}");
+                    if let Ok(mut c) = console.lock() {
+                        c.push_str(&text);
+                        c.push('\n');
+                    }
+                    line.clear();
+                }
+            });
+        }
+        Vm {
+            name: name.to_string(),
+            child: Mutex::new(Some(child)),
+            console,
+            monitor,
+            smtp: SocketAddr::from((Ipv4Addr::LOCALHOST, smtp_port)),
+            started: Instant::now(),
+        }
+    }
+
+    fn console_has(&self, needle: &str) -> bool {
+        self.console.lock().map(|c| c.contains(needle)).unwrap_or(false)
+    }
+
+    fn assert_console(&self, needle: &str) {
+        assert!(self.console_has(needle), "[{}] the console never showed {needle:?}", self.name);
+    }
+
+    async fn wait_for_console(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.console_has(needle) {
+            assert!(Instant::now() < deadline, "[{}] no {needle:?} on the console within {timeout:?}", self.name);
+            self.assert_running();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for a 220 banner on the forwarded port; returns the time since
+    /// QEMU was started.
+    async fn wait_for_banner(&self, timeout: Duration) -> Duration {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Before the guest listens, the host side of the forward accepts
+            // and then closes: connect succeeds but no banner comes.
+            let attempt = tokio::time::timeout(Duration::from_secs(5), SmtpClient::connect(self.smtp)).await;
+            if let Ok(Ok(client)) = attempt
+                && client.banner.code == 220
+            {
+                return self.started.elapsed();
+            }
+            assert!(Instant::now() < deadline, "[{}] no SMTP banner within {timeout:?}", self.name);
+            self.assert_running();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Sends one command to the QEMU human monitor.
+    async fn monitor(&self, command: &str) {
+        let mut stream = UnixStream::connect(&self.monitor).await.expect("QEMU monitor socket");
+        let mut buf = vec![0u8; 4096];
+        // Banner and first prompt, then the command's output and next prompt.
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        stream.write_all(format!("{command}\n").as_bytes()).await.expect("monitor write");
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    }
+
+    async fn wait_for_exit(&self, timeout: Duration) {
+        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else { return };
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => eprintln!("[{}] QEMU exited: {status:?}", self.name),
+            Err(_) => panic!("[{}] the guest did not power off within {timeout:?}", self.name),
+        }
+    }
+
+    /// SIGKILL to QEMU: the disk image keeps exactly what the guest had
+    /// written through to it.
+    async fn power_cut(&self) {
+        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else { return };
+        child.start_kill().expect("kill QEMU");
+        let _ = child.wait().await;
+    }
+
+    fn assert_running(&self) {
+        if let Ok(mut guard) = self.child.lock()
+            && let Some(child) = guard.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!("[{}] QEMU exited early: {status}", self.name);
+        }
+    }
+}
+
+/// Stand-in for the `edgemx_tests` harness (same API) until it lands on main.
+mod harness {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[derive(Debug, Clone)]
+    pub struct Reply {
+        pub code: u16,
+        pub text: String,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct ReceivedMessage {
+        pub mail_from: String,
+        pub rcpt_to: Vec<String>,
+        pub data: Vec<u8>,
+    }
+
+    impl ReceivedMessage {
+        pub fn message_id(&self) -> Option<String> {
+            let text = String::from_utf8_lossy(&self.data);
+            let head = text.split("\r\n\r\n").next()?.to_string();
+            head.split("\r\n").find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("message-id").then(|| v.trim().to_string())
+            })
+        }
+    }
+
+    pub struct FakeBackend {
+        addr: SocketAddr,
+        messages: Arc<Mutex<Vec<ReceivedMessage>>>,
+    }
+
+    impl FakeBackend {
+        pub async fn start() -> FakeBackend {
+            Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+        }
+
+        pub async fn start_on(addr: SocketAddr) -> FakeBackend {
+            let listener = TcpListener::bind(addr).await.expect("sink bind");
+            let addr = listener.local_addr().expect("sink addr");
+            let messages = Arc::new(Mutex::new(Vec::new()));
+            let store = messages.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(converse(stream, store.clone()));
+                }
+            });
+            FakeBackend { addr, messages }
+        }
+
+        pub fn addr(&self) -> SocketAddr {
+            self.addr
+        }
+
+        pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<ReceivedMessage> {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let have = self.messages.lock().map(|m| m.clone()).unwrap_or_default();
+                if have.len() >= n {
+                    return have;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "sink got {} of {n} messages within {timeout:?}", have.len());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    async fn converse(stream: TcpStream, store: Arc<Mutex<Vec<ReceivedMessage>>>) -> std::io::Result<()> {
+        let mut io = BufReader::new(stream);
+        io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await?;
+        let (mut from, mut rcpts) = (String::new(), Vec::new());
+        loop {
+            let mut line = String::new();
+            if io.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            let upper = line.to_ascii_uppercase();
+            let path = |s: &str| s.trim().trim_start_matches('<').split('>').next().unwrap_or("").to_string();
+            let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                b"250 sink.test\r\n"
+            } else if upper.starts_with("MAIL FROM:") {
+                from = path(&line[10..]);
+                b"250 ok\r\n"
+            } else if upper.starts_with("RCPT TO:") {
+                rcpts.push(path(&line[8..]));
+                b"250 ok\r\n"
+            } else if upper.starts_with("DATA") {
+                io.get_mut().write_all(b"354 go\r\n").await?;
+                let mut data = Vec::new();
+                loop {
+                    let mut l = Vec::new();
+                    if io.read_until(b'\n', &mut l).await? == 0 {
+                        return Ok(());
+                    }
+                    if l == b".\r\n" {
+                        break;
+                    }
+                    data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
+                }
+                let msg = ReceivedMessage { mail_from: from.clone(), rcpt_to: std::mem::take(&mut rcpts), data };
+                if let Ok(mut m) = store.lock() {
+                    m.push(msg);
+                }
+                b"250 stored\r\n"
+            } else if upper.starts_with("QUIT") {
+                io.get_mut().write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            } else {
+                b"250 ok\r\n"
+            };
+            io.get_mut().write_all(reply).await?;
+        }
+    }
+
+    pub struct SmtpClient {
+        io: BufReader<TcpStream>,
+        pub banner: Reply,
+    }
+
+    impl SmtpClient {
+        pub async fn connect(addr: SocketAddr) -> std::io::Result<SmtpClient> {
+            let mut io = BufReader::new(TcpStream::connect(addr).await?);
+            let banner = read_reply(&mut io).await?;
+            Ok(SmtpClient { io, banner })
+        }
+
+        pub async fn command(&mut self, line: &str) -> Reply {
+            let sent = self.io.get_mut().write_all(format!("{line}\r\n").as_bytes()).await;
+            match sent {
+                Ok(()) => read_reply(&mut self.io).await.unwrap_or(Reply { code: 0, text: "closed".into() }),
+                Err(e) => Reply { code: 0, text: e.to_string() },
+            }
+        }
+    }
+
+    async fn read_reply(io: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            if io.read_line(&mut line).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            text.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+                return Ok(Reply { code, text });
+            }
+        }
+    }
+
+    pub async fn send_mail(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> Result<Reply, String> {
+        let mut c = SmtpClient::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut lines = vec![("EHLO client.test".to_string(), 250), (format!("MAIL FROM:<{from}>"), 250)];
+        lines.extend(to.iter().map(|rcpt| (format!("RCPT TO:<{rcpt}>"), 250)));
+        lines.push(("DATA".into(), 354));
+        for (line, want) in lines {
+            let r = c.command(&line).await;
+            if r.code != want {
+                return Err(format!("{line}: {r:?}"));
+            }
+        }
+        let mut data = String::new();
+        for line in body.split_inclusive("\r\n") {
+            if line.starts_with('.') {
+                data.push('.');
+            }
+            data.push_str(line);
+        }
+        data.push('.');
+        let reply = c.command(&data).await;
+        let _ = c.command("QUIT").await;
+        Ok(reply)
+    }
+}
