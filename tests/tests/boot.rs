@@ -50,13 +50,24 @@ async fn boot_accepts_mail_and_relays_it(firmware: Firmware, boot: Duration) {
     let name = format!("{firmware:?}").to_lowercase();
     let vm = Vm::boot(&name, &disk, firmware, sink.addr().port());
     let ready = vm.wait_for_banner(boot).await;
-    eprintln!("BOOT TIME {name}: SMTP banner {:.1} s after QEMU start", ready.as_secs_f64());
-    vm.wait_for_console("SMTP is listening on port 25 (address 10.0.2.15)", Duration::from_secs(10))
-        .await;
+    eprintln!(
+        "BOOT TIME {name}: SMTP banner {:.1} s after QEMU start",
+        ready.as_secs_f64()
+    );
+    vm.wait_for_console(
+        "SMTP is listening on port 25 (address 10.0.2.15)",
+        Duration::from_secs(10),
+    )
+    .await;
 
-    let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message("boot-1"))
-        .await
-        .expect("the appliance takes the message");
+    let reply = send_mail(
+        vm.smtp,
+        "alice@client.test",
+        &["bob@example.com"],
+        &message("boot-1"),
+    )
+    .await
+    .expect("the appliance takes the message");
     assert_eq!(reply.code, 250, "{reply:?}");
     let got = sink.wait_for_messages(1, DELIVERY).await;
     assert_eq!(got[0].rcpt_to, ["bob@example.com"]);
@@ -72,7 +83,8 @@ async fn queued_mail_survives_the_power_button_and_is_delivered_after_boot() {
     let ids = send_messages(&vm, "pd", 5).await;
 
     vm.monitor("system_powerdown").await;
-    vm.wait_for_console("power button pressed", Duration::from_secs(30)).await;
+    vm.wait_for_console("power button pressed", Duration::from_secs(30))
+        .await;
     vm.wait_for_exit(POWER_OFF).await;
     vm.assert_console("/data: unmounted");
 
@@ -108,16 +120,24 @@ async fn a_killed_gateway_is_restarted_by_init() {
     let sink = FakeBackend::start().await;
     let vm = Vm::boot("supervise", &disk, Firmware::Bios, sink.addr().port());
     vm.wait_for_banner(BIOS_BOOT).await;
-    vm.wait_for_console("SMTP is listening", Duration::from_secs(10)).await;
+    vm.wait_for_console("SMTP is listening", Duration::from_secs(10))
+        .await;
 
     vm.monitor("sendkey alt-sysrq-i").await;
-    vm.wait_for_console("killed by SIGKILL", Duration::from_secs(30)).await;
-    vm.wait_for_console("gateway started", Duration::from_secs(30)).await;
+    vm.wait_for_console("killed by SIGKILL", Duration::from_secs(30))
+        .await;
+    vm.wait_for_console("gateway started", Duration::from_secs(30))
+        .await;
     vm.wait_for_banner(Duration::from_secs(60)).await;
 
-    let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message("again"))
-        .await
-        .expect("the restarted gateway takes mail");
+    let reply = send_mail(
+        vm.smtp,
+        "alice@client.test",
+        &["bob@example.com"],
+        &message("again"),
+    )
+    .await
+    .expect("the restarted gateway takes mail");
     assert_eq!(reply.code, 250, "{reply:?}");
     sink.wait_for_messages(1, DELIVERY).await;
 }
@@ -136,9 +156,14 @@ async fn send_messages(vm: &Vm, prefix: &str, n: usize) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     for i in 0..n {
         let id = format!("{prefix}-{i}");
-        let reply = send_mail(vm.smtp, "alice@client.test", &["bob@example.com"], &message(&id))
-            .await
-            .unwrap_or_else(|e| panic!("message {id}: {e}"));
+        let reply = send_mail(
+            vm.smtp,
+            "alice@client.test",
+            &["bob@example.com"],
+            &message(&id),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("message {id}: {e}"));
         assert_eq!(reply.code, 250, "message {id}: {reply:?}");
         ids.insert(format!("<{id}@client.test>"));
     }
@@ -150,7 +175,10 @@ async fn assert_delivered(sink: &FakeBackend, ids: &BTreeSet<String>) {
     let got = sink.wait_for_messages(ids.len(), DELIVERY).await;
     let seen: BTreeSet<String> = got.iter().filter_map(|m| m.message_id()).collect();
     let missing: Vec<&String> = ids.difference(&seen).collect();
-    assert!(missing.is_empty(), "not delivered: {missing:?} (got {seen:?})");
+    assert!(
+        missing.is_empty(),
+        "not delivered: {missing:?} (got {seen:?})"
+    );
 }
 
 fn repo_root() -> PathBuf {
@@ -161,12 +189,19 @@ fn repo_root() -> PathBuf {
 /// the current directory or the repository root).
 fn image() -> PathBuf {
     let Some(path) = std::env::var_os("EDGEMX_IMAGE") else {
-        panic!("EDGEMX_IMAGE is not set: build the image with scripts/build-image and set EDGEMX_IMAGE=out/edgemx.img");
+        panic!(
+            "EDGEMX_IMAGE is not set: build the image with scripts/build-image and set EDGEMX_IMAGE=out/edgemx.img"
+        );
     };
     let path = PathBuf::from(path);
-    let found = [path.clone(), repo_root().join(&path)].into_iter().find(|p| p.is_file());
+    let found = [path.clone(), repo_root().join(&path)]
+        .into_iter()
+        .find(|p| p.is_file());
     let Some(found) = found else {
-        panic!("EDGEMX_IMAGE={} does not exist: run scripts/build-image", path.display());
+        panic!(
+            "EDGEMX_IMAGE={} does not exist: run scripts/build-image",
+            path.display()
+        );
     };
     found.canonicalize().unwrap_or(found)
 }
@@ -222,7 +257,12 @@ impl Vm {
             })
             .arg("--disk")
             .arg(&disk.path)
-            .args(["--smtp-port", &smtp_port.to_string(), "--sink-port", &sink_port.to_string()])
+            .args([
+                "--smtp-port",
+                &smtp_port.to_string(),
+                "--sink-port",
+                &sink_port.to_string(),
+            ])
             .arg("--monitor")
             .arg(&monitor)
             .stdin(Stdio::null())
@@ -236,7 +276,11 @@ impl Vm {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout);
                 let mut line = Vec::new();
-                while lines.read_until(b'\n', &mut line).await.is_ok_and(|n| n > 0) {
+                while lines
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .is_ok_and(|n| n > 0)
+                {
                     let text = String::from_utf8_lossy(&line).trim_end().to_string();
                     eprintln!("[{name}] {text}");
                     if let Ok(mut c) = console.lock() {
@@ -258,17 +302,28 @@ impl Vm {
     }
 
     fn console_has(&self, needle: &str) -> bool {
-        self.console.lock().map(|c| c.contains(needle)).unwrap_or(false)
+        self.console
+            .lock()
+            .map(|c| c.contains(needle))
+            .unwrap_or(false)
     }
 
     fn assert_console(&self, needle: &str) {
-        assert!(self.console_has(needle), "[{}] the console never showed {needle:?}", self.name);
+        assert!(
+            self.console_has(needle),
+            "[{}] the console never showed {needle:?}",
+            self.name
+        );
     }
 
     async fn wait_for_console(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.console_has(needle) {
-            assert!(Instant::now() < deadline, "[{}] no {needle:?} on the console within {timeout:?}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "[{}] no {needle:?} on the console within {timeout:?}",
+                self.name
+            );
             self.assert_running();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -281,13 +336,18 @@ impl Vm {
         loop {
             // Before the guest listens, the host side of the forward accepts
             // and then closes: connect succeeds but no banner comes.
-            let attempt = tokio::time::timeout(Duration::from_secs(5), SmtpClient::connect(self.smtp)).await;
+            let attempt =
+                tokio::time::timeout(Duration::from_secs(5), SmtpClient::connect(self.smtp)).await;
             if let Ok(Ok(client)) = attempt
                 && client.banner.code == 220
             {
                 return self.started.elapsed();
             }
-            assert!(Instant::now() < deadline, "[{}] no SMTP banner within {timeout:?}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "[{}] no SMTP banner within {timeout:?}",
+                self.name
+            );
             self.assert_running();
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -295,26 +355,38 @@ impl Vm {
 
     /// Sends one command to the QEMU human monitor.
     async fn monitor(&self, command: &str) {
-        let mut stream = UnixStream::connect(&self.monitor).await.expect("QEMU monitor socket");
+        let mut stream = UnixStream::connect(&self.monitor)
+            .await
+            .expect("QEMU monitor socket");
         let mut buf = vec![0u8; 4096];
         // Banner and first prompt, then the command's output and next prompt.
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-        stream.write_all(format!("{command}\n").as_bytes()).await.expect("monitor write");
+        stream
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .expect("monitor write");
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
     }
 
     async fn wait_for_exit(&self, timeout: Duration) {
-        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else { return };
+        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else {
+            return;
+        };
         match tokio::time::timeout(timeout, child.wait()).await {
             Ok(status) => eprintln!("[{}] QEMU exited: {status:?}", self.name),
-            Err(_) => panic!("[{}] the guest did not power off within {timeout:?}", self.name),
+            Err(_) => panic!(
+                "[{}] the guest did not power off within {timeout:?}",
+                self.name
+            ),
         }
     }
 
     /// SIGKILL to QEMU: the disk image keeps exactly what the guest had
     /// written through to it.
     async fn power_cut(&self) {
-        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else { return };
+        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else {
+            return;
+        };
         child.start_kill().expect("kill QEMU");
         let _ = child.wait().await;
     }
@@ -357,7 +429,8 @@ mod harness {
             let head = text.split("\r\n\r\n").next()?.to_string();
             head.split("\r\n").find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("message-id").then(|| v.trim().to_string())
+                k.eq_ignore_ascii_case("message-id")
+                    .then(|| v.trim().to_string())
             })
         }
     }
@@ -396,13 +469,20 @@ mod harness {
                 if have.len() >= n {
                     return have;
                 }
-                assert!(tokio::time::Instant::now() < deadline, "sink got {} of {n} messages within {timeout:?}", have.len());
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "sink got {} of {n} messages within {timeout:?}",
+                    have.len()
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 
-    async fn converse(stream: TcpStream, store: Arc<Mutex<Vec<ReceivedMessage>>>) -> std::io::Result<()> {
+    async fn converse(
+        stream: TcpStream,
+        store: Arc<Mutex<Vec<ReceivedMessage>>>,
+    ) -> std::io::Result<()> {
         let mut io = BufReader::new(stream);
         io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await?;
         let (mut from, mut rcpts) = (String::new(), Vec::new());
@@ -412,7 +492,14 @@ mod harness {
                 return Ok(());
             }
             let upper = line.to_ascii_uppercase();
-            let path = |s: &str| s.trim().trim_start_matches('<').split('>').next().unwrap_or("").to_string();
+            let path = |s: &str| {
+                s.trim()
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            };
             let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
                 b"250 sink.test\r\n"
             } else if upper.starts_with("MAIL FROM:") {
@@ -434,7 +521,11 @@ mod harness {
                     }
                     data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
                 }
-                let msg = ReceivedMessage { mail_from: from.clone(), rcpt_to: std::mem::take(&mut rcpts), data };
+                let msg = ReceivedMessage {
+                    mail_from: from.clone(),
+                    rcpt_to: std::mem::take(&mut rcpts),
+                    data,
+                };
                 if let Ok(mut m) = store.lock() {
                     m.push(msg);
                 }
@@ -462,10 +553,20 @@ mod harness {
         }
 
         pub async fn command(&mut self, line: &str) -> Reply {
-            let sent = self.io.get_mut().write_all(format!("{line}\r\n").as_bytes()).await;
+            let sent = self
+                .io
+                .get_mut()
+                .write_all(format!("{line}\r\n").as_bytes())
+                .await;
             match sent {
-                Ok(()) => read_reply(&mut self.io).await.unwrap_or(Reply { code: 0, text: "closed".into() }),
-                Err(e) => Reply { code: 0, text: e.to_string() },
+                Ok(()) => read_reply(&mut self.io).await.unwrap_or(Reply {
+                    code: 0,
+                    text: "closed".into(),
+                }),
+                Err(e) => Reply {
+                    code: 0,
+                    text: e.to_string(),
+                },
             }
         }
     }
@@ -485,9 +586,17 @@ mod harness {
         }
     }
 
-    pub async fn send_mail(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> Result<Reply, String> {
+    pub async fn send_mail(
+        addr: SocketAddr,
+        from: &str,
+        to: &[&str],
+        body: &str,
+    ) -> Result<Reply, String> {
         let mut c = SmtpClient::connect(addr).await.map_err(|e| e.to_string())?;
-        let mut lines = vec![("EHLO client.test".to_string(), 250), (format!("MAIL FROM:<{from}>"), 250)];
+        let mut lines = vec![
+            ("EHLO client.test".to_string(), 250),
+            (format!("MAIL FROM:<{from}>"), 250),
+        ];
         lines.extend(to.iter().map(|rcpt| (format!("RCPT TO:<{rcpt}>"), 250)));
         lines.push(("DATA".into(), 354));
         for (line, want) in lines {
