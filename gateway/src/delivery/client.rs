@@ -13,7 +13,6 @@
 
 mod transaction;
 
-use super::tls;
 use super::wire::{self, Reply, Stream, WireError};
 use crate::config::{self, TlsPolicy};
 use std::net::SocketAddr;
@@ -39,7 +38,7 @@ impl Settings {
             connect_timeout: config.delivery.connect_timeout.0,
             command_timeout: config.delivery.command_timeout.0,
             data_timeout: config.delivery.data_timeout.0,
-            tls: tls::client_config(),
+            tls: crate::tls::client_config(),
         }
     }
 }
@@ -230,7 +229,7 @@ impl Session {
             )));
         };
         let connector = tokio_rustls::TlsConnector::from(self.settings.tls.clone());
-        let name = tls::server_name(&self.host, self.peer.ip());
+        let name = crate::tls::server_name(&self.host, self.peer.ip());
         let handshake = tokio::time::timeout(limit, connector.connect(name, tcp));
         let stream = match handshake.await {
             Ok(Ok(stream)) => stream,
@@ -238,7 +237,7 @@ impl Session {
             Err(_) => return Err(refused(tls_failed(who, "timed out"))),
         };
         let mut session = Session {
-            tls: Some(tls::describe(stream.get_ref().1)),
+            tls: Some(crate::tls::describe(stream.get_ref().1)),
             io: BufReader::new(Stream::Tls(Box::new(stream))),
             ext: Extensions::default(),
             ..self

@@ -17,7 +17,6 @@
 //! | `client.rs` | the SMTP client session: connect, greeting, EHLO, STARTTLS |
 //! | `client/transaction.rs` | MAIL/RCPT/DATA, pipelined when offered, per-recipient replies |
 //! | `wire.rs` | stream (plain or TLS) and reply parsing |
-//! | `tls.rs` | rustls client configuration (ring, no certificate verification yet) |
 //! | `settle.rs` | replies → recipient status, expiry, next attempt (pure) |
 //!
 //! Semantics: at least once. A result is written only after the next hop answered; a crash
@@ -32,7 +31,6 @@ mod hops;
 mod record;
 mod scheduler;
 mod settle;
-mod tls;
 mod wire;
 mod worker;
 

@@ -17,7 +17,7 @@ fn settings() -> Arc<Settings> {
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
         data_timeout: Duration::from_secs(2),
-        tls: tls::client_config(),
+        tls: crate::tls::client_config(),
     })
 }
 
