@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{FakeBackend, SmtpClient, send_mail};
+use edgemx_tests::{FakeBackend, ReceivedMessage, SmtpClient, send_mail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
@@ -60,18 +60,15 @@ async fn boot_accepts_mail_and_relays_it(firmware: Firmware, boot: Duration) {
     )
     .await;
 
-    let reply = send_mail(
-        vm.smtp,
-        "alice@client.test",
-        &["bob@example.com"],
-        &message("boot-1"),
-    )
-    .await
-    .expect("the appliance takes the message");
-    assert_eq!(reply.code, 250, "{reply:?}");
-    let got = sink.wait_for_messages(1, DELIVERY).await;
-    assert_eq!(got[0].rcpt_to, ["bob@example.com"]);
-    assert_eq!(got[0].message_id().as_deref(), Some("<boot-1@client.test>"));
+    let ids = send_messages(&vm, "boot", 1).await;
+    let got = assert_delivered(&sink, &ids).await;
+    let ours = got
+        .iter()
+        .find(|m| m.message_id().is_some_and(|id| ids.contains(&id)));
+    assert_eq!(
+        ours.map(|m| m.rcpt_to.clone()),
+        Some(vec!["bob@example.com".to_string()])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -130,16 +127,8 @@ async fn a_killed_gateway_is_restarted_by_init() {
         .await;
     vm.wait_for_banner(Duration::from_secs(60)).await;
 
-    let reply = send_mail(
-        vm.smtp,
-        "alice@client.test",
-        &["bob@example.com"],
-        &message("again"),
-    )
-    .await
-    .expect("the restarted gateway takes mail");
-    assert_eq!(reply.code, 250, "{reply:?}");
-    sink.wait_for_messages(1, DELIVERY).await;
+    let ids = send_messages(&vm, "again", 1).await;
+    assert_delivered(&sink, &ids).await;
 }
 
 // --- helpers ----------------------------------------------------------------
@@ -170,15 +159,23 @@ async fn send_messages(vm: &Vm, prefix: &str, n: usize) -> BTreeSet<String> {
     ids
 }
 
-/// Every message in `ids` reaches the sink (at least once).
-async fn assert_delivered(sink: &FakeBackend, ids: &BTreeSet<String>) {
-    let got = sink.wait_for_messages(ids.len(), DELIVERY).await;
-    let seen: BTreeSet<String> = got.iter().filter_map(|m| m.message_id()).collect();
-    let missing: Vec<&String> = ids.difference(&seen).collect();
-    assert!(
-        missing.is_empty(),
-        "not delivered: {missing:?} (got {seen:?})"
-    );
+/// Every message in `ids` reaches the sink (at least once); returns all the
+/// sink received.
+async fn assert_delivered(sink: &FakeBackend, ids: &BTreeSet<String>) -> Vec<ReceivedMessage> {
+    let deadline = Instant::now() + DELIVERY;
+    loop {
+        let got = sink.messages();
+        let seen: BTreeSet<String> = got.iter().filter_map(|m| m.message_id()).collect();
+        let missing: Vec<&String> = ids.difference(&seen).collect();
+        if missing.is_empty() {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered within {DELIVERY:?}: {missing:?} (got {seen:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -398,223 +395,5 @@ impl Vm {
         {
             panic!("[{}] QEMU exited early: {status}", self.name);
         }
-    }
-}
-
-/// Stand-in for the `edgemx_tests` harness (same API) until it lands on main.
-mod harness {
-    use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::{TcpListener, TcpStream};
-
-    #[derive(Debug, Clone)]
-    pub struct Reply {
-        pub code: u16,
-        pub text: String,
-    }
-
-    #[derive(Debug, Clone)]
-    pub struct ReceivedMessage {
-        pub mail_from: String,
-        pub rcpt_to: Vec<String>,
-        pub data: Vec<u8>,
-    }
-
-    impl ReceivedMessage {
-        pub fn message_id(&self) -> Option<String> {
-            let text = String::from_utf8_lossy(&self.data);
-            let head = text.split("\r\n\r\n").next()?.to_string();
-            head.split("\r\n").find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("message-id")
-                    .then(|| v.trim().to_string())
-            })
-        }
-    }
-
-    pub struct FakeBackend {
-        addr: SocketAddr,
-        messages: Arc<Mutex<Vec<ReceivedMessage>>>,
-    }
-
-    impl FakeBackend {
-        pub async fn start() -> FakeBackend {
-            Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
-        }
-
-        pub async fn start_on(addr: SocketAddr) -> FakeBackend {
-            let listener = TcpListener::bind(addr).await.expect("sink bind");
-            let addr = listener.local_addr().expect("sink addr");
-            let messages = Arc::new(Mutex::new(Vec::new()));
-            let store = messages.clone();
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(converse(stream, store.clone()));
-                }
-            });
-            FakeBackend { addr, messages }
-        }
-
-        pub fn addr(&self) -> SocketAddr {
-            self.addr
-        }
-
-        pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<ReceivedMessage> {
-            let deadline = tokio::time::Instant::now() + timeout;
-            loop {
-                let have = self.messages.lock().map(|m| m.clone()).unwrap_or_default();
-                if have.len() >= n {
-                    return have;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "sink got {} of {n} messages within {timeout:?}",
-                    have.len()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-
-    async fn converse(
-        stream: TcpStream,
-        store: Arc<Mutex<Vec<ReceivedMessage>>>,
-    ) -> std::io::Result<()> {
-        let mut io = BufReader::new(stream);
-        io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await?;
-        let (mut from, mut rcpts) = (String::new(), Vec::new());
-        loop {
-            let mut line = String::new();
-            if io.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            let upper = line.to_ascii_uppercase();
-            let path = |s: &str| {
-                s.trim()
-                    .trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                b"250 sink.test\r\n"
-            } else if upper.starts_with("MAIL FROM:") {
-                from = path(&line[10..]);
-                b"250 ok\r\n"
-            } else if upper.starts_with("RCPT TO:") {
-                rcpts.push(path(&line[8..]));
-                b"250 ok\r\n"
-            } else if upper.starts_with("DATA") {
-                io.get_mut().write_all(b"354 go\r\n").await?;
-                let mut data = Vec::new();
-                loop {
-                    let mut l = Vec::new();
-                    if io.read_until(b'\n', &mut l).await? == 0 {
-                        return Ok(());
-                    }
-                    if l == b".\r\n" {
-                        break;
-                    }
-                    data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
-                }
-                let msg = ReceivedMessage {
-                    mail_from: from.clone(),
-                    rcpt_to: std::mem::take(&mut rcpts),
-                    data,
-                };
-                if let Ok(mut m) = store.lock() {
-                    m.push(msg);
-                }
-                b"250 stored\r\n"
-            } else if upper.starts_with("QUIT") {
-                io.get_mut().write_all(b"221 bye\r\n").await?;
-                return Ok(());
-            } else {
-                b"250 ok\r\n"
-            };
-            io.get_mut().write_all(reply).await?;
-        }
-    }
-
-    pub struct SmtpClient {
-        io: BufReader<TcpStream>,
-        pub banner: Reply,
-    }
-
-    impl SmtpClient {
-        pub async fn connect(addr: SocketAddr) -> std::io::Result<SmtpClient> {
-            let mut io = BufReader::new(TcpStream::connect(addr).await?);
-            let banner = read_reply(&mut io).await?;
-            Ok(SmtpClient { io, banner })
-        }
-
-        pub async fn command(&mut self, line: &str) -> Reply {
-            let sent = self
-                .io
-                .get_mut()
-                .write_all(format!("{line}\r\n").as_bytes())
-                .await;
-            match sent {
-                Ok(()) => read_reply(&mut self.io).await.unwrap_or(Reply {
-                    code: 0,
-                    text: "closed".into(),
-                }),
-                Err(e) => Reply {
-                    code: 0,
-                    text: e.to_string(),
-                },
-            }
-        }
-    }
-
-    async fn read_reply(io: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            if io.read_line(&mut line).await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            text.push_str(&line);
-            if line.len() < 4 || line.as_bytes()[3] != b'-' {
-                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-                return Ok(Reply { code, text });
-            }
-        }
-    }
-
-    pub async fn send_mail(
-        addr: SocketAddr,
-        from: &str,
-        to: &[&str],
-        body: &str,
-    ) -> Result<Reply, String> {
-        let mut c = SmtpClient::connect(addr).await.map_err(|e| e.to_string())?;
-        let mut lines = vec![
-            ("EHLO client.test".to_string(), 250),
-            (format!("MAIL FROM:<{from}>"), 250),
-        ];
-        lines.extend(to.iter().map(|rcpt| (format!("RCPT TO:<{rcpt}>"), 250)));
-        lines.push(("DATA".into(), 354));
-        for (line, want) in lines {
-            let r = c.command(&line).await;
-            if r.code != want {
-                return Err(format!("{line}: {r:?}"));
-            }
-        }
-        let mut data = String::new();
-        for line in body.split_inclusive("\r\n") {
-            if line.starts_with('.') {
-                data.push('.');
-            }
-            data.push_str(line);
-        }
-        data.push('.');
-        let reply = c.command(&data).await;
-        let _ = c.command("QUIT").await;
-        Ok(reply)
     }
 }
