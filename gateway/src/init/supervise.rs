@@ -214,6 +214,9 @@ fn watch_listeners() {
                 let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
                 let at = net::address().map_or("no address yet".into(), |a| format!("address {a}"));
                 info!("SMTP is listening on port {} ({at})", ports.join(", "));
+                if let Some(used) = memory_in_use() {
+                    info!("memory in use: {used}");
+                }
                 return;
             }
             thread::sleep(Duration::from_millis(100));
@@ -254,4 +257,19 @@ fn is_listening(port: u16) -> bool {
             })
         })
     })
+}
+
+/// "N MiB of M MiB" from /proc/meminfo (total minus available).
+fn memory_in_use() -> Option<String> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    let (total, available) = (field("MemTotal:")?, field("MemAvailable:")?);
+    Some(format!(
+        "{} MiB of {} MiB",
+        total.saturating_sub(available) / 1024,
+        total / 1024
+    ))
 }
