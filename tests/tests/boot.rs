@@ -25,7 +25,7 @@ use tokio::process::{Child, Command};
 /// Generous bounds: CI runs these under TCG on two shared cores.
 const BIOS_BOOT: Duration = Duration::from_secs(120);
 const UEFI_BOOT: Duration = Duration::from_secs(180);
-const DELIVERY: Duration = Duration::from_secs(90);
+const DELIVERY: Duration = Duration::from_secs(150);
 const POWER_OFF: Duration = Duration::from_secs(90);
 
 #[derive(Clone, Copy, Debug)]

@@ -142,3 +142,15 @@ fn read_trimmed(path: &str) -> Option<String> {
         .ok()
         .map(|s| s.trim().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_configuration_written_at_first_boot_is_valid() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/defaults/edgemx.toml");
+        if let Err(errors) = crate::config::Config::load(&path) {
+            panic!("image/defaults/edgemx.toml is invalid:\n{errors}");
+        }
+    }
+}

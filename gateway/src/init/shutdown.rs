@@ -86,7 +86,7 @@ fn wait_for_all(signals: &SigSet, dog: &mut Option<Watchdog>, limit: Duration) -
                 Ok(WaitStatus::StillAlive) => break,
                 Ok(status) => {
                     if let Some(pid) = status.pid() {
-                        info!("pid {pid} {}", describe(&status));
+                        info!("stopped pid {pid}: {}", describe(&status));
                     }
                 }
             }

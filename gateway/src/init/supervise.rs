@@ -121,7 +121,8 @@ impl Gateway {
             self.start_at = Instant::now() + DATA_RETRY;
             return;
         }
-        let spawned = Command::new("/proc/self/exe")
+        let mut command = Command::new("/proc/self/exe");
+        command
             .arg0("edgemx")
             .args(["serve", "--config", super::CONFIG_PATH])
             .env_clear()
@@ -130,8 +131,19 @@ impl Gateway {
             .env("RUST_BACKTRACE", "1")
             // Own process group: shutdown can signal the gateway and anything
             // it starts without touching init.
-            .process_group(0)
-            .spawn();
+            .process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls sigprocmask, which is async-signal-safe. It is needed because
+        // init blocks SIGTERM & co. for sigwait and a blocked mask survives
+        // exec: the gateway's SIGTERM handler would never run (seen: the
+        // gateway ignored the shutdown until SIGKILL).
+        let command = unsafe {
+            command.pre_exec(|| {
+                sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                    .map_err(std::io::Error::from)
+            })
+        };
+        let spawned = command.spawn();
         match spawned {
             Ok(child) => {
                 let pid = Pid::from_raw(child.id() as i32);
