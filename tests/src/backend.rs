@@ -73,10 +73,10 @@ pub fn header(data: &[u8], name: &str) -> Option<String> {
             }
             break;
         }
-        if let Some((key, value)) = line.split_once(':') {
-            if key.eq_ignore_ascii_case(name) {
-                found = Some(value.trim().to_string());
-            }
+        if let Some((key, value)) = line.split_once(':')
+            && key.eq_ignore_ascii_case(name)
+        {
+            found = Some(value.trim().to_string());
         }
     }
     found

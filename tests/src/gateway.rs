@@ -142,19 +142,22 @@ pub fn free_port() -> SocketAddr {
 }
 
 impl GatewayProcess {
-    /// Writes `config` to `dir/edgemx.toml`, starts `edgemx serve` and waits for its banner.
-    pub fn spawn(dir: &Path, addr: SocketAddr, config: &str) -> GatewayProcess {
-        Self::spawn_with(dir, addr, config, |_| {})
+    /// Writes the standard configuration (see [`config_text`]) with `extra` and a free
+    /// port to `dir/edgemx.toml`, starts `edgemx serve` and waits for its banner.
+    pub fn spawn(dir: &Path, backend: SocketAddr, extra: &str) -> GatewayProcess {
+        Self::spawn_with(dir, backend, extra, |_| {})
     }
 
     /// Like `spawn`, with a hook to adjust the command (e.g. resource limits).
     pub fn spawn_with(
         dir: &Path,
-        addr: SocketAddr,
-        config: &str,
+        backend: SocketAddr,
+        extra: &str,
         adjust: impl FnOnce(&mut Command),
     ) -> GatewayProcess {
+        let addr = free_port();
         let config_path = dir.join("edgemx.toml");
+        let config = config_text(dir, addr, backend, extra);
         std::fs::write(&config_path, config).expect("write config");
         let mut command = Command::new(binary());
         command

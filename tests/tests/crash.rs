@@ -1,13 +1,14 @@
 //! `250` means on disk: SIGKILL under load, a full disk, and shutdown in the middle of DATA
 //! never lose a message the gateway acknowledged.
 
-use edgemx_tests::gateway::{GatewayProcess, config_text, free_port};
+use edgemx_tests::gateway::GatewayProcess;
 use edgemx_tests::{FakeBackend, Gateway, SmtpClient, send_mail};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
+const FAST_RETRY: &str = "[queue]\nretry_intervals = [\"1s\"]\n";
 
 /// Clients sending numbered messages as fast as they can, recording which got `250`.
 fn load(
@@ -40,16 +41,9 @@ async fn sigkill_under_concurrent_load_loses_no_acknowledged_message() {
     let backend = FakeBackend::start().await;
     let dir = tempfile::tempdir().unwrap();
     for round in 0..2 {
-        let addr = free_port();
-        let config = config_text(
-            dir.path(),
-            addr,
-            backend.addr(),
-            "[queue]\nretry_intervals = [\"1s\"]\n",
-        );
-        let gw = GatewayProcess::spawn(dir.path(), addr, &config);
+        let gw = GatewayProcess::spawn(dir.path(), backend.addr(), FAST_RETRY);
         let acked = Arc::new(Mutex::new(Vec::new()));
-        let clients = load(addr, 8, acked.clone());
+        let clients = load(gw.addr, 8, acked.clone());
         // Kill once a good number of messages were acknowledged, while clients still send.
         let deadline = tokio::time::Instant::now() + WAIT;
         while acked.lock().unwrap().len() < 150 {
@@ -65,14 +59,7 @@ async fn sigkill_under_concurrent_load_loses_no_acknowledged_message() {
         }
         let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
         // Restart on the same queue: everything acknowledged must reach the backend.
-        let addr = free_port();
-        let config = config_text(
-            dir.path(),
-            addr,
-            backend.addr(),
-            "[queue]\nretry_intervals = [\"1s\"]\n",
-        );
-        let gw = GatewayProcess::spawn(dir.path(), addr, &config);
+        let gw = GatewayProcess::spawn(dir.path(), backend.addr(), FAST_RETRY);
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let seen: HashSet<String> = backend
@@ -102,33 +89,31 @@ async fn a_full_disk_answers_452_and_keeps_everything_already_accepted() {
     let down = FakeBackend::start().await;
     let backend_addr = down.stop();
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_port();
-    let config = config_text(
-        dir.path(),
-        addr,
-        backend_addr,
-        "[queue]\nretry_intervals = [\"1h\"]\nmin_free_space = 0\n",
-    );
     // The queue file may not grow past 3 MiB: the filesystem is "full" for the gateway.
-    let gw = GatewayProcess::spawn_with(dir.path(), addr, &config, |cmd| {
-        use std::os::unix::process::CommandExt;
-        unsafe {
-            cmd.pre_exec(|| {
-                use nix::sys::resource::{Resource, setrlimit};
-                use nix::sys::signal::{SigHandler, Signal, signal};
-                signal(Signal::SIGXFSZ, SigHandler::SigIgn).map_err(std::io::Error::from)?;
-                setrlimit(Resource::RLIMIT_FSIZE, 3 << 20, 3 << 20)
-                    .map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
-    });
+    let gw = GatewayProcess::spawn_with(
+        dir.path(),
+        backend_addr,
+        "[queue]\nretry_intervals = [\"1s\"]\nmin_free_space = 0\n",
+        |cmd| {
+            use std::os::unix::process::CommandExt;
+            unsafe {
+                cmd.pre_exec(|| {
+                    use nix::sys::resource::{Resource, setrlimit};
+                    use nix::sys::signal::{SigHandler, Signal, signal};
+                    signal(Signal::SIGXFSZ, SigHandler::SigIgn).map_err(std::io::Error::from)?;
+                    setrlimit(Resource::RLIMIT_FSIZE, 3 << 20, 3 << 20)
+                        .map_err(std::io::Error::from)?;
+                    Ok(())
+                });
+            }
+        },
+    );
     let mut acked = Vec::new();
     let mut refused = 0;
     for n in 0..400 {
         let id = format!("<full{n}@test>");
         let body = format!("Message-ID: {id}\r\n\r\n{}\r\n", "y".repeat(32 * 1024));
-        let reply = send_mail(addr, "a@sender.test", &["b@example.com"], &body).await;
+        let reply = send_mail(gw.addr, "a@sender.test", &["b@example.com"], &body).await;
         match reply {
             Ok(r) if r.code == 250 => acked.push(id),
             Ok(r) if r.is("452 4.3.1") => {
@@ -150,20 +135,13 @@ async fn a_full_disk_answers_452_and_keeps_everything_already_accepted() {
         "nothing was accepted before the disk filled"
     );
     // Still alive and answering after the failed commits.
-    let mut c = SmtpClient::connect(addr).await.unwrap();
+    let mut c = SmtpClient::connect(gw.addr).await.unwrap();
     c.expect("EHLO client.test", "250").await;
     drop(c);
     assert!(gw.terminate().success());
     // With room again and the backend up, every acknowledged message is delivered.
     let backend = FakeBackend::start_on(backend_addr).await;
-    let addr = free_port();
-    let config = config_text(
-        dir.path(),
-        addr,
-        backend_addr,
-        "[queue]\nretry_intervals = [\"1s\"]\n",
-    );
-    let gw = GatewayProcess::spawn(dir.path(), addr, &config);
+    let gw = GatewayProcess::spawn(dir.path(), backend_addr, FAST_RETRY);
     let got = backend.wait_for_messages(acked.len(), WAIT).await;
     let seen: HashSet<String> = got.iter().filter_map(|m| m.message_id()).collect();
     for id in &acked {
@@ -176,7 +154,7 @@ async fn a_full_disk_answers_452_and_keeps_everything_already_accepted() {
 async fn shutdown_finishes_a_message_in_data_and_sends_421_to_idle_sessions() {
     let down = FakeBackend::start().await;
     let backend_addr = down.stop();
-    let gw = Gateway::start(backend_addr, "[queue]\nretry_intervals = [\"1s\"]\n").await;
+    let gw = Gateway::start(backend_addr, FAST_RETRY).await;
     let mut idle = SmtpClient::connect(gw.addr).await.unwrap();
     idle.expect("EHLO idle.test", "250").await;
     let mut busy = SmtpClient::connect(gw.addr).await.unwrap();
@@ -207,7 +185,7 @@ async fn shutdown_finishes_a_message_in_data_and_sends_421_to_idle_sessions() {
     let dir = gw.stop().await;
     // After a restart the committed message is delivered.
     let backend = FakeBackend::start_on(backend_addr).await;
-    let gw = Gateway::start_in(dir, backend_addr, "[queue]\nretry_intervals = [\"1s\"]\n").await;
+    let gw = Gateway::start_in(dir, backend_addr, FAST_RETRY).await;
     let got = backend.wait_for_messages(1, WAIT).await;
     assert_eq!(got[0].message_id().as_deref(), Some("<inflight@test>"));
     assert!(got[0].text().ends_with("first half\r\nsecond half\r\n"));
@@ -219,16 +197,13 @@ async fn sigterm_stops_the_process_with_status_zero_and_the_queue_cli_works() {
     let down = FakeBackend::start().await;
     let backend_addr = down.stop();
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_port();
-    let config = config_text(
+    let gw = GatewayProcess::spawn(
         dir.path(),
-        addr,
         backend_addr,
         "[queue]\nretry_intervals = [\"1h\"]\n",
     );
-    let gw = GatewayProcess::spawn(dir.path(), addr, &config);
     let body = "Message-ID: <cli@test>\r\nSubject: cli\r\n\r\nx\r\n";
-    let reply = send_mail(addr, "a@sender.test", &["b@example.com"], body)
+    let reply = send_mail(gw.addr, "a@sender.test", &["b@example.com"], body)
         .await
         .unwrap();
     let id = reply.text.rsplit(' ').next().unwrap().to_string();

@@ -195,7 +195,7 @@ impl Default for Limits {
             max_commands: 1_000,
             max_messages_per_session: 100,
             max_connections: 500,
-            max_connections_per_ip: 20,
+            max_connections_per_ip: 50,
             command_timeout: Span(Duration::from_secs(300)),
             data_timeout: Span(Duration::from_secs(180)),
             inflight_bytes: Bytes(512 << 20),

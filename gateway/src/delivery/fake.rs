@@ -19,6 +19,12 @@ pub struct Script {
     /// Hold every reply from `MAIL` until `DATA` arrived: a client that waits for the
     /// `MAIL` reply before sending `RCPT` (no pipelining) then times out.
     pub strict_pipelining: bool,
+    /// Answer STARTTLS with 220, then send garbage instead of a handshake.
+    pub broken_tls: bool,
+    /// Drop the connection (no reply, no QUIT) after this many messages.
+    pub close_after: Option<usize>,
+    /// Never answer the end of data.
+    pub stall_after_data: bool,
 }
 
 impl Default for Script {
@@ -36,6 +42,9 @@ impl Default for Script {
             data: "354 go ahead",
             final_reply: "250 2.0.0 queued",
             strict_pipelining: false,
+            broken_tls: false,
+            close_after: None,
+            stall_after_data: false,
         }
     }
 }
@@ -59,7 +68,12 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub async fn start(script: Script) -> Fake {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(SocketAddr::from(([127, 0, 0, 1], 0)), script).await
+}
+
+/// As [`start`], on a given address (a backend that comes back on its old port).
+pub async fn start_on(addr: SocketAddr, script: Script) -> Fake {
+    let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let script = Arc::new(script);
@@ -95,7 +109,7 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
         let _ = io.get_mut().write_all(out.as_bytes()).await;
         return;
     }
-    let (mut in_tls, mut holding, mut accepted) = (false, false, 0);
+    let (mut in_tls, mut holding, mut accepted, mut messages) = (false, false, 0, 0);
     let mut line = String::new();
     loop {
         if !holding && io.buffer().is_empty() && !out.is_empty() {
@@ -115,7 +129,7 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
         match verb.as_str() {
             "EHLO" => {
                 let mut ext = script.extensions.clone();
-                if script.tls.is_some() && !in_tls {
+                if (script.tls.is_some() || script.broken_tls) && !in_tls {
                     ext.push("STARTTLS");
                 }
                 out.push_str("250-fake.test\r\n");
@@ -128,6 +142,13 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
                 }
             }
             "HELO" | "RSET" | "NOOP" => out.push_str("250 2.0.0 ok\r\n"),
+            "STARTTLS" if script.broken_tls => {
+                let _ = io
+                    .get_mut()
+                    .write_all(b"220 2.0.0 ready\r\nnot a handshake\r\n")
+                    .await;
+                return;
+            }
             "STARTTLS" => {
                 let Some(config) = script.tls.clone() else {
                     out.push_str("502 5.5.1 no\r\n");
@@ -191,7 +212,15 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
                     data.extend_from_slice(&raw);
                 }
                 seen.lock().unwrap().messages.push(data);
+                if script.stall_after_data {
+                    std::future::pending::<()>().await;
+                }
                 out.push_str(&format!("{}\r\n", script.final_reply));
+                messages += 1;
+                if script.close_after == Some(messages) {
+                    let _ = io.get_mut().write_all(out.as_bytes()).await;
+                    return;
+                }
             }
             "QUIT" => {
                 let _ = io.get_mut().write_all(b"221 2.0.0 bye\r\n").await;

@@ -6,10 +6,10 @@
 //! carries the mail.
 
 use super::client::{HopError, Session, Settings};
-use super::route::Destination;
 use super::wire::Reply;
 use crate::config::NextHop;
 use crate::dns::{DnsError, Resolver};
+use crate::routing::Destination;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -134,6 +134,11 @@ impl Walker {
                 }
             }
         }
+    }
+
+    /// Forgets every unreachable address (an operator asked to retry now).
+    pub fn forget_failures(&self) {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn recently_dead(&self, addr: SocketAddr) -> Option<Reply> {

@@ -9,13 +9,14 @@
 //!
 //! | file | job |
 //! | --- | --- |
-//! | `scheduler.rs` | what is due (timer), jobs per destination, results → one `apply` per attempt |
-//! | `worker.rs` | per-destination job queues; workers holding and reusing connections |
+//! | `scheduler.rs` | what is due (timer), jobs per destination, merging per-destination reports |
+//! | `record.rs` | an attempt's result (+ DSN) → one `queue.apply` |
+//! | `dest.rs` | a destination's job queue: wakes idle workers, starts new ones within limits |
+//! | `worker.rs` | workers holding and reusing connections; one log line per attempt |
 //! | `hops.rs` | next hops in order, `mx` expansion, failover, unreachable-address memory |
-//! | `client.rs` | the SMTP client session: EHLO, STARTTLS, pipelined transaction |
+//! | `client.rs` | the SMTP client session: connect, greeting, EHLO, STARTTLS |
+//! | `client/transaction.rs` | MAIL/RCPT/DATA, pipelined when offered, per-recipient replies |
 //! | `wire.rs` | stream (plain or TLS) and reply parsing |
-//! | `tls.rs` | rustls client configuration (ring, no certificate verification yet) |
-//! | `route.rs` | recipient domain → destination (hops + TLS policy) |
 //! | `settle.rs` | replies → recipient status, expiry, next attempt (pure) |
 //!
 //! Semantics: at least once. A result is written only after the next hop answered; a crash
@@ -25,22 +26,23 @@
 //! message waiting for it, whatever their own back-off.
 
 mod client;
+mod dest;
 mod hops;
-mod pending;
-mod route;
+mod record;
 mod scheduler;
 mod settle;
-mod tls;
 mod wire;
 mod worker;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod tests;
 
+pub use crate::routing::Destination;
 pub use client::{Broken, HopError, Outgoing, Session, Settings};
-pub use route::Destination;
 pub use wire::Reply;
 
 use crate::config::Config;
@@ -154,7 +156,7 @@ async fn run(
         );
     }
     for env in resumed {
-        scheduler.add(env);
+        scheduler.resume(env);
     }
     loop {
         let wake = scheduler.tick();

@@ -7,17 +7,22 @@
 //! message are never reordered. Nothing here blocks: store I/O runs in spawned tasks.
 
 use super::Command;
-use super::pending::dsn;
-use super::route::{Destination, Routes};
+use super::dest::DestQueue;
+use super::record::Write;
 use super::settle::{self, Outcome};
 use super::wire::Reply;
-use super::worker::{Ctx, DestQueue, Job, Message, Report, ReportKind};
+use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use crate::config::Config;
-use crate::queue::{Change, Envelope, Queue, QueueId, Recipient};
+use crate::queue::{Change, Envelope, Queue, QueueId, schedule};
+use crate::routing::{Destination, Routes};
+use crate::time::unix_now;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+
+/// Destination queues kept before idle ones are pruned.
+const MAX_IDLE_QUEUES: usize = 1024;
 
 pub enum Event {
     Report(Report),
@@ -97,7 +102,17 @@ impl Scheduler {
         }
     }
 
-    /// A message to deliver: new, resumed or re-queued. Known ids are ignored.
+    /// A message found in the queue at start. Its stored next attempt was computed with
+    /// the configuration of its time; the wait is cut to what the current `retry_intervals`
+    /// give, so shortening them (or fixing what made mail wait) takes effect on restart.
+    pub fn resume(&mut self, mut env: Envelope) {
+        let now = unix_now();
+        let wait = schedule::next_attempt(now, env.attempts, &self.config.queue);
+        env.next_attempt = env.next_attempt.min(wait);
+        self.add(env);
+    }
+
+    /// A message to deliver: new or re-queued. Known ids are ignored.
     pub fn add(&mut self, env: Envelope) {
         if self.messages.contains_key(&env.id) {
             return;
@@ -123,6 +138,7 @@ impl Scheduler {
         let now = unix_now();
         match command {
             Command::Retry(id) => {
+                self.ctx.walker.forget_failures();
                 if let Some(entry) = self.messages.get(&id) {
                     for dest in entry.dests.clone() {
                         self.down.remove(&dest);
@@ -131,6 +147,7 @@ impl Scheduler {
                 self.make_due(id, now);
             }
             Command::RetryAll => {
+                self.ctx.walker.forget_failures();
                 self.down.clear();
                 let ids: Vec<QueueId> = self.messages.keys().copied().collect();
                 for id in ids {
@@ -231,8 +248,13 @@ impl Scheduler {
                     .extend(rcpts.into_iter().map(|index| Outcome {
                         index,
                         reply: down.reply.clone(),
+                        mta: None,
                     }));
                 continue;
+            }
+            if !self.dests.contains_key(&dest) && self.dests.len() >= MAX_IDLE_QUEUES {
+                // DSNs to many outside domains: do not keep a queue per domain forever.
+                self.dests.retain(|_, dq| !dq.is_idle());
             }
             let dq = self
                 .dests
@@ -318,11 +340,7 @@ impl Scheduler {
         }
         let now = unix_now();
         let settled = settle::settle(&mut entry.env, &attempt.outcomes, now, &self.config.queue);
-        let failed: Vec<Recipient> = settled
-            .failed
-            .iter()
-            .filter_map(|&i| entry.env.recipients.get(i).cloned())
-            .collect();
+        let failed = settled.failed;
         let change = if settled.finished {
             Change::Delete(id)
         } else {
@@ -453,75 +471,6 @@ impl Scheduler {
     }
 }
 
-/// One durable write: the envelope's new state and the DSN for its failed recipients.
-struct Write {
-    queue: Queue,
-    hostname: String,
-    events: mpsc::UnboundedSender<Event>,
-    finished: bool,
-}
-
-impl Write {
-    async fn run(
-        self,
-        env: Envelope,
-        failed: Vec<Recipient>,
-        body: Option<Arc<Vec<u8>>>,
-        change: Change,
-        now: u64,
-    ) {
-        let id = env.id;
-        let mut changes = Vec::with_capacity(2);
-        let mut bounced = false;
-        if !failed.is_empty() {
-            let to: Vec<&str> = failed.iter().map(|r| r.address.as_str()).collect();
-            if env.sender.is_empty() {
-                log::info!(
-                    "{id} failed for <{}>; no DSN to the null sender",
-                    to.join(">,<")
-                );
-            } else {
-                let body = match body {
-                    Some(body) => Some(body),
-                    None => self.queue.body(id).await.ok().flatten(),
-                };
-                let rcpts: Vec<&Recipient> = failed.iter().collect();
-                let dsn = dsn::bounce(
-                    &self.hostname,
-                    &env,
-                    body.as_deref().map_or(&[][..], |b| b),
-                    &rcpts,
-                    now,
-                );
-                if let Some((envelope, body)) = dsn {
-                    changes.push(Change::Insert { envelope, body });
-                    bounced = true;
-                }
-            }
-        }
-        changes.push(change);
-        match self.queue.apply(changes).await {
-            Ok(ids) => {
-                if bounced {
-                    let dsn_id = ids.first().map(|i| i.to_string()).unwrap_or_default();
-                    let to: Vec<&str> = failed.iter().map(|r| r.address.as_str()).collect();
-                    log::info!(
-                        "{id} bounce to <{}> for <{}>: DSN queued as {dsn_id}",
-                        env.sender,
-                        to.join(">,<")
-                    );
-                }
-            }
-            // The store keeps the previous state: the message is attempted again after a
-            // restart (at least once; a duplicate is possible, a loss is not).
-            Err(e) => log::error!("{id} cannot record the delivery result: {e}"),
-        }
-        if !self.finished {
-            let _ = self.events.send(Event::Applied(id));
-        }
-    }
-}
-
 /// The distinct destinations of the recipients still to deliver.
 fn dests_of(routes: &mut Routes, env: &Envelope) -> Vec<Arc<Destination>> {
     let mut dests: Vec<Arc<Destination>> = Vec::new();
@@ -532,10 +481,6 @@ fn dests_of(routes: &mut Routes, env: &Envelope) -> Vec<Arc<Destination>> {
         }
     }
     dests
-}
-
-fn unix_now() -> u64 {
-    unix_now_ms() / 1000
 }
 
 fn unix_now_ms() -> u64 {

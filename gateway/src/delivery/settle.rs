@@ -1,10 +1,11 @@
 //! The outcome of one delivery attempt applied to an envelope: per-recipient status, expiry,
 //! the next attempt. Pure, so the rules are tested without sockets or a store.
 
-use super::pending::schedule;
 use super::wire::Reply;
 use crate::config;
-use crate::queue::{Envelope, RcptStatus};
+use crate::queue::{Envelope, RcptStatus, Recipient};
+use crate::queue::{dsn, schedule};
+use std::sync::Arc;
 
 /// What one recipient got in this attempt.
 #[derive(Debug, Clone)]
@@ -12,12 +13,16 @@ pub struct Outcome {
     /// Index into `Envelope::recipients`.
     pub index: usize,
     pub reply: Reply,
+    /// The next hop that gave `reply`; `None` for our own verdicts (connect failures…).
+    pub mta: Option<Arc<str>>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Settled {
-    /// Recipients that failed in this attempt (5xx or expiry): they need a DSN.
-    pub failed: Vec<usize>,
+    /// Recipients that failed in this attempt (5xx, or still open at expiry), as the DSN
+    /// should report them: expired ones stay open (pending or deferred), which the DSN
+    /// reports as `4.4.7`.
+    pub failed: Vec<Recipient>,
     /// No recipient is left to deliver: the message can be deleted.
     pub finished: bool,
 }
@@ -30,7 +35,7 @@ pub fn settle(
     now: u64,
     queue: &config::Queue,
 ) -> Settled {
-    let mut failed = Vec::new();
+    let mut failed: Vec<Recipient> = Vec::new();
     for outcome in outcomes {
         let Some(rcpt) = env.recipients.get_mut(outcome.index) else {
             continue;
@@ -38,32 +43,48 @@ pub fn settle(
         if !rcpt.status.is_open() {
             continue;
         }
-        let reply = outcome.reply.text();
+        let text = outcome.reply.text();
+        let reply = match &outcome.mta {
+            Some(mta) => dsn::remote_reply(mta, &text),
+            None => text,
+        };
         rcpt.status = if outcome.reply.is_positive() {
             RcptStatus::Delivered { reply, at: now }
         } else if outcome.reply.is_permanent() {
-            failed.push(outcome.index);
             RcptStatus::Failed { reply, at: now }
         } else {
             RcptStatus::Deferred { reply, at: now }
         };
+        if outcome.reply.is_permanent() {
+            failed.push(rcpt.clone());
+        }
     }
-    if !env.is_finished() && schedule::expired(queue, env.received, now) {
-        for (index, rcpt) in env.recipients.iter_mut().enumerate() {
+    if !env.is_finished() && schedule::expired(env, now, queue) {
+        for rcpt in env.recipients.iter_mut().filter(|r| r.status.is_open()) {
+            // The DSN gets the recipient still open, which it reports as expired (4.4.7);
+            // the last reply goes along as text, without a leading code that would
+            // replace 4.4.7 as the status.
+            let mut open = rcpt.clone();
             let last = match &rcpt.status {
-                RcptStatus::Deferred { reply, .. } => format!("; last reply: {reply}"),
-                RcptStatus::Pending => String::new(),
-                _ => continue,
+                RcptStatus::Deferred { reply, at } => {
+                    let text = format!("message expired; last reply: {reply}");
+                    open.status = RcptStatus::Deferred {
+                        reply: text,
+                        at: *at,
+                    };
+                    format!("; last reply: {reply}")
+                }
+                _ => String::new(),
             };
+            failed.push(open);
             let reply = format!("4.4.7 message expired, not delivered{last}");
             rcpt.status = RcptStatus::Failed { reply, at: now };
-            failed.push(index);
         }
     }
     let finished = env.is_finished();
     if !finished {
         env.attempts += 1;
-        env.next_attempt = schedule::next_attempt(queue, env.attempts, now);
+        env.next_attempt = schedule::next_attempt(now, env.attempts, queue);
     }
     Settled { failed, finished }
 }
@@ -98,6 +119,7 @@ mod tests {
         Outcome {
             index,
             reply: Reply::local(code, text),
+            mta: Some("mx.b.test".into()),
         }
     }
 
@@ -119,19 +141,14 @@ mod tests {
             outcome(2, 550, "5.1.1 unknown"),
         ];
         let settled = settle(&mut env, &outcomes, 1000, &queue_config());
-        assert_eq!(
-            settled,
-            Settled {
-                failed: vec![2],
-                finished: false
-            }
-        );
+        assert_eq!(settled.failed, [env.recipients[2].clone()]);
+        assert!(!settled.finished);
         assert!(matches!(
             env.recipients[0].status,
             RcptStatus::Delivered { .. }
         ));
         assert!(
-            matches!(&env.recipients[1].status, RcptStatus::Deferred { reply, .. } if reply == "450 4.2.1 busy")
+            matches!(&env.recipients[1].status, RcptStatus::Deferred { reply, .. } if reply == "mx.b.test said: 450 4.2.1 busy")
         );
         assert!(matches!(
             env.recipients[2].status,
@@ -150,13 +167,8 @@ mod tests {
             outcome(2, 554, "5.7.1 no"),
         ];
         let settled = settle(&mut env, &outcomes, 1000, &queue_config());
-        assert_eq!(
-            settled,
-            Settled {
-                failed: vec![2],
-                finished: true
-            }
-        );
+        assert_eq!(settled.failed, [env.recipients[2].clone()]);
+        assert!(settled.finished);
         assert_eq!(env.attempts, 0);
     }
 
@@ -169,13 +181,13 @@ mod tests {
         };
         let outcomes = [outcome(1, 451, "4.4.1 connect failed")];
         let settled = settle(&mut env, &outcomes, 1000 + 3601, &queue_config());
-        assert_eq!(
-            settled,
-            Settled {
-                failed: vec![1, 2],
-                finished: true
-            }
-        );
+        assert!(settled.finished);
+        // The DSN sees the last deferral (it reports 4.4.7 or that reply's own status).
+        let seen: Vec<&RcptStatus> = settled.failed.iter().map(|r| &r.status).collect();
+        assert!(matches!(
+            seen[..],
+            [RcptStatus::Deferred { .. }, RcptStatus::Pending]
+        ));
         match &env.recipients[1].status {
             RcptStatus::Failed { reply, .. } => {
                 assert!(

@@ -1,13 +1,14 @@
 //! Client, failover and worker tests against the fake server, over real sockets.
 
+use super::dest::DestQueue;
 use super::fake::{self, Script};
 use super::hops::Walker;
-use super::route::Destination;
 use super::scheduler::Event;
-use super::worker::{Ctx, DestQueue, Job, Message, Report, ReportKind};
+use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use super::*;
 use crate::config::{NextHop, TlsPolicy};
 use crate::queue::{RcptStatus, Recipient};
+use crate::routing::Destination;
 use std::net::SocketAddr;
 
 fn settings() -> Arc<Settings> {
@@ -16,7 +17,7 @@ fn settings() -> Arc<Settings> {
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
         data_timeout: Duration::from_secs(2),
-        tls: tls::client_config(),
+        tls: crate::tls::client_config(),
     })
 }
 
@@ -209,6 +210,21 @@ async fn opportunistic_tls_negotiates_tls13() {
 }
 
 #[tokio::test]
+async fn a_failed_handshake_moves_to_the_next_hop_never_to_plaintext() {
+    let broken = fake::start(Script {
+        broken_tls: true,
+        ..Script::default()
+    })
+    .await;
+    let fake = fake::start(Script::default()).await;
+    let dest = destination(vec![broken.addr, fake.addr], TlsPolicy::Opportunistic);
+    let session = walker().open(&dest).await.unwrap();
+    assert_eq!(session.peer(), fake.addr);
+    let seen = broken.seen.lock().unwrap();
+    assert_eq!(seen.commands.last().map(String::as_str), Some("STARTTLS"));
+}
+
+#[tokio::test]
 async fn tls_policy_none_never_starts_tls() {
     let fake = fake::start(Script {
         tls: Some(fake::tls_config()),
@@ -302,6 +318,26 @@ async fn connection_reuse_carries_two_messages_on_one_connection() {
     assert_eq!(seen.accepts, 1);
     assert_eq!(seen.messages, [b"one\r\n".to_vec(), b"two\r\n".to_vec()]);
     assert!(seen.commands.iter().any(|c| c == "RSET"));
+}
+
+#[tokio::test]
+async fn a_cached_connection_closed_by_the_peer_is_replaced_at_once() {
+    let fake = fake::start(Script {
+        close_after: Some(1),
+        ..Script::default()
+    })
+    .await;
+    let (ctx, mut rx) = ctx(1);
+    let dq = DestQueue::new(Arc::new(destination(vec![fake.addr], TlsPolicy::None)));
+    dq.push(job(1, b"one\r\n"), &ctx);
+    dq.push(job(2, b"two\r\n"), &ctx);
+    for _ in 0..2 {
+        let report = next_report(&mut rx).await;
+        assert_eq!(report.outcomes[0].reply.code, 250, "{:?}", report.outcomes);
+    }
+    let seen = fake.seen.lock().unwrap();
+    assert_eq!(seen.accepts, 2);
+    assert_eq!(seen.messages.len(), 2);
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ const MAX_LINES: usize = 128;
 pub struct Reply {
     pub code: u16,
     pub lines: Vec<String>,
+    /// Made up by us, not received from the peer.
+    pub local: bool,
 }
 
 impl Reply {
@@ -28,6 +30,7 @@ impl Reply {
         Reply {
             code,
             lines: vec![text.into()],
+            local: true,
         }
     }
 
@@ -132,6 +135,7 @@ async fn read_reply_inner<R: AsyncBufRead + Unpin>(io: &mut R) -> Result<Reply, 
     Ok(Reply {
         code,
         lines: lines.into_iter().map(|(_, t)| t).collect(),
+        local: false,
     })
 }
 

@@ -21,17 +21,15 @@ pub fn init(config: &Log) {
         "stderr" => false,
         _ => systemd_journal_logger::connected_to_journal(),
     };
-    if journald {
-        if let Ok(logger) = systemd_journal_logger::JournalLog::new() {
-            if logger
-                .with_syslog_identifier("edgemx".into())
-                .install()
-                .is_ok()
-            {
-                log::set_max_level(level);
-                return;
-            }
-        }
+    if journald
+        && let Ok(logger) = systemd_journal_logger::JournalLog::new()
+        && logger
+            .with_syslog_identifier("edgemx".into())
+            .install()
+            .is_ok()
+    {
+        log::set_max_level(level);
+        return;
     }
     if log::set_boxed_logger(Box::new(Stderr { level })).is_ok() {
         log::set_max_level(level);

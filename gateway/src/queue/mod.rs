@@ -5,6 +5,20 @@
 //! happens only after the commit holding its body, envelope and recipients was fsynced.
 //! redb never runs on async worker threads: writes go through one blocking writer thread
 //! that folds many callers' changes into one commit; reads run on the blocking pool.
+//!
+//! # Layout
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `store.rs` | redb tables and the storage format (its module doc is the design note) |
+//! | `writer.rs` | the group-commit thread: batching, ids, failure recovery, notifications |
+//! | `admission.rs` | message/byte quotas and the free-space reserve (`452 4.3.1`) |
+//! | `schedule.rs` | retry times with jitter, expiry |
+//! | `dsn.rs` | RFC 3464 delivery status notifications |
+//!
+//! Not handled here: the file never shrinks (redb `compact` needs an idle writer and is not
+//! run yet); a full disk is kept away by the free-space reserve, since at a hard limit even
+//! deleting may fail (redb copies pages on write).
 
 mod admission;
 pub mod dsn;
@@ -24,9 +38,10 @@ use store::Store;
 use tokio::sync::{mpsc, oneshot};
 use writer::{Request, Writer};
 
-/// Commits record redb's allocator state, so that opening after a crash does not walk the
-/// whole file (which takes minutes for a queue of several GiB, while no mail is accepted).
-/// It costs a second fsync per commit, which group commit amortises.
+/// redb's quick repair (allocator state saved by every commit, two-phase commit) would make
+/// the first open after a crash instant, but measured with 64 producers it cut durable
+/// throughput by about 40 % (≈3,100 against ≈5,000–8,000 msg/s on the shared build machine).
+/// Without it, that open checks every page: ≈1.5 s per GB of queue, paid once per crash.
 const QUICK_REPAIR: bool = false;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,16 +6,25 @@
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
-//! | `bodies` | queue id (`u64`) | message bytes as received (CRLF, not dot-stuffed) |
+//! | `body_chunks` | (queue id `u64`, chunk number `u32`) | message bytes, [`CHUNK`] per entry |
 //! | `envelopes` | queue id (`u64`) | format byte `1`, then the [`Envelope`] as JSON |
 //! | `meta` | name (`&str`) | `u64`: `format` = 1, `next_id` = lowest id never handed out |
 //!
+//! Bodies are cut into chunks that each fit one 4 KiB page. redb gives a value larger than a
+//! page a power-of-two run of pages: a 4 KiB body took 8 KiB, a 130 KiB one 256 KiB, and a
+//! large message needed that much *contiguous* free space. Chunked, every message wastes less
+//! than one page and all allocations are single pages, which a nearly full file can reuse.
+//! A message always has at least chunk 0 (empty for an empty body).
+//!
 //! Invariants:
-//! - A message is in both `bodies` and `envelopes` or in neither: every change that inserts or
-//!   deletes one writes both tables in the same transaction.
+//! - A message is in both `body_chunks` and `envelopes` or in neither: every change that
+//!   inserts or deletes one writes both tables in the same transaction.
 //! - Ids only grow. `next_id` is rewritten by every commit that inserts, so ids of delivered
 //!   and deleted messages are never reused, not even after a restart with an empty queue.
-//!   Key order is therefore arrival order.
+//!   Key order is arrival order, give or take a session: an id may be reserved when DATA
+//!   starts (for the Received header) and committed after shorter messages with later ids.
+//!   A reserved id not stored before a crash may be handed out again; it named nothing.
+//! - An insert never overwrites: a taken id makes it fail (`Effect::Exists`).
 //! - Every commit uses `Durability::Immediate` (fsync before `commit` returns). Nothing is
 //!   acknowledged before that.
 //!
@@ -36,11 +45,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
-const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
+const BODIES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("body_chunks");
 const ENVELOPES: TableDefinition<u64, &[u8]> = TableDefinition::new("envelopes");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const FORMAT: u64 = 1;
+/// Measured: one entry of a (u64, u32) key and a value this long fits a 4 KiB leaf page
+/// (4,076 bytes do; a little headroom is left).
+pub(super) const CHUNK: usize = 4_064;
 const ENVELOPE_FORMAT: u8 = 1;
 /// redb's page cache; the default (1 GiB) is too much for an appliance.
 const CACHE_BYTES: usize = 64 << 20;
@@ -56,6 +68,9 @@ pub(super) enum Op<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Effect {
     Inserted,
+    /// An insert found the id taken and wrote nothing (a reserved id used twice). Ids the
+    /// writer assigns itself are always fresh, so this happens only to `enqueue`.
+    Exists,
     /// `false`: the message was gone (deleted meanwhile) and nothing was written.
     Updated(bool),
     /// The size of the removed body, if the message existed.
@@ -155,8 +170,13 @@ impl Store {
         self.read(|db| {
             let txn = db.begin_read().map_err(fail)?;
             let table = txn.open_table(BODIES).map_err(fail)?;
-            let found = table.get(id.0).map_err(fail)?;
-            Ok(found.map(|v| v.value().to_vec()))
+            let mut body: Option<Vec<u8>> = None;
+            for entry in table.range((id.0, 0)..=(id.0, u32::MAX)).map_err(fail)? {
+                let (_, chunk) = entry.map_err(fail)?;
+                body.get_or_insert_with(Vec::new)
+                    .extend_from_slice(chunk.value());
+            }
+            Ok(body)
         })
     }
 
@@ -286,9 +306,14 @@ fn write_txn(
         let mut inserted = false;
         for op in ops {
             let effect = match op {
+                Op::Insert(envelope, _)
+                    if envelopes.get(envelope.id.0).map_err(text)?.is_some() =>
+                {
+                    Effect::Exists
+                }
                 Op::Insert(envelope, body) => {
                     encode(envelope, &mut scratch)?;
-                    bodies.insert(envelope.id.0, *body).map_err(text)?;
+                    insert_body(&mut bodies, envelope.id.0, body)?;
                     envelopes
                         .insert(envelope.id.0, &scratch[..])
                         .map_err(text)?;
@@ -306,9 +331,15 @@ fn write_txn(
                     Effect::Updated(exists)
                 }
                 Op::Delete(id) => {
-                    envelopes.remove(id.0).map_err(text)?;
-                    let body = bodies.remove(id.0).map_err(text)?;
-                    Effect::Deleted(body.map(|b| b.value().len() as u64))
+                    let existed = envelopes.remove(id.0).map_err(text)?.is_some();
+                    let mut size = 0u64;
+                    bodies
+                        .retain_in((id.0, 0)..=(id.0, u32::MAX), |_, chunk| {
+                            size += chunk.len() as u64;
+                            false
+                        })
+                        .map_err(text)?;
+                    Effect::Deleted(existed.then_some(size))
                 }
             };
             effects.push(effect);
@@ -320,6 +351,21 @@ fn write_txn(
     }
     txn.commit().map_err(text)?;
     Ok(effects)
+}
+
+fn insert_body(
+    bodies: &mut redb::Table<'_, (u64, u32), &[u8]>,
+    id: u64,
+    body: &[u8],
+) -> Result<(), String> {
+    if body.is_empty() {
+        bodies.insert((id, 0), &[][..]).map_err(text)?;
+    }
+    for (n, chunk) in body.chunks(CHUNK).enumerate() {
+        let n = u32::try_from(n).map_err(|_| format!("message {} is too large", QueueId(id)))?;
+        bodies.insert((id, n), chunk).map_err(text)?;
+    }
+    Ok(())
 }
 
 fn encode(envelope: &Envelope, out: &mut Vec<u8>) -> Result<(), String> {

@@ -103,6 +103,13 @@ impl Writer {
                     body,
                     reply,
                 } => {
+                    // An id from `reserve_id` is kept; any other would later be handed out
+                    // again (and the store refuses to overwrite a message, see `answer`).
+                    if envelope.id.0 >= self.next_id.load(Ordering::Acquire) {
+                        let why = format!("queue id {} was never reserved", envelope.id);
+                        let _ = reply.send(Err(QueueError::Storage(why)));
+                        continue;
+                    }
                     let size = body.len() as u64;
                     if let Err(e) = admission.take(size) {
                         let _ = reply.send(Err(e));
@@ -160,7 +167,7 @@ impl Writer {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
                 self.count(&ops, &effects);
                 drop(ops);
-                self.answer(accepted);
+                self.answer(accepted, &effects);
             }
             Err(e) => {
                 log::error!(
@@ -196,12 +203,20 @@ impl Writer {
         saturating_sub(&c.bytes, shrunk);
     }
 
-    fn answer(&self, accepted: Vec<Accepted>) {
+    /// Answers a committed batch; `effects` has one entry per operation, in order.
+    fn answer(&self, accepted: Vec<Accepted>, effects: &[Effect]) {
+        let mut effects = effects.iter();
         for item in accepted {
             match item {
                 Accepted::Enqueue {
                     envelope, reply, ..
                 } => {
+                    if effects.next() == Some(&Effect::Exists) {
+                        let why = format!("queue id {} is already in use", envelope.id);
+                        log::error!("queue: {why}; message refused");
+                        let _ = reply.send(Err(QueueError::Storage(why)));
+                        continue;
+                    }
                     let _ = self.notify.send(envelope.clone());
                     let _ = reply.send(Ok(envelope));
                 }
@@ -211,7 +226,10 @@ impl Writer {
                     reply,
                 } => {
                     for change in changes {
-                        if let Change::Insert { envelope, .. } = change {
+                        let effect = effects.next();
+                        if let Change::Insert { envelope, .. } = change
+                            && effect == Some(&Effect::Inserted)
+                        {
                             let _ = self.notify.send(envelope);
                         }
                     }

@@ -1,8 +1,13 @@
-//! rustls configurations on the ring provider, and the certificate the gateway presents.
+//! rustls configurations on the ring provider: the server side with the certificate the
+//! gateway presents, and the client side used towards next hops (`client.rs`).
 //!
 //! Owns loading the configured certificate, or generating a self-signed ECDSA P-256 one
 //! into the data directory on first start. It must not touch sockets: sessions and the
 //! delivery client build their streams from the configurations made here.
+
+mod client;
+
+pub use client::{client_config, server_name};
 
 use rustls::ServerConfig;
 use rustls::crypto::ring as provider;
@@ -122,7 +127,8 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         .ok_or_else(|| err("no PEM private key found".into()))
 }
 
-/// `TLS1.3 TLS13_AES_256_GCM_SHA384`-style description of a finished handshake.
+/// `TLSv1.3 TLS13_AES_256_GCM_SHA384`: a finished handshake, for logs, Received headers
+/// and the envelope.
 pub fn describe(conn: &rustls::CommonState) -> String {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
@@ -131,7 +137,7 @@ pub fn describe(conn: &rustls::CommonState) -> String {
     };
     let suite = conn
         .negotiated_cipher_suite()
-        .map(|s| format!("{:?}", s.suite()))
-        .unwrap_or_default();
+        .and_then(|s| s.suite().as_str())
+        .unwrap_or("unknown");
     format!("{version} {suite}")
 }

@@ -50,6 +50,13 @@ pub(super) fn body(n: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// Like [`body`] but exactly `len` bytes, however small.
+fn exact(n: u64, len: usize) -> Vec<u8> {
+    let mut out = body(n, len);
+    out.truncate(len);
+    out
+}
+
 /// The test binary run again for the single test `name` (a path below this module), with
 /// `env` telling that test it is the child.
 pub(super) fn child(name: &str, env: (&str, &str)) -> Command {
@@ -117,6 +124,75 @@ async fn enqueued_message_survives_reopen_and_ids_keep_growing() {
         "a deleted id is never handed out again"
     );
     assert_eq!(queue.list().await.expect("list"), vec![first, third]);
+    queue.close().await;
+}
+
+#[tokio::test]
+async fn reserved_ids_are_used_once_and_never_overwrite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _) = Queue::open(&dir.path().join("q.redb"), &config()).expect("open");
+    let reserved = queue.reserve_id();
+    let mut first = envelope("a@example.com");
+    first.id = reserved;
+    let stored = queue
+        .enqueue(first.clone(), body(1, 50))
+        .await
+        .expect("enqueue");
+    assert_eq!(stored.id, reserved, "the reserved id is kept");
+    let later = queue
+        .enqueue(envelope("b@example.com"), body(2, 50))
+        .await
+        .expect("enqueue");
+    assert!(later.id > reserved);
+
+    let again = queue.enqueue(first, body(3, 50)).await;
+    assert!(matches!(again, Err(QueueError::Storage(_))), "{again:?}");
+    let kept = queue.body(reserved).await.expect("read").expect("present");
+    assert_eq!(*kept, body(1, 50), "the stored message is not overwritten");
+
+    let mut invented = envelope("c@example.com");
+    invented.id = QueueId(later.id.0 + 1_000);
+    let refused = queue.enqueue(invented, body(4, 50)).await;
+    assert!(
+        matches!(refused, Err(QueueError::Storage(_))),
+        "{refused:?}"
+    );
+    assert_eq!(queue.stats().messages, 2);
+    queue.close().await;
+}
+
+#[tokio::test]
+async fn bodies_of_any_size_come_back_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.redb");
+    let (queue, _) = Queue::open(&path, &config()).expect("open");
+    let chunk = store::CHUNK;
+    let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk, 300_000];
+    let mut ids = Vec::new();
+    for (n, len) in sizes.iter().enumerate() {
+        let e = queue
+            .enqueue(envelope("a@example.com"), exact(n as u64, *len))
+            .await
+            .expect("enqueue");
+        ids.push(e.id);
+    }
+    let total: usize = sizes.iter().sum();
+    assert_eq!(queue.stats().bytes, total as u64);
+    queue.close().await;
+    let (queue, _) = Queue::open(&path, &config()).expect("reopen");
+    for (n, (id, len)) in ids.iter().zip(sizes).enumerate() {
+        let stored = queue.body(*id).await.expect("read").expect("present");
+        assert_eq!(*stored, exact(n as u64, len), "size {len}");
+    }
+    queue
+        .apply(ids.iter().map(|id| Change::Delete(*id)).collect())
+        .await
+        .expect("delete");
+    assert_eq!(
+        queue.stats(),
+        QueueStats::default(),
+        "deleted sizes are counted exactly"
+    );
     queue.close().await;
 }
 

@@ -45,3 +45,64 @@ async fn throughput_64_producers_4k_messages() {
     );
     queue.close().await;
 }
+
+const REPAIR_CHILD: &str = "EDGEMX_QUEUE_REPAIR_CHILD";
+
+/// How long the first open after a crash takes for a queue of about 400 MB (redb checks
+/// every page when commits do not record the allocator state).
+#[test]
+#[ignore = "benchmark; run in release mode"]
+fn repair_time_after_crash_with_400mb_queued() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.redb");
+    let mut child = child(
+        "perf::repair_child_process",
+        (REPAIR_CHILD, path.to_str().expect("utf-8")),
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    for line in BufReader::new(stdout).lines() {
+        if line.map(|l| l.contains("READY")).unwrap_or(true) {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let size = std::fs::metadata(&path).expect("stat").len();
+    let start = Instant::now();
+    let (queue, existing) = Queue::open(&path, &config()).expect("open after crash");
+    println!(
+        "open after crash: {} messages, {} MB file, {:?}",
+        existing.len(),
+        size >> 20,
+        start.elapsed()
+    );
+    drop(queue);
+}
+
+#[test]
+fn repair_child_process() {
+    let Ok(path) = std::env::var(REPAIR_CHILD) else {
+        return;
+    };
+    println!();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        let (queue, _) = Queue::open(std::path::Path::new(&path), &config()).expect("open");
+        let template = body(1, 4_096);
+        for _ in 0..200 {
+            let changes = (0..500)
+                .map(|_| Change::Insert {
+                    envelope: envelope("a@example.com"),
+                    body: template.clone(),
+                })
+                .collect();
+            queue.apply(changes).await.expect("apply");
+        }
+        println!("READY");
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    });
+}

@@ -2,7 +2,6 @@
 //! policy and size limit as DATA; the LAST chunk queues the message.
 
 use super::data::{Budget, line_endings};
-use super::io::ReadEnd;
 use super::session::{Flow, Session};
 use crate::queue::QueueId;
 use crate::smtp::proto::{ChunkChecker, Reply};
@@ -22,7 +21,6 @@ impl Session {
             Some(chunking) => chunking,
             None => self.start_chunking(),
         };
-        let timeout = self.ctx.config.limits.data_timeout.0;
         let mut remaining = size;
         let mut scratch = Vec::new();
         loop {
@@ -46,13 +44,8 @@ impl Session {
             if remaining == 0 {
                 break;
             }
-            match self.conn.fill(timeout).await {
-                Ok(_) => {}
-                Err(ReadEnd::Timeout) => {
-                    self.conn.last_words(&Reply::timeout()).await;
-                    return Flow::Close;
-                }
-                Err(_) => return Flow::Close,
+            if let Err(end) = self.read_payload().await {
+                return end;
             }
         }
         if !last {
@@ -97,7 +90,6 @@ impl Session {
     /// Reads and drops a chunk that arrived out of sequence, so its bytes are never taken
     /// for commands.
     pub async fn skip_chunk(&mut self, size: u64) -> Result<(), Flow> {
-        let timeout = self.ctx.config.limits.data_timeout.0;
         let mut remaining = size;
         loop {
             let take = self
@@ -110,9 +102,7 @@ impl Session {
             if remaining == 0 {
                 return Ok(());
             }
-            if self.conn.fill(timeout).await.is_err() {
-                return Err(Flow::Close);
-            }
+            self.read_payload().await?;
         }
     }
 }

@@ -48,7 +48,7 @@ impl Session {
         let id = self.ctx.queue.reserve_id();
         self.conn.reply(&Reply::start_data());
         let limits = &self.ctx.config.limits;
-        let (max, timeout) = (limits.max_message_size.0, limits.data_timeout.0);
+        let max = limits.max_message_size.0;
         let mut decoder = DataDecoder::new(max, line_endings(limits.line_endings));
         let mut body = Vec::with_capacity(8 * 1024);
         self.received_header(id, &mut body);
@@ -72,13 +72,8 @@ impl Session {
                 over_budget = true;
                 body = Vec::new();
             }
-            match self.conn.fill(timeout).await {
-                Ok(_) => {}
-                Err(ReadEnd::Timeout) => {
-                    self.conn.last_words(&Reply::timeout()).await;
-                    return Flow::Close;
-                }
-                Err(_) => return Flow::Close,
+            if let Err(end) = self.read_payload().await {
+                return end;
             }
         }
         let summary = match decoder.outcome() {
@@ -98,6 +93,19 @@ impl Session {
             return self.refuse(Reply::storage_full());
         }
         self.queue_message(id, body, summary).await
+    }
+
+    /// Reads more message payload, waiting at most `limits.data_timeout`; on failure the
+    /// session ends (after a `421` for a timeout) and the message is not acknowledged.
+    pub async fn read_payload(&mut self) -> Result<(), Flow> {
+        match self.conn.fill(self.ctx.config.limits.data_timeout.0).await {
+            Ok(_) => Ok(()),
+            Err(ReadEnd::Timeout) => {
+                self.conn.last_words(&Reply::timeout()).await;
+                Err(Flow::Close)
+            }
+            Err(_) => Err(Flow::Close),
+        }
     }
 
     /// Stores the finished message of the current transaction and answers the client.

@@ -1,0 +1,78 @@
+//! Recording an attempt: the envelope's new state and the DSN for its failed recipients,
+//! written in one `queue.apply` so a crash never keeps one without the other.
+
+use super::scheduler::Event;
+use crate::queue::dsn;
+use crate::queue::{Change, Envelope, Queue, Recipient};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// One durable write: the envelope's new state and the DSN for its failed recipients.
+pub struct Write {
+    pub queue: Queue,
+    pub hostname: String,
+    pub events: mpsc::UnboundedSender<Event>,
+    /// The message is deleted: the scheduler forgot it already, no `Applied` needed.
+    pub finished: bool,
+}
+
+impl Write {
+    pub async fn run(
+        self,
+        env: Envelope,
+        failed: Vec<Recipient>,
+        body: Option<Arc<Vec<u8>>>,
+        change: Change,
+        now: u64,
+    ) {
+        let id = env.id;
+        let mut changes = Vec::with_capacity(2);
+        let mut bounced = false;
+        if !failed.is_empty() {
+            let to: Vec<&str> = failed.iter().map(|r| r.address.as_str()).collect();
+            if env.sender.is_empty() {
+                log::info!(
+                    "{id} failed for <{}>; no DSN to the null sender",
+                    to.join(">,<")
+                );
+            } else {
+                let body = match body {
+                    Some(body) => Some(body),
+                    None => self.queue.body(id).await.ok().flatten(),
+                };
+                let rcpts: Vec<&Recipient> = failed.iter().collect();
+                let dsn = dsn::bounce(
+                    &self.hostname,
+                    &env,
+                    body.as_deref().map_or(&[][..], |b| b),
+                    &rcpts,
+                    now,
+                );
+                if let Some((envelope, body)) = dsn {
+                    changes.push(Change::Insert { envelope, body });
+                    bounced = true;
+                }
+            }
+        }
+        changes.push(change);
+        match self.queue.apply(changes).await {
+            Ok(ids) => {
+                if bounced {
+                    let dsn_id = ids.first().map(|i| i.to_string()).unwrap_or_default();
+                    let to: Vec<&str> = failed.iter().map(|r| r.address.as_str()).collect();
+                    log::info!(
+                        "{id} bounce to <{}> for <{}>: DSN queued as {dsn_id}",
+                        env.sender,
+                        to.join(">,<")
+                    );
+                }
+            }
+            // The store keeps the previous state: the message is attempted again after a
+            // restart (at least once; a duplicate is possible, a loss is not).
+            Err(e) => log::error!("{id} cannot record the delivery result: {e}"),
+        }
+        if !self.finished {
+            let _ = self.events.send(Event::Applied(id));
+        }
+    }
+}
