@@ -104,6 +104,7 @@ fn boot() {
     net::set_hostname();
     net::start(NET_WAIT);
     power::watch();
+    modules::release();
 }
 
 /// Adds "signal processes" (64) to the kernel's default SysRq mask so the

@@ -63,6 +63,21 @@ pub fn load_all() {
     );
 }
 
+/// Ends module loading: deletes the module files from the initramfs (a
+/// tmpfs, so they occupy RAM; ~11 MiB) once boot no longer waits for
+/// devices. Loaded modules live on in the kernel; devices plugged in later
+/// get no driver, as there is no hotplug handling after boot.
+pub fn release() {
+    if let Ok(mut guard) = CATALOG.lock()
+        && let Some(catalog) = guard.take()
+    {
+        match fs::remove_dir_all(&catalog.dir) {
+            Ok(()) => debug!("removed {} from memory", catalog.dir),
+            Err(e) => debug!("cannot remove {}: {e}", catalog.dir),
+        }
+    }
+}
+
 /// Loads modules for devices that appeared since the last scan; returns how
 /// many were loaded.
 pub fn rescan() -> usize {
