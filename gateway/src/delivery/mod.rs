@@ -84,7 +84,7 @@ pub fn start(
     let resolver = match dns::Resolver::new(&config.dns) {
         Ok(resolver) => Some(resolver),
         Err(e) => {
-            log::error!(
+            log::warn!(
                 "delivery: no DNS resolver ({e}); next hops by name and `mx` will be deferred"
             );
             None
