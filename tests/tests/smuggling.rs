@@ -62,7 +62,7 @@ async fn run(mode: &str) -> (Vec<u16>, Vec<edgemx_tests::ReceivedMessage>) {
             .is("250")
     );
     let accepted = codes.iter().filter(|c| **c == 250).count();
-    let got = backend
+    backend
         .wait_for_messages(accepted + 1, Duration::from_secs(30))
         .await;
     // Deliveries run in parallel: wait for the canary too, then nothing else may be there.
@@ -79,8 +79,16 @@ async fn run(mode: &str) -> (Vec<u16>, Vec<edgemx_tests::ReceivedMessage>) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     gw.stop().await;
-    let _ = got;
-    (codes, backend.messages())
+    let got = backend.messages();
+    for m in &got {
+        let id = m.message_id().unwrap_or_default();
+        assert!(
+            !id.contains("smuggled"),
+            "a smuggled message was relayed: {}",
+            m.text()
+        );
+    }
+    (codes, got)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,14 +98,6 @@ async fn no_smuggling_variant_ends_data_in_reject_mode() {
     // the message with a 5xx after the real terminator.
     for (variant, code) in VARIANTS.iter().zip(&codes) {
         assert!((500..600).contains(code), "{variant:?} answered {code}");
-    }
-    for m in &got {
-        let id = m.message_id().unwrap_or_default();
-        assert!(
-            !id.contains("smuggled"),
-            "a smuggled message was relayed: {}",
-            m.text()
-        );
     }
     // Only the canary arrives.
     assert_eq!(
@@ -115,11 +115,6 @@ async fn no_smuggling_variant_ends_data_in_normalize_mode() {
     assert_eq!(got.len(), VARIANTS.len() + 1);
     for m in &got {
         let id = m.message_id().unwrap_or_default();
-        assert!(
-            !id.contains("smuggled"),
-            "a smuggled message was relayed: {}",
-            m.text()
-        );
         assert!(
             !m.data.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
             "bare LF relayed"
