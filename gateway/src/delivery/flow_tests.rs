@@ -63,24 +63,10 @@ async fn flow_with(
 
 impl Flow {
     async fn enqueue(&self, sender: &str, rcpts: &[&str], received: u64) -> QueueId {
+        let recipients = rcpts.iter().map(|a| Recipient::pending(*a)).collect();
         let envelope = Envelope {
-            id: QueueId(0),
-            sender: sender.into(),
-            recipients: rcpts
-                .iter()
-                .map(|a| Recipient {
-                    address: a.to_string(),
-                    domain: a.rsplit_once('@').unwrap().1.into(),
-                    status: RcptStatus::Pending,
-                })
-                .collect(),
-            received,
-            size: 0,
-            smtputf8: false,
-            eight_bit: false,
             client: "client.test [127.0.0.1]".into(),
-            attempts: 0,
-            next_attempt: 0,
+            ..Envelope::new(sender, recipients, received)
         };
         let body = b"Subject: flow\r\nMessage-ID: <flow@a.test>\r\n\r\nhello\r\n".to_vec();
         self.queue.enqueue(envelope, body).await.unwrap().id
@@ -269,22 +255,8 @@ async fn throughput_to_smtp_sink() {
         for i in 0..count {
             let (queue, body) = (queue.clone(), body.clone());
             tasks.push(tokio::spawn(async move {
-                let env = Envelope {
-                    id: QueueId(0),
-                    sender: "s@a.test".into(),
-                    recipients: vec![Recipient {
-                        address: format!("r{i}@b.test"),
-                        domain: "b.test".into(),
-                        status: RcptStatus::Pending,
-                    }],
-                    received: now(),
-                    size: 0,
-                    smtputf8: false,
-                    eight_bit: false,
-                    client: String::new(),
-                    attempts: 0,
-                    next_attempt: 0,
-                };
+                let rcpt = Recipient::pending(format!("r{i}@b.test"));
+                let env = Envelope::new("s@a.test", vec![rcpt], now());
                 queue.enqueue(env, body.to_vec()).await.unwrap();
             }));
         }

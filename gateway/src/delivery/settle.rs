@@ -96,22 +96,11 @@ mod tests {
     use std::time::Duration;
 
     fn envelope(received: u64) -> Envelope {
-        let rcpt = |a: &str| Recipient {
-            address: a.into(),
-            domain: "b.test".into(),
-            status: RcptStatus::Pending,
-        };
+        let recipients = ["1@b.test", "2@b.test", "3@b.test"].map(Recipient::pending);
         Envelope {
             id: QueueId(7),
-            sender: "a@a.test".into(),
-            recipients: vec![rcpt("1@b.test"), rcpt("2@b.test"), rcpt("3@b.test")],
-            received,
             size: 10,
-            smtputf8: false,
-            eight_bit: false,
-            client: String::new(),
-            attempts: 0,
-            next_attempt: 0,
+            ..Envelope::new("a@a.test", recipients.to_vec(), received)
         }
     }
 

@@ -7,7 +7,7 @@ use super::scheduler::Event;
 use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use super::*;
 use crate::config::{NextHop, TlsPolicy};
-use crate::queue::{RcptStatus, Recipient};
+use crate::queue::Recipient;
 use crate::routing::Destination;
 use std::net::SocketAddr;
 
@@ -245,24 +245,10 @@ async fn tls_policy_none_never_starts_tls() {
 }
 
 fn envelope(id: u64, rcpts: &[&str]) -> Envelope {
+    let recipients = rcpts.iter().map(|a| Recipient::pending(*a)).collect();
     Envelope {
         id: QueueId(id),
-        sender: "sender@a.test".into(),
-        recipients: rcpts
-            .iter()
-            .map(|a| Recipient {
-                address: a.to_string(),
-                domain: "b.test".into(),
-                status: RcptStatus::Pending,
-            })
-            .collect(),
-        received: 0,
-        size: 0,
-        smtputf8: false,
-        eight_bit: false,
-        client: String::new(),
-        attempts: 0,
-        next_attempt: 0,
+        ..Envelope::new("sender@a.test", recipients, 0)
     }
 }
 

@@ -15,7 +15,7 @@
 //! Replies stored by delivery may name the remote MTA as `host said: 550 5.1.1 …` (see
 //! [`remote_reply`]); that host becomes the `Remote-MTA` field.
 
-use super::{Envelope, QueueId, RcptStatus, Recipient};
+use super::{Envelope, RcptStatus, Recipient};
 use crate::time::rfc5322_date;
 use std::fmt::Write;
 
@@ -90,20 +90,11 @@ pub fn report(
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
 
     let envelope = Envelope {
-        id: QueueId(0),
-        sender: String::new(),
-        recipients: vec![Recipient {
-            address: original.sender.clone(),
-            domain: domain_of(&original.sender).to_ascii_lowercase(),
-            status: RcptStatus::Pending,
-        }],
-        received: now,
         size: body.len() as u64,
         smtputf8: !original.sender.is_ascii(),
         eight_bit,
         client: format!("{hostname} (delivery status notification)"),
-        attempts: 0,
-        next_attempt: 0,
+        ..Envelope::new("", vec![Recipient::pending(original.sender.clone())], now)
     };
     Some((envelope, body))
 }
@@ -373,10 +364,6 @@ fn copy_lines(out: &mut Vec<u8>, text: &[u8]) {
 
 fn new_boundary(now: u64) -> String {
     format!("=_edgemx_{now:x}_{:016x}", fastrand::u64(..))
-}
-
-fn domain_of(address: &str) -> &str {
-    address.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

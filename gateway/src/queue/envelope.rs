@@ -72,7 +72,41 @@ impl RcptStatus {
     }
 }
 
+impl Recipient {
+    /// A recipient still to be delivered; its routing domain is the lower-cased part after
+    /// the last `@`.
+    pub fn pending(address: impl Into<String>) -> Recipient {
+        let address = address.into();
+        let domain = address
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_lowercase();
+        Recipient {
+            address,
+            domain,
+            status: RcptStatus::Pending,
+        }
+    }
+}
+
 impl Envelope {
+    /// A message from `sender` (empty for `<>`) accepted at `received` (Unix seconds), not
+    /// yet stored nor attempted; the queue assigns id and size when it stores it.
+    pub fn new(sender: impl Into<String>, recipients: Vec<Recipient>, received: u64) -> Envelope {
+        Envelope {
+            id: QueueId(0),
+            sender: sender.into(),
+            recipients,
+            received,
+            size: 0,
+            smtputf8: false,
+            eight_bit: false,
+            client: String::new(),
+            attempts: 0,
+            next_attempt: 0,
+        }
+    }
+
     /// True when no recipient is left to deliver.
     pub fn is_finished(&self) -> bool {
         !self.recipients.iter().any(|r| r.status.is_open())

@@ -89,18 +89,7 @@ mod tests {
             max_lifetime: Span(Duration::from_secs(100)),
             ..config::Queue::default()
         };
-        let envelope = Envelope {
-            id: crate::queue::QueueId(1),
-            sender: String::new(),
-            recipients: Vec::new(),
-            received: 1_000,
-            size: 0,
-            smtputf8: false,
-            eight_bit: false,
-            client: String::new(),
-            attempts: 0,
-            next_attempt: 0,
-        };
+        let envelope = Envelope::new("", Vec::new(), 1_000);
         assert!(!expired(&envelope, 1_099, &c));
         assert!(expired(&envelope, 1_100, &c));
         assert!(

@@ -2,24 +2,17 @@ use super::*;
 
 fn original(sender: &str) -> Envelope {
     Envelope {
-        id: QueueId(0x2A),
-        sender: sender.into(),
-        recipients: Vec::new(),
-        received: 1_700_000_000,
-        size: 0,
-        smtputf8: false,
-        eight_bit: false,
+        id: crate::queue::QueueId(0x2A),
         client: "mail.example.org [192.0.2.1]".into(),
         attempts: 3,
-        next_attempt: 0,
+        ..Envelope::new(sender, Vec::new(), 1_700_000_000)
     }
 }
 
 fn rcpt(address: &str, status: RcptStatus) -> Recipient {
     Recipient {
-        address: address.into(),
-        domain: domain_of(address).into(),
         status,
+        ..Recipient::pending(address)
     }
 }
 

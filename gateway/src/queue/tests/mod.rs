@@ -18,22 +18,13 @@ pub(super) fn config() -> config::Queue {
 }
 
 pub(super) fn envelope(rcpt: &str) -> Envelope {
-    let domain = rcpt.rsplit_once('@').map_or("", |(_, d)| d).to_string();
     Envelope {
-        id: QueueId(0),
-        sender: "sender@example.org".into(),
-        recipients: vec![Recipient {
-            address: rcpt.into(),
-            domain,
-            status: RcptStatus::Pending,
-        }],
-        received: 1_700_000_000,
-        size: 0,
-        smtputf8: false,
-        eight_bit: false,
         client: "client.example.org [192.0.2.1]".into(),
-        attempts: 0,
-        next_attempt: 0,
+        ..Envelope::new(
+            "sender@example.org",
+            vec![Recipient::pending(rcpt)],
+            1_700_000_000,
+        )
     }
 }
 

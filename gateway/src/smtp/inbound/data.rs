@@ -118,21 +118,17 @@ impl Session {
         let Some(tx) = self.tx.take() else {
             return self.refuse(Reply::bad_sequence());
         };
-        let now = crate::time::unix_now();
+        let sender = match &tx.from {
+            ReversePath::Null => String::new(),
+            ReversePath::Mailbox(m) => m.to_string(),
+        };
         let envelope = Envelope {
             id,
-            sender: match &tx.from {
-                ReversePath::Null => String::new(),
-                ReversePath::Mailbox(m) => m.to_string(),
-            },
-            recipients: tx.rcpts,
-            received: now,
             size: body.len() as u64,
             smtputf8: tx.params.smtputf8,
             eight_bit: summary.has_8bit || tx.params.body == Body::EightBitMime,
             client: self.client(),
-            attempts: 0,
-            next_attempt: 0,
+            ..Envelope::new(sender, tx.rcpts, crate::time::unix_now())
         };
         let (sender, rcpts, size) = (
             envelope.sender.clone(),
