@@ -4,10 +4,13 @@
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
 
+mod network;
 mod nexthop;
+pub mod store;
 mod units;
 mod validate;
 
+pub use network::{NetMode, Network, parse_cidr};
 pub use nexthop::NextHop;
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
@@ -43,6 +46,15 @@ pub struct Config {
     pub dns: Dns,
     #[serde(default)]
     pub log: Log,
+    /// The appliance's network, applied by init (absent: `/data/network.toml`, DHCP).
+    #[serde(default)]
+    pub network: Option<Network>,
+    /// The text this configuration was parsed from and the file it was read from: the
+    /// console edits the text and commits replace the file (`store`).
+    #[serde(skip)]
+    pub text: String,
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,18 +310,24 @@ impl Config {
             }],
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        Config::parse(&text).map_err(|errors| ConfigErrors {
+        let mut config = Config::parse(&text).map_err(|errors| ConfigErrors {
             file: path.to_path_buf(),
             errors,
-        })
+        })?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         let mut config: Config =
             toml::from_str(text).map_err(|e| vec![validate::from_toml(&e, text)])?;
-        let errors = validate::check(&mut config);
+        let mut errors = validate::check(&mut config);
+        if let Some(network) = &config.network {
+            errors.extend(network::check(network));
+        }
         if errors.is_empty() {
+            config.text = text.to_string();
             Ok(config)
         } else {
             Err(errors)

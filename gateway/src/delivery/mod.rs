@@ -66,6 +66,8 @@ enum Command {
     Retry(QueueId),
     RetryAll,
     Forget(QueueId),
+    /// A committed configuration: routes and retry settings change for every message.
+    Reload(Arc<Config>),
 }
 
 /// Starts the scheduler (must run inside a tokio runtime). `resumed` is what
@@ -123,6 +125,11 @@ impl DeliveryHandle {
     /// Drops the message from the schedule after the operator deleted it from the queue.
     pub fn forget(&self, id: QueueId) {
         let _ = self.commands.send(Command::Forget(id));
+    }
+
+    /// Routes and queue settings from now on come from `config` (a console commit).
+    pub fn reload(&self, config: Arc<Config>) {
+        let _ = self.commands.send(Command::Reload(config));
     }
 
     /// Waits until every delivery task has ended after the shutdown token fired, including

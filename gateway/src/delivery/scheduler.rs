@@ -155,6 +155,17 @@ impl Scheduler {
                 }
             }
             Command::Forget(id) => self.forget(id),
+            Command::Reload(config) => {
+                // Waiting messages are re-routed now; those in flight finish on their old
+                // route and are re-routed when they come back.
+                self.routes = Routes::new(config.clone());
+                self.hold = super::hold_period(&config);
+                self.config = config;
+                let ids: Vec<QueueId> = self.messages.keys().copied().collect();
+                for id in ids {
+                    self.reindex(id);
+                }
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
@@ -13,8 +14,10 @@ pub struct Limiter {
 }
 
 struct Inner {
-    max_total: usize,
-    max_per_ip: usize,
+    // Atomics so a committed configuration changes the caps without forgetting the
+    // sessions already counted.
+    max_total: AtomicUsize,
+    max_per_ip: AtomicUsize,
     counts: Mutex<Counts>,
 }
 
@@ -40,8 +43,8 @@ impl Limiter {
     pub fn new(max_total: usize, max_per_ip: usize) -> Limiter {
         Limiter {
             inner: Arc::new(Inner {
-                max_total,
-                max_per_ip,
+                max_total: AtomicUsize::new(max_total),
+                max_per_ip: AtomicUsize::new(max_per_ip),
                 counts: Mutex::new(Counts::default()),
             }),
         }
@@ -53,11 +56,11 @@ impl Limiter {
             .counts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if counts.total >= self.inner.max_total {
+        if counts.total >= self.inner.max_total.load(Ordering::Relaxed) {
             return Err(Refusal::Total);
         }
         let mine = counts.per_ip.entry(ip).or_insert(0);
-        if *mine >= self.inner.max_per_ip {
+        if *mine >= self.inner.max_per_ip.load(Ordering::Relaxed) {
             return Err(Refusal::PerIp);
         }
         *mine += 1;
@@ -66,6 +69,12 @@ impl Limiter {
             inner: self.inner.clone(),
             ip,
         })
+    }
+
+    /// New caps for sessions admitted from now on.
+    pub fn set_caps(&self, max_total: usize, max_per_ip: usize) {
+        self.inner.max_total.store(max_total, Ordering::Relaxed);
+        self.inner.max_per_ip.store(max_per_ip, Ordering::Relaxed);
     }
 
     /// Sessions open now.

@@ -29,7 +29,7 @@ use crate::smtp::proto::Reply;
 use limits::{Limiter, Refusal};
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -67,17 +67,48 @@ impl Context {
             sessions: TaskTracker::new(),
         })
     }
+
+    /// The context for sessions accepted after a configuration commit: new configuration
+    /// (and TLS, when its certificate changed), the same queue, budget, caps and tracker,
+    /// so sessions already open keep theirs and shutdown still waits for all of them.
+    pub fn renewed(
+        &self,
+        config: Arc<Config>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Arc<Context> {
+        let limits = &config.limits;
+        self.limiter
+            .set_caps(limits.max_connections, limits.max_connections_per_ip);
+        Arc::new(Context {
+            config,
+            queue: self.queue.clone(),
+            tls: tls.or_else(|| self.tls.clone()),
+            limiter: self.limiter.clone(),
+            inflight: self.inflight.clone(),
+            shutdown: self.shutdown.clone(),
+            sessions: self.sessions.clone(),
+        })
+    }
 }
 
-/// Accepts connections on `listener` until shutdown; each becomes a session task tracked
-/// by `ctx.sessions`. `starttls` says whether this listener offers STARTTLS.
-pub async fn serve(ctx: Arc<Context>, listener: TcpListener, starttls: bool) {
+/// Accepts connections on `listener` until shutdown or `stop`; each becomes a session task
+/// tracked by `ctx.sessions`, with the context current when it was accepted (a commit
+/// publishes a new one). `starttls` says whether this listener offers STARTTLS.
+pub async fn serve(
+    contexts: watch::Receiver<Arc<Context>>,
+    listener: TcpListener,
+    starttls: bool,
+    stop: CancellationToken,
+) {
+    let shutdown = contexts.borrow().shutdown.clone();
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = ctx.shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
+        let ctx = contexts.borrow().clone();
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
