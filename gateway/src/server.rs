@@ -8,10 +8,11 @@ use crate::config::Config;
 use crate::control;
 use crate::delivery;
 use crate::queue::{Queue, QueueError};
-use crate::smtp::inbound::{self, Context};
+use crate::smtp::inbound::Context;
 use crate::tls::{self, TlsError};
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum StartError {
     #[error("control socket {path}: {reason}")]
     Control { path: String, reason: String },
 }
+
+mod reload;
 
 /// A listener already bound, and whether it offers STARTTLS.
 pub struct Bound {
@@ -67,36 +70,36 @@ pub async fn run(
         resumed,
         shutdown.child_token(),
     );
-    let control =
-        control::Server::bind(&config.control_socket(), queue.clone(), deliveries.clone())
-            .map_err(|e| StartError::Control {
-                path: config.control_socket().display().to_string(),
-                reason: e.to_string(),
-            })?;
-    let control_task = tokio::spawn(control.serve(shutdown.clone()));
     let ctx = Context::new(
         config.clone(),
         queue.clone(),
         Some(server_tls.config),
         shutdown.clone(),
     );
-    let mut accept_tasks = Vec::new();
+    // The live configuration: console commits publish here; `reload` applies it.
+    let (live, live_rx) = watch::channel(config.clone());
+    let admin = control::Admin::new(
+        live,
+        queue.clone(),
+        ctx.limiter.clone(),
+        shutdown.clone(),
+    );
+    let control =
+        control::Server::bind(&config.control_socket(), queue.clone(), deliveries.clone(), admin)
+            .map_err(|e| StartError::Control {
+                path: config.control_socket().display().to_string(),
+                reason: e.to_string(),
+            })?;
+    let control_task = tokio::spawn(control.serve(shutdown.clone()));
+    let mut reloader = reload::Reloader::new(ctx.clone(), deliveries.clone());
     for bound in listeners {
-        if let Ok(addr) = bound.listener.local_addr() {
-            log::info!("SMTP listening on {addr}");
-        }
-        accept_tasks.push(tokio::spawn(inbound::serve(
-            ctx.clone(),
-            bound.listener,
-            bound.starttls,
-        )));
+        reloader.adopt(bound);
     }
+    let accepting = tokio::spawn(reloader.follow(live_rx, shutdown.clone()));
 
     shutdown.cancelled().await;
     log::info!("shutting down: no new connections, finishing messages in progress");
-    for task in accept_tasks {
-        let _ = task.await;
-    }
+    let _ = accepting.await;
     let deadline = config.limits.shutdown_timeout.0;
     ctx.sessions.close();
     if tokio::time::timeout(deadline, ctx.sessions.wait())

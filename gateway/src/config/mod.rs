@@ -11,7 +11,7 @@ mod units;
 mod validate;
 
 pub use network::{NetMode, Network, parse_cidr};
-pub use nexthop::NextHop;
+pub use nexthop::{NextHop, valid_hostname};
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
 use serde::Deserialize;

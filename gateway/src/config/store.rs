@@ -41,6 +41,15 @@ impl Store {
 
     /// Records `text` as a new revision and makes it the running file.
     pub fn save(&self, text: &str, comment: &str) -> std::io::Result<Revision> {
+        let revision = self.record(text, comment)?;
+        if let Some(running) = &self.running {
+            write_atomic(running, text.as_bytes())?;
+        }
+        Ok(revision)
+    }
+
+    /// Records `text` as a new revision without touching the running file.
+    pub fn record(&self, text: &str, comment: &str) -> std::io::Result<Revision> {
         fs::create_dir_all(&self.dir)?;
         let number = self.numbers()?.last().copied().unwrap_or(0) + 1;
         let revision = Revision {
@@ -53,9 +62,6 @@ impl Store {
             revision.number, revision.time, revision.comment
         );
         write_atomic(&self.path(number), stored.as_bytes())?;
-        if let Some(running) = &self.running {
-            write_atomic(running, text.as_bytes())?;
-        }
         let numbers = self.numbers()?;
         for old in numbers.iter().take(numbers.len().saturating_sub(KEPT)) {
             let _ = fs::remove_file(self.path(*old));
@@ -90,12 +96,30 @@ impl Store {
         self.read(n)
     }
 
-    /// Deletes every revision (factory reset).
-    pub fn wipe(&self) -> std::io::Result<()> {
-        match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+    /// The revision numbered `number`.
+    pub fn number(&self, number: u64) -> std::io::Result<(Revision, String)> {
+        self.read(number)
+    }
+
+    /// `REVISION DEADLINE` of an unconfirmed `commit confirmed`, or nothing.
+    pub fn set_pending(&self, line: Option<&str>) -> std::io::Result<()> {
+        let path = self.dir.join("pending");
+        match line {
+            Some(line) => {
+                fs::create_dir_all(&self.dir)?;
+                write_atomic(&path, line.as_bytes())
+            }
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
         }
+    }
+
+    pub fn pending(&self) -> Option<(u64, u64)> {
+        let text = fs::read_to_string(self.dir.join("pending")).ok()?;
+        let (revision, deadline) = text.trim().split_once(' ')?;
+        Some((revision.parse().ok()?, deadline.parse().ok()?))
     }
 
     fn read(&self, number: u64) -> std::io::Result<(Revision, String)> {

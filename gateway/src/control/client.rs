@@ -21,6 +21,10 @@ pub enum Request {
         id: QueueId,
     },
     Stats,
+    /// Configuration and operations for `edgemx console`.
+    Console {
+        call: super::ConsoleRequest,
+    },
 }
 
 pub struct ControlClient {

@@ -4,15 +4,20 @@
 //! Protocol: one JSON request per line, one JSON response per line. Owns nothing but the
 //! translation between requests and queue/delivery operations; it never touches redb.
 
+mod admin;
 mod client;
+mod der;
 mod format;
+mod ops;
 
+pub use admin::{Admin, ConsoleRequest};
 pub use client::{ControlClient, Request};
 pub use format::{format_list, format_show};
 
 use crate::delivery::DeliveryHandle;
 use crate::queue::{Change, Queue, QueueId};
 use serde::Serialize;
+use std::sync::Arc;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -23,6 +28,7 @@ pub struct Server {
     listener: UnixListener,
     queue: Queue,
     deliveries: DeliveryHandle,
+    admin: Arc<Admin>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,7 +40,12 @@ pub enum Response {
 
 impl Server {
     /// Binds the socket (replacing a stale one left by a crash) with mode 0600.
-    pub fn bind(path: &Path, queue: Queue, deliveries: DeliveryHandle) -> std::io::Result<Server> {
+    pub fn bind(
+        path: &Path,
+        queue: Queue,
+        deliveries: DeliveryHandle,
+        admin: Arc<Admin>,
+    ) -> std::io::Result<Server> {
         if path.exists() {
             std::fs::remove_file(path)?;
         }
@@ -44,6 +55,7 @@ impl Server {
             listener,
             queue,
             deliveries,
+            admin,
         })
     }
 
@@ -56,7 +68,8 @@ impl Server {
             match accepted {
                 Ok((stream, _)) => {
                     let (queue, deliveries) = (self.queue.clone(), self.deliveries.clone());
-                    tokio::spawn(async move { converse(stream, queue, deliveries).await });
+                    let admin = self.admin.clone();
+                    tokio::spawn(async move { converse(stream, queue, deliveries, admin).await });
                 }
                 Err(e) => log::warn!("control socket accept failed: {e}"),
             }
@@ -64,11 +77,20 @@ impl Server {
     }
 }
 
-async fn converse(stream: UnixStream, queue: Queue, deliveries: DeliveryHandle) {
+async fn converse(
+    stream: UnixStream,
+    queue: Queue,
+    deliveries: DeliveryHandle,
+    admin: Arc<Admin>,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let response = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Console { call }) => match admin.execute(call).await {
+                Ok(data) => Response::Ok { data },
+                Err(error) => Response::Error { error },
+            },
             Ok(request) => execute(request, &queue, &deliveries).await,
             Err(e) => Response::Error {
                 error: format!("bad request: {e}"),
@@ -119,6 +141,7 @@ async fn execute(request: Request, queue: &Queue, deliveries: &DeliveryHandle) -
             Err(e) => Err(e.to_string()),
         },
         Request::Stats => Ok(json(&queue.stats())),
+        Request::Console { .. } => Err("console requests are answered by the admin".into()),
     };
     match result {
         Ok(data) => Response::Ok { data },

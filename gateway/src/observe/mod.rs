@@ -3,6 +3,8 @@
 //!
 //! Owns the logger choice and the line format; it must not decide what is logged.
 
+pub mod ring;
+
 use crate::config::Log;
 use log::{LevelFilter, Metadata, Record};
 use std::io::Write;
@@ -57,6 +59,7 @@ impl log::Log for Stderr {
             record.level(),
             record.args()
         );
+        ring::push(&line);
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 

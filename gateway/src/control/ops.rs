@@ -1,0 +1,224 @@
+//! Operational views for the console: status, certificate and CPU crypto features, the
+//! route a recipient would take, and a probe of a next hop (connect, EHLO, QUIT).
+
+use super::admin::Admin;
+use crate::config::{Config, NextHop};
+use crate::queue::RcptStatus;
+use crate::routing::Destination;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+pub async fn status(admin: &Admin) -> Result<Value, String> {
+    let config = admin.live.borrow().clone();
+    let now = crate::time::unix_now();
+    let envelopes = admin.queue.list().await.map_err(|e| e.to_string())?;
+    let mut by_domain: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let (mut deferred, mut oldest) = (0u64, None::<u64>);
+    for env in &envelopes {
+        oldest = Some(oldest.map_or(env.received, |o| o.min(env.received)));
+        for r in &env.recipients {
+            let slot = by_domain.entry(r.domain.clone()).or_default();
+            match r.status {
+                RcptStatus::Pending => slot.0 += 1,
+                RcptStatus::Deferred { .. } => {
+                    slot.1 += 1;
+                    deferred += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    let stats = admin.queue.stats();
+    let domains: Vec<Value> = by_domain
+        .iter()
+        .map(|(d, (p, f))| json!({ "domain": d, "pending": p, "deferred": f }))
+        .collect();
+    Ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "hostname": config.hostname,
+        "uptime": admin.started.elapsed().as_secs(),
+        "revision": admin.newest().map(|r| r.number),
+        "pending_confirm": admin.pending_view().map(|(r, d)| json!({ "revision": r, "in": d.saturating_sub(now) })),
+        "connections": admin.limiter.open(),
+        "queue": {
+            "messages": stats.messages,
+            "bytes": stats.bytes,
+            "deferred_recipients": deferred,
+            "oldest_age": oldest.map(|o| now.saturating_sub(o)),
+            "commits": admin.queue.commits(),
+            "domains": domains,
+        },
+    }))
+}
+
+pub fn tls(config: &Config) -> Result<Value, String> {
+    let path = config
+        .tls
+        .certificate
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("tls").join("cert.pem"));
+    let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let chain: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .filter_map(Result::ok)
+        .collect();
+    let leaf = chain
+        .first()
+        .ok_or_else(|| format!("{}: no PEM certificate", path.display()))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
+    let fingerprint: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let suites: Vec<String> = rustls::crypto::ring::default_provider()
+        .cipher_suites
+        .iter()
+        .filter_map(|s| s.suite().as_str().map(str::to_string))
+        .collect();
+    Ok(json!({
+        "certificate": path.display().to_string(),
+        "generated": config.tls.certificate.is_none(),
+        "chain_length": chain.len(),
+        "sha256": fingerprint.join(":"),
+        "not_after": super::der::not_after(leaf.as_ref()),
+        "versions": ["TLSv1.3", "TLSv1.2"],
+        "cipher_suites": suites,
+        "cpu": cpu_features(),
+    }))
+}
+
+/// What ring's AES-GCM and GHASH code paths can use on this CPU (picked at run time).
+fn cpu_features() -> Vec<(&'static str, bool)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        vec![
+            ("AES-NI", std::arch::is_x86_feature_detected!("aes")),
+            ("VAES", std::arch::is_x86_feature_detected!("vaes")),
+            ("PCLMULQDQ", std::arch::is_x86_feature_detected!("pclmulqdq")),
+            ("VPCLMULQDQ", std::arch::is_x86_feature_detected!("vpclmulqdq")),
+            ("AVX", std::arch::is_x86_feature_detected!("avx")),
+            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
+            ("SHA-NI", std::arch::is_x86_feature_detected!("sha")),
+        ]
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Vec::new()
+    }
+}
+
+/// Whether mail to `address` is accepted, and where it would go with which TLS policy.
+pub fn route(config: &Config, address: &str) -> Result<Value, String> {
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or(address)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if domain.is_empty() || !crate::config::valid_hostname(&domain) {
+        return Err(format!("{address}: not an address or domain"));
+    }
+    let accepted = config.domain(&domain).is_some();
+    let dest = Destination::for_domain(config, &domain);
+    Ok(json!({
+        "domain": domain,
+        "accepted": accepted,
+        "next_hops": dest.hops.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        "tls": format!("{:?}", dest.tls).to_lowercase(),
+        "rewriting": "none",
+    }))
+}
+
+/// Connect, read the banner, EHLO, QUIT: the whole transcript and the time it took.
+pub async fn probe(config: std::sync::Arc<Config>, hop: &str) -> Result<Value, String> {
+    let (host, port) = match NextHop::parse(hop)? {
+        NextHop::Mx => {
+            return Err("`mx` names no host: probe one of the domain's MX hosts by name".into());
+        }
+        NextHop::Addr(addr) => (addr.ip().to_string(), addr.port()),
+        NextHop::Host { name, port } => (name, port),
+    };
+    let ips = match host.parse() {
+        Ok(ip) => vec![ip],
+        Err(_) => {
+            let resolver = crate::dns::Resolver::new(&config.dns).map_err(|e| e.to_string())?;
+            resolver.addresses(&host).await.map_err(|e| e.to_string())?
+        }
+    };
+    let ip = *ips.first().ok_or("no address")?;
+    let started = Instant::now();
+    let limit = config.delivery.connect_timeout.0;
+    let stream = tokio::time::timeout(limit, TcpStream::connect((ip, port)))
+        .await
+        .map_err(|_| format!("{ip}:{port}: no connection within {limit:?}"))?
+        .map_err(|e| format!("{ip}:{port}: {e}"))?;
+    let connected = started.elapsed();
+    let mut transcript = vec![format!("connected to {ip}:{port} in {} ms", connected.as_millis())];
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let step = Duration::from_secs(30);
+    read_reply(&mut read, &mut transcript, step).await?;
+    let ehlo = format!("EHLO {}\r\n", config.hostname);
+    for command in [ehlo.as_str(), "QUIT\r\n"] {
+        transcript.push(format!("> {}", command.trim_end()));
+        write.write_all(command.as_bytes()).await.map_err(|e| e.to_string())?;
+        read_reply(&mut read, &mut transcript, step).await?;
+    }
+    Ok(json!({ "transcript": transcript, "ms": started.elapsed().as_millis() as u64 }))
+}
+
+async fn read_reply(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    transcript: &mut Vec<String>,
+    limit: Duration,
+) -> Result<(), String> {
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(limit, read.read_line(&mut line))
+            .await
+            .map_err(|_| "no reply within 30 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        let line = line.trim_end().to_string();
+        let last = line.as_bytes().get(3) != Some(&b'-');
+        transcript.push(format!("< {line}"));
+        if last || transcript.len() > 100 {
+            return Ok(());
+        }
+    }
+}
+
+/// Checks the pair by building a server configuration from it, then stores it beside the
+/// generated certificate; returns the paths to put in `tls.certificate`/`tls.private_key`.
+pub fn install_cert(config: &Config, cert: &str, key: &str) -> Result<Value, String> {
+    let chain: Vec<_> = rustls_pemfile::certs(&mut cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate: {e}"))?;
+    if chain.is_empty() {
+        return Err("certificate: no -----BEGIN CERTIFICATE----- block found".into());
+    }
+    let der = rustls_pemfile::private_key(&mut key.as_bytes())
+        .map_err(|e| format!("key: {e}"))?
+        .ok_or("key: no -----BEGIN PRIVATE KEY----- block found")?;
+    rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, der)
+    .map_err(|e| format!("certificate and key do not form a pair: {e}"))?;
+    let dir = config.data_dir.join("tls");
+    let (cert_path, key_path): (PathBuf, PathBuf) = (dir.join("installed-cert.pem"), dir.join("installed-key.pem"));
+    let write = || -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&dir)?;
+        crate::config::store::write_atomic(&key_path, key.as_bytes())?;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
+        crate::config::store::write_atomic(&cert_path, cert.as_bytes())
+    };
+    write().map_err(|e| format!("cannot store the certificate: {e}"))?;
+    Ok(json!({ "certificate": cert_path, "private_key": key_path }))
+}

@@ -1,0 +1,149 @@
+//! Applying a committed configuration to the running gateway: a new inbound context for
+//! sessions accepted from now on (sessions already open keep theirs), new routes for the
+//! scheduler, listeners bound or closed where their addresses changed, and init told when
+//! the hostname or the network changed.
+//!
+//! Owns the accept tasks; it must not touch sessions, which finish on the configuration
+//! they started with.
+
+use super::Bound;
+use crate::config::Config;
+use crate::delivery::DeliveryHandle;
+use crate::smtp::inbound::{self, Context};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct Reloader {
+    contexts: watch::Sender<Arc<Context>>,
+    deliveries: DeliveryHandle,
+    listeners: HashMap<SocketAddr, Running>,
+}
+
+struct Running {
+    starttls: bool,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Reloader {
+    pub fn new(ctx: Arc<Context>, deliveries: DeliveryHandle) -> Reloader {
+        Reloader {
+            contexts: watch::Sender::new(ctx),
+            deliveries,
+            listeners: HashMap::new(),
+        }
+    }
+
+    /// Starts accepting on an already bound listener.
+    pub fn adopt(&mut self, bound: Bound) {
+        let Ok(addr) = bound.listener.local_addr() else {
+            return;
+        };
+        log::info!("SMTP listening on {addr}");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(inbound::serve(
+            self.contexts.subscribe(),
+            bound.listener,
+            bound.starttls,
+            stop.clone(),
+        ));
+        let starttls = bound.starttls;
+        self.listeners.insert(
+            addr,
+            Running {
+                starttls,
+                stop,
+                task,
+            },
+        );
+    }
+
+    /// Applies every configuration published on `live` until shutdown, then waits for the
+    /// accept loops to end.
+    pub async fn follow(
+        mut self,
+        mut live: watch::Receiver<Arc<Config>>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = live.changed() => if changed.is_err() { break },
+            }
+            let config = live.borrow_and_update().clone();
+            self.apply(config).await;
+        }
+        for (_, running) in self.listeners.drain() {
+            let _ = running.task.await;
+        }
+    }
+
+    async fn apply(&mut self, config: Arc<Config>) {
+        let old = self.contexts.borrow().config.clone();
+        let tls = match crate::tls::server(&config) {
+            Ok(tls) => Some(tls.config),
+            Err(e) => {
+                log::error!("new configuration: {e}; keeping the previous certificate");
+                None
+            }
+        };
+        let ctx = self.contexts.borrow().renewed(config.clone(), tls);
+        self.contexts.send_replace(ctx);
+        self.deliveries.reload(config.clone());
+        self.rebind(&config).await;
+        if old.hostname != config.hostname || old.network != config.network {
+            tell_init();
+        }
+        log::info!("configuration applied");
+    }
+
+    async fn rebind(&mut self, config: &Config) {
+        let wanted: HashMap<SocketAddr, bool> = config
+            .listeners
+            .iter()
+            .map(|l| (l.address, l.starttls))
+            .collect();
+        let gone: Vec<SocketAddr> = self
+            .listeners
+            .iter()
+            .filter(|(addr, r)| wanted.get(addr) != Some(&r.starttls))
+            .map(|(addr, _)| *addr)
+            .collect();
+        for addr in gone {
+            if let Some(running) = self.listeners.remove(&addr) {
+                running.stop.cancel();
+                let _ = running.task.await;
+                log::info!("SMTP no longer listening on {addr}");
+            }
+        }
+        for (addr, starttls) in wanted {
+            if self.listeners.contains_key(&addr) {
+                continue;
+            }
+            match TcpListener::bind(addr).await {
+                Ok(listener) => self.adopt(Bound { listener, starttls }),
+                Err(e) => log::error!("cannot listen on {addr}: {e}"),
+            }
+        }
+    }
+}
+
+/// Inside the appliance init (our parent, PID 1, the same binary) owns the hostname and
+/// the network; SIGHUP makes it read them again from the configuration file. Anywhere else
+/// (systemd, a container) PID 1 is not ours and is left alone.
+fn tell_init() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::{Pid, getppid};
+    let ours = std::fs::read_link("/proc/1/exe").ok() == std::env::current_exe().ok();
+    if getppid() == Pid::from_raw(1)
+        && ours
+        && let Err(e) = kill(Pid::from_raw(1), Signal::SIGHUP)
+    {
+        log::warn!("cannot tell init about the new network settings: {e}");
+    }
+}
