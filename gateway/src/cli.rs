@@ -42,6 +42,18 @@ enum Command {
         #[arg(long, short, global = true, default_value = "/etc/edgemx/edgemx.toml")]
         config: PathBuf,
     },
+    /// The operator CLI against a running gateway's control socket.
+    Console {
+        /// The gateway's control socket (`data_dir/control.sock`).
+        #[arg(long, default_value = "/data/edgemx/control.sock")]
+        socket: PathBuf,
+        /// Ask for the admin login stored in FILE; without the file, run first-boot setup.
+        #[arg(long, value_name = "FILE")]
+        login: Option<PathBuf>,
+        /// Running on the appliance (started by init): reboot, poweroff, factory-reset.
+        #[arg(long, hide = true)]
+        appliance: bool,
+    },
     /// PID 1 duties inside the appliance image.
     Init,
 }
@@ -79,6 +91,15 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Queue { action, config } => queue(action, &config),
+        Command::Console {
+            socket,
+            login,
+            appliance,
+        } => crate::console::run(crate::console::Options {
+            socket,
+            login,
+            appliance,
+        }),
         Command::Init => crate::init::run(),
     }
 }

@@ -10,7 +10,7 @@ pub mod store;
 mod units;
 mod validate;
 
-pub use network::{NetMode, Network, parse_cidr};
+pub use network::{NetMode, Network};
 pub use nexthop::{NextHop, valid_hostname};
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 

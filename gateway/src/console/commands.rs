@@ -1,0 +1,313 @@
+//! Running one command line: configuration editing and commits (`config_cmds.rs` holds
+//! those), operations, and the appliance's power commands.
+
+use super::candidate::{self, Target};
+use super::link::Link;
+use super::render;
+use super::term::{Term, print};
+use super::words::{Failure, Word, split};
+use super::{grammar, login};
+use crate::control::{ConsoleRequest, Request};
+use crate::queue::QueueId;
+use serde_json::Value;
+use std::path::PathBuf;
+use toml::Table;
+
+pub struct Session {
+    pub link: Link,
+    pub running: Table,
+    pub candidate: Table,
+    pub hostname: String,
+    /// Lines per page; 0 turns the pager off.
+    pub page: usize,
+    pub passwd: Option<PathBuf>,
+    /// Inside the image: reboot, poweroff and factory-reset act on the machine.
+    pub appliance: bool,
+}
+
+pub enum Outcome {
+    Continue,
+    Exit,
+}
+
+type Done = Result<(), Failure>;
+
+impl Session {
+    /// Reads the running configuration; the candidate starts equal to it.
+    pub fn load(&mut self) -> Result<(), String> {
+        let v = self.link.console(ConsoleRequest::Running)?;
+        let text = v["text"].as_str().unwrap_or_default();
+        self.running = candidate::normalize(text)?;
+        self.candidate = self.running.clone();
+        self.hostname = self.running.get("hostname").and_then(|h| h.as_str()).unwrap_or("edgemx").to_string();
+        Ok(())
+    }
+
+    pub fn prompt(&self) -> String {
+        let mark = if self.changed() { '#' } else { '>' };
+        format!("{}{mark} ", self.hostname)
+    }
+
+    pub fn changed(&self) -> bool {
+        self.candidate != self.running
+    }
+
+    pub fn run(&mut self, term: &mut Term, line: &str) -> Outcome {
+        let words = split(line);
+        if words.is_empty() {
+            return Outcome::Continue;
+        }
+        if line.trim_end().ends_with('?') && !line.contains('"') {
+            let upto = line.trim_end().trim_end_matches('?');
+            print(&grammar::help(upto, &self.candidate));
+            return Outcome::Continue;
+        }
+        let result = grammar::check(&words, &self.candidate).and_then(|()| self.dispatch(term, &words));
+        match result {
+            Ok(()) => {}
+            Err(f) if f.message == "exit" => return Outcome::Exit,
+            Err(f) => print(&f.render(self.prompt().chars().count(), line, &words)),
+        }
+        Outcome::Continue
+    }
+
+    fn dispatch(&mut self, term: &mut Term, words: &[Word]) -> Done {
+        let w: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+        match w.as_slice() {
+            ["show", what, rest @ ..] => self.show(term, what, rest),
+            ["set", ..] => self.set(words),
+            ["delete", ..] => self.delete(words),
+            ["commit", ..] => self.commit(&w[1..]),
+            ["confirm"] => self.say(ConsoleRequest::Confirm),
+            ["rollback", n] => self.rollback(n),
+            ["discard"] => {
+                self.candidate = self.running.clone();
+                print("candidate reset to the running configuration\n");
+                Ok(())
+            }
+            ["export"] => {
+                term.page(&candidate::render(&self.candidate), self.page);
+                Ok(())
+            }
+            ["import"] => self.import(term),
+            ["queue", action, rest @ ..] => self.queue(action, rest.first().copied()),
+            ["test", "route", address] => {
+                let v = self.ask(ConsoleRequest::Route { address: address.to_string() })?;
+                print(&render::route(&v));
+                Ok(())
+            }
+            ["probe", hop] => {
+                print(&format!("probing {hop} ...\n"));
+                let v = self.ask(ConsoleRequest::Probe { hop: hop.to_string() })?;
+                for line in v["transcript"].as_array().into_iter().flatten() {
+                    print(&format!("  {}\n", line.as_str().unwrap_or("")));
+                }
+                print(&format!("probe ok in {} ms\n", v["ms"].as_u64().unwrap_or(0)));
+                Ok(())
+            }
+            ["terminal", "length", n] => {
+                self.page = n.parse().map_err(|_| Failure::at(2, format!("\"{n}\" is not a number")))?;
+                Ok(())
+            }
+            ["password"] => self.password(term),
+            ["reboot"] => super::power::reboot(term, self.appliance, false),
+            ["poweroff"] => super::power::reboot(term, self.appliance, true),
+            ["factory-reset"] => super::power::factory_reset(term, self.appliance),
+            ["help"] => {
+                print(HELP);
+                Ok(())
+            }
+            ["exit" | "quit" | "logout"] => Err(Failure::plain("exit")),
+            _ => Err(Failure::at(0, "not a command").choices(grammar::next(&[], &self.candidate).words.into_iter().map(|(w, _)| w).collect())),
+        }
+    }
+
+    fn show(&mut self, term: &mut Term, what: &str, rest: &[&str]) -> Done {
+        let text = match what {
+            "running-config" => candidate::render(&self.running),
+            "candidate" => candidate::render(&self.candidate),
+            "diff" => {
+                let d = candidate::diff(&candidate::render(&self.running), &candidate::render(&self.candidate));
+                if d.is_empty() { "no uncommitted changes\n".to_string() } else { d }
+            }
+            "history" => render::history(&self.ask(ConsoleRequest::History)?),
+            "status" => render::status(&self.ask(ConsoleRequest::Status)?),
+            "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
+            "log" => {
+                let lines = match rest.first() {
+                    Some(n) => n.parse().map_err(|_| Failure::at(2, format!("\"{n}\" is not a number")))?,
+                    None => 50,
+                };
+                let v = self.ask(ConsoleRequest::Log { lines })?;
+                let lines: Vec<&str> = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                if lines.is_empty() { "(no log lines kept yet)\n".into() } else { lines.join("\n") + "\n" }
+            }
+            "queue" => self.queue_text(rest.first().copied())?,
+            _ => return Err(Failure::at(1, "unknown")),
+        };
+        term.page(&text, self.page);
+        Ok(())
+    }
+
+    fn set(&mut self, words: &[Word]) -> Done {
+        let path = &words[1..];
+        let (target, used) = candidate::resolve(path, 1)?;
+        let value = match &target {
+            Target::Key { key, .. } => Some(candidate::value(key.kind, &path[used..], 1 + used)?),
+            _ => None,
+        };
+        candidate::set(&mut self.candidate, &target, value)
+    }
+
+    fn delete(&mut self, words: &[Word]) -> Done {
+        let (target, _) = candidate::resolve(&words[1..], 1)?;
+        candidate::delete(&mut self.candidate, &target)
+    }
+
+    fn commit(&mut self, args: &[&str]) -> Done {
+        let text = candidate::render(&self.candidate);
+        if args.first() == Some(&"check") {
+            self.ask(ConsoleRequest::Check { text }).map_err(|f| self.translate(f))?;
+            print("configuration check succeeds\n");
+            return Ok(());
+        }
+        let (confirm, comment) = match args {
+            ["confirmed", secs, rest @ ..] => {
+                let secs: u64 = secs
+                    .parse()
+                    .ok()
+                    .filter(|s| (10..=86_400).contains(s))
+                    .ok_or_else(|| Failure::at(2, format!("\"{secs}\" is not a number of seconds from 10 to 86400")))?;
+                (Some(secs), rest.join(" "))
+            }
+            rest => (None, rest.join(" ")),
+        };
+        let comment = if comment.is_empty() { "console commit".to_string() } else { comment };
+        let v = self.ask(ConsoleRequest::Commit { text, comment, confirm }).map_err(|f| self.translate(f))?;
+        self.running = self.candidate.clone();
+        if let Some(h) = self.running.get("hostname").and_then(|h| h.as_str()) {
+            self.hostname = h.to_string();
+        }
+        print(&format!("commit complete: revision {}\n", v["revision"]["number"].as_u64().unwrap_or(0)));
+        if let Some(secs) = v["rollback_in"].as_u64() {
+            print(&format!("rolls back in {secs} s unless you type `confirm`\n"));
+        }
+        let restart: Vec<&str> = v["restart"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if !restart.is_empty() {
+            print(&format!("takes effect when the gateway next starts: {}\n", restart.join(", ")));
+        }
+        Ok(())
+    }
+
+    /// Validation errors name TOML keys (`domain[0].next_hops[1]`); say them as paths.
+    fn translate(&self, f: Failure) -> Failure {
+        let mut message = f.message.clone();
+        for section in ["domain", "listener"] {
+            let Some(s) = super::schema::section(section) else { continue };
+            for (i, id) in candidate::entry_ids(&self.candidate, s).iter().enumerate() {
+                message = message.replace(&format!("{section}[{i}]"), &format!("{section} {id}"));
+            }
+        }
+        Failure::plain(format!("commit failed:\n{message}"))
+    }
+
+    fn rollback(&mut self, n: &str) -> Done {
+        let back: usize = n.parse().map_err(|_| Failure::at(1, format!("\"{n}\" is not a number (0 = running)")))?;
+        let v = self.ask(ConsoleRequest::Revision { back })?;
+        let text = v["text"].as_str().unwrap_or_default();
+        self.candidate = candidate::normalize(text).map_err(Failure::plain)?;
+        print(&format!(
+            "revision {} loaded into the candidate; `show diff` to review, `commit` to apply\n",
+            v["revision"]["number"].as_u64().unwrap_or(0)
+        ));
+        Ok(())
+    }
+
+    fn import(&mut self, term: &mut Term) -> Done {
+        print("Paste the configuration, then a line with a single \".\" (Ctrl-C cancels):\n");
+        let Some(text) = term.block(".") else {
+            return Err(Failure::plain("import cancelled; the candidate is unchanged"));
+        };
+        let table = candidate::normalize(&text).map_err(|e| Failure::plain(format!("not TOML: {e}; the candidate is unchanged")))?;
+        let check = self.link.console(ConsoleRequest::Check { text: candidate::render(&table) });
+        self.candidate = table;
+        match check {
+            Ok(_) => print("imported into the candidate; `show diff`, then `commit`\n"),
+            Err(e) => print(&format!("imported, but it will not commit as it is:\n{e}\n")),
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, action: &str, id: Option<&str>) -> Done {
+        let parse = |id: Option<&str>| -> Result<QueueId, Failure> {
+            id.unwrap_or("").parse().map_err(|e: String| Failure::at(2, e))
+        };
+        let request = match action {
+            "flush" => Request::Retry { id: None },
+            "retry" if id == Some("all") => Request::Retry { id: None },
+            "retry" => Request::Retry { id: Some(parse(id)?) },
+            "delete" => Request::Delete { id: parse(id)? },
+            _ => {
+                return Err(Failure::at(1, format!("queue {action} is not available in this gateway version")));
+            }
+        };
+        let v = self.link.call(&request).map_err(Failure::plain)?;
+        print(&format!("{}\n", v.as_str().unwrap_or("done")));
+        Ok(())
+    }
+
+    fn queue_text(&mut self, domain: Option<&str>) -> Result<String, Failure> {
+        let v = self.link.call(&Request::List).map_err(Failure::plain)?;
+        let Some(domain) = domain else {
+            return Ok(crate::control::format_list(&v));
+        };
+        let domain = domain.to_ascii_lowercase();
+        let kept: Vec<Value> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["recipients"].as_array().into_iter().flatten().any(|r| r["domain"].as_str() == Some(domain.as_str()))
+            })
+            .cloned()
+            .collect();
+        Ok(crate::control::format_list(&Value::Array(kept)))
+    }
+
+    fn password(&mut self, term: &mut Term) -> Done {
+        let Some(path) = self.passwd.clone() else {
+            return Err(Failure::plain("this console has no admin account (started without --login)"));
+        };
+        let Some(plain) = login::choose(term) else {
+            return Err(Failure::plain("password unchanged"));
+        };
+        login::set(&path, &plain).map_err(|e| Failure::plain(format!("cannot store the password: {e}")))?;
+        print("password changed\n");
+        Ok(())
+    }
+
+    fn ask(&mut self, call: ConsoleRequest) -> Result<Value, Failure> {
+        self.link.console(call).map_err(Failure::plain)
+    }
+
+    fn say(&mut self, call: ConsoleRequest) -> Done {
+        let v = self.ask(call)?;
+        print(&format!("{}\n", v.as_str().unwrap_or("done")));
+        Ok(())
+    }
+}
+
+const HELP: &str = "\
+Type a command and Enter. `?` lists what may come next, Tab completes a word, the arrow
+keys recall and edit earlier lines, Ctrl-C drops the line, Ctrl-D or `exit` logs out.
+
+Configuration is edited in a candidate and applied with commit:
+  set domain example.com next_hops 10.0.0.5:25    add or change a value
+  delete domain example.com                        remove an entry (or a key: its default)
+  show diff | show candidate | show running-config
+  commit [COMMENT] | commit check | commit confirmed SECONDS, then confirm
+  rollback N (0 = running, 1 = previous) | discard | show history | export | import
+Operations: show status | show queue [DOMAIN] | show log [N] | show tls
+  queue flush | queue retry ID | queue delete ID | test route ADDRESS | probe HOST:PORT
+  reboot | poweroff | factory-reset | password | terminal length N
+";

@@ -1,0 +1,322 @@
+//! The command language: which words may come next after the words typed so far. One
+//! function answers `?` help, tab completion and the checking of a line before it runs,
+//! so the three never disagree.
+
+use super::candidate::{self, top_choices};
+use super::schema::{self, Kind, Shape};
+use super::words::{Failure, Word};
+use toml::Table;
+
+/// What may follow.
+#[derive(Debug, Default)]
+pub struct Next {
+    /// Fixed words, with a line of help each.
+    pub words: Vec<(String, String)>,
+    /// A free value (`<SECONDS>`), with help.
+    pub free: Option<(String, String)>,
+    /// The line may end here.
+    pub complete: bool,
+}
+
+fn w(word: &str, help: &str) -> (String, String) {
+    (word.to_string(), help.to_string())
+}
+
+const TOP: &[(&str, &str)] = &[
+    ("show", "show configuration, status, queue, log, TLS"),
+    ("set", "change a value in the candidate configuration"),
+    ("delete", "remove a value (back to its default) or an entry"),
+    ("commit", "validate and apply the candidate configuration"),
+    ("confirm", "keep a configuration applied with commit confirmed"),
+    ("rollback", "load an earlier revision into the candidate"),
+    ("discard", "drop the uncommitted changes"),
+    ("export", "print the candidate configuration"),
+    ("import", "replace the candidate by pasted configuration text"),
+    ("queue", "act on queued mail"),
+    ("test", "show what would happen to mail"),
+    ("probe", "connect to a next hop: banner, EHLO, QUIT"),
+    ("password", "change the admin password"),
+    ("terminal", "terminal settings"),
+    ("reboot", "restart the appliance"),
+    ("poweroff", "shut the appliance down"),
+    ("factory-reset", "erase configuration and queue; setup runs at next boot"),
+    ("help", "how to use the console"),
+    ("exit", "log out"),
+];
+
+const SHOW: &[(&str, &str)] = &[
+    ("running-config", "the configuration in use"),
+    ("candidate", "the configuration being edited"),
+    ("diff", "changes between running and candidate"),
+    ("history", "stored revisions"),
+    ("status", "version, uptime, queue, connections"),
+    ("queue", "queued messages, optionally for one domain"),
+    ("log", "recent log lines"),
+    ("tls", "certificate, TLS versions, CPU crypto features"),
+];
+
+pub fn next(before: &[&str], table: &Table) -> Next {
+    let fixed = |list: &[(&str, &str)]| Next {
+        words: list.iter().map(|(a, b)| w(a, b)).collect(),
+        ..Next::default()
+    };
+    let free = |name: &str, help: &str, complete: bool| Next {
+        free: Some(w(name, help)),
+        complete,
+        ..Next::default()
+    };
+    let done = || Next {
+        complete: true,
+        ..Next::default()
+    };
+    match before {
+        [] => fixed(TOP),
+        ["show"] => fixed(SHOW),
+        ["show", "queue"] => free("<DOMAIN>", "only this domain", true),
+        ["show", "log"] => free("<N>", "lines (default 50)", true),
+        ["show", _] => done(),
+        ["set", path @ ..] => path_next(path, table, true),
+        ["delete", path @ ..] => path_next(path, table, false),
+        ["commit"] => Next {
+            words: vec![
+                w("check", "validate only"),
+                w("confirmed", "roll back automatically unless confirmed"),
+            ],
+            free: Some(w("<COMMENT>", "a note stored with the revision")),
+            complete: true,
+        },
+        ["commit", "confirmed"] => free("<SECONDS>", "time to confirm", false),
+        ["commit", "check"] => done(),
+        ["commit", ..] => free("<COMMENT>", "a note stored with the revision", true),
+        ["rollback"] => free("<N>", "0 = running, 1 = the revision before, ...", false),
+        ["queue"] => fixed(&[
+            ("flush", "attempt every message now"),
+            ("retry", "attempt one message now"),
+            ("delete", "remove a message without a bounce"),
+            ("hold", "keep a message from delivery"),
+            ("release", "let a held message go"),
+        ]),
+        ["queue", "flush"] => done(),
+        ["queue", _] => free("<ID>", "queue id (show queue)", false),
+        ["test"] => fixed(&[("route", "route, rewriting and TLS for an address")]),
+        ["test", "route"] => free("<ADDRESS>", "user@domain or domain", false),
+        ["probe"] => {
+            let mut n = free("<HOST[:PORT]>", "next hop", false);
+            n.words = hops(table).into_iter().map(|h| w(&h, "configured next hop")).collect();
+            n
+        }
+        ["terminal"] => fixed(&[("length", "lines per page (0: no paging)")]),
+        ["terminal", "length"] => free("<LINES>", "0 turns paging off", false),
+        [_] | [_, _] | [_, _, _] if is_leaf(before) => done(),
+        _ => Next::default(),
+    }
+}
+
+/// Commands complete in themselves once their fixed arguments are there.
+fn is_leaf(before: &[&str]) -> bool {
+    matches!(
+        before,
+        ["confirm" | "discard" | "export" | "import" | "password" | "reboot" | "poweroff" | "factory-reset" | "help" | "exit" | "quit" | "logout"]
+            | ["commit", "confirmed", _]
+            | ["rollback", _]
+            | ["queue", _, _]
+            | ["test", "route", _]
+            | ["probe", _]
+            | ["terminal", "length", _]
+    )
+}
+
+fn path_next(path: &[&str], table: &Table, setting: bool) -> Next {
+    let Some(first) = path.first() else {
+        let mut words: Vec<(String, String)> = Vec::new();
+        for s in schema::SECTIONS {
+            if s.name.is_empty() {
+                words.extend(s.keys.iter().map(|k| w(k.name, k.help)));
+            } else {
+                words.push(w(s.name, s.help));
+            }
+        }
+        return Next { words, ..Next::default() };
+    };
+    let keys = |section: &schema::Section| -> Vec<(String, String)> {
+        section.keys.iter().map(|k| w(k.name, k.help)).collect()
+    };
+    let (section, rest) = match schema::top_key(first) {
+        Some(key) => return value_next(key.kind, &path[1..], setting),
+        None => match schema::section(first) {
+            Some(s) => (s, &path[1..]),
+            None => return Next::default(),
+        },
+    };
+    match (section.shape, rest) {
+        (Shape::Table, []) => Next { words: keys(section), complete: !setting, ..Next::default() },
+        (Shape::Table, [key, values @ ..]) => match section.key(key) {
+            Some(k) => value_next(k.kind, values, setting),
+            None => Next::default(),
+        },
+        (Shape::Array { placeholder, .. }, []) => Next {
+            words: candidate::entry_ids(table, section)
+                .into_iter()
+                .map(|id| w(&id, "configured"))
+                .collect(),
+            free: Some(w(&format!("<{placeholder}>"), section.help)),
+            complete: false,
+        },
+        (Shape::Array { .. }, [_id]) => Next { words: keys(section), complete: true, ..Next::default() },
+        (Shape::Array { .. }, [_id, key, values @ ..]) => match section.key(key) {
+            Some(k) => value_next(k.kind, values, setting),
+            None => Next::default(),
+        },
+        _ => Next::default(),
+    }
+}
+
+fn value_next(kind: Kind, values: &[&str], setting: bool) -> Next {
+    if !setting {
+        return Next { complete: values.is_empty(), ..Next::default() };
+    }
+    match (kind, values) {
+        (Kind::Enum(choices), []) => Next {
+            words: choices.iter().map(|c| w(c, "")).collect(),
+            ..Next::default()
+        },
+        (Kind::Bool, []) => Next {
+            words: vec![w("true", ""), w("false", "")],
+            ..Next::default()
+        },
+        (_, []) => Next {
+            free: Some(w(&kind.placeholder(), "value")),
+            ..Next::default()
+        },
+        (Kind::List(p), _) => Next {
+            free: Some(w(&format!("<{p}>"), "another value")),
+            complete: true,
+            ..Next::default()
+        },
+        _ => Next { complete: true, ..Next::default() },
+    }
+}
+
+/// Every next hop named in the configuration (for `probe` completion).
+fn hops(table: &Table) -> Vec<String> {
+    let mut out: Vec<String> = table
+        .get("domain")
+        .and_then(|d| d.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("next_hops")?.as_array())
+        .flatten()
+        .filter_map(|h| h.as_str().map(str::to_string))
+        .filter(|h| h != "mx")
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Checks every word of a line against [`next`]; the first that does not fit is the error.
+pub fn check(words: &[Word], table: &Table) -> Result<(), Failure> {
+    let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    for i in 0..texts.len() {
+        let n = next(&texts[..i], table);
+        if n.words.iter().any(|(word, _)| word == texts[i]) || n.free.is_some() {
+            continue;
+        }
+        let choices: Vec<String> = n.words.iter().map(|(w, _)| w.clone()).collect();
+        let message = if choices.is_empty() && n.complete {
+            format!("nothing is expected after \"{}\"", texts[i.saturating_sub(1)])
+        } else {
+            format!("unknown word \"{}\"", texts[i])
+        };
+        return Err(Failure::at(i, message).choices(choices));
+    }
+    let n = next(&texts, table);
+    if !n.complete {
+        let mut choices: Vec<String> = n.words.iter().map(|(w, _)| w.clone()).collect();
+        choices.extend(n.free.map(|(f, _)| f));
+        if texts.is_empty() {
+            choices = top_choices();
+        }
+        return Err(Failure::end("the command is incomplete").choices(choices));
+    }
+    Ok(())
+}
+
+/// `?` help for a line: what may come in place of the word being typed (or next, after a
+/// blank).
+pub fn help(line: &str, table: &Table) -> String {
+    let words = super::words::split(line);
+    let mut texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let partial = if line.ends_with(char::is_whitespace) || line.is_empty() {
+        ""
+    } else {
+        texts.pop().unwrap_or("")
+    };
+    let n = next(&texts, table);
+    let mut rows: Vec<(String, String)> = n
+        .words
+        .into_iter()
+        .filter(|(w, _)| w.starts_with(partial))
+        .collect();
+    if let Some(free) = n.free {
+        rows.push(free);
+    }
+    if n.complete && partial.is_empty() {
+        rows.push(w("<Enter>", "run the command"));
+    }
+    if rows.is_empty() {
+        return format!("no word starting with \"{partial}\" fits here\n");
+    }
+    let width = rows.iter().map(|(w, _)| w.len()).max().unwrap_or(0).min(28);
+    rows.iter()
+        .map(|(w, h)| format!("  {w:<width$}  {h}\n").replace(" \n", "\n"))
+        .collect()
+}
+
+/// Tab completion: the fixed words that start with the word being typed.
+pub fn complete(line: &str, table: &Table) -> (usize, Vec<String>) {
+    let words = super::words::split(line);
+    let mut texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let (start, partial) = if line.ends_with(char::is_whitespace) || line.is_empty() {
+        (line.len(), "")
+    } else {
+        let last = words.last().map(|w| w.at).unwrap_or(0);
+        (line.char_indices().nth(last).map_or(0, |(i, _)| i), texts.pop().unwrap_or(""))
+    };
+    let found = next(&texts, table)
+        .words
+        .into_iter()
+        .map(|(w, _)| w)
+        .filter(|w| w.starts_with(partial))
+        .collect();
+    (start, found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::words::split;
+
+    #[test]
+    fn check_names_the_word_and_the_choices() {
+        let t = Table::new();
+        let e = check(&split("show runing-config"), &t).unwrap_err();
+        assert_eq!(e.word, Some(1));
+        assert!(e.choices.contains(&"running-config".to_string()));
+        let e = check(&split("commit confirmed"), &t).unwrap_err();
+        assert_eq!(e.word, None);
+        assert!(check(&split("commit confirmed 60"), &t).is_ok());
+        assert!(check(&split("set domain a.test next_hops 10.0.0.1:25 10.0.0.2:25"), &t).is_ok());
+        assert!(check(&split("set domain a.test tls"), &t).is_err());
+        assert!(check(&split("reboot now"), &t).is_err());
+    }
+
+    #[test]
+    fn help_and_completion_agree() {
+        let t = Table::new();
+        assert!(help("show ", &t).contains("running-config"));
+        assert!(help("sh", &t).contains("show"));
+        let (start, found) = complete("set dom", &t);
+        assert_eq!((start, found), (4, vec!["domain".to_string()]));
+    }
+}

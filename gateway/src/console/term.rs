@@ -1,0 +1,258 @@
+//! The terminal: line editing, history, tab completion and `?` help (rustyline), hidden
+//! password input, pasted multi-line blocks, and the pager.
+//!
+//! Only what a VT100 on a 115200 serial line does is assumed: rustyline's basic cursor
+//! movement, no colours, and 80×24 when the line reports no window size.
+
+use super::grammar;
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{
+    Cmd, ConditionalEventHandler, Context, Editor, Event, EventContext, EventHandler, Helper,
+    KeyEvent, RepeatCount,
+};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
+use toml::Table;
+
+/// What completion and help need to know about the session.
+#[derive(Default)]
+pub struct Shared {
+    /// The candidate configuration (entry names to complete).
+    pub table: Table,
+    /// Off while the wizard asks questions: completing commands there would mislead.
+    pub commands: bool,
+}
+
+struct Assist(Arc<Mutex<Shared>>);
+
+pub struct Term {
+    editor: Option<Editor<Assist, DefaultHistory>>,
+    pub shared: Arc<Mutex<Shared>>,
+}
+
+pub enum Input {
+    Line(String),
+    /// Ctrl-C: the line is dropped.
+    Interrupted,
+    /// Ctrl-D or the line went away.
+    End,
+}
+
+impl Term {
+    pub fn new() -> Term {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let config = rustyline::Config::builder()
+            .auto_add_history(true)
+            .history_ignore_dups(true)
+            .unwrap_or_else(|_| rustyline::Config::builder())
+            .completion_type(rustyline::CompletionType::List)
+            .bell_style(rustyline::config::BellStyle::None)
+            .max_history_size(500)
+            .unwrap_or_else(|_| rustyline::Config::builder())
+            .build();
+        let editor = Editor::with_config(config).ok().map(|mut e| {
+            e.set_helper(Some(Assist(shared.clone())));
+            e.bind_sequence(
+                KeyEvent::from('?'),
+                EventHandler::Conditional(Box::new(QuestionMark(shared.clone()))),
+            );
+            e
+        });
+        Term { editor, shared }
+    }
+
+    pub fn set_commands(&self, on: bool, table: &Table) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.commands = on;
+            s.table = table.clone();
+        }
+    }
+
+    pub fn read(&mut self, prompt: &str) -> Input {
+        let Some(editor) = self.editor.as_mut() else {
+            return plain_line(prompt);
+        };
+        match editor.readline(prompt) {
+            Ok(line) => Input::Line(line),
+            Err(ReadlineError::Interrupted) => Input::Interrupted,
+            Err(_) => Input::End,
+        }
+    }
+
+    /// A line read without echo (passwords).
+    pub fn secret(&mut self, prompt: &str) -> Option<String> {
+        print(prompt);
+        let stdin = std::io::stdin();
+        let saved = nix::sys::termios::tcgetattr(stdin.as_fd()).ok();
+        if let Some(saved) = &saved {
+            let mut quiet = saved.clone();
+            quiet.local_flags.remove(nix::sys::termios::LocalFlags::ECHO);
+            let _ = nix::sys::termios::tcsetattr(
+                stdin.as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                &quiet,
+            );
+        }
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        let got = loop {
+            match std::io::stdin().lock().read(&mut byte) {
+                Ok(1) if byte[0] == b'\n' || byte[0] == b'\r' => break true,
+                Ok(1) => line.push(byte[0]),
+                _ => break !line.is_empty(),
+            }
+            if line.len() > 1024 {
+                break true;
+            }
+        };
+        if let Some(saved) = &saved {
+            let _ = nix::sys::termios::tcsetattr(
+                stdin.as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+        print("\n");
+        got.then(|| String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// Pasted lines up to (not including) a line equal to `end`, or an empty line when
+    /// `end` is empty. `None` on Ctrl-C / Ctrl-D.
+    pub fn block(&mut self, end: &str) -> Option<String> {
+        let mut text = String::new();
+        loop {
+            match self.read("") {
+                Input::Line(line) => {
+                    let trimmed = line.trim_end();
+                    if trimmed == end && (!end.is_empty() || trimmed.is_empty()) {
+                        return Some(text);
+                    }
+                    text.push_str(trimmed);
+                    text.push('\n');
+                    if text.len() > 1 << 20 {
+                        return Some(text);
+                    }
+                }
+                Input::Interrupted | Input::End => return None,
+            }
+        }
+    }
+
+    /// Prints `text`, a page at a time when it is longer than `page` lines (0: all).
+    pub fn page(&mut self, text: &str, page: usize) {
+        let lines: Vec<&str> = text.lines().collect();
+        if page == 0 || lines.len() <= page {
+            print(text);
+            if !text.ends_with('\n') && !text.is_empty() {
+                print("\n");
+            }
+            return;
+        }
+        let mut shown = 0;
+        let mut step = page.saturating_sub(1).max(1);
+        while shown < lines.len() {
+            let end = (shown + step).min(lines.len());
+            let mut chunk = lines[shown..end].join("\n");
+            chunk.push('\n');
+            print(&chunk);
+            shown = end;
+            if shown >= lines.len() {
+                break;
+            }
+            print("--More-- (space: page, enter: line, q: quit)");
+            let key = key();
+            print("\r                                              \r");
+            match key {
+                Some(b' ') => step = page.saturating_sub(1).max(1),
+                Some(b'\r' | b'\n') => step = 1,
+                _ => break,
+            }
+        }
+    }
+}
+
+/// One key press in raw mode (the pager).
+fn key() -> Option<u8> {
+    use nix::sys::termios::{self, SetArg};
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(stdin.as_fd()).ok();
+    if let Some(saved) = &saved {
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+    }
+    let mut byte = [0u8; 1];
+    let got = std::io::stdin().lock().read(&mut byte).ok().filter(|n| *n == 1);
+    if let Some(saved) = &saved {
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, saved);
+    }
+    got.map(|_| byte[0])
+}
+
+/// Without a usable terminal (input from a pipe): plain lines.
+fn plain_line(prompt: &str) -> Input {
+    print(prompt);
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => Input::End,
+        Ok(_) => Input::Line(line.trim_end_matches(['\r', '\n']).to_string()),
+    }
+}
+
+pub fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// `?` anywhere in a command line shows what may come there and redraws the line; in a
+/// quoted value or in the wizard it is an ordinary character.
+struct QuestionMark(Arc<Mutex<Shared>>);
+
+impl ConditionalEventHandler for QuestionMark {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        let shared = self.0.lock().ok()?;
+        let before = &ctx.line()[..ctx.pos()];
+        if !shared.commands || before.matches('"').count() % 2 == 1 {
+            return None;
+        }
+        let help = grammar::help(before, &shared.table);
+        // Raw mode: the terminal does not turn \n into \r\n for us.
+        print(&format!("?\r\n{}", help.replace('\n', "\r\n")));
+        Some(Cmd::Repaint)
+    }
+}
+
+impl Completer for Assist {
+    type Candidate = Pair;
+    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let Ok(shared) = self.0.lock() else {
+            return Ok((pos, Vec::new()));
+        };
+        if !shared.commands {
+            return Ok((pos, Vec::new()));
+        }
+        let (start, words) = grammar::complete(&line[..pos], &shared.table);
+        let pairs = words
+            .into_iter()
+            .map(|w| Pair {
+                display: w.clone(),
+                replacement: format!("{w} "),
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Hinter for Assist {
+    type Hint = String;
+}
+impl Highlighter for Assist {}
+impl Validator for Assist {}
+impl Helper for Assist {}
