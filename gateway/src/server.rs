@@ -78,20 +78,26 @@ pub async fn run(
     );
     // The live configuration: console commits publish here; `reload` applies it.
     let (live, live_rx) = watch::channel(config.clone());
+    let (applied, applied_rx) = watch::channel(config.clone());
     let admin = control::Admin::new(
         live,
+        applied_rx,
         queue.clone(),
         ctx.limiter.clone(),
         shutdown.clone(),
     );
-    let control =
-        control::Server::bind(&config.control_socket(), queue.clone(), deliveries.clone(), admin)
-            .map_err(|e| StartError::Control {
-                path: config.control_socket().display().to_string(),
-                reason: e.to_string(),
-            })?;
+    let control = control::Server::bind(
+        &config.control_socket(),
+        queue.clone(),
+        deliveries.clone(),
+        admin,
+    )
+    .map_err(|e| StartError::Control {
+        path: config.control_socket().display().to_string(),
+        reason: e.to_string(),
+    })?;
     let control_task = tokio::spawn(control.serve(shutdown.clone()));
-    let mut reloader = reload::Reloader::new(ctx.clone(), deliveries.clone());
+    let mut reloader = reload::Reloader::new(ctx.clone(), deliveries.clone(), applied);
     for bound in listeners {
         reloader.adopt(bound);
     }

@@ -51,7 +51,11 @@ pub fn check(network: &Network) -> Vec<ConfigError> {
         })
     };
     if network.interface.is_empty() || network.interface.contains(['/', ' ']) {
-        add("network.interface", &network.interface, "not an interface name");
+        add(
+            "network.interface",
+            &network.interface,
+            "not an interface name",
+        );
     }
     match (&network.mode, &network.address) {
         (NetMode::Static, None) => add(
@@ -59,9 +63,11 @@ pub fn check(network: &Network) -> Vec<ConfigError> {
             "",
             "required with mode = \"static\" (A.B.C.D/N)",
         ),
-        (_, Some(a)) if parse_cidr(a).is_none() => {
-            add("network.address", a, "not an IPv4 address with prefix, A.B.C.D/N")
-        }
+        (_, Some(a)) if parse_cidr(a).is_none() => add(
+            "network.address",
+            a,
+            "not an IPv4 address with prefix, A.B.C.D/N",
+        ),
         _ => {}
     }
     out

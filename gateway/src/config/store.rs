@@ -171,7 +171,10 @@ impl Store {
 /// Write, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.new"));
     let mut file = fs::File::create(&tmp)?;
     file.write_all(bytes)?;
@@ -190,7 +193,9 @@ mod tests {
         let running = dir.path().join("edgemx.toml");
         let store = Store::new(dir.path(), Some(running.clone()));
         for i in 0..(KEPT + 3) {
-            store.save(&format!("hostname = \"h{i}\"\n"), &format!("c{i}")).unwrap();
+            store
+                .save(&format!("hostname = \"h{i}\"\n"), &format!("c{i}"))
+                .unwrap();
         }
         let history = store.history().unwrap();
         assert_eq!(history.len(), KEPT);

@@ -28,30 +28,64 @@ pub fn resolve(words: &[Word], base: usize) -> Result<(Target, usize), Failure> 
     };
     if let Some(key) = schema::top_key(&first.text) {
         let section = &schema::SECTIONS[0];
-        return Ok((Target::Key { section, id: None, key }, 1));
+        return Ok((
+            Target::Key {
+                section,
+                id: None,
+                key,
+            },
+            1,
+        ));
     }
     let Some(section) = schema::section(&first.text) else {
-        return Err(Failure::at(base, format!("unknown word \"{}\"", first.text))
-            .choices(top_choices()));
+        return Err(
+            Failure::at(base, format!("unknown word \"{}\"", first.text)).choices(top_choices()),
+        );
     };
-    let keys = || section.keys.iter().map(|k| k.name.to_string()).collect::<Vec<_>>();
+    let keys = || {
+        section
+            .keys
+            .iter()
+            .map(|k| k.name.to_string())
+            .collect::<Vec<_>>()
+    };
     match section.shape {
         Shape::Top => unreachable_top(),
         Shape::Table => match words.get(1) {
             None => Ok((Target::Section(section), 1)),
             Some(w) => match section.key(&w.text) {
-                Some(key) => Ok((Target::Key { section, id: None, key }, 2)),
-                None => Err(Failure::at(base + 1, format!("\"{}\" is not a key of [{}]", w.text, section.name))
-                    .choices(keys())),
+                Some(key) => Ok((
+                    Target::Key {
+                        section,
+                        id: None,
+                        key,
+                    },
+                    2,
+                )),
+                None => Err(Failure::at(
+                    base + 1,
+                    format!("\"{}\" is not a key of [{}]", w.text, section.name),
+                )
+                .choices(keys())),
             },
         },
         Shape::Array { .. } => match (words.get(1), words.get(2)) {
             (None, _) => Ok((Target::Section(section), 1)),
             (Some(id), None) => Ok((Target::Entry(section, id.text.clone()), 2)),
             (Some(id), Some(w)) => match section.key(&w.text) {
-                Some(key) => Ok((Target::Key { section, id: Some(id.text.clone()), key }, 3)),
-                None => Err(Failure::at(base + 2, format!("\"{}\" is not a key of {}", w.text, section.name))
-                    .choices(keys())),
+                Some(key) => Ok((
+                    Target::Key {
+                        section,
+                        id: Some(id.text.clone()),
+                        key,
+                    },
+                    3,
+                )),
+                None => Err(Failure::at(
+                    base + 2,
+                    format!("\"{}\" is not a key of {}", w.text, section.name),
+                )
+                .choices(keys())),
             },
         },
     }
@@ -78,10 +112,16 @@ pub fn top_choices() -> Vec<String> {
 /// The value words typed for `kind` (already checked where the config's own parsers can).
 pub fn value(kind: Kind, words: &[Word], base: usize) -> Result<Value, Failure> {
     let Some(first) = words.first() else {
-        return Err(Failure::end(format!("a value is missing: {}", kind.placeholder())));
+        return Err(Failure::end(format!(
+            "a value is missing: {}",
+            kind.placeholder()
+        )));
     };
     if words.len() > 1 && !matches!(kind, Kind::List(_)) {
-        return Err(Failure::at(base + 1, "one value only (quote a value with blanks)"));
+        return Err(Failure::at(
+            base + 1,
+            "one value only (quote a value with blanks)",
+        ));
     }
     let text = first.text.as_str();
     let bad = |why: String| Failure::at(base, why);
@@ -145,7 +185,10 @@ pub fn set(table: &mut Table, target: &Target, value: Option<Value>) -> Result<(
         }
         Target::Section(section) => {
             if let Shape::Array { placeholder, .. } = section.shape {
-                return Err(Failure::end(format!("name the entry: {} <{placeholder}>", section.name)));
+                return Err(Failure::end(format!(
+                    "name the entry: {} <{placeholder}>",
+                    section.name
+                )));
             }
             table
                 .entry(section.name)
@@ -166,7 +209,11 @@ pub fn delete(table: &mut Table, target: &Target) -> Result<(), Failure> {
             if let Shape::Array { id: id_key, .. } = section.shape
                 && key.name == id_key
             {
-                return Err(Failure::end(format!("delete the whole entry instead: delete {} {}", section.name, id.as_deref().unwrap_or(""))));
+                return Err(Failure::end(format!(
+                    "delete the whole entry instead: delete {} {}",
+                    section.name,
+                    id.as_deref().unwrap_or("")
+                )));
             }
             let holder = holder(table, section, id.as_deref(), false).ok_or_else(missing)?;
             holder.remove(key.name).ok_or_else(missing)?;
@@ -212,7 +259,12 @@ pub fn entry_ids(table: &Table, section: &Section) -> Vec<String> {
 }
 
 /// The table holding keys for `section` (and entry `id`), created when `create`.
-fn holder<'t>(table: &'t mut Table, section: &Section, id: Option<&str>, create: bool) -> Option<&'t mut Table> {
+fn holder<'t>(
+    table: &'t mut Table,
+    section: &Section,
+    id: Option<&str>,
+    create: bool,
+) -> Option<&'t mut Table> {
     match section.shape {
         Shape::Top => Some(table),
         Shape::Table => {
@@ -325,7 +377,11 @@ mod tests {
     fn paths_create_entries_and_typed_values() {
         let mut t = Table::new();
         apply(&mut t, "set_unused").unwrap_err();
-        apply(&mut t, "domain example.com next_hops 10.0.0.5:25 10.0.0.6:25").unwrap();
+        apply(
+            &mut t,
+            "domain example.com next_hops 10.0.0.5:25 10.0.0.6:25",
+        )
+        .unwrap();
         apply(&mut t, "domain example.com tls required").unwrap();
         apply(&mut t, "limits max_recipients 50").unwrap();
         apply(&mut t, "limits max_message_size 10MiB").unwrap();

@@ -39,8 +39,30 @@ impl Session {
         let text = v["text"].as_str().unwrap_or_default();
         self.running = candidate::normalize(text)?;
         self.candidate = self.running.clone();
-        self.hostname = self.running.get("hostname").and_then(|h| h.as_str()).unwrap_or("edgemx").to_string();
+        self.hostname = self
+            .running
+            .get("hostname")
+            .and_then(|h| h.as_str())
+            .unwrap_or("edgemx")
+            .to_string();
         Ok(())
+    }
+
+    /// Follows commits made elsewhere (another console, an automatic rollback): the
+    /// running copy is fetched again, and a candidate without changes moves along with it.
+    fn refresh(&mut self) {
+        let Ok(v) = self.link.console(ConsoleRequest::Running) else {
+            return;
+        };
+        let Ok(running) = candidate::normalize(v["text"].as_str().unwrap_or_default()) else {
+            return;
+        };
+        if running != self.running {
+            if !self.changed() {
+                self.candidate = running.clone();
+            }
+            self.running = running;
+        }
     }
 
     pub fn prompt(&self) -> String {
@@ -62,7 +84,9 @@ impl Session {
             print(&grammar::help(upto, &self.candidate));
             return Outcome::Continue;
         }
-        let result = grammar::check(&words, &self.candidate).and_then(|()| self.dispatch(term, &words));
+        self.refresh();
+        let result =
+            grammar::check(&words, &self.candidate).and_then(|()| self.dispatch(term, &words));
         match result {
             Ok(()) => {}
             Err(f) if f.message == "exit" => return Outcome::Exit,
@@ -92,21 +116,30 @@ impl Session {
             ["import"] => self.import(term),
             ["queue", action, rest @ ..] => self.queue(action, rest.first().copied()),
             ["test", "route", address] => {
-                let v = self.ask(ConsoleRequest::Route { address: address.to_string() })?;
+                let v = self.ask(ConsoleRequest::Route {
+                    address: address.to_string(),
+                })?;
                 print(&render::route(&v));
                 Ok(())
             }
             ["probe", hop] => {
                 print(&format!("probing {hop} ...\n"));
-                let v = self.ask(ConsoleRequest::Probe { hop: hop.to_string() })?;
+                let v = self.ask(ConsoleRequest::Probe {
+                    hop: hop.to_string(),
+                })?;
                 for line in v["transcript"].as_array().into_iter().flatten() {
                     print(&format!("  {}\n", line.as_str().unwrap_or("")));
                 }
-                print(&format!("probe ok in {} ms\n", v["ms"].as_u64().unwrap_or(0)));
+                print(&format!(
+                    "probe ok in {} ms\n",
+                    v["ms"].as_u64().unwrap_or(0)
+                ));
                 Ok(())
             }
             ["terminal", "length", n] => {
-                self.page = n.parse().map_err(|_| Failure::at(2, format!("\"{n}\" is not a number")))?;
+                self.page = n
+                    .parse()
+                    .map_err(|_| Failure::at(2, format!("\"{n}\" is not a number")))?;
                 Ok(())
             }
             ["password"] => self.password(term),
@@ -118,7 +151,13 @@ impl Session {
                 Ok(())
             }
             ["exit" | "quit" | "logout"] => Err(Failure::plain("exit")),
-            _ => Err(Failure::at(0, "not a command").choices(grammar::next(&[], &self.candidate).words.into_iter().map(|(w, _)| w).collect())),
+            _ => Err(Failure::at(0, "not a command").choices(
+                grammar::next(&[], &self.candidate)
+                    .words
+                    .into_iter()
+                    .map(|(w, _)| w)
+                    .collect(),
+            )),
         }
     }
 
@@ -127,20 +166,38 @@ impl Session {
             "running-config" => candidate::render(&self.running),
             "candidate" => candidate::render(&self.candidate),
             "diff" => {
-                let d = candidate::diff(&candidate::render(&self.running), &candidate::render(&self.candidate));
-                if d.is_empty() { "no uncommitted changes\n".to_string() } else { d }
+                let d = candidate::diff(
+                    &candidate::render(&self.running),
+                    &candidate::render(&self.candidate),
+                );
+                if d.is_empty() {
+                    "no uncommitted changes\n".to_string()
+                } else {
+                    d
+                }
             }
             "history" => render::history(&self.ask(ConsoleRequest::History)?),
             "status" => render::status(&self.ask(ConsoleRequest::Status)?),
             "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
             "log" => {
                 let lines = match rest.first() {
-                    Some(n) => n.parse().map_err(|_| Failure::at(2, format!("\"{n}\" is not a number")))?,
+                    Some(n) => n
+                        .parse()
+                        .map_err(|_| Failure::at(2, format!("\"{n}\" is not a number")))?,
                     None => 50,
                 };
                 let v = self.ask(ConsoleRequest::Log { lines })?;
-                let lines: Vec<&str> = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                if lines.is_empty() { "(no log lines kept yet)\n".into() } else { lines.join("\n") + "\n" }
+                let lines: Vec<&str> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if lines.is_empty() {
+                    "(no log lines kept yet)\n".into()
+                } else {
+                    lines.join("\n") + "\n"
+                }
             }
             "queue" => self.queue_text(rest.first().copied())?,
             _ => return Err(Failure::at(1, "unknown")),
@@ -167,7 +224,8 @@ impl Session {
     fn commit(&mut self, args: &[&str]) -> Done {
         let text = candidate::render(&self.candidate);
         if args.first() == Some(&"check") {
-            self.ask(ConsoleRequest::Check { text }).map_err(|f| self.translate(f))?;
+            self.ask(ConsoleRequest::Check { text })
+                .map_err(|f| self.translate(f))?;
             print("configuration check succeeds\n");
             return Ok(());
         }
@@ -176,25 +234,53 @@ impl Session {
                 let secs: u64 = secs
                     .parse()
                     .ok()
-                    .filter(|s| (10..=86_400).contains(s))
-                    .ok_or_else(|| Failure::at(2, format!("\"{secs}\" is not a number of seconds from 10 to 86400")))?;
+                    .filter(|s| (1..=86_400).contains(s))
+                    .ok_or_else(|| {
+                        Failure::at(
+                            2,
+                            format!("\"{secs}\" is not a number of seconds from 1 to 86400"),
+                        )
+                    })?;
                 (Some(secs), rest.join(" "))
             }
             rest => (None, rest.join(" ")),
         };
-        let comment = if comment.is_empty() { "console commit".to_string() } else { comment };
-        let v = self.ask(ConsoleRequest::Commit { text, comment, confirm }).map_err(|f| self.translate(f))?;
+        let comment = if comment.is_empty() {
+            "console commit".to_string()
+        } else {
+            comment
+        };
+        let v = self
+            .ask(ConsoleRequest::Commit {
+                text,
+                comment,
+                confirm,
+            })
+            .map_err(|f| self.translate(f))?;
         self.running = self.candidate.clone();
         if let Some(h) = self.running.get("hostname").and_then(|h| h.as_str()) {
             self.hostname = h.to_string();
         }
-        print(&format!("commit complete: revision {}\n", v["revision"]["number"].as_u64().unwrap_or(0)));
+        print(&format!(
+            "commit complete: revision {}\n",
+            v["revision"]["number"].as_u64().unwrap_or(0)
+        ));
         if let Some(secs) = v["rollback_in"].as_u64() {
-            print(&format!("rolls back in {secs} s unless you type `confirm`\n"));
+            print(&format!(
+                "rolls back in {secs} s unless you type `confirm`\n"
+            ));
         }
-        let restart: Vec<&str> = v["restart"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let restart: Vec<&str> = v["restart"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         if !restart.is_empty() {
-            print(&format!("takes effect when the gateway next starts: {}\n", restart.join(", ")));
+            print(&format!(
+                "takes effect when the gateway next starts: {}\n",
+                restart.join(", ")
+            ));
         }
         Ok(())
     }
@@ -203,7 +289,9 @@ impl Session {
     fn translate(&self, f: Failure) -> Failure {
         let mut message = f.message.clone();
         for section in ["domain", "listener"] {
-            let Some(s) = super::schema::section(section) else { continue };
+            let Some(s) = super::schema::section(section) else {
+                continue;
+            };
             for (i, id) in candidate::entry_ids(&self.candidate, s).iter().enumerate() {
                 message = message.replace(&format!("{section}[{i}]"), &format!("{section} {id}"));
             }
@@ -212,7 +300,9 @@ impl Session {
     }
 
     fn rollback(&mut self, n: &str) -> Done {
-        let back: usize = n.parse().map_err(|_| Failure::at(1, format!("\"{n}\" is not a number (0 = running)")))?;
+        let back: usize = n
+            .parse()
+            .map_err(|_| Failure::at(1, format!("\"{n}\" is not a number (0 = running)")))?;
         let v = self.ask(ConsoleRequest::Revision { back })?;
         let text = v["text"].as_str().unwrap_or_default();
         self.candidate = candidate::normalize(text).map_err(Failure::plain)?;
@@ -226,29 +316,43 @@ impl Session {
     fn import(&mut self, term: &mut Term) -> Done {
         print("Paste the configuration, then a line with a single \".\" (Ctrl-C cancels):\n");
         let Some(text) = term.block(".") else {
-            return Err(Failure::plain("import cancelled; the candidate is unchanged"));
+            return Err(Failure::plain(
+                "import cancelled; the candidate is unchanged",
+            ));
         };
-        let table = candidate::normalize(&text).map_err(|e| Failure::plain(format!("not TOML: {e}; the candidate is unchanged")))?;
-        let check = self.link.console(ConsoleRequest::Check { text: candidate::render(&table) });
+        let table = candidate::normalize(&text)
+            .map_err(|e| Failure::plain(format!("not TOML: {e}; the candidate is unchanged")))?;
+        let check = self.link.console(ConsoleRequest::Check {
+            text: candidate::render(&table),
+        });
         self.candidate = table;
         match check {
             Ok(_) => print("imported into the candidate; `show diff`, then `commit`\n"),
-            Err(e) => print(&format!("imported, but it will not commit as it is:\n{e}\n")),
+            Err(e) => print(&format!(
+                "imported, but it will not commit as it is:\n{e}\n"
+            )),
         }
         Ok(())
     }
 
     fn queue(&mut self, action: &str, id: Option<&str>) -> Done {
         let parse = |id: Option<&str>| -> Result<QueueId, Failure> {
-            id.unwrap_or("").parse().map_err(|e: String| Failure::at(2, e))
+            id.unwrap_or("")
+                .parse()
+                .map_err(|e: String| Failure::at(2, e))
         };
         let request = match action {
             "flush" => Request::Retry { id: None },
             "retry" if id == Some("all") => Request::Retry { id: None },
-            "retry" => Request::Retry { id: Some(parse(id)?) },
+            "retry" => Request::Retry {
+                id: Some(parse(id)?),
+            },
             "delete" => Request::Delete { id: parse(id)? },
             _ => {
-                return Err(Failure::at(1, format!("queue {action} is not available in this gateway version")));
+                return Err(Failure::at(
+                    1,
+                    format!("queue {action} is not available in this gateway version"),
+                ));
             }
         };
         let v = self.link.call(&request).map_err(Failure::plain)?;
@@ -267,7 +371,11 @@ impl Session {
             .into_iter()
             .flatten()
             .filter(|e| {
-                e["recipients"].as_array().into_iter().flatten().any(|r| r["domain"].as_str() == Some(domain.as_str()))
+                e["recipients"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["domain"].as_str() == Some(domain.as_str()))
             })
             .cloned()
             .collect();
@@ -276,12 +384,15 @@ impl Session {
 
     fn password(&mut self, term: &mut Term) -> Done {
         let Some(path) = self.passwd.clone() else {
-            return Err(Failure::plain("this console has no admin account (started without --login)"));
+            return Err(Failure::plain(
+                "this console has no admin account (started without --login)",
+            ));
         };
         let Some(plain) = login::choose(term) else {
             return Err(Failure::plain("password unchanged"));
         };
-        login::set(&path, &plain).map_err(|e| Failure::plain(format!("cannot store the password: {e}")))?;
+        login::set(&path, &plain)
+            .map_err(|e| Failure::plain(format!("cannot store the password: {e}")))?;
         print("password changed\n");
         Ok(())
     }

@@ -27,11 +27,17 @@ const TOP: &[(&str, &str)] = &[
     ("set", "change a value in the candidate configuration"),
     ("delete", "remove a value (back to its default) or an entry"),
     ("commit", "validate and apply the candidate configuration"),
-    ("confirm", "keep a configuration applied with commit confirmed"),
+    (
+        "confirm",
+        "keep a configuration applied with commit confirmed",
+    ),
     ("rollback", "load an earlier revision into the candidate"),
     ("discard", "drop the uncommitted changes"),
     ("export", "print the candidate configuration"),
-    ("import", "replace the candidate by pasted configuration text"),
+    (
+        "import",
+        "replace the candidate by pasted configuration text",
+    ),
     ("queue", "act on queued mail"),
     ("test", "show what would happen to mail"),
     ("probe", "connect to a next hop: banner, EHLO, QUIT"),
@@ -39,7 +45,10 @@ const TOP: &[(&str, &str)] = &[
     ("terminal", "terminal settings"),
     ("reboot", "restart the appliance"),
     ("poweroff", "shut the appliance down"),
-    ("factory-reset", "erase configuration and queue; setup runs at next boot"),
+    (
+        "factory-reset",
+        "erase configuration and queue; setup runs at next boot",
+    ),
     ("help", "how to use the console"),
     ("exit", "log out"),
 ];
@@ -102,7 +111,10 @@ pub fn next(before: &[&str], table: &Table) -> Next {
         ["test", "route"] => free("<ADDRESS>", "user@domain or domain", false),
         ["probe"] => {
             let mut n = free("<HOST[:PORT]>", "next hop", false);
-            n.words = hops(table).into_iter().map(|h| w(&h, "configured next hop")).collect();
+            n.words = hops(table)
+                .into_iter()
+                .map(|h| w(&h, "configured next hop"))
+                .collect();
             n
         }
         ["terminal"] => fixed(&[("length", "lines per page (0: no paging)")]),
@@ -116,7 +128,18 @@ pub fn next(before: &[&str], table: &Table) -> Next {
 fn is_leaf(before: &[&str]) -> bool {
     matches!(
         before,
-        ["confirm" | "discard" | "export" | "import" | "password" | "reboot" | "poweroff" | "factory-reset" | "help" | "exit" | "quit" | "logout"]
+        ["confirm"
+            | "discard"
+            | "export"
+            | "import"
+            | "password"
+            | "reboot"
+            | "poweroff"
+            | "factory-reset"
+            | "help"
+            | "exit"
+            | "quit"
+            | "logout"]
             | ["commit", "confirmed", _]
             | ["rollback", _]
             | ["queue", _, _]
@@ -136,7 +159,10 @@ fn path_next(path: &[&str], table: &Table, setting: bool) -> Next {
                 words.push(w(s.name, s.help));
             }
         }
-        return Next { words, ..Next::default() };
+        return Next {
+            words,
+            ..Next::default()
+        };
     };
     let keys = |section: &schema::Section| -> Vec<(String, String)> {
         section.keys.iter().map(|k| w(k.name, k.help)).collect()
@@ -149,7 +175,11 @@ fn path_next(path: &[&str], table: &Table, setting: bool) -> Next {
         },
     };
     match (section.shape, rest) {
-        (Shape::Table, []) => Next { words: keys(section), complete: !setting, ..Next::default() },
+        (Shape::Table, []) => Next {
+            words: keys(section),
+            complete: !setting,
+            ..Next::default()
+        },
         (Shape::Table, [key, values @ ..]) => match section.key(key) {
             Some(k) => value_next(k.kind, values, setting),
             None => Next::default(),
@@ -162,7 +192,11 @@ fn path_next(path: &[&str], table: &Table, setting: bool) -> Next {
             free: Some(w(&format!("<{placeholder}>"), section.help)),
             complete: false,
         },
-        (Shape::Array { .. }, [_id]) => Next { words: keys(section), complete: true, ..Next::default() },
+        (Shape::Array { .. }, [_id]) => Next {
+            words: keys(section),
+            complete: true,
+            ..Next::default()
+        },
         (Shape::Array { .. }, [_id, key, values @ ..]) => match section.key(key) {
             Some(k) => value_next(k.kind, values, setting),
             None => Next::default(),
@@ -173,7 +207,10 @@ fn path_next(path: &[&str], table: &Table, setting: bool) -> Next {
 
 fn value_next(kind: Kind, values: &[&str], setting: bool) -> Next {
     if !setting {
-        return Next { complete: values.is_empty(), ..Next::default() };
+        return Next {
+            complete: values.is_empty(),
+            ..Next::default()
+        };
     }
     match (kind, values) {
         (Kind::Enum(choices), []) => Next {
@@ -193,7 +230,10 @@ fn value_next(kind: Kind, values: &[&str], setting: bool) -> Next {
             complete: true,
             ..Next::default()
         },
-        _ => Next { complete: true, ..Next::default() },
+        _ => Next {
+            complete: true,
+            ..Next::default()
+        },
     }
 }
 
@@ -224,7 +264,10 @@ pub fn check(words: &[Word], table: &Table) -> Result<(), Failure> {
         }
         let choices: Vec<String> = n.words.iter().map(|(w, _)| w.clone()).collect();
         let message = if choices.is_empty() && n.complete {
-            format!("nothing is expected after \"{}\"", texts[i.saturating_sub(1)])
+            format!(
+                "nothing is expected after \"{}\"",
+                texts[i.saturating_sub(1)]
+            )
         } else {
             format!("unknown word \"{}\"", texts[i])
         };
@@ -281,7 +324,10 @@ pub fn complete(line: &str, table: &Table) -> (usize, Vec<String>) {
         (line.len(), "")
     } else {
         let last = words.last().map(|w| w.at).unwrap_or(0);
-        (line.char_indices().nth(last).map_or(0, |(i, _)| i), texts.pop().unwrap_or(""))
+        (
+            line.char_indices().nth(last).map_or(0, |(i, _)| i),
+            texts.pop().unwrap_or(""),
+        )
     };
     let found = next(&texts, table)
         .words
@@ -306,7 +352,13 @@ mod tests {
         let e = check(&split("commit confirmed"), &t).unwrap_err();
         assert_eq!(e.word, None);
         assert!(check(&split("commit confirmed 60"), &t).is_ok());
-        assert!(check(&split("set domain a.test next_hops 10.0.0.1:25 10.0.0.2:25"), &t).is_ok());
+        assert!(
+            check(
+                &split("set domain a.test next_hops 10.0.0.1:25 10.0.0.2:25"),
+                &t
+            )
+            .is_ok()
+        );
         assert!(check(&split("set domain a.test tls"), &t).is_err());
         assert!(check(&split("reboot now"), &t).is_err());
     }

@@ -47,7 +47,8 @@ pub fn prompt(term: &mut Term, path: &Path, banner: &str) -> bool {
             let Some(password) = term.secret("Password: ") else {
                 return false;
             };
-            let ok = user == USER && stored(path).is_some_and(|h| crate::password::verify(&password, &h));
+            let ok = user == USER
+                && stored(path).is_some_and(|h| crate::password::verify(&password, &h));
             if ok {
                 return true;
             }

@@ -58,7 +58,11 @@ pub fn run(options: Options) -> ExitCode {
         appliance: options.appliance,
     };
     // Inside the image the console may start before the gateway: wait as long as it takes.
-    let wait = if options.appliance { Duration::from_secs(3600) } else { Duration::from_secs(30) };
+    let wait = if options.appliance {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_secs(30)
+    };
     if options.appliance {
         print("\nedgemx console: waiting for the gateway...\n");
     }
@@ -67,7 +71,11 @@ pub fn run(options: Options) -> ExitCode {
         return ExitCode::from(69);
     }
     if let Some(passwd) = &options.login {
-        let banner = format!("\n{} (edgemx {})\n", session.hostname, env!("CARGO_PKG_VERSION"));
+        let banner = format!(
+            "\n{} (edgemx {})\n",
+            session.hostname,
+            env!("CARGO_PKG_VERSION")
+        );
         if !login::exists(passwd) {
             if !wizard::run(&mut term, &mut session, passwd) {
                 return ExitCode::SUCCESS;
@@ -75,7 +83,9 @@ pub fn run(options: Options) -> ExitCode {
         } else if !login::prompt(&mut term, passwd, &banner) {
             return ExitCode::SUCCESS;
         } else {
-            print(&format!("Logged in. `help` lists the commands, `?` shows choices.\n"));
+            print(&format!(
+                "Logged in. `help` lists the commands, `?` shows choices.\n"
+            ));
         }
     }
     repl(&mut term, &mut session);
@@ -90,13 +100,22 @@ fn repl(term: &mut Term, session: &mut Session) {
             Input::Interrupted => continue,
             Input::End => break,
         };
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| session.run(term, &line)));
-        match outcome {
-            Ok(Outcome::Continue) => {}
-            Ok(Outcome::Exit) => break,
-            Err(_) => print("internal error in that command; nothing was changed on the gateway\n"),
+        // A bracketed paste of several commands arrives as one line with newlines.
+        for part in line.split(['\n', '\r']) {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| session.run(term, part)));
+            match outcome {
+                Ok(Outcome::Continue) => {}
+                Ok(Outcome::Exit) => return finish(session),
+                Err(_) => {
+                    print("internal error in that command; nothing was changed on the gateway\n")
+                }
+            }
         }
     }
+    finish(session);
+}
+
+fn finish(session: &Session) {
     if session.changed() {
         print("uncommitted changes were discarded\n");
     }

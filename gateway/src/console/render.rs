@@ -15,7 +15,12 @@ pub fn age(secs: u64) -> String {
 /// `2026-11-26 09:30:00` (UTC).
 fn date(secs: u64) -> String {
     let (y, m, d) = crate::time::civil(secs / 86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs % 86_400 / 3_600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs % 86_400 / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 fn n(v: &Value) -> u64 {
@@ -25,9 +30,18 @@ fn n(v: &Value) -> u64 {
 pub fn status(v: &Value) -> String {
     let mut out = String::new();
     let q = &v["queue"];
-    let _ = writeln!(out, "edgemx {}  {}", v["version"].as_str().unwrap_or("?"), v["hostname"].as_str().unwrap_or("?"));
+    let _ = writeln!(
+        out,
+        "edgemx {}  {}",
+        v["version"].as_str().unwrap_or("?"),
+        v["hostname"].as_str().unwrap_or("?")
+    );
     let _ = writeln!(out, "uptime        {}", age(n(&v["uptime"])));
-    let _ = writeln!(out, "revision      {}", v["revision"].as_u64().map_or("-".into(), |r| r.to_string()));
+    let _ = writeln!(
+        out,
+        "revision      {}",
+        v["revision"].as_u64().map_or("-".into(), |r| r.to_string())
+    );
     if let Some(p) = v["pending_confirm"].as_object() {
         let _ = writeln!(
             out,
@@ -45,7 +59,11 @@ pub fn status(v: &Value) -> String {
         n(&q["bytes"]),
         n(&q["deferred_recipients"])
     );
-    let _ = writeln!(out, "commits       {} durable queue commits since start", n(&q["commits"]));
+    let _ = writeln!(
+        out,
+        "commits       {} durable queue commits since start",
+        n(&q["commits"])
+    );
     for d in q["domains"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
@@ -60,13 +78,35 @@ pub fn status(v: &Value) -> String {
 
 pub fn tls(v: &Value) -> String {
     let mut out = String::new();
-    let generated = if v["generated"].as_bool() == Some(true) { " (self-signed, generated)" } else { "" };
-    let _ = writeln!(out, "certificate   {}{generated}", v["certificate"].as_str().unwrap_or("?"));
+    let generated = if v["generated"].as_bool() == Some(true) {
+        " (self-signed, generated)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "certificate   {}{generated}",
+        v["certificate"].as_str().unwrap_or("?")
+    );
     let _ = writeln!(out, "SHA-256       {}", v["sha256"].as_str().unwrap_or("?"));
-    let _ = writeln!(out, "expires       {}", v["not_after"].as_str().unwrap_or("unknown"));
-    let _ = writeln!(out, "chain         {} certificate(s)", n(&v["chain_length"]));
+    let _ = writeln!(
+        out,
+        "expires       {}",
+        v["not_after"].as_str().unwrap_or("unknown")
+    );
+    let _ = writeln!(
+        out,
+        "chain         {} certificate(s)",
+        n(&v["chain_length"])
+    );
     let list = |key: &str| -> String {
-        v[key].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")
+        v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let _ = writeln!(out, "versions      {}", list("versions"));
     let _ = writeln!(out, "ciphers       {}", list("cipher_suites"));
@@ -76,7 +116,10 @@ pub fn tls(v: &Value) -> String {
         .flatten()
         .filter_map(|f| {
             let name = f.get(0)?.as_str()?;
-            Some(format!("{name} {}", if f.get(1)?.as_bool()? { "yes" } else { "no" }))
+            Some(format!(
+                "{name} {}",
+                if f.get(1)?.as_bool()? { "yes" } else { "no" }
+            ))
         })
         .collect();
     let _ = writeln!(out, "CPU crypto    {}", cpu.join(", "));
@@ -99,11 +142,20 @@ pub fn history(v: &Value) -> String {
 }
 
 pub fn route(v: &Value) -> String {
-    let hops: Vec<&str> = v["next_hops"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let hops: Vec<&str> = v["next_hops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     format!(
         "domain      {}\naccepted    {}\nnext hops   {}\nTLS         {}\nrewriting   {}\n",
         v["domain"].as_str().unwrap_or("?"),
-        if v["accepted"].as_bool() == Some(true) { "yes (a domain we serve)" } else { "no (relay denied: not a domain we serve)" },
+        if v["accepted"].as_bool() == Some(true) {
+            "yes (a domain we serve)"
+        } else {
+            "no (relay denied: not a domain we serve)"
+        },
         hops.join(", "),
         v["tls"].as_str().unwrap_or("?"),
         v["rewriting"].as_str().unwrap_or("none"),

@@ -13,7 +13,10 @@ pub enum Shape {
     /// `[name]`.
     Table,
     /// `[[name]]`, one entry per value of its identifying key (`domain NAME`).
-    Array { id: &'static str, placeholder: &'static str },
+    Array {
+        id: &'static str,
+        placeholder: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,27 +58,57 @@ pub static SECTIONS: &[Section] = &[
         shape: Shape::Top,
         help: "",
         keys: &[
-            k("hostname", Kind::Str("HOST"), "our name in the banner, EHLO, Received headers"),
-            k("data_dir", Kind::Str("DIR"), "queue, control socket, certificates (fixed while running)"),
+            k(
+                "hostname",
+                Kind::Str("HOST"),
+                "our name in the banner, EHLO, Received headers",
+            ),
+            k(
+                "data_dir",
+                Kind::Str("DIR"),
+                "queue, control socket, certificates (fixed while running)",
+            ),
         ],
     },
     Section {
         name: "domain",
-        shape: Shape::Array { id: "name", placeholder: "DOMAIN" },
+        shape: Shape::Array {
+            id: "name",
+            placeholder: "DOMAIN",
+        },
         help: "a domain we accept mail for",
         keys: &[
-            k("next_hops", Kind::List("HOST[:PORT]|mx"), "ordered next hops"),
-            k("tls", TLS_POLICY, "TLS towards the next hops (default delivery.tls)"),
-            k("role", Kind::Enum(&["primary", "secondary"]), "primary or secondary MX for the domain"),
+            k(
+                "next_hops",
+                Kind::List("HOST[:PORT]|mx"),
+                "ordered next hops",
+            ),
+            k(
+                "tls",
+                TLS_POLICY,
+                "TLS towards the next hops (default delivery.tls)",
+            ),
+            k(
+                "role",
+                Kind::Enum(&["primary", "secondary"]),
+                "primary or secondary MX for the domain",
+            ),
         ],
     },
     Section {
         name: "listener",
-        shape: Shape::Array { id: "address", placeholder: "IP:PORT" },
+        shape: Shape::Array {
+            id: "address",
+            placeholder: "IP:PORT",
+        },
         help: "an SMTP listening address",
         keys: &[
             k("starttls", Kind::Bool, "offer STARTTLS (default true)"),
-            k("role", Kind::Enum(&["mx", "submission"]), "mx (port 25) or submission"),
+            k(
+                "role",
+                Kind::Enum(&["mx", "submission"]),
+                "mx (port 25) or submission",
+            ),
         ],
     },
     Section {
@@ -83,9 +116,21 @@ pub static SECTIONS: &[Section] = &[
         shape: Shape::Table,
         help: "the appliance's own network (applied by init)",
         keys: &[
-            k("interface", Kind::Str("NAME"), "auto, or a kernel name such as eth1"),
-            k("mode", Kind::Enum(&["dhcp", "static"]), "DHCP or a static address"),
-            k("address", Kind::Str("A.B.C.D/N"), "static address with prefix length"),
+            k(
+                "interface",
+                Kind::Str("NAME"),
+                "auto, or a kernel name such as eth1",
+            ),
+            k(
+                "mode",
+                Kind::Enum(&["dhcp", "static"]),
+                "DHCP or a static address",
+            ),
+            k(
+                "address",
+                Kind::Str("A.B.C.D/N"),
+                "static address with prefix length",
+            ),
             k("gateway", Kind::Str("A.B.C.D"), "default gateway"),
             k("dns", Kind::List("A.B.C.D"), "DNS servers"),
         ],
@@ -94,7 +139,11 @@ pub static SECTIONS: &[Section] = &[
         name: "relay",
         shape: Shape::Table,
         help: "who may relay to domains we do not serve",
-        keys: &[k("networks", Kind::List("CIDR"), "client networks allowed to relay")],
+        keys: &[k(
+            "networks",
+            Kind::List("CIDR"),
+            "client networks allowed to relay",
+        )],
     },
     Section {
         name: "limits",
@@ -106,14 +155,34 @@ pub static SECTIONS: &[Section] = &[
             k("max_recipients", Kind::Int, "recipients per message"),
             k("max_errors", Kind::Int, "failed commands before 421"),
             k("max_commands", Kind::Int, "commands per session"),
-            k("max_messages_per_session", Kind::Int, "messages per session"),
+            k(
+                "max_messages_per_session",
+                Kind::Int,
+                "messages per session",
+            ),
             k("max_connections", Kind::Int, "sessions in total"),
-            k("max_connections_per_ip", Kind::Int, "sessions per client address"),
+            k(
+                "max_connections_per_ip",
+                Kind::Int,
+                "sessions per client address",
+            ),
             k("command_timeout", Kind::Span, "wait for the next command"),
             k("data_timeout", Kind::Span, "wait between reads in DATA"),
-            k("inflight_bytes", Kind::Size, "message bytes held by all sessions"),
-            k("line_endings", Kind::Enum(&["reject", "normalize"]), "bare CR/LF in DATA"),
-            k("shutdown_timeout", Kind::Span, "time given to sessions at shutdown"),
+            k(
+                "inflight_bytes",
+                Kind::Size,
+                "message bytes held by all sessions",
+            ),
+            k(
+                "line_endings",
+                Kind::Enum(&["reject", "normalize"]),
+                "bare CR/LF in DATA",
+            ),
+            k(
+                "shutdown_timeout",
+                Kind::Span,
+                "time given to sessions at shutdown",
+            ),
         ],
     },
     Section {
@@ -132,8 +201,16 @@ pub static SECTIONS: &[Section] = &[
         keys: &[
             k("max_messages", Kind::Int, "messages held at most"),
             k("max_bytes", Kind::Size, "bytes held at most"),
-            k("min_free_space", Kind::Size, "free space kept on the data partition"),
-            k("retry_intervals", Kind::List("DURATION"), "waits between attempts"),
+            k(
+                "min_free_space",
+                Kind::Size,
+                "free space kept on the data partition",
+            ),
+            k(
+                "retry_intervals",
+                Kind::List("DURATION"),
+                "waits between attempts",
+            ),
             k("retry_jitter", Kind::Float, "random spread, 0 to 0.5"),
             k("max_lifetime", Kind::Span, "then undelivered mail bounces"),
             k("max_batch", Kind::Int, "changes per commit"),
@@ -145,11 +222,19 @@ pub static SECTIONS: &[Section] = &[
         help: "delivery to next hops",
         keys: &[
             k("tls", TLS_POLICY, "default TLS policy"),
-            k("default_next_hops", Kind::List("HOST[:PORT]|mx"), "for domains we do not serve"),
+            k(
+                "default_next_hops",
+                Kind::List("HOST[:PORT]|mx"),
+                "for domains we do not serve",
+            ),
             k("connect_timeout", Kind::Span, "TCP connect"),
             k("command_timeout", Kind::Span, "per command reply"),
             k("data_timeout", Kind::Span, "reply to the end of data"),
-            k("max_connections_per_next_hop", Kind::Int, "connections per next hop"),
+            k(
+                "max_connections_per_next_hop",
+                Kind::Int,
+                "connections per next hop",
+            ),
             k("max_messages_per_connection", Kind::Int, "connection reuse"),
             k("idle_timeout", Kind::Span, "idle connection kept this long"),
             k("max_concurrent", Kind::Int, "deliveries in flight"),
@@ -160,7 +245,11 @@ pub static SECTIONS: &[Section] = &[
         shape: Shape::Table,
         help: "resolvers used for next hops and MX",
         keys: &[
-            k("nameservers", Kind::List("IP:PORT"), "empty: /etc/resolv.conf"),
+            k(
+                "nameservers",
+                Kind::List("IP:PORT"),
+                "empty: /etc/resolv.conf",
+            ),
             k("timeout", Kind::Span, "per query"),
         ],
     },
@@ -169,14 +258,24 @@ pub static SECTIONS: &[Section] = &[
         shape: Shape::Table,
         help: "logging",
         keys: &[
-            k("level", Kind::Enum(&["error", "warn", "info", "debug", "trace"]), "least severe level shown"),
-            k("target", Kind::Enum(&["auto", "journald", "stderr"]), "where log lines go"),
+            k(
+                "level",
+                Kind::Enum(&["error", "warn", "info", "debug", "trace"]),
+                "least severe level shown",
+            ),
+            k(
+                "target",
+                Kind::Enum(&["auto", "journald", "stderr"]),
+                "where log lines go",
+            ),
         ],
     },
 ];
 
 pub fn section(name: &str) -> Option<&'static Section> {
-    SECTIONS.iter().find(|s| !s.name.is_empty() && s.name == name)
+    SECTIONS
+        .iter()
+        .find(|s| !s.name.is_empty() && s.name == name)
 }
 
 pub fn top_key(name: &str) -> Option<&'static Key> {

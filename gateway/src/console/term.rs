@@ -92,7 +92,9 @@ impl Term {
         let saved = nix::sys::termios::tcgetattr(stdin.as_fd()).ok();
         if let Some(saved) = &saved {
             let mut quiet = saved.clone();
-            quiet.local_flags.remove(nix::sys::termios::LocalFlags::ECHO);
+            quiet
+                .local_flags
+                .remove(nix::sys::termios::LocalFlags::ECHO);
             let _ = nix::sys::termios::tcsetattr(
                 stdin.as_fd(),
                 nix::sys::termios::SetArg::TCSANOW,
@@ -123,23 +125,23 @@ impl Term {
     }
 
     /// Pasted lines up to (not including) a line equal to `end`, or an empty line when
-    /// `end` is empty. `None` on Ctrl-C / Ctrl-D.
+    /// `end` is empty. `None` on Ctrl-D. Read in the terminal's own line mode rather than
+    /// through the line editor: a paste arrives faster than it could redraw, and the
+    /// editor would drop what it read ahead of the first line.
     pub fn block(&mut self, end: &str) -> Option<String> {
         let mut text = String::new();
         loop {
-            match self.read("") {
-                Input::Line(line) => {
-                    let trimmed = line.trim_end();
-                    if trimmed == end && (!end.is_empty() || trimmed.is_empty()) {
-                        return Some(text);
-                    }
-                    text.push_str(trimmed);
-                    text.push('\n');
-                    if text.len() > 1 << 20 {
-                        return Some(text);
-                    }
-                }
-                Input::Interrupted | Input::End => return None,
+            let Input::Line(line) = plain_line("") else {
+                return None;
+            };
+            let trimmed = line.trim_end();
+            if trimmed == end && (!end.is_empty() || trimmed.is_empty()) {
+                return Some(text);
+            }
+            text.push_str(trimmed);
+            text.push('\n');
+            if text.len() > 1 << 20 {
+                return Some(text);
             }
         }
     }
@@ -187,8 +189,11 @@ fn key() -> Option<u8> {
         termios::cfmakeraw(&mut raw);
         let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
     }
+    // Straight from the descriptor: a buffered read could take keys meant for the editor.
     let mut byte = [0u8; 1];
-    let got = std::io::stdin().lock().read(&mut byte).ok().filter(|n| *n == 1);
+    let got = nix::unistd::read(stdin.as_fd(), &mut byte)
+        .ok()
+        .filter(|n| *n == 1);
     if let Some(saved) = &saved {
         let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, saved);
     }
@@ -231,7 +236,12 @@ impl ConditionalEventHandler for QuestionMark {
 
 impl Completer for Assist {
     type Candidate = Pair;
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let Ok(shared) = self.0.lock() else {
             return Ok((pos, Vec::new()));
         };

@@ -17,7 +17,9 @@ use toml::{Table, Value};
 /// Runs the wizard; `true` once committed and the password stored.
 pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
     term.set_commands(false, &session.candidate);
-    print("\nWelcome to edgemx. This setup asks a few questions, shows a summary and applies it.\nDefaults are in [brackets]; Enter takes them. Ctrl-C starts over.\n\n");
+    print(
+        "\nWelcome to edgemx. This setup asks a few questions, shows a summary and applies it.\nDefaults are in [brackets]; Enter takes them. Ctrl-C starts over.\n\n",
+    );
     loop {
         let Some(password) = login::choose(term) else {
             return false;
@@ -27,8 +29,10 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
                 print("\n--- summary ---\n");
                 print(&candidate::render(&table));
                 print("---------------\n");
-                match ask(term, "Apply this configuration? [yes]", "yes", |a| {
-                    matches!(a, "yes" | "no").then_some(()).ok_or("answer yes or no".into())
+                match ask(term, "Apply this configuration?", "yes", |a| {
+                    matches!(a, "yes" | "no")
+                        .then_some(())
+                        .ok_or("answer yes or no".into())
                 }) {
                     Answer::Done(a) if a == "yes" => {}
                     Answer::End => return false,
@@ -43,7 +47,9 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
                 match session.link.console(commit) {
                     Ok(_) => {}
                     Err(e) => {
-                        print(&format!("The gateway refused the configuration:\n{e}\nLet us go through it again.\n\n"));
+                        print(&format!(
+                            "The gateway refused the configuration:\n{e}\nLet us go through it again.\n\n"
+                        ));
                         continue;
                     }
                 }
@@ -85,31 +91,52 @@ macro_rules! get {
 fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
     let mut t = session.running.clone();
     let current = |t: &Table, k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let hostname = get!(ask(term, "Hostname (as in your MX records)", &current(&t, "hostname"), |a| {
-        crate::config::valid_hostname(a).then_some(()).ok_or("not a host name".into())
-    }));
+    let hostname = get!(ask(
+        term,
+        "Hostname (as in your MX records)",
+        &current(&t, "hostname"),
+        |a| {
+            crate::config::valid_hostname(a)
+                .then_some(())
+                .ok_or("not a host name".into())
+        }
+    ));
     t.insert("hostname".into(), hostname.into());
 
     let mut net = Table::new();
     let mode = get!(ask(term, "Network: dhcp or static", "dhcp", |a| {
-        matches!(a, "dhcp" | "static").then_some(()).ok_or("answer dhcp or static".into())
+        matches!(a, "dhcp" | "static")
+            .then_some(())
+            .ok_or("answer dhcp or static".into())
     }));
     net.insert("mode".into(), mode.clone().into());
     if mode == "static" {
         let address = get!(ask(term, "Address with prefix (A.B.C.D/N)", "", |a| {
-            let ok = a.split_once('/').is_some_and(|(ip, n)| ip.parse::<std::net::Ipv4Addr>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= 32));
+            let ok = a.split_once('/').is_some_and(|(ip, n)| {
+                ip.parse::<std::net::Ipv4Addr>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= 32)
+            });
             ok.then_some(()).ok_or("write it as 192.0.2.10/24".into())
         }));
         net.insert("address".into(), address.into());
         let gateway = get!(ask(term, "Default gateway (empty for none)", "", |a| {
-            (a.is_empty() || a.parse::<std::net::Ipv4Addr>().is_ok()).then_some(()).ok_or("not an IPv4 address".into())
+            (a.is_empty() || a.parse::<std::net::Ipv4Addr>().is_ok())
+                .then_some(())
+                .ok_or("not an IPv4 address".into())
         }));
         if !gateway.is_empty() {
             net.insert("gateway".into(), gateway.into());
         }
-        let dns = get!(ask(term, "DNS servers (space separated, empty for none)", "", |a| {
-            a.split_whitespace().all(|d| d.parse::<std::net::Ipv4Addr>().is_ok()).then_some(()).ok_or("IPv4 addresses, separated by blanks".into())
-        }));
+        let dns = get!(ask(
+            term,
+            "DNS servers (space separated, empty for none)",
+            "",
+            |a| {
+                a.split_whitespace()
+                    .all(|d| d.parse::<std::net::Ipv4Addr>().is_ok())
+                    .then_some(())
+                    .ok_or("IPv4 addresses, separated by blanks".into())
+            }
+        ));
         net.insert("dns".into(), list(&dns));
     }
     t.insert("network".into(), Value::Table(net));
@@ -117,9 +144,15 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
     let knows_role = knows(session, &t, "role = \"primary\"");
     let mut domains = Vec::new();
     loop {
-        let prompt = if domains.is_empty() { "Accepted domain (e.g. example.com)" } else { "Another domain (empty when done)" };
+        let prompt = if domains.is_empty() {
+            "Accepted domain (e.g. example.com)"
+        } else {
+            "Another domain (empty when done)"
+        };
         let name = get!(ask(term, prompt, "", |a| {
-            (a.is_empty() || crate::config::valid_hostname(a)).then_some(()).ok_or("not a domain name".into())
+            (a.is_empty() || crate::config::valid_hostname(a))
+                .then_some(())
+                .ok_or("not a domain name".into())
         }));
         if name.is_empty() {
             if domains.is_empty() {
@@ -131,29 +164,57 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
         let mut d = Table::new();
         d.insert("name".into(), name.to_ascii_lowercase().into());
         if knows_role {
-            let role = get!(ask(term, &format!("Role for {name}: primary or secondary MX"), "primary", |a| {
-                matches!(a, "primary" | "secondary").then_some(()).ok_or("answer primary or secondary".into())
-            }));
+            let role = get!(ask(
+                term,
+                &format!("Role for {name}: primary or secondary MX"),
+                "primary",
+                |a| {
+                    matches!(a, "primary" | "secondary")
+                        .then_some(())
+                        .ok_or("answer primary or secondary".into())
+                }
+            ));
             if role != "primary" {
                 d.insert("role".into(), role.into());
             }
         }
-        let hops = get!(ask(term, &format!("Next hops for {name} (HOST:PORT ..., or mx)"), "", |a| {
-            if a.is_empty() {
-                return Err("at least one next hop".into());
+        let hops = get!(ask(
+            term,
+            &format!("Next hops for {name} (HOST:PORT ..., or mx)"),
+            "",
+            |a| {
+                if a.is_empty() {
+                    return Err("at least one next hop".into());
+                }
+                a.split_whitespace().try_for_each(|h| {
+                    NextHop::parse(h)
+                        .map(|_| ())
+                        .map_err(|e| format!("{h}: {e}"))
+                })
             }
-            a.split_whitespace().try_for_each(|h| NextHop::parse(h).map(|_| ()).map_err(|e| format!("{h}: {e}")))
-        }));
+        ));
         d.insert("next_hops".into(), list(&hops));
         domains.push(Value::Table(d));
     }
     t.insert("domain".into(), Value::Array(domains));
 
     if knows(session, &t, "") {
-        let nets = get!(ask(term, "Networks allowed to relay (CIDR, space separated, empty for none)", "", |a| {
-            a.split_whitespace().all(|n| n.parse::<std::net::IpAddr>().is_ok() || n.split_once('/').is_some_and(|(ip, l)| ip.parse::<std::net::IpAddr>().is_ok() && l.parse::<u8>().is_ok()))
-                .then_some(()).ok_or("write networks as 10.0.0.0/8".into())
-        }));
+        let nets = get!(ask(
+            term,
+            "Networks allowed to relay (CIDR, space separated, empty for none)",
+            "",
+            |a| {
+                a.split_whitespace()
+                    .all(|n| {
+                        n.parse::<std::net::IpAddr>().is_ok()
+                            || n.split_once('/').is_some_and(|(ip, l)| {
+                                ip.parse::<std::net::IpAddr>().is_ok() && l.parse::<u8>().is_ok()
+                            })
+                    })
+                    .then_some(())
+                    .ok_or("write networks as 10.0.0.0/8".into())
+            }
+        ));
         if !nets.is_empty() {
             let mut relay = Table::new();
             relay.insert("networks".into(), list(&nets));
@@ -161,22 +222,42 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
         }
     }
 
-    let tls = get!(ask(term, "TLS certificate: generate (self-signed ECDSA) or paste (PEM)", "generate", |a| {
-        matches!(a, "generate" | "paste").then_some(()).ok_or("answer generate or paste".into())
-    }));
+    let tls = get!(ask(
+        term,
+        "TLS certificate: generate (self-signed ECDSA) or paste (PEM)",
+        "generate",
+        |a| {
+            matches!(a, "generate" | "paste")
+                .then_some(())
+                .ok_or("answer generate or paste".into())
+        }
+    ));
     if tls == "generate" {
         t.remove("tls");
     } else {
         loop {
             print("Paste the certificate chain (PEM), then an empty line:\n");
-            let Some(cert) = term.block("") else { return Answer::Again };
+            let Some(cert) = term.block("") else {
+                return Answer::Again;
+            };
             print("Paste the private key (PEM), then an empty line:\n");
-            let Some(key) = term.block("") else { return Answer::Again };
-            match session.link.console(ConsoleRequest::InstallCert { cert, key }) {
+            let Some(key) = term.block("") else {
+                return Answer::Again;
+            };
+            match session
+                .link
+                .console(ConsoleRequest::InstallCert { cert, key })
+            {
                 Ok(v) => {
                     let mut tls = Table::new();
-                    tls.insert("certificate".into(), v["certificate"].as_str().unwrap_or("").into());
-                    tls.insert("private_key".into(), v["private_key"].as_str().unwrap_or("").into());
+                    tls.insert(
+                        "certificate".into(),
+                        v["certificate"].as_str().unwrap_or("").into(),
+                    );
+                    tls.insert(
+                        "private_key".into(),
+                        v["private_key"].as_str().unwrap_or("").into(),
+                    );
                     t.insert("tls".into(), Value::Table(tls));
                     break;
                 }
@@ -197,25 +278,45 @@ fn knows(session: &mut Session, t: &Table, domain_key: &str) -> bool {
     }
     let mut text = candidate::render(&sample);
     if !domain_key.is_empty() {
-        text.push_str(&format!("\n[[domain]]\nname = \"probe.invalid\"\nnext_hops = [\"mx\"]\n{domain_key}\n"));
+        text.push_str(&format!(
+            "\n[[domain]]\nname = \"probe.invalid\"\nnext_hops = [\"mx\"]\n{domain_key}\n"
+        ));
     }
     !matches!(session.link.console(ConsoleRequest::Check { text }), Err(e) if e.contains("unknown field"))
 }
 
 fn list(words: &str) -> Value {
-    Value::Array(words.split_whitespace().map(|w| Value::String(w.into())).collect())
+    Value::Array(
+        words
+            .split_whitespace()
+            .map(|w| Value::String(w.into()))
+            .collect(),
+    )
 }
 
 /// One question; the default is taken on Enter, the answer checked by `valid`.
-fn ask(term: &mut Term, question: &str, default: &str, valid: impl Fn(&str) -> Result<(), String>) -> Answer<String> {
-    let prompt = if default.is_empty() { format!("{question}: ") } else { format!("{question} [{default}]: ") };
+fn ask(
+    term: &mut Term,
+    question: &str,
+    default: &str,
+    valid: impl Fn(&str) -> Result<(), String>,
+) -> Answer<String> {
+    let prompt = if default.is_empty() {
+        format!("{question}: ")
+    } else {
+        format!("{question} [{default}]: ")
+    };
     loop {
         let answer = match term.read(&prompt) {
             Input::Line(l) => l.trim().to_string(),
             Input::Interrupted => return Answer::Again,
             Input::End => return Answer::End,
         };
-        let answer = if answer.is_empty() { default.to_string() } else { answer };
+        let answer = if answer.is_empty() {
+            default.to_string()
+        } else {
+            answer
+        };
         match valid(&answer) {
             Ok(()) => return Answer::Done(answer),
             Err(why) => print(&format!("  {why}\n")),

@@ -145,8 +145,8 @@ mod tests {
     fn the_caret_points_at_the_bad_word_and_a_close_choice_is_suggested() {
         let line = "set domian x";
         let words = split(line);
-        let f = Failure::at(1, "unknown word \"domian\"")
-            .choices(vec!["domain".into(), "dns".into()]);
+        let f =
+            Failure::at(1, "unknown word \"domian\"").choices(vec!["domain".into(), "dns".into()]);
         let text = f.render(2, line, &words);
         assert!(text.starts_with("      ^\n"), "{text:?}");
         assert!(text.contains("did you mean \"domain\""), "{text}");

@@ -25,7 +25,9 @@ pub enum ConsoleRequest {
     /// The running configuration text and its revision.
     Running,
     /// Validation only, as at startup.
-    Check { text: String },
+    Check {
+        text: String,
+    },
     /// `confirm`: seconds before an automatic rollback unless `Confirm` arrives.
     Commit {
         text: String,
@@ -35,18 +37,31 @@ pub enum ConsoleRequest {
     Confirm,
     History,
     /// The text of the revision `back` commits before the newest.
-    Revision { back: usize },
+    Revision {
+        back: usize,
+    },
     Status,
-    Log { lines: usize },
+    Log {
+        lines: usize,
+    },
     Tls,
-    Route { address: String },
-    Probe { hop: String },
+    Route {
+        address: String,
+    },
+    Probe {
+        hop: String,
+    },
     /// Stores a pasted certificate chain and key after checking they form a usable pair.
-    InstallCert { cert: String, key: String },
+    InstallCert {
+        cert: String,
+        key: String,
+    },
 }
 
 pub struct Admin {
     pub(super) live: watch::Sender<Arc<Config>>,
+    /// What the server applied last: a commit answers once its configuration is in use.
+    applied: watch::Receiver<Arc<Config>>,
     store: Store,
     pub(super) queue: Queue,
     pub(super) limiter: Limiter,
@@ -68,6 +83,7 @@ struct Pending {
 impl Admin {
     pub fn new(
         live: watch::Sender<Arc<Config>>,
+        applied: watch::Receiver<Arc<Config>>,
         queue: Queue,
         limiter: Limiter,
         shutdown: CancellationToken,
@@ -78,13 +94,18 @@ impl Admin {
         // `rollback` can always get back to what ran before the console changed it.
         let newest = store.back(0).ok().map(|(_, text)| text);
         if newest.as_deref() != Some(config.text.as_str()) && !config.text.is_empty() {
-            let comment = if newest.is_none() { "initial" } else { "edited outside the console" };
+            let comment = if newest.is_none() {
+                "initial"
+            } else {
+                "edited outside the console"
+            };
             if let Err(e) = store.record(&config.text, comment) {
                 log::warn!("cannot record the configuration revision: {e}");
             }
         }
         let admin = Arc::new(Admin {
             live,
+            applied,
             store,
             queue,
             limiter,
@@ -127,9 +148,7 @@ impl Admin {
             ConsoleRequest::Tls => ops::tls(&running),
             ConsoleRequest::Route { address } => ops::route(&running, &address),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await,
-            ConsoleRequest::InstallCert { cert, key } => {
-                ops::install_cert(&running, &cert, &key)
-            }
+            ConsoleRequest::InstallCert { cert, key } => ops::install_cert(&running, &cert, &key),
         }
     }
 
@@ -155,7 +174,10 @@ impl Admin {
         for (i, l) in config.listeners.iter().enumerate() {
             let bound = running.listeners.iter().any(|r| r.address == l.address);
             if !bound && let Err(e) = std::net::TcpListener::bind(l.address) {
-                return Err(format!("listener[{i}].address = {}: cannot listen: {e}", l.address));
+                return Err(format!(
+                    "listener[{i}].address = {}: cannot listen: {e}",
+                    l.address
+                ));
             }
         }
         Ok(config)
@@ -175,8 +197,11 @@ impl Admin {
             .save(&text, &comment)
             .map_err(|e| format!("cannot store the revision: {e}"))?;
         let restart = restart_needed(&old.text, &text);
-        self.live.send_replace(Arc::new(config));
-        log::info!("configuration revision {} committed: {comment}", revision.number);
+        self.publish(Arc::new(config)).await;
+        log::info!(
+            "configuration revision {} committed: {comment}",
+            revision.number
+        );
         // A plain commit confirms a pending `commit confirmed` (as on Junos).
         let rollback_in = match confirm {
             Some(secs) => {
@@ -195,6 +220,20 @@ impl Admin {
             }
         };
         Ok(json!({ "revision": revision, "restart": restart, "rollback_in": rollback_in }))
+    }
+
+    /// Hands the configuration to the server and waits (bounded) until it is in use, so
+    /// the operator's next connection already sees it.
+    async fn publish(&self, config: Arc<Config>) {
+        self.live.send_replace(config.clone());
+        let mut applied = self.applied.clone();
+        let done = applied.wait_for(|c| Arc::ptr_eq(c, &config));
+        if tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .is_err()
+        {
+            log::warn!("the new configuration is taking long to apply");
+        }
     }
 
     fn confirm(&self) -> Result<Value, String> {
@@ -228,12 +267,14 @@ impl Admin {
         match Config::parse(&p.previous) {
             Ok(config) => match self.store.save(&p.previous, &comment) {
                 Ok(r) => {
-                    self.live.send_replace(Arc::new(config));
+                    self.publish(Arc::new(config)).await;
                     log::warn!("{comment}; revision {} is running", r.number);
                 }
                 Err(e) => log::error!("rollback of revision {revision} failed: {e}"),
             },
-            Err(_) => log::error!("rollback of revision {revision}: the previous text no longer validates"),
+            Err(_) => log::error!(
+                "rollback of revision {revision}: the previous text no longer validates"
+            ),
         }
         self.set_pending(None);
     }
@@ -244,7 +285,9 @@ impl Admin {
 
     /// Kept in memory and on disk, so a gateway restart cannot skip the rollback.
     fn set_pending(&self, pending: Option<Pending>) {
-        let file = pending.as_ref().map(|p| format!("{} {}", p.revision, p.deadline));
+        let file = pending
+            .as_ref()
+            .map(|p| format!("{} {}", p.revision, p.deadline));
         if let Err(e) = self.store.set_pending(file.as_deref()) {
             log::warn!("cannot record the pending confirmation: {e}");
         }
@@ -261,7 +304,9 @@ impl Admin {
             let _ = self.store.set_pending(None);
             return;
         };
-        log::warn!("revision {revision} was committed with `commit confirmed` and is not confirmed");
+        log::warn!(
+            "revision {revision} was committed with `commit confirmed` and is not confirmed"
+        );
         if let Ok(mut slot) = self.pending.lock() {
             *slot = Some(Pending {
                 revision,

@@ -17,9 +17,9 @@ pub use format::{format_list, format_show};
 use crate::delivery::DeliveryHandle;
 use crate::queue::{Change, Queue, QueueId};
 use serde::Serialize;
-use std::sync::Arc;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
@@ -77,12 +77,7 @@ impl Server {
     }
 }
 
-async fn converse(
-    stream: UnixStream,
-    queue: Queue,
-    deliveries: DeliveryHandle,
-    admin: Arc<Admin>,
-) {
+async fn converse(stream: UnixStream, queue: Queue, deliveries: DeliveryHandle, admin: Arc<Admin>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {

@@ -94,8 +94,14 @@ fn cpu_features() -> Vec<(&'static str, bool)> {
         vec![
             ("AES-NI", std::arch::is_x86_feature_detected!("aes")),
             ("VAES", std::arch::is_x86_feature_detected!("vaes")),
-            ("PCLMULQDQ", std::arch::is_x86_feature_detected!("pclmulqdq")),
-            ("VPCLMULQDQ", std::arch::is_x86_feature_detected!("vpclmulqdq")),
+            (
+                "PCLMULQDQ",
+                std::arch::is_x86_feature_detected!("pclmulqdq"),
+            ),
+            (
+                "VPCLMULQDQ",
+                std::arch::is_x86_feature_detected!("vpclmulqdq"),
+            ),
             ("AVX", std::arch::is_x86_feature_detected!("avx")),
             ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
             ("SHA-NI", std::arch::is_x86_feature_detected!("sha")),
@@ -153,7 +159,10 @@ pub async fn probe(config: std::sync::Arc<Config>, hop: &str) -> Result<Value, S
         .map_err(|_| format!("{ip}:{port}: no connection within {limit:?}"))?
         .map_err(|e| format!("{ip}:{port}: {e}"))?;
     let connected = started.elapsed();
-    let mut transcript = vec![format!("connected to {ip}:{port} in {} ms", connected.as_millis())];
+    let mut transcript = vec![format!(
+        "connected to {ip}:{port} in {} ms",
+        connected.as_millis()
+    )];
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let step = Duration::from_secs(30);
@@ -161,7 +170,10 @@ pub async fn probe(config: std::sync::Arc<Config>, hop: &str) -> Result<Value, S
     let ehlo = format!("EHLO {}\r\n", config.hostname);
     for command in [ehlo.as_str(), "QUIT\r\n"] {
         transcript.push(format!("> {}", command.trim_end()));
-        write.write_all(command.as_bytes()).await.map_err(|e| e.to_string())?;
+        write
+            .write_all(command.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         read_reply(&mut read, &mut transcript, step).await?;
     }
     Ok(json!({ "transcript": transcript, "ms": started.elapsed().as_millis() as u64 }))
@@ -211,7 +223,10 @@ pub fn install_cert(config: &Config, cert: &str, key: &str) -> Result<Value, Str
     .with_single_cert(chain, der)
     .map_err(|e| format!("certificate and key do not form a pair: {e}"))?;
     let dir = config.data_dir.join("tls");
-    let (cert_path, key_path): (PathBuf, PathBuf) = (dir.join("installed-cert.pem"), dir.join("installed-key.pem"));
+    let (cert_path, key_path): (PathBuf, PathBuf) = (
+        dir.join("installed-cert.pem"),
+        dir.join("installed-key.pem"),
+    );
     let write = || -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(&dir)?;

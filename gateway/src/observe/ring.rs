@@ -22,6 +22,12 @@ pub fn push(line: &str) {
 pub fn recent(n: usize) -> Vec<String> {
     LINES
         .lock()
-        .map(|lines| lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect())
+        .map(|lines| {
+            lines
+                .iter()
+                .skip(lines.len().saturating_sub(n))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }

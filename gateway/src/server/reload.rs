@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Reloader {
     contexts: watch::Sender<Arc<Context>>,
+    /// The configuration last applied, for a commit to wait on.
+    applied: watch::Sender<Arc<Config>>,
     deliveries: DeliveryHandle,
     listeners: HashMap<SocketAddr, Running>,
 }
@@ -31,8 +33,13 @@ struct Running {
 }
 
 impl Reloader {
-    pub fn new(ctx: Arc<Context>, deliveries: DeliveryHandle) -> Reloader {
+    pub fn new(
+        ctx: Arc<Context>,
+        deliveries: DeliveryHandle,
+        applied: watch::Sender<Arc<Config>>,
+    ) -> Reloader {
         Reloader {
+            applied,
             contexts: watch::Sender::new(ctx),
             deliveries,
             listeners: HashMap::new(),
@@ -99,6 +106,7 @@ impl Reloader {
         if old.hostname != config.hostname || old.network != config.network {
             tell_init();
         }
+        self.applied.send_replace(config);
         log::info!("configuration applied");
     }
 

@@ -1,0 +1,426 @@
+//! The operator console driven through a pseudo-terminal, against a gateway process on
+//! loopback: first-boot wizard, candidate edits committed live, `commit confirmed`
+//! rollback, `rollback N`, login, `?` help and errors, and input that must not crash it.
+
+use edgemx_tests::gateway::{GatewayProcess, binary};
+use edgemx_tests::pty::Pty;
+use edgemx_tests::{FakeBackend, SmtpClient, send_mail};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const STEP: Duration = Duration::from_secs(20);
+const MAIL: Duration = Duration::from_secs(30);
+
+fn console(name: &str, gw: &GatewayProcess, login: Option<&Path>) -> Pty {
+    let dir = gw.config_path.parent().expect("dir");
+    let mut command = Command::new(binary());
+    command
+        .arg("console")
+        .arg("--socket")
+        .arg(dir.join("control.sock"));
+    if let Some(login) = login {
+        command.arg("--login").arg(login);
+    }
+    Pty::spawn(name, command)
+}
+
+fn body(id: &str, to: &str) -> String {
+    format!(
+        "From: a@client.test\r\nTo: {to}\r\nMessage-ID: <{id}@client.test>\r\nSubject: {id}\r\n\r\nhello\r\n"
+    )
+}
+
+const PROMPTS: &[&str] = &[
+    "gateway.test> ",
+    "gateway.test# ",
+    "setup.test> ",
+    "setup.test# ",
+];
+
+/// Waits for the prompt that ends each command's output.
+fn prompt(pty: &mut Pty) {
+    pty.expect_any(PROMPTS, STEP);
+}
+
+/// Runs a command and checks its output holds `needle`; returns the output.
+fn run(pty: &mut Pty, line: &str, needle: &str) -> String {
+    let out = cmd(pty, line);
+    assert!(
+        out.contains(needle),
+        "`{line}` printed no {needle:?}:\n{out}"
+    );
+    out
+}
+
+/// Types a command and returns what it printed, up to the next prompt. Waiting for the
+/// prompt is what a person does too: keys typed ahead of it are the line editor's to drop.
+fn cmd(pty: &mut Pty, line: &str) -> String {
+    pty.skip();
+    pty.line(line);
+    // A fresh prompt starts a line; the editor's redraws of the current one do not.
+    let fresh: Vec<String> = PROMPTS.iter().map(|p| format!("\n{p}")).collect();
+    let fresh: Vec<&str> = fresh.iter().map(String::as_str).collect();
+    let start = pty.text().len();
+    pty.expect_any(&fresh, STEP);
+    let text = pty.text();
+    text[start.min(text.len())..].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wizard_sets_up_domains_and_password_and_mail_flows_without_a_restart() {
+    let (old, new) = (FakeBackend::start().await, FakeBackend::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), old.addr(), "");
+    let passwd = dir.path().join("admin");
+    let mut pty = console("wizard", &gw, Some(&passwd));
+    pty.expect("Welcome to edgemx", STEP);
+    pty.expect("New admin password: ", STEP);
+    pty.line("correct horse");
+    pty.expect("Repeat the password: ", STEP);
+    pty.line("correct horse");
+    pty.expect("Hostname", STEP);
+    pty.line("setup.test");
+    pty.expect("Network: dhcp or static [dhcp]: ", STEP);
+    pty.line("static");
+    pty.expect("Address with prefix", STEP);
+    pty.line("10.0.0.300/24");
+    pty.expect("write it as 192.0.2.10/24", STEP);
+    pty.line("192.0.2.10/24");
+    pty.expect("Default gateway", STEP);
+    pty.line("192.0.2.1");
+    pty.expect("DNS servers", STEP);
+    pty.line("192.0.2.53");
+    pty.expect("Accepted domain", STEP);
+    pty.line("new.test");
+    // Asked only when this gateway build knows the domain role (flow work).
+    if pty.expect_any(&["Role for new.test", "Next hops for new.test"], STEP) == 0 {
+        pty.line("");
+        pty.expect("Next hops for new.test", STEP);
+    }
+    pty.line("bad_host");
+    pty.expect("bad_host: ", STEP);
+    pty.line(&new.addr().to_string());
+    pty.expect("Another domain", STEP);
+    pty.line("");
+    if pty.expect_any(&["Networks allowed to relay", "TLS certificate"], STEP) == 0 {
+        pty.line("");
+        pty.expect("TLS certificate", STEP);
+    }
+    pty.line("");
+    pty.expect("--- summary ---", STEP);
+    pty.expect("new.test", STEP);
+    pty.expect("Apply this configuration? [yes]: ", STEP);
+    pty.line("yes");
+    pty.expect("Setup complete", STEP);
+    prompt(&mut pty);
+
+    let stored = std::fs::read_to_string(&passwd).unwrap();
+    assert!(stored.starts_with("admin:$pbkdf2-sha256$"), "{stored}");
+    let file = std::fs::read_to_string(&gw.config_path).unwrap();
+    assert!(
+        file.contains("new.test") && file.contains("192.0.2.10/24"),
+        "{file}"
+    );
+
+    let reply = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["bob@new.test"],
+        &body("w1", "bob@new.test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let got = new.wait_for_messages(1, MAIL).await;
+    assert_eq!(got[0].rcpt_to, vec!["bob@new.test".to_string()]);
+    // The wizard replaced the domains: the old one is no longer accepted.
+    let refused = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["bob@example.com"],
+        &body("w2", "x"),
+    )
+    .await;
+    assert!(refused.unwrap_err().contains("550"));
+    pty.line("exit");
+    pty.wait_exit(STEP);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_applies_live_and_an_open_session_survives() {
+    let (one, two) = (FakeBackend::start().await, FakeBackend::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), one.addr(), "");
+    let mut open = SmtpClient::connect(gw.addr).await.unwrap();
+    assert_eq!(open.command("EHLO client.test").await.code, 250);
+
+    let mut pty = console("commit", &gw, None);
+    prompt(&mut pty);
+    run(
+        &mut pty,
+        &format!("set domain other.test next_hops {}", two.addr()),
+        "gateway.test# ",
+    );
+    run(&mut pty, "show diff", "+ name = \"other.test\"");
+    run(
+        &mut pty,
+        "commit added other.test",
+        "commit complete: revision 2",
+    );
+
+    let reply = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["carol@other.test"],
+        &body("c1", "carol@other.test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let got = two.wait_for_messages(1, MAIL).await;
+    assert_eq!(got[0].rcpt_to, vec!["carol@other.test".to_string()]);
+
+    // The session opened before the commit goes on and delivers.
+    assert_eq!(open.command("MAIL FROM:<a@client.test>").await.code, 250);
+    assert_eq!(open.command("RCPT TO:<dave@example.com>").await.code, 250);
+    assert_eq!(open.data(&body("c2", "dave@example.com")).await.code, 250);
+    one.wait_for_messages(1, MAIL).await;
+
+    run(&mut pty, "show history", "added other.test");
+    let file = std::fs::read_to_string(&gw.config_path).unwrap();
+    assert!(file.contains("other.test"), "{file}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_confirmed_rolls_back_unless_confirmed() {
+    let (one, two) = (FakeBackend::start().await, FakeBackend::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), one.addr(), "");
+    let mut pty = console("confirmed", &gw, None);
+    prompt(&mut pty);
+    cmd(
+        &mut pty,
+        &format!("set domain other.test next_hops {}", two.addr()),
+    );
+    run(
+        &mut pty,
+        "commit confirmed 3 trial",
+        "rolls back in 3 s unless you type `confirm`",
+    );
+    let accepted = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["e@other.test"],
+        &body("r1", "e@other.test"),
+    )
+    .await;
+    assert_eq!(accepted.unwrap().code, 250);
+
+    // Not confirmed: the domain goes away again.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let r = send_mail(
+            gw.addr,
+            "a@client.test",
+            &["e@other.test"],
+            &body("r2", "x"),
+        )
+        .await;
+        if r.is_err_and(|e| e.contains("550")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "other.test still accepted after the rollback deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    run(
+        &mut pty,
+        "show history",
+        "automatic rollback: revision 2 was not confirmed",
+    );
+    let shown = run(&mut pty, "show running-config", "gateway.test> ");
+    assert!(!shown.contains("other.test"), "{shown}");
+
+    // Confirmed: it stays past its deadline.
+    cmd(
+        &mut pty,
+        &format!("set domain other.test next_hops {}", two.addr()),
+    );
+    run(&mut pty, "commit confirmed 2", "rolls back in 2 s");
+    run(&mut pty, "confirm", "confirmed");
+    let past = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < past {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["e@other.test"],
+        &body("r3", "e@other.test"),
+    )
+    .await;
+    let file = std::fs::read_to_string(&gw.config_path).unwrap();
+    assert_eq!(r.map(|r| r.code), Ok(250), "{file}\n{}", pty.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_loads_an_earlier_revision_and_diff_shows_it() {
+    let one = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), one.addr(), "");
+    let mut pty = console("rollback", &gw, None);
+    prompt(&mut pty);
+    cmd(&mut pty, "set limits max_recipients 50");
+    run(&mut pty, "commit fifty", "commit complete: revision 2");
+    cmd(&mut pty, "set limits max_recipients 60");
+    run(&mut pty, "commit sixty", "commit complete: revision 3");
+    run(
+        &mut pty,
+        "rollback 1",
+        "revision 2 loaded into the candidate",
+    );
+    let diff = run(&mut pty, "show diff", "+ max_recipients = 50");
+    assert!(diff.contains("- max_recipients = 60"), "{diff}");
+    run(
+        &mut pty,
+        "commit back to fifty",
+        "commit complete: revision 4",
+    );
+    let file = std::fs::read_to_string(&gw.config_path).unwrap();
+    assert!(file.contains("max_recipients = 50"), "{file}");
+    // The live limit follows: 51 recipients are too many now.
+    let mut c = SmtpClient::connect(gw.addr).await.unwrap();
+    c.command("EHLO client.test").await;
+    c.command("MAIL FROM:<a@client.test>").await;
+    for i in 0..50 {
+        assert_eq!(
+            c.command(&format!("RCPT TO:<u{i}@example.com>")).await.code,
+            250
+        );
+    }
+    assert_eq!(c.command("RCPT TO:<u50@example.com>").await.code, 452);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_and_the_right_one_logs_in() {
+    let one = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), one.addr(), "");
+    let passwd = dir.path().join("admin");
+    let hash = edgemx::password::hash_with("correct horse", 1000);
+    std::fs::write(&passwd, format!("admin:{hash}\n")).unwrap();
+    let mut pty = console("login", &gw, Some(&passwd));
+    pty.expect("login: ", STEP);
+    pty.line("admin");
+    pty.expect("Password: ", STEP);
+    pty.line("wrong horse");
+    pty.expect("Login incorrect", STEP);
+    pty.expect("login: ", STEP);
+    pty.line("root");
+    pty.expect("Password: ", STEP);
+    pty.line("correct horse");
+    pty.expect("Login incorrect", STEP);
+    pty.expect("login: ", STEP);
+    pty.line("admin");
+    pty.expect("Password: ", STEP);
+    pty.line("correct horse");
+    pty.expect("Logged in", STEP);
+    prompt(&mut pty);
+    assert!(
+        !pty.text().contains("correct horse"),
+        "the password was echoed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_completion_and_errors_point_at_the_word() {
+    let one = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), one.addr(), "");
+    let mut pty = console("help", &gw, None);
+    prompt(&mut pty);
+    pty.send("show ?");
+    pty.expect("running-config", STEP);
+    pty.expect("changes between running and candidate", STEP);
+    pty.send("\u{15}"); // Ctrl-U: drop the line
+    pty.send("set domain example.com tls ?");
+    pty.expect("opportunistic", STEP);
+    pty.send("\u{15}");
+    pty.send("sh\t");
+    pty.send("status\r");
+    pty.expect("uptime", STEP);
+    prompt(&mut pty);
+    let err = run(&mut pty, "set domian example.com", "valid here:");
+    assert!(
+        err.contains("    ^\nerror: unknown word \"domian\" (did you mean \"domain\"?)"),
+        "{err:?}"
+    );
+    run(
+        &mut pty,
+        "set limits max_recipients many",
+        "\"many\" is not a whole number",
+    );
+    run(
+        &mut pty,
+        "set domain example.com tls sometimes",
+        "valid here: none, opportunistic, required",
+    );
+    run(&mut pty, "commit confirmed", "the command is incomplete");
+    // A value the console accepts but validation refuses: the commit names it.
+    cmd(&mut pty, "set domain example.com next_hops \"bad host\"");
+    let out = run(&mut pty, "commit", "commit failed");
+    assert!(
+        out.contains("domain example.com.next_hops[0] = \"bad host\""),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_input_never_crashes_the_console_or_the_gateway() {
+    let one = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), one.addr(), "");
+    let mut pty = console("garbage", &gw, None);
+    prompt(&mut pty);
+    let long = "x".repeat(5000);
+    let lines = [
+        "\"",
+        "set \"\" \"\"",
+        "set domain \"\" next_hops",
+        "delete domain nowhere",
+        "delete",
+        "rollback 99999999999999999999",
+        "rollback 500",
+        "show log 99999999999999999999999",
+        "queue retry zz",
+        "queue delete 0",
+        "test route @",
+        "probe 127.0.0.1:1",
+        "terminal length -1",
+        "set limits max_message_size 1",
+        "set hostname \"a b\"",
+        "\u{1}\u{2}\u{3}",
+        "ü ß 漢字 \u{202e}",
+        "?",
+        "commit",
+        long.as_str(),
+    ];
+    for line in lines {
+        cmd(&mut pty, line);
+    }
+    cmd(&mut pty, "discard");
+    run(&mut pty, "show status", "uptime");
+    assert!(pty.is_running());
+    let reply = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["z@example.com"],
+        &body("g1", "z@example.com"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.code, 250);
+}
