@@ -83,9 +83,7 @@ pub fn run(options: Options) -> ExitCode {
         } else if !login::prompt(&mut term, passwd, &banner) {
             return ExitCode::SUCCESS;
         } else {
-            print(&format!(
-                "Logged in. `help` lists the commands, `?` shows choices.\n"
-            ));
+            print("Logged in. `help` lists the commands, `?` shows choices.\n");
         }
     }
     repl(&mut term, &mut session);

@@ -18,6 +18,7 @@
 //! | `watchdog` | arming and pinging `/dev/watchdog` from the main loop |
 //! | `power` | the power button (`KEY_POWER` from evdev) |
 //! | `supervise` | the main loop: starting, reaping and restarting the gateway, signals |
+//! | `getty` | the operator console (`edgemx console`) on ttyS0, restarted after each logout |
 //! | `shutdown` | stopping every process, sync, unmount, power off or reboot |
 //!
 //! # Invariants
@@ -28,10 +29,13 @@
 //! Signals are blocked in every thread and consumed only by the main loop's
 //! `sigwait`, so helper threads turn events into signals to PID 1.
 //! This module must not touch the gateway's internals: the gateway is a child
-//! process and talks to init only through its exit status.
+//! process and talks to init only through its exit status, and SIGHUP after a
+//! committed configuration changed the hostname or the network (init reads both
+//! from the configuration file again).
 
 mod console;
 mod dhcp;
+mod getty;
 mod modules;
 mod mounts;
 mod net;

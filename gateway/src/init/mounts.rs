@@ -89,10 +89,51 @@ pub fn data(wait: Duration) -> Result<(), String> {
     .map_err(|e| format!("cannot mount {device} ({PARTNAME}) on {DATA}: {e}"))?;
     DATA_MOUNTED.store(true, Ordering::Release);
     info!("{DATA}: mounted {device} ({PARTNAME})");
+    factory_reset();
     for name in ["edgemx.toml", "network.toml"] {
         install_default(name);
     }
     Ok(())
+}
+
+/// Marker written by the console's `factory-reset`: erase `/data` (configuration,
+/// revisions, admin account, queue) before anything reads it, so the defaults are
+/// written afresh and the console's setup wizard runs.
+const RESET_MARKER: &str = "/data/factory-reset";
+
+fn factory_reset() {
+    if !Path::new(RESET_MARKER).exists() {
+        return;
+    }
+    warn!("factory reset requested: erasing {DATA}");
+    let entries = match fs::read_dir(DATA) {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!("factory reset: cannot list {DATA}: {e}");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        // The marker goes last: a power cut halfway repeats the reset at the next boot.
+        if path == Path::new(RESET_MARKER) || path.ends_with("lost+found") {
+            continue;
+        }
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        if let Err(e) = removed {
+            warn!("factory reset: cannot remove {}: {e}", path.display());
+        }
+    }
+    let _ = fs::File::open(DATA).and_then(|d| d.sync_all());
+    match fs::remove_file(RESET_MARKER) {
+        Ok(()) => info!("factory reset done"),
+        Err(e) => warn!("factory reset: cannot remove the marker: {e}"),
+    }
+    let _ = fs::File::open(DATA).and_then(|d| d.sync_all());
 }
 
 /// Unmounts /data after the last writer is gone; falls back to a read-only

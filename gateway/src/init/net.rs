@@ -1,5 +1,5 @@
 //! Network: loopback, one Ethernet interface (DHCP or static, from
-//! `/data/network.toml`), the default route, `/etc/resolv.conf` (read by the
+//! the `[network]` table of `/data/edgemx.toml`, else `/data/network.toml`), the default route, `/etc/resolv.conf` (read by the
 //! gateway's resolver) and the hostname (from the gateway's configuration).
 //!
 //! DHCP runs on its own thread: boot waits a bounded time for the first lease
@@ -10,6 +10,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,8 +20,10 @@ use serde::Deserialize;
 
 use super::{dhcp, netif};
 
+/// `[network]` in the gateway configuration (validated there by `config::Network`, so a
+/// commit from the console cannot hand init something it refuses), or the older
 /// `/data/network.toml`. Unknown keys are rejected so a typo is noticed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
     #[serde(default = "auto")]
@@ -33,7 +36,7 @@ struct Settings {
     dns: Vec<Ipv4Addr>,
 }
 
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
     #[default]
@@ -60,6 +63,11 @@ impl Default for Settings {
 /// The address the appliance answers on, once configured (for the console).
 static ADDRESS: Mutex<Option<Ipv4Addr>> = Mutex::new(None);
 
+/// What was applied last and on which interface, for [`reapply`].
+static APPLIED: Mutex<Option<(String, Settings)>> = Mutex::new(None);
+/// Bumped when the settings change: a DHCP thread of an older generation stops.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
 /// The configured IPv4 address, if any.
 pub fn address() -> Option<Ipv4Addr> {
     ADDRESS.lock().map(|a| *a).unwrap_or(None)
@@ -79,6 +87,9 @@ pub fn start(wait: Duration) {
         error!("{e}");
         return;
     }
+    if let Ok(mut applied) = APPLIED.lock() {
+        *applied = Some((ifname.clone(), settings.clone()));
+    }
     match settings.mode {
         Mode::Static => {
             if let Err(e) = apply_static(&ifname, &settings) {
@@ -87,9 +98,10 @@ pub fn start(wait: Duration) {
         }
         Mode::Dhcp => {
             let (done, first) = mpsc::channel();
+            let generation = GENERATION.load(Ordering::Acquire);
             let spawned = thread::Builder::new()
                 .name("dhcp".into())
-                .spawn(move || run_dhcp(&ifname, done));
+                .spawn(move || run_dhcp(&ifname, done, generation));
             match spawned {
                 Ok(_) => {
                     if first.recv_timeout(wait).is_err() {
@@ -100,6 +112,57 @@ pub fn start(wait: Duration) {
             }
         }
     }
+}
+
+/// Applies changed network settings (after a console commit) without a reboot.
+pub fn reapply() {
+    let settings = load_settings();
+    let Ok(mut applied) = APPLIED.lock() else {
+        return;
+    };
+    let Some((old_if, old)) = applied.clone() else {
+        return;
+    };
+    if old == settings {
+        return;
+    }
+    let ifname = if settings.interface == old.interface {
+        old_if
+    } else {
+        match find_interface(&settings.interface, Duration::ZERO) {
+            Some(name) => name,
+            None => {
+                error!(
+                    "network: no interface {}; keeping {old_if}",
+                    settings.interface
+                );
+                return;
+            }
+        }
+    };
+    info!("network settings changed; applying them to {ifname}");
+    let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
+    if let Err(e) = netif::up(&ifname) {
+        error!("{e}");
+    }
+    match settings.mode {
+        Mode::Static => {
+            if let Err(e) = apply_static(&ifname, &settings) {
+                error!("{ifname}: static configuration failed: {e}");
+            }
+        }
+        Mode::Dhcp => {
+            let name = ifname.clone();
+            let (done, _first) = mpsc::channel();
+            if let Err(e) = thread::Builder::new()
+                .name("dhcp".into())
+                .spawn(move || run_dhcp(&name, done, generation))
+            {
+                error!("cannot start the DHCP client: {e}");
+            }
+        }
+    }
+    *applied = Some((ifname, settings));
 }
 
 /// Sets the kernel hostname from the gateway configuration's `hostname`.
@@ -120,6 +183,20 @@ fn configured_hostname() -> Option<String> {
 }
 
 fn load_settings() -> Settings {
+    let from_config = fs::read_to_string(super::CONFIG_PATH)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("network").cloned());
+    if let Some(network) = from_config {
+        match network.try_into() {
+            Ok(settings) => return settings,
+            Err(e) => error!(
+                "{} [network]: {e}; trying {}",
+                super::CONFIG_PATH,
+                super::NETWORK_PATH
+            ),
+        }
+    }
     let path = super::NETWORK_PATH;
     match fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text).unwrap_or_else(|e| {
@@ -197,7 +274,8 @@ fn apply_static(ifname: &str, settings: &Settings) -> Result<(), String> {
 
 /// The DHCP thread: acquire, apply, sleep until renewal (half the lease),
 /// repeat; on failure retry with backoff up to a minute.
-fn run_dhcp(ifname: &str, first: mpsc::Sender<()>) {
+fn run_dhcp(ifname: &str, first: mpsc::Sender<()>, generation: u64) {
+    let current_generation = || GENERATION.load(Ordering::Acquire) == generation;
     let mac = mac_address(ifname).unwrap_or_else(|| {
         warn!("{ifname}: cannot read the MAC address");
         [0x02, 0, 0, 0, 0, 1]
@@ -205,10 +283,13 @@ fn run_dhcp(ifname: &str, first: mpsc::Sender<()>) {
     let hostname = configured_hostname();
     let mut current: Option<dhcp::Lease> = None;
     let mut backoff = Duration::from_secs(2);
-    loop {
+    while current_generation() {
         let previous = current.as_ref().map(|l| l.address);
         match dhcp::acquire(ifname, mac, hostname.as_deref(), previous) {
             Ok(lease) => {
+                if !current_generation() {
+                    return;
+                }
                 if current.as_ref() != Some(&lease) {
                     apply_lease(ifname, &lease);
                 }
@@ -216,7 +297,11 @@ fn run_dhcp(ifname: &str, first: mpsc::Sender<()>) {
                 let renew = Duration::from_secs(u64::from(lease.lease_secs.max(60) / 2));
                 current = Some(lease);
                 backoff = Duration::from_secs(2);
-                thread::sleep(renew);
+                // In steps, so a change of settings ends this thread promptly.
+                let until = Instant::now() + renew;
+                while Instant::now() < until && current_generation() {
+                    thread::sleep(Duration::from_secs(1));
+                }
             }
             Err(e) => {
                 warn!("{ifname}: DHCP: {e}; retrying in {} s", backoff.as_secs());

@@ -21,6 +21,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, alarm};
 
+use super::getty::Getty;
 use super::shutdown::Request;
 use super::watchdog::Watchdog;
 use super::{mounts, net};
@@ -70,9 +71,14 @@ pub fn run(signals: &SigSet, dog: &mut Option<Watchdog>) -> Request {
         start_at: Instant::now(),
         backoff: MIN_BACKOFF,
     };
+    let mut console = Getty::new();
     loop {
         if gw.pid.is_none() && Instant::now() >= gw.start_at {
             gw.start();
+        }
+        // The console needs /data (the admin account); it waits for the gateway itself.
+        if console.pid.is_none() && Instant::now() >= console.start_at && mounts::data_mounted() {
+            console.start();
         }
         if let Some(dog) = dog.as_mut() {
             dog.ping_if_due();
@@ -81,9 +87,20 @@ pub fn run(signals: &SigSet, dog: &mut Option<Watchdog>) -> Request {
         if gw.pid.is_none() {
             next = Some(next.map_or(gw.start_at, |n| n.min(gw.start_at)));
         }
+        if console.pid.is_none() {
+            let at = console
+                .start_at
+                .max(Instant::now() + Duration::from_secs(1));
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
         arm_alarm(next);
         match signals.wait() {
-            Ok(Signal::SIGCHLD) => gw.reap(),
+            Ok(Signal::SIGCHLD) => gw.reap(&mut console),
+            // The gateway applied a configuration with a new hostname or network.
+            Ok(Signal::SIGHUP) => {
+                net::set_hostname();
+                net::reapply();
+            }
             Ok(Signal::SIGUSR1 | Signal::SIGUSR2 | Signal::SIGPWR) => return Request::PowerOff,
             Ok(Signal::SIGTERM | Signal::SIGINT) => return Request::Reboot,
             Ok(_) => {}
@@ -163,13 +180,18 @@ impl Gateway {
     }
 
     /// Collects every exited child; the gateway's death schedules a restart.
-    fn reap(&mut self) {
+    fn reap(&mut self, console: &mut Getty) {
         loop {
             let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(status) => status,
             };
             let Some(pid) = status.pid() else { continue };
+            if Some(pid) == console.pid {
+                debug!("console (pid {pid}) {}", describe(&status));
+                console.exited();
+                continue;
+            }
             if Some(pid) != self.pid {
                 debug!("reaped pid {pid}: {}", describe(&status));
                 continue;
