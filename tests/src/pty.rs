@@ -3,15 +3,15 @@
 //! deadline, for text to appear.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Pty {
-    master: std::fs::File,
-    child: Child,
+    master: Box<dyn Write + Send>,
+    child: Option<Child>,
     output: Arc<Mutex<Vec<u8>>>,
     /// Everything before this offset (in the cleaned text) was matched already.
     seen: usize,
@@ -41,8 +41,15 @@ impl Pty {
         }
         let child = command.spawn().expect("spawn under a pty");
         let master = std::fs::File::from(pty.master);
+        let reader = master.try_clone().expect("dup master");
+        let mut pty = Pty::over(name, Box::new(reader), Box::new(master));
+        pty.child = Some(child);
+        pty
+    }
+
+    /// The same expectations over any byte stream (a VM's serial port on a socket).
+    pub fn over(name: &str, mut reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>) -> Pty {
         let output = Arc::new(Mutex::new(Vec::new()));
-        let mut reader = master.try_clone().expect("dup master");
         let sink = output.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -56,8 +63,8 @@ impl Pty {
             }
         });
         Pty {
-            master,
-            child,
+            master: writer,
+            child: None,
             output,
             seen: 0,
             name: name.to_string(),
@@ -106,7 +113,7 @@ impl Pty {
                     &text[from..]
                 );
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 let text = self.text();
                 if !text[from..].contains(needle) {
                     panic!(
@@ -149,7 +156,7 @@ impl Pty {
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 return status;
             }
             assert!(
@@ -162,18 +169,16 @@ impl Pty {
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    pub fn raw_fd(&self) -> i32 {
-        self.master.as_raw_fd()
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 }
 
 impl Drop for Pty {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

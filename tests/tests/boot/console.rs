@@ -1,0 +1,161 @@
+//! The serial console of a freshly built image, driven over QEMU's serial port on a unix
+//! socket: the first-boot wizard, a commit that routes mail to the host's sink, `commit
+//! confirmed` rolling back, the login refusing a wrong password, and `factory-reset`
+//! bringing the wizard back at the next boot.
+
+use super::{BIOS_BOOT, DELIVERY, Disk, free_port, repo_root};
+use edgemx_tests::pty::Pty;
+use edgemx_tests::{FakeBackend, send_mail};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+const STEP: Duration = Duration::from_secs(60);
+const PASSWORD: &str = "appliance pass 1";
+
+struct SerialVm {
+    _qemu: Child,
+    serial: Pty,
+    smtp: SocketAddr,
+}
+
+impl SerialVm {
+    async fn boot(name: &str, disk: &Disk, sink_port: u16) -> SerialVm {
+        let smtp_port = free_port();
+        let socket = disk.path.with_file_name(format!("{name}.serial"));
+        let monitor = disk.path.with_file_name(format!("{name}.monitor"));
+        let qemu = Command::new(repo_root().join("scripts/run-qemu"))
+            .arg("--bios")
+            .arg("--disk")
+            .arg(&disk.path)
+            .args(["--smtp-port", &smtp_port.to_string(), "--sink-port", &sink_port.to_string()])
+            .arg("--monitor")
+            .arg(&monitor)
+            .arg("--serial")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("scripts/run-qemu starts");
+        // QEMU waits for this connection before it starts the guest.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            match UnixStream::connect(&socket) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no serial socket {}: {e}", socket.display());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let reader = stream.try_clone().expect("clone the serial stream");
+        SerialVm {
+            _qemu: qemu,
+            serial: Pty::over(name, Box::new(reader), Box::new(stream)),
+            smtp: SocketAddr::from((Ipv4Addr::LOCALHOST, smtp_port)),
+        }
+    }
+
+    /// A console command; returns its output up to the next prompt.
+    fn run(&mut self, line: &str, needle: &str) -> String {
+        self.serial.skip();
+        self.serial.line(line);
+        let out = self.serial.expect("\nmx.boot.test", STEP);
+        assert!(out.contains(needle), "`{line}` printed no {needle:?}:\n{out}");
+        out
+    }
+
+    fn answer(&mut self, question: &str, reply: &str) {
+        self.serial.expect(question, STEP);
+        self.serial.line(reply);
+    }
+
+    fn wizard(&mut self) {
+        self.serial.expect("Welcome to edgemx", BIOS_BOOT);
+        self.answer("New admin password: ", PASSWORD);
+        self.answer("Repeat the password: ", PASSWORD);
+        self.answer("Hostname", "mx.boot.test");
+        self.answer("Network: dhcp or static [dhcp]: ", "");
+        self.answer("Accepted domain", "boot.test");
+        if self.serial.expect_any(&["Role for boot.test", "Next hops for boot.test"], STEP) == 0 {
+            self.serial.line("");
+            self.serial.expect("Next hops for boot.test", STEP);
+        }
+        self.serial.line("10.0.2.100:25");
+        self.answer("Another domain", "");
+        if self.serial.expect_any(&["Networks allowed to relay", "TLS certificate"], STEP) == 0 {
+            self.serial.line("");
+            self.serial.expect("TLS certificate", STEP);
+        }
+        self.serial.line("");
+        self.answer("Apply this configuration? [yes]: ", "yes");
+        self.serial.expect("Setup complete", STEP);
+        self.serial.expect("mx.boot.test> ", STEP);
+    }
+}
+
+fn message(id: &str, to: &str) -> String {
+    format!("From: a@client.test\r\nTo: {to}\r\nMessage-ID: <{id}@client.test>\r\nSubject: {id}\r\n\r\nvia the console\r\n")
+}
+
+async fn delivered(sink: &FakeBackend, id: &str) {
+    let want = format!("<{id}@client.test>");
+    let deadline = Instant::now() + DELIVERY;
+    while !sink.messages().iter().any(|m| m.message_id().as_deref() == Some(want.as_str())) {
+        assert!(Instant::now() < deadline, "{id} not delivered within {DELIVERY:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn wait_refused(smtp: SocketAddr, to: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = send_mail(smtp, "a@client.test", &[to], &message("probe", to)).await;
+        if r.is_err_and(|e| e.contains("550")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{to} still accepted after {within:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_setup_commit_confirmed_login_and_factory_reset_over_the_serial_port() {
+    let disk = Disk::overlay();
+    let sink = FakeBackend::start().await;
+    let mut vm = SerialVm::boot("console", &disk, sink.addr().port()).await;
+
+    vm.wizard();
+    let r = send_mail(vm.smtp, "a@client.test", &["bob@boot.test"], &message("wiz", "bob@boot.test")).await;
+    assert_eq!(r.map(|r| r.code), Ok(250));
+    delivered(&sink, "wiz").await;
+
+    vm.run("set domain two.test next_hops 10.0.2.100:25", "mx.boot.test#");
+    vm.run("commit second domain", "commit complete");
+    let r = send_mail(vm.smtp, "a@client.test", &["c@two.test"], &message("two", "c@two.test")).await;
+    assert_eq!(r.map(|r| r.code), Ok(250));
+    delivered(&sink, "two").await;
+
+    vm.run("set domain three.test next_hops 10.0.2.100:25", "mx.boot.test#");
+    vm.run("commit confirmed 5", "rolls back in 5 s");
+    wait_refused(vm.smtp, "d@three.test", STEP).await;
+    vm.run("show history", "automatic rollback");
+
+    // Logging out brings the login prompt back; a wrong password is refused.
+    vm.serial.line("exit");
+    vm.answer("login: ", "admin");
+    vm.answer("Password: ", "not the password");
+    vm.serial.expect("Login incorrect", STEP);
+    vm.answer("login: ", "admin");
+    vm.answer("Password: ", PASSWORD);
+    vm.serial.expect("Logged in", STEP);
+    vm.serial.expect("mx.boot.test> ", STEP);
+    vm.run("show tls", "CPU crypto");
+
+    vm.serial.line("factory-reset");
+    vm.answer("Type \"erase\" to confirm: ", "erase");
+    vm.serial.expect("factory reset done", BIOS_BOOT);
+    vm.serial.expect("Welcome to edgemx", BIOS_BOOT);
+}
