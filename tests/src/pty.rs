@@ -48,7 +48,11 @@ impl Pty {
     }
 
     /// The same expectations over any byte stream (a VM's serial port on a socket).
-    pub fn over(name: &str, mut reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>) -> Pty {
+    pub fn over(
+        name: &str,
+        mut reader: Box<dyn Read + Send>,
+        writer: Box<dyn Write + Send>,
+    ) -> Pty {
         let output = Arc::new(Mutex::new(Vec::new()));
         let sink = output.clone();
         std::thread::spawn(move || {

@@ -30,7 +30,12 @@ impl SerialVm {
             .arg("--bios")
             .arg("--disk")
             .arg(&disk.path)
-            .args(["--smtp-port", &smtp_port.to_string(), "--sink-port", &sink_port.to_string()])
+            .args([
+                "--smtp-port",
+                &smtp_port.to_string(),
+                "--sink-port",
+                &sink_port.to_string(),
+            ])
             .arg("--monitor")
             .arg(&monitor)
             .arg("--serial")
@@ -45,7 +50,11 @@ impl SerialVm {
             match UnixStream::connect(&socket) {
                 Ok(s) => break s,
                 Err(e) => {
-                    assert!(Instant::now() < deadline, "no serial socket {}: {e}", socket.display());
+                    assert!(
+                        Instant::now() < deadline,
+                        "no serial socket {}: {e}",
+                        socket.display()
+                    );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
@@ -63,7 +72,10 @@ impl SerialVm {
         self.serial.skip();
         self.serial.line(line);
         let out = self.serial.expect("\nmx.boot.test", STEP);
-        assert!(out.contains(needle), "`{line}` printed no {needle:?}:\n{out}");
+        assert!(
+            out.contains(needle),
+            "`{line}` printed no {needle:?}:\n{out}"
+        );
         out
     }
 
@@ -79,13 +91,21 @@ impl SerialVm {
         self.answer("Hostname", "mx.boot.test");
         self.answer("Network: dhcp or static [dhcp]: ", "");
         self.answer("Accepted domain", "boot.test");
-        if self.serial.expect_any(&["Role for boot.test", "Next hops for boot.test"], STEP) == 0 {
+        if self
+            .serial
+            .expect_any(&["Role for boot.test", "Next hops for boot.test"], STEP)
+            == 0
+        {
             self.serial.line("");
             self.serial.expect("Next hops for boot.test", STEP);
         }
         self.serial.line("10.0.2.100:25");
         self.answer("Another domain", "");
-        if self.serial.expect_any(&["Networks allowed to relay", "TLS certificate"], STEP) == 0 {
+        if self
+            .serial
+            .expect_any(&["Networks allowed to relay", "TLS certificate"], STEP)
+            == 0
+        {
             self.serial.line("");
             self.serial.expect("TLS certificate", STEP);
         }
@@ -97,14 +117,23 @@ impl SerialVm {
 }
 
 fn message(id: &str, to: &str) -> String {
-    format!("From: a@client.test\r\nTo: {to}\r\nMessage-ID: <{id}@client.test>\r\nSubject: {id}\r\n\r\nvia the console\r\n")
+    format!(
+        "From: a@client.test\r\nTo: {to}\r\nMessage-ID: <{id}@client.test>\r\nSubject: {id}\r\n\r\nvia the console\r\n"
+    )
 }
 
 async fn delivered(sink: &FakeBackend, id: &str) {
     let want = format!("<{id}@client.test>");
     let deadline = Instant::now() + DELIVERY;
-    while !sink.messages().iter().any(|m| m.message_id().as_deref() == Some(want.as_str())) {
-        assert!(Instant::now() < deadline, "{id} not delivered within {DELIVERY:?}");
+    while !sink
+        .messages()
+        .iter()
+        .any(|m| m.message_id().as_deref() == Some(want.as_str()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{id} not delivered within {DELIVERY:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -116,7 +145,10 @@ async fn wait_refused(smtp: SocketAddr, to: &str, within: Duration) {
         if r.is_err_and(|e| e.contains("550")) {
             return;
         }
-        assert!(Instant::now() < deadline, "{to} still accepted after {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{to} still accepted after {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -128,17 +160,35 @@ async fn console_setup_commit_confirmed_login_and_factory_reset_over_the_serial_
     let mut vm = SerialVm::boot("console", &disk, sink.addr().port()).await;
 
     vm.wizard();
-    let r = send_mail(vm.smtp, "a@client.test", &["bob@boot.test"], &message("wiz", "bob@boot.test")).await;
+    let r = send_mail(
+        vm.smtp,
+        "a@client.test",
+        &["bob@boot.test"],
+        &message("wiz", "bob@boot.test"),
+    )
+    .await;
     assert_eq!(r.map(|r| r.code), Ok(250));
     delivered(&sink, "wiz").await;
 
-    vm.run("set domain two.test next_hops 10.0.2.100:25", "mx.boot.test#");
+    vm.run(
+        "set domain two.test next_hops 10.0.2.100:25",
+        "mx.boot.test#",
+    );
     vm.run("commit second domain", "commit complete");
-    let r = send_mail(vm.smtp, "a@client.test", &["c@two.test"], &message("two", "c@two.test")).await;
+    let r = send_mail(
+        vm.smtp,
+        "a@client.test",
+        &["c@two.test"],
+        &message("two", "c@two.test"),
+    )
+    .await;
     assert_eq!(r.map(|r| r.code), Ok(250));
     delivered(&sink, "two").await;
 
-    vm.run("set domain three.test next_hops 10.0.2.100:25", "mx.boot.test#");
+    vm.run(
+        "set domain three.test next_hops 10.0.2.100:25",
+        "mx.boot.test#",
+    );
     vm.run("commit confirmed 5", "rolls back in 5 s");
     wait_refused(vm.smtp, "d@three.test", STEP).await;
     vm.run("show history", "automatic rollback");
