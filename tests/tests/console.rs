@@ -57,11 +57,11 @@ fn run(pty: &mut Pty, line: &str, needle: &str) -> String {
 /// prompt is what a person does too: keys typed ahead of it are the line editor's to drop.
 fn cmd(pty: &mut Pty, line: &str) -> String {
     pty.skip();
+    let start = pty.text().len();
     pty.line(line);
     // A fresh prompt starts a line; the editor's redraws of the current one do not.
     let fresh: Vec<String> = PROMPTS.iter().map(|p| format!("\n{p}")).collect();
     let fresh: Vec<&str> = fresh.iter().map(String::as_str).collect();
-    let start = pty.text().len();
     pty.expect_any(&fresh, STEP);
     let text = pty.text();
     text[start.min(text.len())..].to_string()

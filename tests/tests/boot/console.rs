@@ -67,11 +67,15 @@ impl SerialVm {
         }
     }
 
-    /// A console command; returns its output up to the next prompt.
+    /// A console command; returns its output up to and with the next prompt.
     fn run(&mut self, line: &str, needle: &str) -> String {
         self.serial.skip();
+        let start = self.serial.text().len();
         self.serial.line(line);
-        let out = self.serial.expect("\nmx.boot.test", STEP);
+        self.serial
+            .expect_any(&["\nmx.boot.test> ", "\nmx.boot.test# "], STEP);
+        let text = self.serial.text();
+        let out = text[start.min(text.len())..].to_string();
         assert!(
             out.contains(needle),
             "`{line}` printed no {needle:?}:\n{out}"
