@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use edgemx_tests::{FakeBackend, ReceivedMessage, SmtpClient, send_mail};
 
-mod console;
+#[path = "boot/console.rs"]
+mod serial_console;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
