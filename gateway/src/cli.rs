@@ -113,6 +113,7 @@ fn serve(path: &Path) -> ExitCode {
                 Ok(listener) => listeners.push(crate::server::Bound {
                     listener,
                     starttls: l.starttls,
+                    role: l.role,
                 }),
                 Err(e) => {
                     log::error!("cannot listen on {}: {e}", l.address);

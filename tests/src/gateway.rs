@@ -69,6 +69,7 @@ impl Gateway {
             vec![Bound {
                 listener,
                 starttls: true,
+                role: edgemx::config::Role::Mx,
             }],
             shutdown.clone(),
         ));

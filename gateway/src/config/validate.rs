@@ -35,6 +35,7 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     check_queue(config, &mut out);
     check_delivery(config, &mut out);
     check_rest(config, &mut out);
+    check_access(config, &mut out);
     out.0
 }
 
@@ -239,6 +240,20 @@ fn check_rest(config: &Config, out: &mut Findings) {
             &config.log.target,
             "must be auto, journald or stderr",
         );
+    }
+}
+
+/// Relay access and every TLS policy (issue 4, items 5 and 6).
+fn check_access(config: &mut Config, out: &mut Findings) {
+    let mut found = config.relay.prepare();
+    found.extend(config.delivery.tls.problems("delivery.tls"));
+    for (i, d) in config.domains.iter().enumerate() {
+        if let Some(tls) = &d.tls {
+            found.extend(tls.problems(&format!("domain[{i}].tls")));
+        }
+    }
+    for (key, value, problem) in found {
+        out.add(key, value, problem);
     }
 }
 

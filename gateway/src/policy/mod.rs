@@ -3,11 +3,16 @@
 //! Owns the rule that keeps edgemx from being an open relay: a recipient is accepted only
 //! when its domain is one we serve (compared case-insensitively), and never when the
 //! address carries a relay trick (`%` hack, `!` path, source route, quoted `@`, IP
-//! literal) that some downstream server might route elsewhere. It does no I/O.
+//! literal) that some downstream server might route elsewhere, unless the client holds a
+//! relay grant ([`relay`]). It does no I/O except reading the AUTH users file ([`users`]).
+
+pub mod relay;
+pub mod users;
 
 use crate::config::Config;
 use crate::queue::{RcptStatus, Recipient};
 use crate::smtp::proto::{Domain, ForwardPath, RelayHack, Reply};
+use relay::RelayGrant;
 
 /// Why a recipient was refused: the reply for the client and a reason for the log.
 #[derive(Debug)]
@@ -16,8 +21,12 @@ pub struct Denial {
     pub reason: &'static str,
 }
 
-/// Accepts `to` for delivery or says why not.
-pub fn recipient(config: &Config, to: &ForwardPath) -> Result<Recipient, Denial> {
+/// Accepts `to` for delivery or says why not; `grant` lets the client relay.
+pub fn recipient(
+    config: &Config,
+    to: &ForwardPath,
+    grant: Option<&RelayGrant>,
+) -> Result<Recipient, Denial> {
     let mailbox = match to {
         ForwardPath::Postmaster => return postmaster(config),
         ForwardPath::Mailbox { mailbox, .. } => mailbox,
@@ -35,7 +44,7 @@ pub fn recipient(config: &Config, to: &ForwardPath) -> Result<Recipient, Denial>
         return Err(deny("IP literal domain"));
     };
     if config.domain(domain.as_str()).is_none() {
-        return Err(deny("domain not served here"));
+        return relay::outside(grant, mailbox, domain);
     }
     Ok(Recipient {
         address: mailbox.to_string(),

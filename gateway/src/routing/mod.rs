@@ -8,10 +8,9 @@
 use crate::config::{Config, NextHop, TlsPolicy};
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Destination {
     /// Set only when a hop is `mx`: the domain whose MX records are looked up.
     pub domain: Option<String>,
@@ -24,23 +23,20 @@ impl Destination {
     /// domain (DSNs to outside senders) uses `delivery.default_next_hops` and `delivery.tls`.
     pub fn for_domain(config: &Config, domain: &str) -> Destination {
         let (hops, tls) = match config.domain(domain) {
-            Some(d) => (d.hops.clone(), d.tls.unwrap_or(config.delivery.tls)),
-            None => (config.delivery.default_hops.clone(), config.delivery.tls),
+            Some(d) => (
+                d.hops.clone(),
+                d.tls.clone().unwrap_or_else(|| config.delivery.tls.clone()),
+            ),
+            None => (
+                config.delivery.default_hops.clone(),
+                config.delivery.tls.clone(),
+            ),
         };
         let domain = hops
             .iter()
             .any(|h| matches!(h, NextHop::Mx))
             .then(|| domain.to_owned());
         Destination { domain, hops, tls }
-    }
-}
-
-// By hand: `config::TlsPolicy` does not derive `Hash`.
-impl Hash for Destination {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.domain.hash(state);
-        self.hops.hash(state);
-        (self.tls as u8).hash(state);
     }
 }
 
@@ -125,7 +121,7 @@ mod tests {
         let a = routes.get("a.test");
         assert!(Arc::ptr_eq(&a, &routes.get("b.test")));
         assert_eq!(a.domain, None);
-        assert_eq!(a.tls, TlsPolicy::Opportunistic);
+        assert_eq!(a.tls, TlsPolicy::OPPORTUNISTIC);
         assert_eq!(a.to_string(), "10.0.0.1:25,10.0.0.2:25");
     }
 
@@ -134,7 +130,7 @@ mod tests {
         let mut routes = Routes::new(config());
         let c = routes.get("c.test");
         assert_eq!(c.domain.as_deref(), Some("c.test"));
-        assert_eq!(c.tls, TlsPolicy::Required);
+        assert_eq!(c.tls, TlsPolicy::REQUIRED);
         let outside = routes.get("elsewhere.example");
         assert_eq!(outside.hops, [NextHop::Mx]);
         assert_eq!(outside.domain.as_deref(), Some("elsewhere.example"));

@@ -14,7 +14,7 @@ impl Session {
             // RFC 5321 §4.5.3.1.10: 452 lets the client send the rest in another transaction.
             return self.refuse(Reply::too_many_recipients());
         }
-        match policy::recipient(&self.ctx.config, &to) {
+        match policy::recipient(&self.ctx.config, &to, self.relay.as_ref()) {
             Ok(recipient) => {
                 if tx.rcpts.iter().any(|r| r.address == recipient.address) {
                     // Duplicate: accept again without storing it twice.
