@@ -1,7 +1,7 @@
 //! Starting the gateway under test: in-process (fast, for protocol scenarios) or as a child
 //! process of the real binary (for kill -9, restart and signal scenarios).
 
-use edgemx::config::Config;
+use edgemx::config::{Config, Role};
 use edgemx::server::{self, Bound};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,8 @@ target = "stderr"
 /// A gateway running inside the test's own runtime.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// One address per listener, in the order of the roles asked for (`addr` is the first).
+    pub addrs: Vec<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config: Config,
     shutdown: CancellationToken,
@@ -58,23 +60,42 @@ impl Gateway {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, backend: SocketAddr, extra: &str) -> Gateway {
+        Self::start_roles_in(dir, backend, extra, &[Role::Mx]).await
+    }
+
+    /// Like `start`, with one STARTTLS listener on 127.0.0.1 per role (e.g. MX and
+    /// submission).
+    pub async fn start_roles(backend: SocketAddr, extra: &str, roles: &[Role]) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_roles_in(dir, backend, extra, roles).await
+    }
+
+    async fn start_roles_in(
+        dir: tempfile::TempDir,
+        backend: SocketAddr,
+        extra: &str,
+        roles: &[Role],
+    ) -> Gateway {
         init_logging();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let mut bound = Vec::new();
+        let mut addrs = Vec::new();
+        for role in roles {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addrs.push(listener.local_addr().expect("addr"));
+            bound.push(Bound {
+                listener,
+                starttls: true,
+                role: *role,
+            });
+        }
+        let addr = addrs[0];
         let text = config_text(dir.path(), addr, backend, extra);
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server::run(
-            config.clone(),
-            vec![Bound {
-                listener,
-                starttls: true,
-                role: edgemx::config::Role::Mx,
-            }],
-            shutdown.clone(),
-        ));
+        let task = tokio::spawn(server::run(config.clone(), bound, shutdown.clone()));
         Gateway {
             addr,
+            addrs,
             dir,
             config,
             shutdown,

@@ -24,9 +24,7 @@ const EXIT_DATAERR: u8 = 65;
 const EXIT_CANTCREAT: u8 = 73;
 
 pub fn run(action: UserAction, config: Option<Config>) -> ExitCode {
-    let path = config
-        .as_ref()
-        .map(|c| c.relay.users_path(&c.data_dir));
+    let path = config.as_ref().map(|c| c.relay.users_path(&c.data_dir));
     match (action, path) {
         (UserAction::Hash, _) => match read_password() {
             Ok(password) => {
@@ -37,7 +35,10 @@ pub fn run(action: UserAction, config: Option<Config>) -> ExitCode {
         },
         (UserAction::Add { name }, Some(path)) => {
             if !users::valid_name(&name) {
-                return fail("a user name has no spaces, colons or control characters", EXIT_DATAERR);
+                return fail(
+                    "a user name has no spaces, colons or control characters",
+                    EXIT_DATAERR,
+                );
             }
             let password = match read_password() {
                 Ok(password) => password,
@@ -58,7 +59,10 @@ pub fn run(action: UserAction, config: Option<Config>) -> ExitCode {
                 println!("deleted user {name} from {}", path.display());
                 ExitCode::SUCCESS
             }
-            Ok(false) => fail(&format!("no user {name} in {}", path.display()), EXIT_DATAERR),
+            Ok(false) => fail(
+                &format!("no user {name} in {}", path.display()),
+                EXIT_DATAERR,
+            ),
             Err(e) => fail(&format!("{}: {e}", path.display()), EXIT_CANTCREAT),
         },
         (_, None) => fail("--config is required", EXIT_DATAERR),
