@@ -144,6 +144,11 @@ async fn auth_plain_and_login_relay_with_good_passwords_and_bad_ones_get_535_5_7
     let mut rcpts: Vec<String> = got.iter().flat_map(|m| m.rcpt_to.clone()).collect();
     rcpts.sort();
     assert_eq!(rcpts, ["login@elsewhere.test", "plain@elsewhere.test"]);
+    // RFC 3848: authenticated submission over TLS is recorded as ESMTPSA.
+    assert!(
+        got.iter().all(|m| m.text().contains(" with ESMTPSA id ")),
+        "{got:?}"
+    );
     gw.stop().await;
 }
 

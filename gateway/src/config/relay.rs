@@ -98,6 +98,19 @@ impl Relay {
     }
 }
 
+/// Every problem in `[relay]` and in the TLS policies, as (key, value, problem); parses
+/// the networks and the client CA into `config.relay`.
+pub fn problems(config: &mut super::Config) -> Vec<(String, String, String)> {
+    let mut found = config.relay.prepare();
+    found.extend(config.delivery.tls.problems("delivery.tls"));
+    for (i, d) in config.domains.iter().enumerate() {
+        if let Some(tls) = &d.tls {
+            found.extend(tls.problems(&format!("domain[{i}].tls")));
+        }
+    }
+    found
+}
+
 /// `10.0.0.0/8`, `2001:db8::/32` or a single address. Host bits must be zero, since
 /// `10.1.2.3/8` is more often a typo than a wish to allow all of 10/8.
 pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
@@ -128,5 +141,41 @@ mod tests {
         assert!(parse_cidr("10.1.2.3/8").unwrap_err().contains("10.0.0.0/8"));
         assert!(parse_cidr("10.0.0.0/33").is_err());
         assert!(parse_cidr("example.com").is_err());
+    }
+
+    const BASE: &str = "hostname = \"mx.test\"\ndata_dir = \"/tmp/x\"\n";
+
+    #[test]
+    fn roles_and_relay_settings_parse() {
+        let text = format!(
+            "{BASE}[[listener]]\naddress = \"0.0.0.0:25\"\n[[listener]]\naddress = \"0.0.0.0:587\"\nrole = \"submission\"\n[relay]\nnetworks = [\"10.0.0.0/8\", \"fd00::/8\"]\n"
+        );
+        let config = super::super::Config::parse(&text).unwrap();
+        assert_eq!(config.listeners[0].role, Role::Mx);
+        assert_eq!(config.listeners[1].role, Role::Submission);
+        assert_eq!(config.relay.nets.len(), 2);
+        assert_eq!(
+            config.relay.users_path(&config.data_dir),
+            PathBuf::from("/tmp/x/users")
+        );
+    }
+
+    #[test]
+    fn relay_errors_name_their_keys() {
+        let text = format!(
+            "{BASE}[[listener]]\naddress = \"0.0.0.0:25\"\n[relay]\nnetworks = [\"10.0.0.0/8\", \"300.1.1.1\"]\nclient_ca = \"/nonexistent/ca.pem\"\nclient_names = [\"bad name\"]\n"
+        );
+        let errors = super::super::Config::parse(&text).unwrap_err();
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        let has = |needle: &str| shown.iter().any(|s| s.starts_with(needle));
+        assert!(
+            has("relay.networks[1] = 300.1.1.1: not a network"),
+            "{shown:?}"
+        );
+        assert!(has("relay.client_ca = /nonexistent/ca.pem:"), "{shown:?}");
+        assert!(has("relay.client_names[0] = bad name:"), "{shown:?}");
+        let text = format!("{BASE}[[listener]]\naddress = \"0.0.0.0:25\"\nrole = \"relay\"\n");
+        let errors = super::super::Config::parse(&text).unwrap_err();
+        assert!(errors[0].to_string().contains("relay"), "{errors:?}");
     }
 }

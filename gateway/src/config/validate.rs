@@ -245,14 +245,7 @@ fn check_rest(config: &Config, out: &mut Findings) {
 
 /// Relay access and every TLS policy (issue 4, items 5 and 6).
 fn check_access(config: &mut Config, out: &mut Findings) {
-    let mut found = config.relay.prepare();
-    found.extend(config.delivery.tls.problems("delivery.tls"));
-    for (i, d) in config.domains.iter().enumerate() {
-        if let Some(tls) = &d.tls {
-            found.extend(tls.problems(&format!("domain[{i}].tls")));
-        }
-    }
-    for (key, value, problem) in found {
+    for (key, value, problem) in super::relay::problems(config) {
         out.add(key, value, problem);
     }
 }
