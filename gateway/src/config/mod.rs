@@ -5,6 +5,7 @@
 //! other modules receive an already-valid [`Config`].
 
 mod nexthop;
+pub mod routes;
 mod units;
 mod validate;
 
@@ -31,6 +32,11 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     #[serde(rename = "domain", default)]
     pub domains: Vec<Domain>,
+    /// Named routes (`[[route]]`) and their settings (`[routing]`); see `routes.rs`.
+    #[serde(rename = "route", default)]
+    pub routes: Vec<routes::Route>,
+    #[serde(default)]
+    pub routing: routes::Routing,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]

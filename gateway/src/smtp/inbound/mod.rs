@@ -40,6 +40,8 @@ pub const BUDGET_UNIT: usize = 1024;
 pub struct Context {
     pub config: Arc<Config>,
     pub queue: Queue,
+    /// Routes, maps and recipient validation (RCPT).
+    pub recipients: Arc<crate::policy::Recipients>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limiter: Limiter,
     /// Message bytes that sessions may hold in memory, in [`BUDGET_UNIT`]s.
@@ -52,6 +54,7 @@ impl Context {
     pub fn new(
         config: Arc<Config>,
         queue: Queue,
+        recipients: Arc<crate::policy::Recipients>,
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: CancellationToken,
     ) -> Arc<Context> {
@@ -62,6 +65,7 @@ impl Context {
             inflight: Arc::new(Semaphore::new(units)),
             config,
             queue,
+            recipients,
             tls,
             shutdown,
             sessions: TaskTracker::new(),
