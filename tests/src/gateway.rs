@@ -58,10 +58,32 @@ impl Gateway {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, backend: SocketAddr, extra: &str) -> Gateway {
+        Self::start_with(dir, |dir, addr| config_text(dir, addr, backend, extra)).await
+    }
+
+    /// Starts a gateway whose configuration is the common head (hostname, data_dir,
+    /// listener, log) and `body`, without the standard `example.com` domain: for scenarios
+    /// that bring their own domains and routes. `{data_dir}` in `body` is replaced.
+    pub async fn start_bare(dir: tempfile::TempDir, body: &str) -> Gateway {
+        Self::start_with(dir, |dir, addr| {
+            format!(
+                "hostname = \"gateway.test\"\ndata_dir = \"{data}\"\n\n[[listener]]\naddress = \"{addr}\"\n\n[log]\nlevel = \"{level}\"\ntarget = \"stderr\"\n\n{body}\n",
+                data = dir.display(),
+                level = log_level(),
+            )
+            .replace("{data_dir}", &dir.display().to_string())
+        })
+        .await
+    }
+
+    async fn start_with(
+        dir: tempfile::TempDir,
+        text: impl FnOnce(&Path, SocketAddr) -> String,
+    ) -> Gateway {
         init_logging();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let text = config_text(dir.path(), addr, backend, extra);
+        let text = text(dir.path(), addr);
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server::run(
