@@ -209,3 +209,6 @@ fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
+
+#[cfg(test)]
+mod tests;

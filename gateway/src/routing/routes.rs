@@ -222,4 +222,15 @@ mod tests {
         );
         assert!(routes.fallback(&to("x@a.test", None)).is_none());
     }
+
+    #[test]
+    fn records_from_before_routes_read_as_routed_by_domain() {
+        let old = r#"{"address":"a@example.com","domain":"example.com","status":"Pending"}"#;
+        let rcpt: Recipient = serde_json::from_str(old).unwrap();
+        assert_eq!(rcpt.route, None);
+        let routed = to("a@example.com", Some("onprem"));
+        let back: Recipient =
+            serde_json::from_str(&serde_json::to_string(&routed).unwrap()).unwrap();
+        assert_eq!(back.route.as_deref(), Some("onprem"));
+    }
 }
