@@ -4,10 +4,12 @@
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
 
+pub mod flow;
 mod nexthop;
 mod units;
 mod validate;
 
+pub use flow::{Flow, Role};
 pub use nexthop::NextHop;
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
@@ -43,6 +45,9 @@ pub struct Config {
     pub dns: Dns,
     #[serde(default)]
     pub log: Log,
+    /// Secondary MX, next-hop health, paced release, ETRN, queue notices, hop limit.
+    #[serde(default)]
+    pub flow: Flow,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +69,9 @@ pub struct Domain {
     /// TLS towards this domain's next hops; defaults to `delivery.tls`.
     #[serde(default)]
     pub tls: Option<TlsPolicy>,
+    /// `primary` (default) or `secondary` MX for this domain.
+    #[serde(default)]
+    pub role: Role,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
 }
