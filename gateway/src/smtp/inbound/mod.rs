@@ -16,6 +16,8 @@
 mod bdat;
 mod data;
 mod ehlo;
+mod etrn;
+mod hops;
 pub mod io;
 pub mod limits;
 mod mail;
@@ -46,6 +48,8 @@ pub struct Context {
     pub inflight: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
+    /// The scheduler, for ETRN; set once delivery has started.
+    pub deliveries: std::sync::OnceLock<crate::delivery::DeliveryHandle>,
 }
 
 impl Context {
@@ -65,6 +69,7 @@ impl Context {
             tls,
             shutdown,
             sessions: TaskTracker::new(),
+            deliveries: std::sync::OnceLock::new(),
         })
     }
 }
