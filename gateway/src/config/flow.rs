@@ -194,9 +194,71 @@ pub fn check(flow: &mut Flow) -> Vec<(String, String, String)> {
     out
 }
 
+/// A secondary domain's explicit next hops must not be this gateway: a listener address,
+/// `hostname` or one of `flow.our_names` (the mail would loop back to us).
+pub fn check_roles(config: &super::Config) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let ours = |name: &str| {
+        name.eq_ignore_ascii_case(&config.hostname)
+            || config
+                .flow
+                .our_names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+    };
+    for (i, d) in config.domains.iter().enumerate() {
+        if d.role != Role::Secondary {
+            continue;
+        }
+        for (j, hop) in d.hops.iter().enumerate() {
+            let us = match hop {
+                super::NextHop::Addr(addr) => {
+                    config.listeners.iter().any(|l| l.address == *addr)
+                        || ours(&addr.ip().to_string())
+                }
+                super::NextHop::Host { name, .. } => ours(name),
+                super::NextHop::Mx => false,
+            };
+            if us {
+                out.push((
+                    format!("domain[{i}].next_hops[{j}]"),
+                    format!("{:?}", d.next_hops.get(j).cloned().unwrap_or_default()),
+                    "is this gateway: a secondary must deliver to its primaries".into(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secondary_may_not_name_itself_as_next_hop() {
+        let text = r#"
+            hostname = "mx2.example.net"
+            data_dir = "/tmp/x"
+            [[listener]]
+            address = "127.0.0.1:2525"
+            [[domain]]
+            name = "a.test"
+            role = "secondary"
+            next_hops = ["mx", "mx2.example.net:25", "127.0.0.1:2525", "192.0.2.7:25", "mx1.example.net"]
+            [flow]
+            our_names = ["192.0.2.7"]
+        "#;
+        let errors = crate::config::Config::parse(text).unwrap_err();
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown.len(), 3, "{shown:?}");
+        for j in 1..=3 {
+            let key = format!("domain[0].next_hops[{j}]");
+            assert!(shown.iter().any(|s| s.starts_with(&key)), "{shown:?}");
+        }
+        let fine = text.replace("role = \"secondary\"", "role = \"primary\"");
+        assert!(crate::config::Config::parse(&fine).is_ok());
+    }
 
     #[test]
     fn cidr_blocks_match_their_addresses_only() {

@@ -35,7 +35,9 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     check_queue(config, &mut out);
     check_delivery(config, &mut out);
     check_rest(config, &mut out);
-    for (key, value, problem) in super::flow::check(&mut config.flow) {
+    let mut flow = super::flow::check(&mut config.flow);
+    flow.extend(super::flow::check_roles(config));
+    for (key, value, problem) in flow {
         out.add(key, value, problem);
     }
     out.0
