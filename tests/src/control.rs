@@ -5,6 +5,20 @@ use crate::Gateway;
 use edgemx::control::Request;
 use std::time::Duration;
 
+/// Waits until the gateway's control socket answers (it is bound after the queue opens).
+pub async fn ready(gw: &Gateway, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let path = gw.config.control_socket();
+    while edgemx::control::ControlClient::connect(&path).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "control socket {} never answered",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends one request; the `data` of an ok answer or the error text.
 pub async fn call(gw: &Gateway, request: Request) -> Result<serde_json::Value, String> {
     let mut control = gw.control();
