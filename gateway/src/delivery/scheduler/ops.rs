@@ -294,9 +294,11 @@ impl Scheduler {
         match result {
             Ok(()) => {
                 let released = self.seen(&dest, Seen::CheckPassed);
-                // Held after failed attempts but never marked down: the check is proof
-                // enough to end the hold.
-                if !released && self.down.remove(&dest).is_some() {
+                // Held after failed attempts but never marked down (fewer than `fall`
+                // failures): the check is proof enough to end the hold. A destination
+                // marked down waits for `rise` checks.
+                let marked_down = self.health.down(&dest).is_some();
+                if !released && !marked_down && self.down.remove(&dest).is_some() {
                     self.ctx.walker.forget_failures();
                     self.recovered(&dest, "active check passed");
                 }
