@@ -85,6 +85,7 @@ pub async fn run(
         Some(server_tls.config),
         shutdown.clone(),
     );
+    let _ = ctx.deliveries.set(deliveries.clone());
     let mut accept_tasks = Vec::new();
     for bound in listeners {
         if let Ok(addr) = bound.listener.local_addr() {

@@ -4,6 +4,7 @@
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
 
+pub mod flow;
 mod nexthop;
 mod relay;
 pub mod routes;
@@ -11,6 +12,7 @@ mod tlspolicy;
 mod units;
 mod validate;
 
+pub use flow::{Flow, MxRole};
 pub use nexthop::NextHop;
 pub use relay::{Relay, Role, parse_cidr};
 pub use tlspolicy::{Pin, TlsMode, TlsPolicy};
@@ -55,6 +57,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub relay: Relay,
+    /// Secondary MX, next-hop health, paced release, ETRN, queue notices, hop limit.
+    #[serde(default)]
+    pub flow: Flow,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +84,9 @@ pub struct Domain {
     /// TLS towards this domain's next hops; defaults to `delivery.tls`.
     #[serde(default)]
     pub tls: Option<TlsPolicy>,
+    /// `primary` (default) or `secondary` MX for this domain.
+    #[serde(default)]
+    pub role: MxRole,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
 }
