@@ -68,6 +68,19 @@ pub fn recipient(table: &Table, maps: &Snapshot, to: &ForwardPath) -> Result<Vec
     Ok(vec![route(table, maps, &address, checked)])
 }
 
+impl Routed {
+    /// A recipient outside the domains we serve (relayed for a client holding a relay
+    /// grant): delivered by `delivery.default_next_hops`, never checked at RCPT.
+    pub fn outside(recipient: Recipient) -> Routed {
+        Routed {
+            original: recipient.address.clone(),
+            recipient,
+            route: None,
+            validate: false,
+        }
+    }
+}
+
 /// One address routed: the per-recipient map first, then the domain; then the route's
 /// rewriting.
 pub fn route(table: &Table, maps: &Snapshot, address: &str, validate: bool) -> Routed {
