@@ -4,6 +4,8 @@
 //! `main` is synchronous: the configuration is parsed and validated completely before any
 //! port is bound or any file written; a bad one prints every offending key and exits 64.
 
+mod user;
+
 use crate::config::{Config, EXIT_CONFIG};
 use crate::control::{ControlClient, Request};
 use crate::queue::QueueId;
@@ -42,6 +44,13 @@ enum Command {
         #[arg(long, short, global = true, default_value = "/etc/edgemx/edgemx.toml")]
         config: PathBuf,
     },
+    /// SMTP AUTH users (relay.users_file) and password hashes.
+    User {
+        #[command(subcommand)]
+        action: user::UserAction,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// PID 1 duties inside the appliance image.
     Init,
 }
@@ -79,6 +88,10 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Queue { action, config } => queue(action, &config),
+        Command::User { action, config } => match config.as_deref().map(load).transpose() {
+            Ok(config) => user::run(action, config),
+            Err(code) => code,
+        },
         Command::Init => crate::init::run(),
     }
 }
@@ -121,6 +134,7 @@ fn serve(path: &Path) -> ExitCode {
                 Ok(listener) => listeners.push(crate::server::Bound {
                     listener,
                     starttls: l.starttls,
+                    role: l.role,
                 }),
                 Err(e) => {
                     log::error!("cannot listen on {}: {e}", l.address);

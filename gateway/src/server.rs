@@ -28,10 +28,11 @@ pub enum StartError {
     Routing(String),
 }
 
-/// A listener already bound, and whether it offers STARTTLS.
+/// A listener already bound, whether it offers STARTTLS, and what it is for.
 pub struct Bound {
     pub listener: TcpListener,
     pub starttls: bool,
+    pub role: crate::config::Role,
 }
 
 /// Runs the gateway until `shutdown` fires, then stops it cleanly: no new connections,
@@ -94,6 +95,7 @@ pub async fn run(
             ctx.clone(),
             bound.listener,
             bound.starttls,
+            bound.role,
         )));
     }
 

@@ -4,8 +4,12 @@
 //! Owns the rule that keeps edgemx from being an open relay: a recipient is accepted only
 //! when its domain is one we serve (compared case-insensitively), and never when the
 //! address carries a relay trick (`%` hack, `!` path, source route, quoted `@`, IP
-//! literal) that some downstream server might route elsewhere. [`recipient`] is pure;
-//! [`validate`] checks existence (static lists, the SMTP callout in [`callout`]).
+//! literal) that some downstream server might route elsewhere, unless the client holds a
+//! relay grant ([`relay`]). [`recipient`] is pure; [`validate`] checks existence (static
+//! lists, the SMTP callout in [`callout`]); [`users`] reads the AUTH users file.
+
+pub mod relay;
+pub mod users;
 
 pub mod callout;
 pub mod validate;
@@ -15,6 +19,7 @@ pub use validate::Recipients;
 use crate::queue::Recipient;
 use crate::routing::{RouteId, Snapshot, Table, rewrite};
 use crate::smtp::proto::{Domain, ForwardPath, RelayHack, Reply};
+use relay::RelayGrant;
 
 /// Why a recipient was refused: the reply for the client and a reason for the log.
 #[derive(Debug)]
@@ -35,8 +40,14 @@ pub struct Routed {
     pub validate: bool,
 }
 
-/// Accepts `to` for delivery, routed (and expanded when it is an alias), or says why not.
-pub fn recipient(table: &Table, maps: &Snapshot, to: &ForwardPath) -> Result<Vec<Routed>, Denial> {
+/// Accepts `to` for delivery, routed (and expanded when it is an alias), or says why not;
+/// `grant` lets the client relay to domains we do not serve.
+pub fn recipient(
+    table: &Table,
+    maps: &Snapshot,
+    to: &ForwardPath,
+    grant: Option<&RelayGrant>,
+) -> Result<Vec<Routed>, Denial> {
     let mailbox = match to {
         ForwardPath::Postmaster => return postmaster(table, maps),
         ForwardPath::Mailbox { mailbox, .. } => mailbox,
@@ -54,7 +65,8 @@ pub fn recipient(table: &Table, maps: &Snapshot, to: &ForwardPath) -> Result<Vec
         return Err(deny("IP literal domain"));
     };
     if !table.serves(domain) {
-        return Err(deny("domain not served here"));
+        relay::outside(grant)?;
+        return Ok(vec![route(table, maps, &mailbox.to_string(), false)]);
     }
     let address = mailbox.to_string();
     if let Some(targets) = maps.aliases.get(&address.to_lowercase()) {
@@ -66,19 +78,6 @@ pub fn recipient(table: &Table, maps: &Snapshot, to: &ForwardPath) -> Result<Vec
     // RFC 5321 §4.5.1: postmaster of a served domain is always accepted.
     let checked = !mailbox.local.eq_ignore_ascii_case("postmaster");
     Ok(vec![route(table, maps, &address, checked)])
-}
-
-impl Routed {
-    /// A recipient outside the domains we serve (relayed for a client holding a relay
-    /// grant): delivered by `delivery.default_next_hops`, never checked at RCPT.
-    pub fn outside(recipient: Recipient) -> Routed {
-        Routed {
-            original: recipient.address.clone(),
-            recipient,
-            route: None,
-            validate: false,
-        }
-    }
 }
 
 /// One address routed: the per-recipient map first, then the domain; then the route's

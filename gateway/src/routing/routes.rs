@@ -8,10 +8,9 @@ use crate::config::{Config, NextHop, TlsPolicy};
 use crate::queue::Recipient;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Destination {
     /// Set only when a hop is `mx`: the domain whose MX records are looked up.
     pub domain: Option<String>,
@@ -24,23 +23,17 @@ impl Destination {
     /// `delivery.default_next_hops` and `delivery.tls`.
     pub fn new(config: &Config, route: Option<&Route>, domain: &str) -> Destination {
         let (hops, tls) = match route {
-            Some(r) => (r.hops.clone(), r.tls),
-            None => (config.delivery.default_hops.clone(), config.delivery.tls),
+            Some(r) => (r.hops.clone(), r.tls.clone()),
+            None => (
+                config.delivery.default_hops.clone(),
+                config.delivery.tls.clone(),
+            ),
         };
         let domain = hops
             .iter()
             .any(|h| matches!(h, NextHop::Mx))
             .then(|| domain.to_owned());
         Destination { domain, hops, tls }
-    }
-}
-
-// By hand: `config::TlsPolicy` does not derive `Hash`.
-impl Hash for Destination {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.domain.hash(state);
-        self.hops.hash(state);
-        (self.tls as u8).hash(state);
     }
 }
 
@@ -182,7 +175,7 @@ mod tests {
         let a = routes.get(&to("x@a.test", None));
         assert!(Arc::ptr_eq(&a, &routes.get(&to("y@b.test", None))));
         assert_eq!(a.domain, None);
-        assert_eq!(a.tls, TlsPolicy::Opportunistic);
+        assert_eq!(a.tls, TlsPolicy::OPPORTUNISTIC);
         assert_eq!(a.to_string(), "10.0.0.1:25,10.0.0.2:25");
     }
 
@@ -191,7 +184,7 @@ mod tests {
         let mut routes = Routes::new(config());
         let c = routes.get(&to("x@c.test", None));
         assert_eq!(c.domain.as_deref(), Some("c.test"));
-        assert_eq!(c.tls, TlsPolicy::Required);
+        assert_eq!(c.tls, TlsPolicy::REQUIRED);
         let outside = routes.get(&to("x@elsewhere.example", None));
         assert_eq!(outside.hops, [NextHop::Mx]);
         assert_eq!(outside.domain.as_deref(), Some("elsewhere.example"));

@@ -49,12 +49,12 @@ impl Table {
             masquerade: Suffixes::default(),
             first_domain: None,
         };
-        let tls = config.delivery.tls;
+        let tls = &config.delivery.tls;
         for d in &config.domains {
             let id = table.push(Route {
                 name: Arc::from(d.name.as_str()),
                 hops: d.hops.clone(),
-                tls: d.tls.unwrap_or(tls),
+                tls: d.tls.clone().unwrap_or_else(|| tls.clone()),
                 fallback: None,
                 rewrite: BTreeMap::new(),
                 callout: false,
@@ -66,7 +66,7 @@ impl Table {
             let id = table.push(Route {
                 name: Arc::from(r.name.as_str()),
                 hops: r.hops.clone(),
-                tls: r.tls.unwrap_or(tls),
+                tls: r.tls.clone().unwrap_or_else(|| tls.clone()),
                 fallback: None,
                 rewrite: r.rewrite.clone(),
                 callout: r.callout,

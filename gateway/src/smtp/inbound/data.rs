@@ -171,6 +171,9 @@ impl Session {
         if self.tls.is_some() {
             protocol.push('S');
         }
+        if self.authenticated() {
+            protocol.push('A');
+        }
         let helo = self.helo.as_ref().map_or("unknown", |h| h.name.as_str());
         let mut header = format!(
             "Received: from {helo} ([{}])\r\n\tby {} (edgemx) with {protocol} id {id}",

@@ -18,7 +18,8 @@ impl Session {
         }
         let recipients = self.ctx.recipients.clone();
         let snapshot = recipients.maps.current();
-        let routed = match policy::recipient(&recipients.table, &snapshot, &to) {
+        let routed = match policy::recipient(&recipients.table, &snapshot, &to, self.relay.as_ref())
+        {
             Ok(routed) => routed,
             Err(denial) => return self.refuse_rcpt(&to, denial),
         };
@@ -42,9 +43,8 @@ impl Session {
     }
 
     /// The session relays for an internal sender (its envelope sender is masqueraded).
-    /// Until relay access lands every session is inbound.
     pub fn outbound(&self) -> bool {
-        false
+        self.relay.is_some()
     }
 
     fn refuse_rcpt(&mut self, to: &ForwardPath, denial: Denial) -> Flow {
