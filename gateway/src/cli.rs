@@ -4,8 +4,11 @@
 //! `main` is synchronous: the configuration is parsed and validated completely before any
 //! port is bound or any file written; a bad one prints every offending key and exits 64.
 
+mod user;
+
 use crate::config::{Config, EXIT_CONFIG};
 use crate::control::{ControlClient, Request};
+use crate::delivery::Target;
 use crate::queue::QueueId;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -54,6 +57,13 @@ enum Command {
         #[arg(long, hide = true)]
         appliance: bool,
     },
+    /// SMTP AUTH users (relay.users_file) and password hashes.
+    User {
+        #[command(subcommand)]
+        action: user::UserAction,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// PID 1 duties inside the appliance image.
     Init,
 }
@@ -73,6 +83,38 @@ enum QueueAction {
     },
     /// Remove a message from the queue without delivering it (no bounce is sent).
     Delete { id: QueueId },
+    /// Keep a message, or every message for a domain, from delivery until released.
+    Hold(Which),
+    /// Release held mail (one message, a domain, or --all) and attempt it now.
+    Release(Which),
+    /// Deliver now: one message, a domain, or --all (paced by flow.drain_rate).
+    Flush(Which),
+    /// Up/down state of every watched next hop.
+    Health,
+}
+
+/// One message, the messages for a domain, or all of them.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Which {
+    id: Option<QueueId>,
+    #[arg(long)]
+    domain: Option<String>,
+    #[arg(long)]
+    all: bool,
+}
+
+impl Which {
+    fn target(&self) -> Target {
+        match (&self.id, &self.domain) {
+            (Some(id), _) => Target::Message(*id),
+            (None, Some(domain)) => Target::Domain {
+                name: domain.trim_end_matches('.').to_ascii_lowercase(),
+                subdomains: false,
+            },
+            (None, None) => Target::All,
+        }
+    }
 }
 
 /// Runs the command named by the process arguments.
@@ -100,15 +142,27 @@ pub fn main() -> ExitCode {
             login,
             appliance,
         }),
+        Command::User { action, config } => match config.as_deref().map(load).transpose() {
+            Ok(config) => user::run(action, config),
+            Err(code) => code,
+        },
         Command::Init => crate::init::run(),
     }
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|errors| {
+    let fail = |errors: crate::config::ConfigErrors| {
         eprint!("{errors}");
         ExitCode::from(EXIT_CONFIG as u8)
-    })
+    };
+    let config = Config::load(path).map_err(fail)?;
+    // The address files named by the configuration are part of it: a bad line stops here.
+    let errors = crate::routing::load::check_files(&config);
+    if !errors.is_empty() {
+        let file = path.to_path_buf();
+        return Err(fail(crate::config::ConfigErrors { file, errors }));
+    }
+    Ok(config)
 }
 
 fn serve(path: &Path) -> ExitCode {
@@ -134,6 +188,7 @@ fn serve(path: &Path) -> ExitCode {
                 Ok(listener) => listeners.push(crate::server::Bound {
                     listener,
                     starttls: l.starttls,
+                    role: l.role,
                 }),
                 Err(e) => {
                     log::error!("cannot listen on {}: {e}", l.address);
@@ -166,6 +221,16 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
         QueueAction::Show { id } => Request::Show { id: *id },
         QueueAction::Retry { id, .. } => Request::Retry { id: *id },
         QueueAction::Delete { id } => Request::Delete { id: *id },
+        QueueAction::Hold(which) => Request::Hold {
+            target: which.target(),
+        },
+        QueueAction::Release(which) => Request::Release {
+            target: which.target(),
+        },
+        QueueAction::Flush(which) => Request::Flush {
+            target: which.target(),
+        },
+        QueueAction::Health => Request::Health,
     };
     let answer =
         ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request));
@@ -174,6 +239,7 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
             match action {
                 QueueAction::List => print!("{}", crate::control::format_list(&data)),
                 QueueAction::Show { .. } => print!("{}", crate::control::format_show(&data)),
+                QueueAction::Health => print!("{}", crate::control::format_health(&data)),
                 _ => println!("{}", data.as_str().unwrap_or_default()),
             }
             ExitCode::SUCCESS

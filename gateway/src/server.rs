@@ -25,14 +25,17 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("control socket {path}: {reason}")]
     Control { path: String, reason: String },
+    #[error("routing: {0}")]
+    Routing(String),
 }
 
 mod reload;
 
-/// A listener already bound, and whether it offers STARTTLS.
+/// A listener already bound, whether it offers STARTTLS, and what it is for.
 pub struct Bound {
     pub listener: TcpListener,
     pub starttls: bool,
+    pub role: crate::config::Role,
 }
 
 /// Runs the gateway until `shutdown` fires, then stops it cleanly: no new connections,
@@ -70,12 +73,16 @@ pub async fn run(
         resumed,
         shutdown.child_token(),
     );
+    let recipients = crate::policy::Recipients::start(&config, &shutdown)
+        .map_err(|e| StartError::Routing(e.to_string()))?;
     let ctx = Context::new(
         config.clone(),
         queue.clone(),
+        recipients,
         Some(server_tls.config),
         shutdown.clone(),
     );
+    let _ = ctx.deliveries.set(deliveries.clone());
     // The live configuration: console commits publish here; `reload` applies it.
     let (live, live_rx) = watch::channel(config.clone());
     let (applied, applied_rx) = watch::channel(config.clone());

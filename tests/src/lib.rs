@@ -4,8 +4,10 @@
 
 pub mod backend;
 pub mod client;
+pub mod control;
 pub mod dns;
 pub mod gateway;
+pub mod pki;
 pub mod pty;
 
 pub use backend::{Backend, FakeBackend, ReceivedMessage};

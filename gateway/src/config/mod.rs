@@ -4,14 +4,21 @@
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
 
+pub mod flow;
 mod network;
 mod nexthop;
+mod relay;
+pub mod routes;
 pub mod store;
+mod tlspolicy;
 mod units;
 mod validate;
 
+pub use flow::{Flow, MxRole};
 pub use network::{NetMode, Network};
 pub use nexthop::{NextHop, valid_hostname};
+pub use relay::{Relay, Role, parse_cidr};
+pub use tlspolicy::{Pin, TlsMode, TlsPolicy};
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
 use serde::Deserialize;
@@ -34,6 +41,11 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     #[serde(rename = "domain", default)]
     pub domains: Vec<Domain>,
+    /// Named routes (`[[route]]`) and their settings (`[routing]`); see `routes.rs`.
+    #[serde(rename = "route", default)]
+    pub routes: Vec<routes::Route>,
+    #[serde(default)]
+    pub routing: routes::Routing,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -55,6 +67,11 @@ pub struct Config {
     pub text: String,
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    #[serde(default)]
+    pub relay: Relay,
+    /// Secondary MX, next-hop health, paced release, ETRN, queue notices, hop limit.
+    #[serde(default)]
+    pub flow: Flow,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +81,9 @@ pub struct Listener {
     /// Offer STARTTLS on this listener.
     #[serde(default = "yes")]
     pub starttls: bool,
+    /// `mx` (default) or `submission`.
+    #[serde(default)]
+    pub role: Role,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,19 +96,11 @@ pub struct Domain {
     /// TLS towards this domain's next hops; defaults to `delivery.tls`.
     #[serde(default)]
     pub tls: Option<TlsPolicy>,
+    /// `primary` (default) or `secondary` MX for this domain.
+    #[serde(default)]
+    pub role: MxRole,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsPolicy {
-    /// Plaintext only, even if the peer offers STARTTLS.
-    None,
-    /// STARTTLS when offered; a failed handshake falls back to the next hop, not plaintext.
-    Opportunistic,
-    /// STARTTLS mandatory; a next hop without it is a temporary failure.
-    Required,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -238,7 +250,7 @@ impl Default for Queue {
 impl Default for Delivery {
     fn default() -> Self {
         Delivery {
-            tls: TlsPolicy::Opportunistic,
+            tls: TlsPolicy::OPPORTUNISTIC,
             default_next_hops: vec!["mx".into()],
             default_hops: vec![NextHop::Mx],
             connect_timeout: Span(Duration::from_secs(30)),

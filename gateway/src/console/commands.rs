@@ -179,6 +179,15 @@ impl Session {
             "history" => render::history(&self.ask(ConsoleRequest::History)?),
             "status" => render::status(&self.ask(ConsoleRequest::Status)?),
             "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
+            "health" => {
+                let v = self.link.call(&Request::Health).map_err(Failure::plain)?;
+                let text = crate::control::format_health(&v);
+                if text.is_empty() {
+                    "no next hops watched yet\n".into()
+                } else {
+                    text
+                }
+            }
             "log" => {
                 let lines = match rest.first() {
                     Some(n) => n
@@ -336,24 +345,45 @@ impl Session {
     }
 
     fn queue(&mut self, action: &str, id: Option<&str>) -> Done {
+        use crate::delivery::Target;
         let parse = |id: Option<&str>| -> Result<QueueId, Failure> {
             id.unwrap_or("")
                 .parse()
                 .map_err(|e: String| Failure::at(2, e))
         };
+        // A queue id (16 hex digits), `all`, or a domain.
+        let target = |word: Option<&str>| -> Result<Target, Failure> {
+            match word {
+                None | Some("all") => Ok(Target::All),
+                Some(w) if w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()) => {
+                    Ok(Target::Message(parse(Some(w))?))
+                }
+                Some(w) if crate::config::valid_hostname(w) => Ok(Target::Domain {
+                    name: w.to_ascii_lowercase(),
+                    subdomains: false,
+                }),
+                Some(w) => Err(Failure::at(
+                    2,
+                    format!("\"{w}\" is not a queue id, a domain or `all`"),
+                )),
+            }
+        };
         let request = match action {
-            "flush" => Request::Retry { id: None },
+            "flush" => Request::Flush {
+                target: target(id)?,
+            },
             "retry" if id == Some("all") => Request::Retry { id: None },
             "retry" => Request::Retry {
                 id: Some(parse(id)?),
             },
             "delete" => Request::Delete { id: parse(id)? },
-            _ => {
-                return Err(Failure::at(
-                    1,
-                    format!("queue {action} is not available in this gateway version"),
-                ));
-            }
+            "hold" => Request::Hold {
+                target: target(id)?,
+            },
+            "release" => Request::Release {
+                target: target(id)?,
+            },
+            _ => return Err(Failure::at(1, format!("queue {action} is not available"))),
         };
         let v = self.link.call(&request).map_err(Failure::plain)?;
         print(&format!("{}\n", v.as_str().unwrap_or("done")));
@@ -419,6 +449,7 @@ Configuration is edited in a candidate and applied with commit:
   commit [COMMENT] | commit check | commit confirmed SECONDS, then confirm
   rollback N (0 = running, 1 = previous) | discard | show history | export | import
 Operations: show status | show queue [DOMAIN] | show log [N] | show tls
-  queue flush | queue retry ID | queue delete ID | test route ADDRESS | probe HOST:PORT
+  queue flush [DOMAIN] | queue retry ID | queue delete ID | queue hold|release ID|DOMAIN|all
+  show health | test route ADDRESS | probe HOST:PORT
   reboot | poweroff | factory-reset | password | terminal length N
 ";

@@ -62,6 +62,7 @@ const SHOW: &[(&str, &str)] = &[
     ("queue", "queued messages, optionally for one domain"),
     ("log", "recent log lines"),
     ("tls", "certificate, TLS versions, CPU crypto features"),
+    ("health", "up/down state of every next hop"),
 ];
 
 pub fn next(before: &[&str], table: &Table) -> Next {
@@ -105,7 +106,10 @@ pub fn next(before: &[&str], table: &Table) -> Next {
             ("hold", "keep a message from delivery"),
             ("release", "let a held message go"),
         ]),
-        ["queue", "flush"] => done(),
+        ["queue", "flush"] => free("<DOMAIN>", "only this domain (paced)", true),
+        ["queue", "hold" | "release"] => {
+            free("<ID|DOMAIN|all>", "a message, a domain or all", false)
+        }
         ["queue", _] => free("<ID>", "queue id (show queue)", false),
         ["test"] => fixed(&[("route", "route, rewriting and TLS for an address")]),
         ["test", "route"] => free("<ADDRESS>", "user@domain or domain", false),

@@ -50,7 +50,8 @@ const fn k(name: &'static str, kind: Kind, help: &'static str) -> Key {
     Key { name, kind, help }
 }
 
-const TLS_POLICY: Kind = Kind::Enum(&["none", "opportunistic", "required"]);
+/// The string form; the table form (pins, CA, client certificate) goes through `import`.
+const TLS_POLICY: Kind = Kind::Enum(&["none", "opportunistic", "required", "verify", "pin"]);
 
 pub static SECTIONS: &[Section] = &[
     Section {

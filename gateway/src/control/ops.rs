@@ -113,7 +113,8 @@ fn cpu_features() -> Vec<(&'static str, bool)> {
     }
 }
 
-/// Whether mail to `address` is accepted, and where it would go with which TLS policy.
+/// Whether mail to `address` is accepted, and the route, rewriting, next hops and TLS
+/// policy it would get: the same lookup as RCPT (maps, aliases aside, then the domain).
 pub fn route(config: &Config, address: &str) -> Result<Value, String> {
     let domain = address
         .rsplit_once('@')
@@ -124,14 +125,24 @@ pub fn route(config: &Config, address: &str) -> Result<Value, String> {
     if domain.is_empty() || !crate::config::valid_hostname(&domain) {
         return Err(format!("{address}: not an address or domain"));
     }
-    let accepted = config.domain(&domain).is_some();
-    let dest = Destination::for_domain(config, &domain);
+    let address = if address.contains('@') {
+        address.to_string()
+    } else {
+        format!("postmaster@{domain}")
+    };
+    let table = std::sync::Arc::new(crate::routing::Table::new(config));
+    let maps = crate::routing::Maps::load(table.clone(), config).map_err(|e| e.to_string())?;
+    let routed = crate::policy::route(&table, &maps.current(), &address, false);
+    let route = routed.route.map(|id| table.route(id));
+    let dest = Destination::new(config, route, &routed.recipient.domain);
+    let rewritten = (routed.recipient.address != address).then(|| routed.recipient.address.clone());
     Ok(json!({
         "domain": domain,
-        "accepted": accepted,
+        "accepted": table.serves(&domain),
+        "route": route.map(|r| r.name.to_string()),
         "next_hops": dest.hops.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-        "tls": format!("{:?}", dest.tls).to_lowercase(),
-        "rewriting": "none",
+        "tls": format!("{:?}", dest.tls.mode).to_lowercase(),
+        "rewriting": rewritten.map_or("none".to_string(), |r| format!("to {r}")),
     }))
 }
 

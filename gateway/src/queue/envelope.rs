@@ -44,6 +44,12 @@ pub struct Envelope {
     pub attempts: u32,
     /// Unix seconds of the next attempt; 0 means as soon as possible.
     pub next_attempt: u64,
+    /// Never delivered until an operator releases it (hold, quarantine, expired mail kept).
+    #[serde(default)]
+    pub held: bool,
+    /// The sender already got its one `delayed` DSN.
+    #[serde(default)]
+    pub delay_notified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +59,11 @@ pub struct Recipient {
     /// Lower-case domain of `address`: the routing key.
     pub domain: String,
     pub status: RcptStatus,
+    /// The route chosen at RCPT time (or a fallback chosen at delivery), by name; `None`
+    /// routes by domain. Stored so delivery groups by route and a restart keeps the choice;
+    /// records written before routes existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 /// Temporary and permanent failures are distinct: only `Pending` and `Deferred` recipients
@@ -85,6 +96,7 @@ impl Recipient {
             address,
             domain,
             status: RcptStatus::Pending,
+            route: None,
         }
     }
 }
@@ -104,6 +116,8 @@ impl Envelope {
             client: String::new(),
             attempts: 0,
             next_attempt: 0,
+            held: false,
+            delay_notified: false,
         }
     }
 

@@ -7,7 +7,7 @@
 //! they started with.
 
 use super::Bound;
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::delivery::DeliveryHandle;
 use crate::smtp::inbound::{self, Context};
 use std::collections::HashMap;
@@ -28,6 +28,7 @@ pub struct Reloader {
 
 struct Running {
     starttls: bool,
+    role: Role,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -53,17 +54,19 @@ impl Reloader {
         };
         log::info!("SMTP listening on {addr}");
         let stop = CancellationToken::new();
+        let (starttls, role) = (bound.starttls, bound.role);
         let task = tokio::spawn(inbound::serve(
             self.contexts.subscribe(),
             bound.listener,
-            bound.starttls,
+            starttls,
+            role,
             stop.clone(),
         ));
-        let starttls = bound.starttls;
         self.listeners.insert(
             addr,
             Running {
                 starttls,
+                role,
                 stop,
                 task,
             },
@@ -99,7 +102,20 @@ impl Reloader {
                 None
             }
         };
-        let ctx = self.contexts.borrow().renewed(config.clone(), tls);
+        // Routes, maps and recipient validation are rebuilt from the new configuration;
+        // the old table's watcher ends when the last session holding it is done.
+        let shutdown = self.contexts.borrow().shutdown.clone();
+        let recipients = match crate::policy::Recipients::start(&config, &shutdown) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                log::error!("new configuration: routing: {e}; keeping the previous routes");
+                None
+            }
+        };
+        let ctx = self
+            .contexts
+            .borrow()
+            .renewed(config.clone(), tls, recipients);
         self.contexts.send_replace(ctx);
         self.deliveries.reload(config.clone());
         self.rebind(&config).await;
@@ -111,15 +127,15 @@ impl Reloader {
     }
 
     async fn rebind(&mut self, config: &Config) {
-        let wanted: HashMap<SocketAddr, bool> = config
+        let wanted: HashMap<SocketAddr, (bool, Role)> = config
             .listeners
             .iter()
-            .map(|l| (l.address, l.starttls))
+            .map(|l| (l.address, (l.starttls, l.role)))
             .collect();
         let gone: Vec<SocketAddr> = self
             .listeners
             .iter()
-            .filter(|(addr, r)| wanted.get(addr) != Some(&r.starttls))
+            .filter(|(addr, r)| wanted.get(addr) != Some(&(r.starttls, r.role)))
             .map(|(addr, _)| *addr)
             .collect();
         for addr in gone {
@@ -129,12 +145,16 @@ impl Reloader {
                 log::info!("SMTP no longer listening on {addr}");
             }
         }
-        for (addr, starttls) in wanted {
+        for (addr, (starttls, role)) in wanted {
             if self.listeners.contains_key(&addr) {
                 continue;
             }
             match TcpListener::bind(addr).await {
-                Ok(listener) => self.adopt(Bound { listener, starttls }),
+                Ok(listener) => self.adopt(Bound {
+                    listener,
+                    starttls,
+                    role,
+                }),
                 Err(e) => log::error!("cannot listen on {addr}: {e}"),
             }
         }

@@ -118,10 +118,15 @@ impl Session {
         let Some(tx) = self.tx.take() else {
             return self.refuse(Reply::bad_sequence());
         };
+        if let Err(reply) = super::hops::check(&body, self.ctx.config.flow.max_hops) {
+            log::info!("{}: message refused: {reply}", self.peer);
+            return self.refuse(reply);
+        }
         let sender = match &tx.from {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         };
+        let sender = self.ctx.recipients.sender(sender, self.outbound());
         let envelope = Envelope {
             id,
             size: body.len() as u64,
@@ -169,6 +174,9 @@ impl Session {
         }
         if self.tls.is_some() {
             protocol.push('S');
+        }
+        if self.authenticated() {
+            protocol.push('A');
         }
         let helo = self.helo.as_ref().map_or("unknown", |h| h.name.as_str());
         let mut header = format!(

@@ -24,6 +24,12 @@ impl Session {
             if self.starttls && self.tls.is_none() {
                 lines.push("STARTTLS".into());
             }
+            if self.offers_auth() {
+                lines.push("AUTH PLAIN LOGIN".into());
+            }
+            if self.etrn_allowed() {
+                lines.push("ETRN".into());
+            }
             lines.push("HELP".into());
             Reply::plain(250, lines)
         } else {

@@ -13,9 +13,12 @@
 //! sessions together are capped by `limits.inflight_bytes`; a message that would exceed it
 //! gets `452 4.3.1` instead of growing memory.
 
+mod auth;
 mod bdat;
 mod data;
 mod ehlo;
+mod etrn;
+mod hops;
 pub mod io;
 pub mod limits;
 mod mail;
@@ -23,7 +26,8 @@ mod rcpt;
 mod session;
 mod starttls;
 
-use crate::config::Config;
+use crate::config::{Config, Role};
+use crate::policy::relay::Access;
 use crate::queue::Queue;
 use crate::smtp::proto::Reply;
 use limits::{Limiter, Refusal};
@@ -40,18 +44,25 @@ pub const BUDGET_UNIT: usize = 1024;
 pub struct Context {
     pub config: Arc<Config>,
     pub queue: Queue,
+    /// Routes, maps and recipient validation (RCPT).
+    pub recipients: Arc<crate::policy::Recipients>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limiter: Limiter,
+    /// Relay grants: networks, AUTH users, client-certificate trust.
+    pub access: Access,
     /// Message bytes that sessions may hold in memory, in [`BUDGET_UNIT`]s.
     pub inflight: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
+    /// The scheduler, for ETRN; set once delivery has started.
+    pub deliveries: std::sync::OnceLock<crate::delivery::DeliveryHandle>,
 }
 
 impl Context {
     pub fn new(
         config: Arc<Config>,
         queue: Queue,
+        recipients: Arc<crate::policy::Recipients>,
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: CancellationToken,
     ) -> Arc<Context> {
@@ -59,12 +70,15 @@ impl Context {
         let units = (limits.inflight_bytes.0 as usize / BUDGET_UNIT).min(Semaphore::MAX_PERMITS);
         Arc::new(Context {
             limiter: Limiter::new(limits.max_connections, limits.max_connections_per_ip),
+            access: Access::new(&config),
             inflight: Arc::new(Semaphore::new(units)),
             config,
             queue,
+            recipients,
             tls,
             shutdown,
             sessions: TaskTracker::new(),
+            deliveries: std::sync::OnceLock::new(),
         })
     }
 
@@ -75,29 +89,39 @@ impl Context {
         &self,
         config: Arc<Config>,
         tls: Option<Arc<rustls::ServerConfig>>,
+        recipients: Option<Arc<crate::policy::Recipients>>,
     ) -> Arc<Context> {
         let limits = &config.limits;
         self.limiter
             .set_caps(limits.max_connections, limits.max_connections_per_ip);
+        let deliveries = std::sync::OnceLock::new();
+        if let Some(handle) = self.deliveries.get() {
+            let _ = deliveries.set(handle.clone());
+        }
         Arc::new(Context {
+            access: Access::new(&config),
             config,
             queue: self.queue.clone(),
+            recipients: recipients.unwrap_or_else(|| self.recipients.clone()),
             tls: tls.or_else(|| self.tls.clone()),
             limiter: self.limiter.clone(),
             inflight: self.inflight.clone(),
             shutdown: self.shutdown.clone(),
             sessions: self.sessions.clone(),
+            deliveries,
         })
     }
 }
 
 /// Accepts connections on `listener` until shutdown or `stop`; each becomes a session task
 /// tracked by `ctx.sessions`, with the context current when it was accepted (a commit
-/// publishes a new one). `starttls` says whether this listener offers STARTTLS.
+/// publishes a new one). `starttls` says whether this listener offers STARTTLS; `role` what
+/// it is for.
 pub async fn serve(
     contexts: watch::Receiver<Arc<Context>>,
     listener: TcpListener,
     starttls: bool,
+    role: Role,
     stop: CancellationToken,
 ) {
     let shutdown = contexts.borrow().shutdown.clone();
@@ -125,7 +149,7 @@ pub async fn serve(
             let mut conn = io::Conn::new(stream);
             match permit {
                 Ok(permit) => {
-                    session::Session::new(ctx2, conn, peer, starttls)
+                    session::Session::new(ctx2, conn, peer, starttls, role)
                         .run(permit)
                         .await
                 }
