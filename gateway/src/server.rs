@@ -24,12 +24,15 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("control socket {path}: {reason}")]
     Control { path: String, reason: String },
+    #[error("routing: {0}")]
+    Routing(String),
 }
 
-/// A listener already bound, and whether it offers STARTTLS.
+/// A listener already bound, whether it offers STARTTLS, and what it is for.
 pub struct Bound {
     pub listener: TcpListener,
     pub starttls: bool,
+    pub role: crate::config::Role,
 }
 
 /// Runs the gateway until `shutdown` fires, then stops it cleanly: no new connections,
@@ -74,9 +77,12 @@ pub async fn run(
                 reason: e.to_string(),
             })?;
     let control_task = tokio::spawn(control.serve(shutdown.clone()));
+    let recipients = crate::policy::Recipients::start(&config, &shutdown)
+        .map_err(|e| StartError::Routing(e.to_string()))?;
     let ctx = Context::new(
         config.clone(),
         queue.clone(),
+        recipients,
         Some(server_tls.config),
         shutdown.clone(),
     );
@@ -90,6 +96,7 @@ pub async fn run(
             ctx.clone(),
             bound.listener,
             bound.starttls,
+            bound.role,
         )));
     }
 

@@ -42,7 +42,7 @@ pub struct Flow {
 /// The role of this gateway for a `[[domain]]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub enum MxRole {
     /// The domain's main MX: delivers to the configured next hops.
     #[default]
     Primary,
@@ -207,7 +207,7 @@ pub fn check_roles(config: &super::Config) -> Vec<(String, String, String)> {
                 .any(|n| n.eq_ignore_ascii_case(name))
     };
     for (i, d) in config.domains.iter().enumerate() {
-        if d.role != Role::Secondary {
+        if d.role != MxRole::Secondary {
             continue;
         }
         for (j, hop) in d.hops.iter().enumerate() {

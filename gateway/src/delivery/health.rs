@@ -212,7 +212,7 @@ mod tests {
         Arc::new(Destination {
             domain: None,
             hops: vec![NextHop::Addr("127.0.0.1:25".parse().unwrap())],
-            tls: TlsPolicy::None,
+            tls: TlsPolicy::NONE,
         })
     }
 

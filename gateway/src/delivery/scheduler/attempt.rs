@@ -23,7 +23,7 @@ impl Scheduler {
             if !rcpt.status.is_open() {
                 continue;
             }
-            let dest = self.routes.get(&rcpt.domain);
+            let dest = self.routes.get(rcpt);
             match groups.iter_mut().find(|(d, _)| *d == dest) {
                 Some((_, rcpts)) => rcpts.push(index),
                 None => groups.push((dest, vec![index])),

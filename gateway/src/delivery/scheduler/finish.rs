@@ -15,7 +15,7 @@ impl Scheduler {
         let Some(entry) = self.messages.get_mut(&id) else {
             return;
         };
-        let State::Attempt(attempt) = std::mem::replace(
+        let State::Attempt(mut attempt) = std::mem::replace(
             &mut entry.state,
             State::Writing {
                 due_now: false,
@@ -39,6 +39,10 @@ impl Scheduler {
             entry.state = State::Waiting(due);
             self.due.insert((due, id));
             return;
+        }
+        if crate::delivery::fallback::reroute(&self.routes, &mut entry.env, &mut attempt.outcomes) {
+            // The fallback route gets the recipient at once, not after a retry interval.
+            attempt.retry_now = true;
         }
         let now = unix_now();
         let flow = &self.config.flow;

@@ -67,7 +67,7 @@ impl Scheduler {
 pub(super) fn dests_of(routes: &mut Routes, env: &Envelope) -> Vec<Arc<Destination>> {
     let mut dests: Vec<Arc<Destination>> = Vec::new();
     for rcpt in env.recipients.iter().filter(|r| r.status.is_open()) {
-        let dest = routes.get(&rcpt.domain);
+        let dest = routes.get(rcpt);
         if !dests.contains(&dest) {
             dests.push(dest);
         }

@@ -22,7 +22,7 @@ use super::settle::Outcome;
 use super::wire::Reply;
 use super::worker::{Ctx, Report, ReportKind};
 use crate::config::Config;
-use crate::queue::{Envelope, Queue, QueueId, schedule};
+use crate::queue::{Envelope, Queue, QueueId, Recipient, schedule};
 use crate::routing::{Destination, Routes};
 use crate::time::unix_now;
 use index::dests_of;
@@ -113,8 +113,23 @@ impl Scheduler {
         let hold = super::hold_period(&config);
         let mut routes = Routes::new(config.clone());
         let mut configured: Vec<Arc<Destination>> = Vec::new();
-        for domain in &config.domains {
-            let dest = routes.get(&domain.name);
+        // Every configured domain's destination, and every named route's that does not
+        // depend on the recipient domain (`mx` routes are tracked through their domains).
+        let mut probes: Vec<Recipient> = config
+            .domains
+            .iter()
+            .map(|d| Recipient::pending(format!("postmaster@{}", d.name)))
+            .collect();
+        for route in &config.routes {
+            let mut probe = Recipient::pending("postmaster@route.invalid");
+            probe.route = Some(route.name.clone());
+            probes.push(probe);
+        }
+        for probe in &probes {
+            let dest = routes.get(probe);
+            if dest.domain.as_deref() == Some("route.invalid") {
+                continue;
+            }
             if !configured.contains(&dest) {
                 health.track(&dest);
                 configured.push(dest);
