@@ -4,10 +4,12 @@
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
 
+mod admin;
 mod nexthop;
 mod units;
 mod validate;
 
+pub use admin::{Admin, Probe};
 pub use nexthop::NextHop;
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
@@ -43,6 +45,8 @@ pub struct Config {
     pub dns: Dns,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub admin: Admin,
 }
 
 #[derive(Debug, Clone, Deserialize)]

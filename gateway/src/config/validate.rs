@@ -35,6 +35,7 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     check_queue(config, &mut out);
     check_delivery(config, &mut out);
     check_rest(config, &mut out);
+    out.0.extend(super::admin::check(config));
     out.0
 }
 

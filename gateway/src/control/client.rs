@@ -21,6 +21,8 @@ pub enum Request {
         id: QueueId,
     },
     Stats,
+    /// The mail-flow probes' state ([`crate::observe::probe::Status`] per target).
+    Probes,
 }
 
 pub struct ControlClient {

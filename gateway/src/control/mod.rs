@@ -119,6 +119,7 @@ async fn execute(request: Request, queue: &Queue, deliveries: &DeliveryHandle) -
             Err(e) => Err(e.to_string()),
         },
         Request::Stats => Ok(json(&queue.stats())),
+        Request::Probes => Ok(json(&crate::observe::probe::status())),
     };
     match result {
         Ok(data) => Response::Ok { data },

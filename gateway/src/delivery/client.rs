@@ -11,6 +11,7 @@
 //! signatures, deferring would hold the mail until it expires, and practically every server
 //! that omits the keyword passes 8-bit data through.
 
+mod probe;
 mod transaction;
 
 use super::wire::{self, Reply, Stream, WireError};
@@ -236,6 +237,7 @@ impl Session {
             Ok(Err(e)) => return Err(refused(tls_failed(who, &e.to_string()))),
             Err(_) => return Err(refused(tls_failed(who, "timed out"))),
         };
+        crate::observe::metrics::tls_session("outbound", &crate::tls::describe(stream.get_ref().1));
         let mut session = Session {
             tls: Some(crate::tls::describe(stream.get_ref().1)),
             io: BufReader::new(Stream::Tls(Box::new(stream))),

@@ -43,6 +43,7 @@ mod tests;
 
 pub use crate::routing::Destination;
 pub use client::{Broken, HopError, Outgoing, Session, Settings};
+pub use hops::without_self;
 pub use wire::Reply;
 
 use crate::config::Config;

@@ -161,3 +161,4 @@ fn classify(name: &str, kind: &str, e: &NetError) -> DnsError {
         DnsError::Temporary(format!("4.4.3 {kind} lookup for {name} failed: {e}"))
     }
 }
+pub mod audit;

@@ -2,6 +2,20 @@
 //! is the serial console inside the appliance) otherwise.
 //!
 //! Owns the logger choice and the line format; it must not decide what is logged.
+//!
+//! # Layout
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `metrics.rs` | the metrics registry, every metric name, the Prometheus text rendering |
+//! | `http.rs` | the admin HTTP listener (`/metrics`, `/healthz`), on its own thread |
+//! | `scrape.rs` | what is read at scrape time: health, queue depth per destination |
+//! | `probe.rs` | mail-flow probes of next hops, their state and status |
+
+pub mod http;
+pub mod metrics;
+pub mod probe;
+pub mod scrape;
 
 use crate::config::Log;
 use log::{LevelFilter, Metadata, Record};

@@ -32,6 +32,7 @@ impl Session {
             Ok(Ok(tls)) => {
                 let described = crate::tls::describe(tls.get_ref().1);
                 log::debug!("{}: STARTTLS {described}", self.peer);
+                crate::observe::metrics::tls_session("inbound", &described);
                 self.tls = Some(described);
                 self.conn.stream = Stream::Tls(Box::new(tls));
                 // RFC 3207 §4.2: the client must start again with EHLO.

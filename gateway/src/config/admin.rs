@@ -1,0 +1,137 @@
+//! `[admin]`: the admin HTTP listener (metrics, `/healthz`) and the mail-flow probes.
+//!
+//! Owns the shape and defaults of these keys and their semantic checks; the listener and
+//! the probes themselves live in [`crate::observe`].
+
+use super::{ConfigError, NextHop, Span};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// Serve `/metrics` and `/healthz`; loopback by default, so exposing them is a choice.
+    pub enabled: bool,
+    pub address: SocketAddr,
+    /// Mail-flow probes, one table per route or next hop.
+    #[serde(rename = "probe")]
+    pub probes: Vec<Probe>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// Probe the next hops of this configured domain's route…
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// …or one next hop (`host:port`, `ip:port`).
+    #[serde(default)]
+    pub next_hop: Option<String>,
+    /// The address given in RCPT TO; the backend must know it (a probe mailbox).
+    pub recipient: String,
+    /// MAIL FROM; default `postmaster@` our hostname.
+    #[serde(default)]
+    pub sender: Option<String>,
+    #[serde(default = "default_interval")]
+    pub interval: Span,
+    #[serde(default = "default_timeout")]
+    pub timeout: Span,
+    /// Also send a real message through this gateway (its first listener) to `recipient`
+    /// and measure until the next hop accepted it.
+    #[serde(default)]
+    pub message: bool,
+    /// Parsed from `next_hop` or the domain's route during validation.
+    #[serde(skip)]
+    pub hops: Vec<NextHop>,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            enabled: true,
+            address: SocketAddr::from(([127, 0, 0, 1], 9025)),
+            probes: Vec::new(),
+        }
+    }
+}
+
+fn default_interval() -> Span {
+    Span(Duration::from_secs(60))
+}
+
+fn default_timeout() -> Span {
+    Span(Duration::from_secs(30))
+}
+
+/// Resolves each probe's next hops; every finding names its key.
+pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut add = |key: String, value: String, problem: &str| {
+        errors.push(ConfigError {
+            key,
+            value,
+            problem: problem.into(),
+        })
+    };
+    let domains: Vec<(String, Vec<NextHop>)> = config
+        .domains
+        .iter()
+        .map(|d| (d.name.clone(), d.hops.clone()))
+        .collect();
+    for (i, probe) in config.admin.probes.iter_mut().enumerate() {
+        let key = |field: &str| format!("admin.probe[{i}].{field}");
+        match (&probe.domain, &probe.next_hop) {
+            (Some(_), Some(_)) | (None, None) => add(
+                key("domain"),
+                String::new(),
+                "give exactly one of `domain` or `next_hop`",
+            ),
+            (Some(domain), None) => {
+                let name = domain.trim_end_matches('.').to_ascii_lowercase();
+                match domains.iter().find(|(d, _)| *d == name) {
+                    Some((_, hops)) => probe.hops = hops.clone(),
+                    None => add(key("domain"), domain.clone(), "not a configured [[domain]]"),
+                }
+            }
+            (None, Some(text)) => match NextHop::parse(text) {
+                Ok(NextHop::Mx) => add(
+                    key("next_hop"),
+                    text.clone(),
+                    "`mx` needs a domain: use `domain` instead",
+                ),
+                Ok(hop) => probe.hops = vec![hop],
+                Err(problem) => add(key("next_hop"), text.clone(), &problem),
+            },
+        }
+        if !probe.recipient.contains('@') {
+            add(
+                key("recipient"),
+                probe.recipient.clone(),
+                "must be an address (local@domain)",
+            );
+        }
+        if probe.interval.0 < Duration::from_millis(100) {
+            add(
+                key("interval"),
+                probe.interval.to_string(),
+                "must be at least 100ms",
+            );
+        }
+        if probe.timeout.0 < Duration::from_millis(100) {
+            add(
+                key("timeout"),
+                probe.timeout.to_string(),
+                "must be at least 100ms",
+            );
+        }
+    }
+    if config.admin.probes.iter().any(|p| p.message) && config.listeners.is_empty() {
+        add(
+            "admin.probe".into(),
+            String::new(),
+            "`message = true` needs a [[listener]] to send through",
+        );
+    }
+    errors
+}

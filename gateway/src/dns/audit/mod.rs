@@ -1,0 +1,2 @@
+//! The DNS audit (placeholder module filled in by the next commit).
+pub mod cli;
