@@ -19,6 +19,7 @@
 //! | [`server`] | the gateway assembled: start order and the one shutdown path |
 //! | [`control`] | the root-only control socket used by `edgemx queue …` |
 //! | [`console`] | the operator CLI (serial console) |
+//! | [`password`] | salted slow password hashes (SMTP AUTH users, console admin) |
 //! | [`init`] | PID 1 duties inside the appliance image |
 //!
 //! Data flows one way: listener → session → policy/routing → queue (durable) → `250` →
@@ -33,6 +34,7 @@ pub mod delivery;
 pub mod dns;
 pub mod init;
 pub mod observe;
+pub mod password;
 pub mod policy;
 pub mod queue;
 pub mod routing;

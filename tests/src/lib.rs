@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod dns;
 pub mod gateway;
 
 pub use backend::{Backend, FakeBackend, ReceivedMessage};

@@ -131,6 +131,28 @@ impl Resolver {
         }
     }
 
+    /// The TXT records of `name`, each with its strings joined (RFC 7208 §3.3: a record
+    /// split into several strings is one text). No records is an empty list, not an error.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        match self.inner.txt_lookup(fqdn(name).as_str()).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|s| String::from_utf8_lossy(s))
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if no_records(&e) => Ok(Vec::new()),
+            Err(e) => Err(classify(name, "TXT", &e)),
+        }
+    }
+
     async fn implicit_mx(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
         // RFC 5321 §5.1: without MX records the domain itself is the only exchanger, provided
         // it has an address; checking here turns "no MX, no A" into one permanent answer.
