@@ -139,7 +139,10 @@ fn serve(path: &Path) -> ExitCode {
             true => match std::net::TcpListener::bind(config.admin.address) {
                 Ok(listener) => Some(listener),
                 Err(e) => {
-                    log::error!("cannot listen on {} (admin.address): {e}", config.admin.address);
+                    log::error!(
+                        "cannot listen on {} (admin.address): {e}",
+                        config.admin.address
+                    );
                     return ExitCode::from(EXIT_OSERR);
                 }
             },
@@ -194,8 +197,8 @@ fn probes(path: &Path, json: bool) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let answer = ControlClient::connect(&config.control_socket())
-        .and_then(|mut c| c.call(&Request::Probes));
+    let answer =
+        ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&Request::Probes));
     match answer {
         Ok(data) if json => {
             println!("{data}");

@@ -132,7 +132,11 @@ async fn route(head: &str, view: &View) -> (u16, &'static str, String) {
     }
     let path = target.split('?').next().unwrap_or_default();
     if !matches!(path, "/metrics" | "/healthz") {
-        return (404, "text/plain", "not found; try /metrics or /healthz\n".into());
+        return (
+            404,
+            "text/plain",
+            "not found; try /metrics or /healthz\n".into(),
+        );
     }
     if method != "GET" {
         return (405, "text/plain", "GET only\n".into());

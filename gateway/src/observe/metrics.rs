@@ -23,8 +23,7 @@ static BOUNCED: AtomicU64 = AtomicU64::new(0);
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// family → rendered label set → value.
-static LABELLED: Mutex<BTreeMap<&'static str, BTreeMap<String, f64>>> =
-    Mutex::new(BTreeMap::new());
+static LABELLED: Mutex<BTreeMap<&'static str, BTreeMap<String, f64>>> = Mutex::new(BTreeMap::new());
 
 /// A family never holds more label sets than this: values partly come from peers (cipher
 /// names) and other modules, and a scrape must stay small whatever they send.
@@ -34,27 +33,99 @@ const MAX_SERIES: usize = 1000;
 const FAMILIES: &[(&str, &str, &str)] = &[
     ("edgemx_up", "gauge", "1 while the gateway runs"),
     ("edgemx_healthy", "gauge", "1 when /healthz answers 200"),
-    ("edgemx_messages_accepted_total", "counter", "Messages queued and acknowledged with 250"),
-    ("edgemx_smtp_rejected_total", "counter", "Commands refused with 4xx/5xx, by reason (RFC 3463 subject) and code"),
-    ("edgemx_delivered_total", "counter", "Recipients delivered to a next hop (2xx)"),
-    ("edgemx_deferred_total", "counter", "Recipient delivery attempts deferred (4xx, unreachable, held)"),
-    ("edgemx_bounced_total", "counter", "Recipients failed for good (5xx or expired)"),
+    (
+        "edgemx_messages_accepted_total",
+        "counter",
+        "Messages queued and acknowledged with 250",
+    ),
+    (
+        "edgemx_smtp_rejected_total",
+        "counter",
+        "Commands refused with 4xx/5xx, by reason (RFC 3463 subject) and code",
+    ),
+    (
+        "edgemx_delivered_total",
+        "counter",
+        "Recipients delivered to a next hop (2xx)",
+    ),
+    (
+        "edgemx_deferred_total",
+        "counter",
+        "Recipient delivery attempts deferred (4xx, unreachable, held)",
+    ),
+    (
+        "edgemx_bounced_total",
+        "counter",
+        "Recipients failed for good (5xx or expired)",
+    ),
     ("edgemx_queue_messages", "gauge", "Messages in the queue"),
     ("edgemx_queue_bytes", "gauge", "Message bytes in the queue"),
-    ("edgemx_queue_destination_messages", "gauge", "Queued messages with recipients still open, per destination"),
-    ("edgemx_queue_destination_oldest_age_seconds", "gauge", "Age of the oldest such message, per destination"),
-    ("edgemx_connections_current", "gauge", "Inbound SMTP sessions open now"),
-    ("edgemx_connections_total", "counter", "Inbound SMTP connections accepted by the kernel"),
-    ("edgemx_connections_refused_total", "counter", "Inbound connections refused with 421, by reason"),
-    ("edgemx_tls_sessions_total", "counter", "TLS handshakes completed, by direction, version and cipher"),
-    ("edgemx_auth_verdicts_total", "counter", "Authentication verdicts, by method and result"),
-    ("edgemx_next_hop_up", "gauge", "1 when the next hop is considered up, 0 when down"),
-    ("edgemx_probe_up", "gauge", "1 when the last probe of the next hop succeeded"),
-    ("edgemx_probe_duration_seconds", "gauge", "Duration of the last RCPT probe"),
-    ("edgemx_probe_last_success_timestamp_seconds", "gauge", "Unix time of the last successful probe"),
+    (
+        "edgemx_queue_destination_messages",
+        "gauge",
+        "Queued messages with recipients still open, per destination",
+    ),
+    (
+        "edgemx_queue_destination_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest such message, per destination",
+    ),
+    (
+        "edgemx_connections_current",
+        "gauge",
+        "Inbound SMTP sessions open now",
+    ),
+    (
+        "edgemx_connections_total",
+        "counter",
+        "Inbound SMTP connections accepted by the kernel",
+    ),
+    (
+        "edgemx_connections_refused_total",
+        "counter",
+        "Inbound connections refused with 421, by reason",
+    ),
+    (
+        "edgemx_tls_sessions_total",
+        "counter",
+        "TLS handshakes completed, by direction, version and cipher",
+    ),
+    (
+        "edgemx_auth_verdicts_total",
+        "counter",
+        "Authentication verdicts, by method and result",
+    ),
+    (
+        "edgemx_next_hop_up",
+        "gauge",
+        "1 when the next hop is considered up, 0 when down",
+    ),
+    (
+        "edgemx_probe_up",
+        "gauge",
+        "1 when the last probe of the next hop succeeded",
+    ),
+    (
+        "edgemx_probe_duration_seconds",
+        "gauge",
+        "Duration of the last RCPT probe",
+    ),
+    (
+        "edgemx_probe_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful probe",
+    ),
     ("edgemx_probes_total", "counter", "Probes run, by result"),
-    ("edgemx_probe_message_seconds", "gauge", "Last probe message: from submission to the next hop's 250"),
-    ("edgemx_probe_message_submit_seconds", "gauge", "Last probe message: from connect to our 250 (durably queued)"),
+    (
+        "edgemx_probe_message_seconds",
+        "gauge",
+        "Last probe message: from submission to the next hop's 250",
+    ),
+    (
+        "edgemx_probe_message_submit_seconds",
+        "gauge",
+        "Last probe message: from connect to our 250 (durably queued)",
+    ),
 ];
 
 /// A message was durably queued and acknowledged.
@@ -102,7 +173,11 @@ pub fn connection_accepted() {
 
 /// `reason`: `total` or `per_ip`.
 pub fn connection_refused(reason: &'static str) {
-    add("edgemx_connections_refused_total", &[("reason", reason)], 1.0);
+    add(
+        "edgemx_connections_refused_total",
+        &[("reason", reason)],
+        1.0,
+    );
 }
 
 /// `direction`: `inbound` or `outbound`; `described` as [`crate::tls::describe`] writes it.

@@ -199,7 +199,9 @@ async fn expect(
     if text.get(..3) == Some(&code.to_string()) {
         Ok(text)
     } else {
-        let what = line.as_deref().map_or("greeting", |l| l.split(' ').next().unwrap_or(""));
+        let what = line
+            .as_deref()
+            .map_or("greeting", |l| l.split(' ').next().unwrap_or(""));
         Err(format!("{} answered `{text}`", what.trim()))
     }
 }

@@ -131,10 +131,7 @@ fn register(key: &str, next_hop: String, probe: &Probe) {
 }
 
 fn unregister(key: &str) {
-    STATES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(key);
+    STATES.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
 }
 
 /// Applies `f` to the state of `key`, if it is still registered.
@@ -216,16 +213,20 @@ pub fn format_status(data: &serde_json::Value) -> String {
     );
     let now = crate::time::unix_now();
     for row in rows {
-        let text = |k: &str| row.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
+        let text = |k: &str| {
+            row.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("-")
+                .to_owned()
+        };
         let number = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_u64());
         let state = match row.get("up").and_then(|v| v.as_bool()) {
             Some(true) => "up",
             Some(false) => "DOWN",
             None => "?",
         };
-        let since = number(row.get("since")).map_or("-".into(), |s| {
-            format!("{}s", now.saturating_sub(s))
-        });
+        let since =
+            number(row.get("since")).map_or("-".into(), |s| format!("{}s", now.saturating_sub(s)));
         let message = row.get("message").filter(|m| !m.is_null());
         let latency = match message {
             None => "-".to_string(),

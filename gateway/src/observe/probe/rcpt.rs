@@ -103,7 +103,10 @@ async fn peers(
             let mut out = Vec::new();
             for (_, host) in hosts {
                 if let Ok(ips) = resolver()?.addresses(&host).await {
-                    out.extend(ips.into_iter().map(|ip| (SocketAddr::new(ip, 25), host.clone())));
+                    out.extend(
+                        ips.into_iter()
+                            .map(|ip| (SocketAddr::new(ip, 25), host.clone())),
+                    );
                 }
             }
             Ok(out)
