@@ -54,7 +54,11 @@ async fn once(
     let peers = peers(target, resolver).await?;
     let mut last = String::from("no address to probe");
     for (peer, host) in peers {
-        let who = format!("{host}[{}]:{}", peer.ip(), peer.port());
+        let who = if host == peer.ip().to_string() {
+            peer.to_string()
+        } else {
+            format!("{host}[{}]:{}", peer.ip(), peer.port())
+        };
         let mut session = match Session::open(peer, &host, target.tls, settings).await {
             Ok(session) => session,
             Err(e) => {
