@@ -7,10 +7,10 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `metrics.rs` | the metrics registry, every metric name, the Prometheus text rendering |
+//! | `metrics/` | the metrics registry and every metric name; `render.rs`: the Prometheus text |
 //! | `http.rs` | the admin HTTP listener (`/metrics`, `/healthz`), on its own thread |
 //! | `scrape.rs` | what is read at scrape time: health, queue depth per destination |
-//! | `probe.rs` | mail-flow probes of next hops, their state and status |
+//! | `probe/` | mail-flow probes: RCPT probes of next hops (`rcpt.rs`), probe messages (`message.rs`) |
 
 pub mod http;
 pub mod metrics;
