@@ -224,6 +224,18 @@ async fn the_mx_change_plan_follows_the_live_ttl() {
     assert_eq!(code, 0, "{out}");
     let plan: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan["current_ttl"], 7200);
+    let problems = plan["problems"].as_array().unwrap();
+    assert_eq!(
+        problems.len(),
+        2,
+        "the new hosts do not resolve: {problems:?}"
+    );
+    assert!(
+        problems[0]
+            .as_str()
+            .unwrap()
+            .contains("mx.new.test does not resolve")
+    );
     let at = |i: usize| plan["steps"][i]["at"].as_u64().unwrap();
     assert_eq!(at(1) - at(0), 7200, "switch after one old TTL");
     assert_eq!(at(2) - at(1), 300, "restore after one low TTL");

@@ -208,7 +208,10 @@ fn role(ours: &Ours, report: &mut Report) {
         Some(role) => report.add(
             Level::Info,
             "mx.role",
-            format!("this gateway ({name}) is at preference {pref}, as a {role:?} should be (best {best})"),
+            format!(
+                "this gateway ({name}) is at preference {pref}, as a {} should be (best {best})",
+                if role == Role::Primary { "primary" } else { "secondary" }
+            ),
         ),
         None => report.add(
             Level::Info,

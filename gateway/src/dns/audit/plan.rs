@@ -20,6 +20,8 @@ pub struct Plan {
     pub current_ttl: u32,
     pub new: Vec<(u16, String)>,
     pub low_ttl: u32,
+    /// What is wrong with the new hosts today (unresolvable, aliases): fix before step 1.
+    pub problems: Vec<String>,
     pub steps: Vec<Step>,
 }
 
@@ -59,6 +61,21 @@ pub async fn plan(
         }
     }
     current.sort();
+    let mut problems = Vec::new();
+    for (_, host) in &new {
+        if let Ok(alias) = resolver.records(host, RecordType::CNAME).await
+            && !alias.is_empty()
+        {
+            problems.push(format!(
+                "{host} is a CNAME; an MX target must not be an alias"
+            ));
+        }
+        if let Err(e) = resolver.addresses(host).await {
+            problems.push(format!(
+                "{host} does not resolve yet ({e}); publish its address records first"
+            ));
+        }
+    }
     // No MX published: nothing is cached that could send mail to the wrong place.
     let current_ttl = ttl.unwrap_or(0);
     let lower = current_ttl > low_ttl;
@@ -128,6 +145,7 @@ pub async fn plan(
         current_ttl,
         new,
         low_ttl,
+        problems,
         steps,
     })
 }
@@ -138,6 +156,12 @@ impl Plan {
             "MX change plan for {} (MX TTL now {}s, low TTL {}s)\n",
             self.domain, self.current_ttl, self.low_ttl
         );
+        if !self.problems.is_empty() {
+            out.push_str("\nFix first:\n");
+            for p in &self.problems {
+                let _ = writeln!(out, "   - {p}");
+            }
+        }
         for (i, step) in self.steps.iter().enumerate() {
             let wait = step.at.saturating_sub(self.now);
             let _ = writeln!(
