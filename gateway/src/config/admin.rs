@@ -135,3 +135,50 @@ pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, NextHop};
+
+    const BASE: &str = "hostname = \"gw.test\"\ndata_dir = \"/tmp/x\"\n\
+        [[listener]]\naddress = \"127.0.0.1:25\"\n\
+        [[domain]]\nname = \"example.com\"\nnext_hops = [\"10.0.0.1:25\", \"mx\"]\n";
+
+    #[test]
+    fn a_domain_probe_takes_the_route_and_a_next_hop_probe_its_hop() {
+        let text = format!(
+            "{BASE}[admin]\naddress = \"127.0.0.1:9100\"\n\
+             [[admin.probe]]\ndomain = \"Example.com\"\nrecipient = \"p@example.com\"\n\
+             [[admin.probe]]\nnext_hop = \"10.0.0.9:2525\"\nrecipient = \"p@example.com\"\ninterval = \"5s\"\n"
+        );
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(config.admin.address.port(), 9100);
+        let probes = &config.admin.probes;
+        assert_eq!(probes[0].hops.len(), 2);
+        assert_eq!(probes[0].hops[1], NextHop::Mx);
+        assert_eq!(probes[1].hops, [NextHop::parse("10.0.0.9:2525").unwrap()]);
+        assert_eq!(probes[1].interval.0.as_secs(), 5);
+        assert!(Config::parse(BASE).unwrap().admin.enabled);
+    }
+
+    #[test]
+    fn bad_probes_are_reported_by_key() {
+        let text = format!(
+            "{BASE}[[admin.probe]]\ndomain = \"other.test\"\nrecipient = \"nobody\"\n\
+             [[admin.probe]]\ndomain = \"example.com\"\nnext_hop = \"10.0.0.1\"\nrecipient = \"p@x.test\"\n\
+             [[admin.probe]]\nnext_hop = \"mx\"\nrecipient = \"p@x.test\"\ninterval = \"1ms\"\n"
+        );
+        let errors = Config::parse(&text).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        let has = |needle: &str| text.iter().any(|t| t.starts_with(needle));
+        assert!(
+            has("admin.probe[0].domain = other.test: not a configured"),
+            "{text:?}"
+        );
+        assert!(has("admin.probe[0].recipient = nobody"), "{text:?}");
+        assert!(has("admin.probe[1].domain: give exactly one"), "{text:?}");
+        assert!(has("admin.probe[2].next_hop = mx"), "{text:?}");
+        assert!(has("admin.probe[2].interval"), "{text:?}");
+        assert!(Config::parse(&format!("{BASE}[admin]\nport = 1\n")).is_err());
+    }
+}
