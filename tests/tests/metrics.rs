@@ -149,7 +149,7 @@ async fn counters_queue_depth_and_connections_are_scraped_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthz_fails_when_the_queue_is_full_and_during_shutdown() {
+async fn healthz_fails_when_the_queue_is_full_connections_are_exhausted_or_shutting_down() {
     let down = FakeBackend::start().await.stop();
     let admin = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -162,6 +162,25 @@ async fn healthz_fails_when_the_queue_is_full_and_during_shutdown() {
     assert!(why.contains("queue full"), "{why}");
     let text = scrape(admin).await;
     assert_eq!(counter(&text, "edgemx_healthy"), 0.0);
+    assert!(gw.terminate().success());
+
+    // Every connection slot taken: not healthy, yet the admin side still answers.
+    let backend = FakeBackend::start().await;
+    let admin = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[admin]\naddress = \"{admin}\"\n[limits]\nmax_connections = 2\nmax_connections_per_ip = 2\n"
+    );
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    wait_health(admin, 200).await;
+    let _one = SmtpClient::connect(gw.addr).await.unwrap();
+    let _two = SmtpClient::connect(gw.addr).await.unwrap();
+    let why = wait_health(admin, 503).await;
+    assert!(why.contains("connection limit"), "{why}");
+    let text = scrape(admin).await;
+    assert_eq!(counter(&text, "edgemx_connections_current"), 2.0);
+    drop((_one, _two));
+    wait_health(admin, 200).await;
     assert!(gw.terminate().success());
 
     // A healthy gateway with a message in DATA: SIGTERM makes it wait for that message,
