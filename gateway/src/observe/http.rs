@@ -167,3 +167,73 @@ fn reason(status: u16) -> &'static str {
         _ => "Error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::queue::Queue;
+    use crate::smtp::inbound::limits::Limiter;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let _ = stream.write_all(request).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn requests_are_bounded_and_only_get_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "hostname = \"gw.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n",
+            dir.path().display()
+        );
+        let config = Arc::new(Config::parse(&text).unwrap());
+        let (queue, _) = Queue::open(&config.queue_path(), &config.queue).unwrap();
+        let view = View {
+            config,
+            queue: queue.clone(),
+            limiter: Limiter::new(10, 10),
+            shutdown: CancellationToken::new(),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let running = start(listener, view.clone()).unwrap();
+
+        let huge = format!(
+            "GET /metrics HTTP/1.1\r\nX-Fill: {}\r\n\r\n",
+            "a".repeat(20_000)
+        );
+        assert!(
+            exchange(addr, huge.as_bytes())
+                .await
+                .starts_with("HTTP/1.1 431 ")
+        );
+        assert!(
+            exchange(addr, b"nonsense\r\n\r\n")
+                .await
+                .starts_with("HTTP/1.1 400 ")
+        );
+        let head = exchange(addr, b"HEAD /healthz HTTP/1.1\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 405 ") && head.contains("Allow: GET"));
+        let ok = exchange(addr, b"GET /healthz HTTP/1.0\r\n\r\n").await;
+        assert!(
+            ok.starts_with("HTTP/1.1 200 ") && ok.ends_with("\r\n\r\nok\n"),
+            "{ok}"
+        );
+        let metrics = exchange(addr, b"GET /metrics?x=1 HTTP/1.1\r\n\r\n").await;
+        assert!(metrics.contains("\r\n\r\n# HELP edgemx_up"), "{metrics}");
+        view.shutdown.cancel();
+        let down = exchange(addr, b"GET /healthz HTTP/1.1\r\n\r\n").await;
+        assert!(down.starts_with("HTTP/1.1 503 ") && down.contains("shutting down"));
+        running.stop().await;
+        queue.close().await;
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "stopped means closed"
+        );
+    }
+}
