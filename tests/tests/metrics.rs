@@ -6,7 +6,7 @@
 
 use edgemx_tests::admin::{http, sample, scrape, sum};
 use edgemx_tests::gateway::free_port;
-use edgemx_tests::{FakeBackend, GatewayProcess, SmtpClient, send_mail};
+use edgemx_tests::{Backend, FakeBackend, GatewayProcess, SmtpClient, send_mail};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -50,7 +50,11 @@ fn counter(text: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_queue_depth_and_connections_are_scraped_over_http() {
-    let backend = FakeBackend::start().await;
+    let tls = Backend {
+        starttls: Some(edgemx_tests::self_signed_server("backend.test")),
+        ..Backend::default()
+    };
+    let backend = FakeBackend::start_with("127.0.0.1:0".parse().unwrap(), tls).await;
     let down = FakeBackend::start().await.stop();
     let admin = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -114,6 +118,14 @@ async fn counters_queue_depth_and_connections_are_scraped_over_http() {
         &["direction=\"inbound\"", &format!("version=\"{version}\"")],
     );
     assert_eq!(tls, 1.0, "{text}");
+    // Deliveries to the backend went over STARTTLS (one session per connection).
+    assert!(backend.messages().iter().all(|m| m.tls.is_some()));
+    let outbound = sum(
+        &text,
+        "edgemx_tls_sessions_total",
+        &["direction=\"outbound\""],
+    );
+    assert!((1.0..=3.0).contains(&outbound), "{text}");
     // Six SMTP connections since the first scrape (the start-up check made one before).
     let made =
         counter(&text, "edgemx_connections_total") - counter(&before, "edgemx_connections_total");

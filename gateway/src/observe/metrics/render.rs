@@ -183,7 +183,7 @@ pub(super) fn label_set(labels: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{auth_verdict, rejected};
+    use super::super::{auth_verdict, next_hop_state, rejected};
     use super::*;
     use crate::smtp::proto::Reply;
 
@@ -194,9 +194,12 @@ mod tests {
             r#"{a="x\"y\\z\n",b="ok"}"#
         );
         auth_verdict("spf", "pass");
+        next_hop_state("10.0.0.1:25", true);
+        next_hop_state("10.0.0.1:25", false);
         let text = render(&Scrape::default());
         assert!(text.contains("# TYPE edgemx_auth_verdicts_total counter\n"));
         assert!(text.contains("edgemx_auth_verdicts_total{method=\"spf\",result=\"pass\"} "));
+        assert!(text.contains("edgemx_next_hop_up{next_hop=\"10.0.0.1:25\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap_or_default();
             assert!(value.parse::<f64>().is_ok(), "{line}");
