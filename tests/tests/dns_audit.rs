@@ -257,3 +257,49 @@ async fn the_mx_change_plan_follows_the_live_ttl() {
     .await;
     assert_eq!(code, 64, "an IP address is not an MX host");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_supplies_resolvers_and_our_name() {
+    let dns = DnsServer::start(zone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edgemx.toml");
+    let config = format!(
+        "hostname = \"mx2.clean.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:2525\"\n{}",
+        dir.path().display(),
+        dns.config()
+    );
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_str().unwrap();
+    let (code, out) = edgemx(&["dns", "check", "clean.test", "--json", "--config", path]).await;
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["resolvers"][0], dns.addr.to_string());
+    assert_eq!(report["mx"]["hosts"][1]["ours"], true, "{report:#}");
+    assert_eq!(report["mx"]["hosts"][0]["ours"], false);
+    // Secondary at preference 20 below a 10: as it should be; as primary it is misplaced.
+    let args = [
+        "dns",
+        "check",
+        "clean.test",
+        "--json",
+        "--config",
+        path,
+        "--role",
+        "primary",
+    ];
+    let (code, out) = edgemx(&args).await;
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(findings(&report, "warning"), ["mx.role"], "{report:#}");
+    assert_eq!(code, 0);
+    std::fs::write(dir.path().join("bad.toml"), "hostname = 1\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    let (code, _) = edgemx(&[
+        "dns",
+        "check",
+        "clean.test",
+        "--config",
+        bad.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 64);
+}
