@@ -27,12 +27,15 @@ pub enum StartError {
     Control { path: String, reason: String },
     #[error("admin listener: {0}")]
     Admin(std::io::Error),
+    #[error("routing: {0}")]
+    Routing(String),
 }
 
-/// A listener already bound, and whether it offers STARTTLS.
+/// A listener already bound, whether it offers STARTTLS, and what it is for.
 pub struct Bound {
     pub listener: TcpListener,
     pub starttls: bool,
+    pub role: crate::config::Role,
 }
 
 /// Runs the gateway until `shutdown` fires, then stops it cleanly: no new connections,
@@ -89,9 +92,11 @@ pub async fn run_with_admin(
                 reason: e.to_string(),
             })?;
     let control_task = tokio::spawn(control.serve(shutdown.clone()));
+    let recipients = routing(&config, &shutdown)?;
     let ctx = Context::new(
         config.clone(),
         queue.clone(),
+        recipients,
         Some(server_tls.config),
         shutdown.clone(),
     );
@@ -109,6 +114,7 @@ pub async fn run_with_admin(
             ctx.clone(),
             bound.listener,
             bound.starttls,
+            bound.role,
         )));
     }
 
@@ -159,6 +165,23 @@ fn start_admin(
         shutdown: shutdown.clone(),
     };
     observe::http::start(listener, view).map_err(StartError::Admin)
+}
+
+/// The route table, the address files (watched for changes until shutdown) and recipient
+/// validation.
+fn routing(
+    config: &Arc<Config>,
+    shutdown: &CancellationToken,
+) -> Result<Arc<crate::policy::Recipients>, StartError> {
+    use crate::routing::{Maps, Table};
+    let table = Arc::new(Table::new(config));
+    let maps = Maps::load(table.clone(), config).map_err(|e| StartError::Routing(e.to_string()))?;
+    let maps = Arc::new(maps);
+    let interval = config.routing.reload_interval.0;
+    tokio::spawn(maps.clone().watch(interval, shutdown.clone()));
+    Ok(Arc::new(crate::policy::Recipients::new(
+        config, table, maps,
+    )))
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartError> {

@@ -3,7 +3,7 @@
 //! Owns the shape and defaults of these keys and their semantic checks; the listener and
 //! the probes themselves live in [`crate::observe`].
 
-use super::{ConfigError, NextHop, Span};
+use super::{ConfigError, NextHop, Span, TlsPolicy};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,9 +22,12 @@ pub struct Admin {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
-    /// Probe the next hops of this configured domain's route…
+    /// Probe the next hops of the route serving this domain…
     #[serde(default)]
     pub domain: Option<String>,
+    /// …or of this named `[[route]]`…
+    #[serde(default)]
+    pub route: Option<String>,
     /// …or one next hop (`host:port`, `ip:port`).
     #[serde(default)]
     pub next_hop: Option<String>,
@@ -41,9 +44,12 @@ pub struct Probe {
     /// and measure until the next hop accepted it.
     #[serde(default)]
     pub message: bool,
-    /// Parsed from `next_hop` or the domain's route during validation.
+    /// Parsed from `next_hop` or taken from the route during validation.
     #[serde(skip)]
     pub hops: Vec<NextHop>,
+    /// The route's TLS policy (`delivery.tls` for a lone next hop).
+    #[serde(skip)]
+    pub tls: Option<TlsPolicy>,
 }
 
 impl Default for Admin {
@@ -64,7 +70,8 @@ fn default_timeout() -> Span {
     Span(Duration::from_secs(30))
 }
 
-/// Resolves each probe's next hops; every finding names its key.
+/// Resolves each probe's next hops and TLS policy through the route table; every finding
+/// names its key.
 pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut add = |key: String, value: String, problem: &str| {
@@ -74,35 +81,57 @@ pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
             problem: problem.into(),
         })
     };
-    let domains: Vec<(String, Vec<NextHop>)> = config
-        .domains
-        .iter()
-        .map(|d| (d.name.clone(), d.hops.clone()))
-        .collect();
+    // Built only when a probe names a domain or route; it reads nothing but `config`.
+    let table = (!config.admin.probes.is_empty()).then(|| crate::routing::Table::new(config));
+    let default_tls = config.delivery.tls.clone();
     for (i, probe) in config.admin.probes.iter_mut().enumerate() {
         let key = |field: &str| format!("admin.probe[{i}].{field}");
-        match (&probe.domain, &probe.next_hop) {
-            (Some(_), Some(_)) | (None, None) => add(
+        let given = [&probe.domain, &probe.route, &probe.next_hop];
+        if given.iter().filter(|g| g.is_some()).count() != 1 {
+            add(
                 key("domain"),
                 String::new(),
-                "give exactly one of `domain` or `next_hop`",
-            ),
-            (Some(domain), None) => {
-                let name = domain.trim_end_matches('.').to_ascii_lowercase();
-                match domains.iter().find(|(d, _)| *d == name) {
-                    Some((_, hops)) => probe.hops = hops.clone(),
-                    None => add(key("domain"), domain.clone(), "not a configured [[domain]]"),
+                "give exactly one of `domain`, `route` or `next_hop`",
+            );
+        } else if let Some(domain) = &probe.domain {
+            let name = domain.trim_end_matches('.').to_ascii_lowercase();
+            match table
+                .as_ref()
+                .and_then(|t| Some(t.route(t.by_domain(&name)?)))
+            {
+                Some(route) => {
+                    (probe.hops, probe.tls) = (route.hops.clone(), Some(route.tls.clone()))
                 }
+                None => add(
+                    key("domain"),
+                    domain.clone(),
+                    "no [[domain]] or [[route]] serves it",
+                ),
             }
-            (None, Some(text)) => match NextHop::parse(text) {
+        } else if let Some(name) = &probe.route {
+            match table.as_ref().and_then(|t| Some(t.route(t.id(name)?))) {
+                Some(route) => {
+                    (probe.hops, probe.tls) = (route.hops.clone(), Some(route.tls.clone()))
+                }
+                None => add(key("route"), name.clone(), "no [[route]] has this name"),
+            }
+        } else if let Some(text) = &probe.next_hop {
+            match NextHop::parse(text) {
                 Ok(NextHop::Mx) => add(
                     key("next_hop"),
                     text.clone(),
                     "`mx` needs a domain: use `domain` instead",
                 ),
-                Ok(hop) => probe.hops = vec![hop],
+                Ok(hop) => (probe.hops, probe.tls) = (vec![hop], Some(default_tls.clone())),
                 Err(problem) => add(key("next_hop"), text.clone(), &problem),
-            },
+            }
+        }
+        if probe.hops.contains(&NextHop::Mx) && probe.domain.is_none() {
+            add(
+                key("route"),
+                probe.route.clone().unwrap_or_default(),
+                "the route uses `mx`: probe it with `domain` so the MX records can be looked up",
+            );
         }
         if !probe.recipient.contains('@') {
             add(
@@ -162,6 +191,27 @@ mod tests {
     }
 
     #[test]
+    fn a_named_route_and_a_route_domain_resolve_to_the_route_hops() {
+        let text = format!(
+            "{BASE}[[route]]\nname = \"onprem\"\ndomains = [\"local.example.com\"]\nnext_hops = [\"10.0.0.5:25\"]\n\
+             [[admin.probe]]\nroute = \"onprem\"\nrecipient = \"p@local.example.com\"\n\
+             [[admin.probe]]\ndomain = \"local.example.com\"\nrecipient = \"p@local.example.com\"\n"
+        );
+        let config = Config::parse(&text).unwrap();
+        let hop = NextHop::parse("10.0.0.5:25").unwrap();
+        assert_eq!(config.admin.probes[0].hops, [hop.clone()]);
+        assert_eq!(config.admin.probes[1].hops, [hop]);
+        let bad = format!("{BASE}[[admin.probe]]\nroute = \"nosuch\"\nrecipient = \"p@x.test\"\n");
+        let errors = Config::parse(&bad).unwrap_err();
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("admin.probe[0].route = nosuch"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn bad_probes_are_reported_by_key() {
         let text = format!(
             "{BASE}[[admin.probe]]\ndomain = \"other.test\"\nrecipient = \"nobody\"\n\
@@ -172,7 +222,7 @@ mod tests {
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         let has = |needle: &str| text.iter().any(|t| t.starts_with(needle));
         assert!(
-            has("admin.probe[0].domain = other.test: not a configured"),
+            has("admin.probe[0].domain = other.test: no [[domain]] or [[route]]"),
             "{text:?}"
         );
         assert!(has("admin.probe[0].recipient = nobody"), "{text:?}");

@@ -8,7 +8,7 @@
 use super::metrics::Scrape;
 use crate::config::Config;
 use crate::queue::{Queue, QueueId};
-use crate::routing::Destination;
+use crate::routing::Routes;
 use crate::smtp::inbound::limits::Limiter;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,7 +47,11 @@ impl View {
         let stats = self.queue.stats();
         let healthy = self.health().await.is_ok();
         let destinations = match self.queue.list().await {
-            Ok(envelopes) => by_destination(&self.config, &envelopes, crate::time::unix_now()),
+            Ok(envelopes) => by_destination(
+                Routes::new(self.config.clone()),
+                &envelopes,
+                crate::time::unix_now(),
+            ),
             Err(e) => {
                 log::warn!("metrics: cannot read the queue: {e}");
                 BTreeMap::new()
@@ -65,19 +69,15 @@ impl View {
 
 /// destination → (messages with an open recipient for it, age of the oldest in seconds).
 fn by_destination(
-    config: &Config,
+    mut routes: Routes,
     envelopes: &[crate::queue::Envelope],
     now: u64,
 ) -> BTreeMap<String, (u64, u64)> {
     let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut names: BTreeMap<&str, String> = BTreeMap::new();
     for env in envelopes {
         let mut seen: Vec<String> = Vec::new();
         for rcpt in env.recipients.iter().filter(|r| r.status.is_open()) {
-            let dest = names
-                .entry(rcpt.domain.as_str())
-                .or_insert_with(|| Destination::for_domain(config, &rcpt.domain).to_string())
-                .clone();
+            let dest = routes.get(rcpt).to_string();
             if seen.contains(&dest) {
                 continue;
             }
@@ -108,7 +108,7 @@ mod tests {
             Envelope::new("s@x.test", rcpts(&["1@a.test", "2@a.test"]), 100),
             Envelope::new("s@x.test", rcpts(&["1@a.test", "1@b.test"]), 150),
         ];
-        let seen = by_destination(&config, &envs, 200);
+        let seen = by_destination(Routes::new(Arc::new(config)), &envs, 200);
         assert_eq!(seen.get("127.0.0.1:2601"), Some(&(2, 100)));
         assert_eq!(seen.get("127.0.0.1:2602"), Some(&(1, 50)));
     }

@@ -1,29 +1,35 @@
-//! A recipient probe on an open session: MAIL, RCPT, RSET, without sending a message. Used
-//! by the mail-flow probes in [`crate::observe::probe`].
+//! The recipient probe used by the RCPT-time callout: `MAIL FROM:<>`, `RCPT TO:<address>`,
+//! `RSET`, in lock step. Nothing is ever sent after RCPT but RSET, so no message can be
+//! delivered by a probe.
 
 use super::Session;
-use crate::delivery::Reply;
+use crate::delivery::wire::Reply;
 
 impl Session {
-    /// Says `MAIL FROM:<sender>` and `RCPT TO:<recipient>`, then `RSET` whatever the answers.
-    /// Returns the RCPT reply (or the MAIL reply when MAIL was refused); `Err` when the
-    /// connection failed.
-    pub async fn probe_rcpt(&mut self, sender: &str, recipient: &str) -> Result<Reply, String> {
+    /// `Ok(Ok(rcpt reply))`, `Ok(Err(mail reply))` when the null sender was refused, or
+    /// `Err(why)` when the connection failed.
+    pub async fn probe(&mut self, address: &str) -> Result<Result<Reply, Reply>, String> {
+        if address
+            .bytes()
+            .any(|b| b == b'\r' || b == b'\n' || b == b'>')
+        {
+            return Ok(Err(Reply::local(553, "5.1.3 address not usable in SMTP")));
+        }
         let limit = self.settings.command_timeout;
-        let mail = format!("MAIL FROM:<{sender}>\r\n");
-        let reply = self
-            .command(mail.as_bytes(), limit)
+        let mail = self
+            .command(b"MAIL FROM:<>\r\n", limit)
             .await
-            .map_err(|e| format!("MAIL: {e}"))?;
-        let reply = if reply.is_positive() {
-            let rcpt = format!("RCPT TO:<{recipient}>\r\n");
-            self.command(rcpt.as_bytes(), limit)
-                .await
-                .map_err(|e| format!("RCPT: {e}"))?
-        } else {
-            reply
-        };
+            .map_err(|e| format!("lost connection during MAIL FROM: {e}"))?;
+        if !mail.is_positive() {
+            return Ok(Err(mail));
+        }
+        let line = format!("RCPT TO:<{address}>\r\n");
+        let rcpt = self
+            .command(line.as_bytes(), limit)
+            .await
+            .map_err(|e| format!("lost connection during RCPT TO: {e}"))?;
+        // The reply to RSET does not change the verdict; a failure here only ends the session.
         let _ = self.command(b"RSET\r\n", limit).await;
-        Ok(reply)
+        Ok(Ok(rcpt))
     }
 }

@@ -70,17 +70,15 @@ pub fn start(config: Arc<Config>, shutdown: CancellationToken) {
     let settings = Arc::new(Settings::new(&config));
     for (i, probe) in config.admin.probes.iter().enumerate() {
         let tls = probe
-            .domain
-            .as_deref()
-            .and_then(|d| config.domain(&d.to_ascii_lowercase()))
-            .and_then(|d| d.tls)
-            .unwrap_or(config.delivery.tls);
+            .tls
+            .clone()
+            .unwrap_or_else(|| config.delivery.tls.clone());
         for hop in &probe.hops {
             let target = rcpt::Target {
                 key: format!("{i}:{}", hop_name(hop, probe)),
                 hop: hop.clone(),
                 domain: probe.domain.clone(),
-                tls,
+                tls: tls.clone(),
                 sender: sender(&config, probe),
                 probe: probe.clone(),
                 hostname: config.hostname.clone(),

@@ -59,7 +59,7 @@ async fn once(
         } else {
             format!("{host}[{}]:{}", peer.ip(), peer.port())
         };
-        let mut session = match Session::open(peer, &host, target.tls, settings).await {
+        let mut session = match Session::open(peer, &host, &target.tls, settings).await {
             Ok(session) => session,
             Err(e) => {
                 last = e.reply.text();
