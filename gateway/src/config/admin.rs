@@ -199,7 +199,7 @@ mod tests {
         );
         let config = Config::parse(&text).unwrap();
         let hop = NextHop::parse("10.0.0.5:25").unwrap();
-        assert_eq!(config.admin.probes[0].hops, [hop.clone()]);
+        assert_eq!(config.admin.probes[0].hops, config.admin.probes[1].hops);
         assert_eq!(config.admin.probes[1].hops, [hop]);
         let bad = format!("{BASE}[[admin.probe]]\nroute = \"nosuch\"\nrecipient = \"p@x.test\"\n");
         let errors = Config::parse(&bad).unwrap_err();
