@@ -92,7 +92,8 @@ pub async fn run_with_admin(
                 reason: e.to_string(),
             })?;
     let control_task = tokio::spawn(control.serve(shutdown.clone()));
-    let recipients = routing(&config, &shutdown)?;
+    let recipients = crate::policy::Recipients::start(&config, &shutdown)
+        .map_err(|e| StartError::Routing(e.to_string()))?;
     let ctx = Context::new(
         config.clone(),
         queue.clone(),
@@ -100,6 +101,7 @@ pub async fn run_with_admin(
         Some(server_tls.config),
         shutdown.clone(),
     );
+    let _ = ctx.deliveries.set(deliveries.clone());
     let admin = match admin {
         Some(listener) => Some(start_admin(listener, &config, &queue, &ctx, &shutdown)?),
         None => None,
@@ -165,23 +167,6 @@ fn start_admin(
         shutdown: shutdown.clone(),
     };
     observe::http::start(listener, view).map_err(StartError::Admin)
-}
-
-/// The route table, the address files (watched for changes until shutdown) and recipient
-/// validation.
-fn routing(
-    config: &Arc<Config>,
-    shutdown: &CancellationToken,
-) -> Result<Arc<crate::policy::Recipients>, StartError> {
-    use crate::routing::{Maps, Table};
-    let table = Arc::new(Table::new(config));
-    let maps = Maps::load(table.clone(), config).map_err(|e| StartError::Routing(e.to_string()))?;
-    let maps = Arc::new(maps);
-    let interval = config.routing.reload_interval.0;
-    tokio::spawn(maps.clone().watch(interval, shutdown.clone()));
-    Ok(Arc::new(crate::policy::Recipients::new(
-        config, table, maps,
-    )))
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartError> {

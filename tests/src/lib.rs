@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod backend;
 pub mod client;
+pub mod control;
 pub mod dns;
 pub mod gateway;
 pub mod pki;

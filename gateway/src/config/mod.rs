@@ -5,6 +5,7 @@
 //! other modules receive an already-valid [`Config`].
 
 mod admin;
+pub mod flow;
 mod nexthop;
 mod relay;
 pub mod routes;
@@ -13,6 +14,7 @@ mod units;
 mod validate;
 
 pub use admin::{Admin, Probe};
+pub use flow::{Flow, MxRole};
 pub use nexthop::NextHop;
 pub use relay::{Relay, Role, parse_cidr};
 pub use tlspolicy::{Pin, TlsMode, TlsPolicy};
@@ -57,6 +59,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub relay: Relay,
+    /// Secondary MX, next-hop health, paced release, ETRN, queue notices, hop limit.
+    #[serde(default)]
+    pub flow: Flow,
     #[serde(default)]
     pub admin: Admin,
 }
@@ -83,6 +88,9 @@ pub struct Domain {
     /// TLS towards this domain's next hops; defaults to `delivery.tls`.
     #[serde(default)]
     pub tls: Option<TlsPolicy>,
+    /// `primary` (default) or `secondary` MX for this domain.
+    #[serde(default)]
+    pub role: MxRole,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
 }

@@ -81,7 +81,7 @@ pub fn start(config: Arc<Config>, shutdown: CancellationToken) {
                 tls: tls.clone(),
                 sender: sender(&config, probe),
                 probe: probe.clone(),
-                hostname: config.hostname.clone(),
+                us: crate::dns::secondary::Us::new(&config.hostname, &config.flow.our_names),
             };
             register(&target.key, hop_name(hop, probe), probe);
             let (settings, resolver) = (settings.clone(), resolver.clone());

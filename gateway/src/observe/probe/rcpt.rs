@@ -4,6 +4,7 @@
 use crate::config::{NextHop, Probe, TlsPolicy};
 use crate::delivery::{Session, Settings};
 use crate::dns::Resolver;
+use crate::dns::secondary::{self, Exchanger, Us};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,8 +17,8 @@ pub struct Target {
     pub tls: TlsPolicy,
     pub sender: String,
     pub probe: Probe,
-    /// Our own name: an `mx` hop never probes ourselves or less-preferred hosts.
-    pub hostname: String,
+    /// Who we are: an `mx` hop never probes ourselves or equal/less-preferred hosts.
+    pub us: Us,
 }
 
 pub async fn run(
@@ -103,17 +104,30 @@ async fn peers(
                 .mx_hosts(domain)
                 .await
                 .map_err(|e| e.to_string())?;
-            let hosts = crate::delivery::without_self(hosts, &target.hostname);
-            let mut out = Vec::new();
-            for (_, host) in hosts {
-                if let Ok(ips) = resolver()?.addresses(&host).await {
-                    out.extend(
-                        ips.into_iter()
-                            .map(|ip| (SocketAddr::new(ip, 25), host.clone())),
-                    );
-                }
+            let mut mx = Vec::new();
+            for (preference, host) in hosts {
+                let addrs = resolver()?.addresses(&host).await.unwrap_or_default();
+                mx.push(Exchanger {
+                    preference,
+                    host,
+                    addrs,
+                });
             }
-            Ok(out)
+            let usable = secondary::usable(mx, &target.us).map_err(|best| {
+                format!(
+                    "we are the most preferred MX ({} at {}): no host to probe",
+                    best.host, best.preference
+                )
+            })?;
+            Ok(usable
+                .into_iter()
+                .flat_map(|e| {
+                    let host = e.host;
+                    e.addrs
+                        .into_iter()
+                        .map(move |ip| (SocketAddr::new(ip, 25), host.clone()))
+                })
+                .collect())
         }
     }
 }

@@ -17,6 +17,8 @@ mod auth;
 mod bdat;
 mod data;
 mod ehlo;
+mod etrn;
+mod hops;
 pub mod io;
 pub mod limits;
 mod mail;
@@ -52,6 +54,8 @@ pub struct Context {
     pub inflight: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
+    /// The scheduler, for ETRN; set once delivery has started.
+    pub deliveries: std::sync::OnceLock<crate::delivery::DeliveryHandle>,
 }
 
 impl Context {
@@ -74,6 +78,7 @@ impl Context {
             tls,
             shutdown,
             sessions: TaskTracker::new(),
+            deliveries: std::sync::OnceLock::new(),
         })
     }
 }
