@@ -76,10 +76,16 @@ pub struct Report {
 
 impl Report {
     fn add(&mut self, level: Level, check: &'static str, message: impl Into<String>) {
+        let message = message.into();
+        // Lookup errors carry the enhanced status delivery would use (`4.4.3 …`): noise here.
+        let message = match message.split_once(' ') {
+            Some((code, rest)) if is_status(code) => rest.to_owned(),
+            _ => message,
+        };
         self.findings.push(Finding {
             level,
             check,
-            message: message.into(),
+            message,
         });
     }
 
@@ -127,6 +133,15 @@ pub async fn check(domain: &str, resolvers: &[(String, Resolver)], ours: &Ours) 
 
 pub use plan::{Plan, plan};
 
+/// `4.4.3`, `5.1.2`: an RFC 3463 enhanced status code.
+fn is_status(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The answers that must be the same everywhere: MX set, SPF and DMARC records.
 async fn key_answers(resolver: &Resolver, domain: &str) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
@@ -173,5 +188,24 @@ async fn agreement(domain: &str, resolvers: &[(String, Resolver)], report: &mut 
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_errors_lose_their_enhanced_status() {
+        let mut report = Report::default();
+        report.add(
+            Level::Error,
+            "mx.lookup",
+            "4.4.3 MX lookup for a.test failed",
+        );
+        report.add(Level::Info, "x", "10 hosts");
+        assert_eq!(report.findings[0].message, "MX lookup for a.test failed");
+        assert_eq!(report.findings[1].message, "10 hosts");
+        assert!(is_status("5.1.10") && !is_status("5.1") && !is_status("a.b.c"));
     }
 }

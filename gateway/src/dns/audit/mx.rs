@@ -34,7 +34,7 @@ pub async fn check(resolver: &Resolver, domain: &str, ours: &Ours, report: &mut 
     let records = match resolver.records(domain, RecordType::MX).await {
         Ok(records) => records,
         Err(DnsError::Permanent(e)) => {
-            report.add(Level::Error, "mx.lookup", format!("{domain}: {e}"));
+            report.add(Level::Error, "mx.lookup", e);
             return;
         }
         Err(DnsError::Temporary(e)) => {
