@@ -13,8 +13,8 @@
 //! | [`queue`] | the redb store (the only code touching redb), group commit, retry schedule, DSNs |
 //! | [`delivery`] | SMTP client, next-hop selection and failover, connection reuse, scheduler |
 //! | [`tls`] | rustls configurations (ring provider), certificates |
-//! | [`dns`] | hickory resolver construction |
-//! | [`observe`] | logging (journald or stderr) |
+//! | [`dns`] | hickory resolver construction; the DNS audit (`edgemx dns check`, `plan-mx-change`) |
+//! | [`observe`] | logging (journald or stderr), metrics and the admin HTTP listener, mail-flow probes |
 //! | [`time`] | wall clock, RFC 5322 and log time stamps |
 //! | [`server`] | the gateway assembled: start order and the one shutdown path |
 //! | [`control`] | the root-only control socket used by `edgemx queue …` |

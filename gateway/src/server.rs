@@ -7,6 +7,7 @@
 use crate::config::Config;
 use crate::control;
 use crate::delivery;
+use crate::observe;
 use crate::queue::{Queue, QueueError};
 use crate::smtp::inbound::{self, Context};
 use crate::tls::{self, TlsError};
@@ -24,6 +25,8 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("control socket {path}: {reason}")]
     Control { path: String, reason: String },
+    #[error("admin listener: {0}")]
+    Admin(std::io::Error),
     #[error("routing: {0}")]
     Routing(String),
 }
@@ -41,6 +44,18 @@ pub struct Bound {
 pub async fn run(
     config: Config,
     listeners: Vec<Bound>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    run_with_admin(config, listeners, None, shutdown).await
+}
+
+/// [`run`], with the admin HTTP listener (`/metrics`, `/healthz`) on `admin` when given.
+/// It keeps answering through the shutdown (with `503` on `/healthz`) until the queue is
+/// closed.
+pub async fn run_with_admin(
+    config: Config,
+    listeners: Vec<Bound>,
+    admin: Option<std::net::TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let config = Arc::new(config);
@@ -87,6 +102,11 @@ pub async fn run(
         shutdown.clone(),
     );
     let _ = ctx.deliveries.set(deliveries.clone());
+    let admin = match admin {
+        Some(listener) => Some(start_admin(listener, &config, &queue, &ctx, &shutdown)?),
+        None => None,
+    };
+    observe::probe::start(config.clone(), shutdown.child_token());
     let mut accept_tasks = Vec::new();
     for bound in listeners {
         if let Ok(addr) = bound.listener.local_addr() {
@@ -125,9 +145,28 @@ pub async fn run(
     }
     let _ = control_task.await;
     queue.close().await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     let _ = std::fs::remove_file(config.control_socket());
     log::info!("stopped");
     Ok(())
+}
+
+fn start_admin(
+    listener: std::net::TcpListener,
+    config: &Arc<Config>,
+    queue: &Queue,
+    ctx: &Arc<Context>,
+    shutdown: &CancellationToken,
+) -> Result<observe::http::Running, StartError> {
+    let view = observe::scrape::View {
+        config: config.clone(),
+        queue: queue.clone(),
+        limiter: ctx.limiter.clone(),
+        shutdown: shutdown.clone(),
+    };
+    observe::http::start(listener, view).map_err(StartError::Admin)
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartError> {

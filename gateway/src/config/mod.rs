@@ -4,6 +4,7 @@
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
 
+mod admin;
 pub mod flow;
 mod nexthop;
 mod relay;
@@ -12,6 +13,7 @@ mod tlspolicy;
 mod units;
 mod validate;
 
+pub use admin::{Admin, Probe};
 pub use flow::{Flow, MxRole};
 pub use nexthop::NextHop;
 pub use relay::{Relay, Role, parse_cidr};
@@ -60,6 +62,8 @@ pub struct Config {
     /// Secondary MX, next-hop health, paced release, ETRN, queue notices, hop limit.
     #[serde(default)]
     pub flow: Flow,
+    #[serde(default)]
+    pub admin: Admin,
 }
 
 #[derive(Debug, Clone, Deserialize)]

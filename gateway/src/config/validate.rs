@@ -42,6 +42,7 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     for (key, value, problem) in flow {
         out.add(key, value, problem);
     }
+    out.0.extend(super::admin::check(config));
     out.0
 }
 

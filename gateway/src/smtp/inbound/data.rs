@@ -143,6 +143,7 @@ impl Session {
         match self.ctx.queue.enqueue(envelope, body).await {
             Ok(stored) => {
                 self.messages += 1;
+                crate::observe::metrics::accepted();
                 log::info!(
                     "queued {} from=<{sender}> size={size} rcpts={rcpts} client={} tls={}",
                     stored.id,

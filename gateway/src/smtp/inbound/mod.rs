@@ -103,6 +103,7 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, starttls: bool, rol
             }
         };
         let _ = stream.set_nodelay(true);
+        crate::observe::metrics::connection_accepted();
         let permit = ctx.limiter.admit(peer.ip());
         let ctx2 = ctx.clone();
         ctx.sessions.spawn(async move {
@@ -114,10 +115,11 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, starttls: bool, rol
                         .await
                 }
                 Err(refusal) => {
-                    let why = match refusal {
-                        Refusal::Total => "too many connections",
-                        Refusal::PerIp => "too many connections from your address",
+                    let (why, label) = match refusal {
+                        Refusal::Total => ("too many connections", "total"),
+                        Refusal::PerIp => ("too many connections from your address", "per_ip"),
                     };
+                    crate::observe::metrics::connection_refused(label);
                     log::info!("refused connection from {peer}: {why}");
                     conn.last_words(&Reply::too_many_connections()).await;
                 }
