@@ -42,6 +42,11 @@ enum Command {
         #[arg(long, short, global = true, default_value = "/etc/edgemx/edgemx.toml")]
         config: PathBuf,
     },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        action: crate::dkim::cli::DkimAction,
+    },
     /// PID 1 duties inside the appliance image.
     Init,
 }
@@ -79,11 +84,12 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Queue { action, config } => queue(action, &config),
+        Command::Dkim { action } => crate::dkim::cli::run(action),
         Command::Init => crate::init::run(),
     }
 }
 
-fn load(path: &Path) -> Result<Config, ExitCode> {
+pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|errors| {
         eprint!("{errors}");
         ExitCode::from(EXIT_CONFIG as u8)

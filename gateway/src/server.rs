@@ -24,6 +24,8 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("control socket {path}: {reason}")]
     Control { path: String, reason: String },
+    #[error(transparent)]
+    Dkim(#[from] crate::dkim::KeyError),
 }
 
 /// A listener already bound, and whether it offers STARTTLS.
@@ -43,6 +45,7 @@ pub async fn run(
     let config = Arc::new(config);
     prepare_data_dir(&config)?;
     let server_tls = tls::server(&config)?;
+    let mail_auth = crate::policy::auth::MailAuth::load(&config)?;
     if server_tls.generated {
         log::info!(
             "generated a self-signed ECDSA P-256 certificate: {}",
@@ -79,6 +82,7 @@ pub async fn run(
         queue.clone(),
         Some(server_tls.config),
         shutdown.clone(),
+        mail_auth,
     );
     let mut accept_tasks = Vec::new();
     for bound in listeners {

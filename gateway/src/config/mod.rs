@@ -4,6 +4,7 @@
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
 
+pub mod auth;
 mod nexthop;
 mod units;
 mod validate;
@@ -43,6 +44,9 @@ pub struct Config {
     pub dns: Dns,
     #[serde(default)]
     pub log: Log,
+    /// SPF/DKIM/DMARC/ARC checks and DKIM signing (`config/auth.rs`).
+    #[serde(default)]
+    pub auth: auth::Auth,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -36,6 +36,8 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     check_delivery(config, &mut out);
     check_rest(config, &mut out);
     out.0
+        .extend(super::auth::check(&mut config.auth, &config.hostname));
+    out.0
 }
 
 #[derive(Default)]

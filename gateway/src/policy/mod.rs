@@ -5,6 +5,8 @@
 //! address carries a relay trick (`%` hack, `!` path, source route, quoted `@`, IP
 //! literal) that some downstream server might route elsewhere. It does no I/O.
 
+pub mod auth;
+
 use crate::config::Config;
 use crate::queue::{RcptStatus, Recipient};
 use crate::smtp::proto::{Domain, ForwardPath, RelayHack, Reply};

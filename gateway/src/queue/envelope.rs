@@ -44,6 +44,9 @@ pub struct Envelope {
     pub attempts: u32,
     /// Unix seconds of the next attempt; 0 means as soon as possible.
     pub next_attempt: u64,
+    /// Kept from delivery until an operator releases it (e.g. DMARC quarantine).
+    #[serde(default)]
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +107,7 @@ impl Envelope {
             client: String::new(),
             attempts: 0,
             next_attempt: 0,
+            held: false,
         }
     }
 

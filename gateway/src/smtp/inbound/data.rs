@@ -112,11 +112,15 @@ impl Session {
     pub async fn queue_message(
         &mut self,
         id: QueueId,
-        body: Vec<u8>,
+        mut body: Vec<u8>,
         summary: DataSummary,
     ) -> Flow {
         let Some(tx) = self.tx.take() else {
             return self.refuse(Reply::bad_sequence());
+        };
+        let held = match self.authenticate(&tx, &mut body).await {
+            Ok(held) => held,
+            Err(reply) => return self.refuse(reply),
         };
         let sender = match &tx.from {
             ReversePath::Null => String::new(),
@@ -128,6 +132,7 @@ impl Session {
             smtputf8: tx.params.smtputf8,
             eight_bit: summary.has_8bit || tx.params.body == Body::EightBitMime,
             client: self.client(),
+            held,
             ..Envelope::new(sender, tx.rcpts, crate::time::unix_now())
         };
         let (sender, rcpts, size) = (

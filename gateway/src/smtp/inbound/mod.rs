@@ -19,11 +19,13 @@ mod ehlo;
 pub mod io;
 pub mod limits;
 mod mail;
+mod mailauth;
 mod rcpt;
 mod session;
 mod starttls;
 
 use crate::config::Config;
+use crate::policy::auth::MailAuth;
 use crate::queue::Queue;
 use crate::smtp::proto::Reply;
 use limits::{Limiter, Refusal};
@@ -46,6 +48,8 @@ pub struct Context {
     pub inflight: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
+    /// SPF/DKIM/DMARC/ARC checks and DKIM signing at the end of each message.
+    pub mail_auth: MailAuth,
 }
 
 impl Context {
@@ -54,6 +58,7 @@ impl Context {
         queue: Queue,
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: CancellationToken,
+        mail_auth: MailAuth,
     ) -> Arc<Context> {
         let limits = &config.limits;
         let units = (limits.inflight_bytes.0 as usize / BUDGET_UNIT).min(Semaphore::MAX_PERMITS);
@@ -65,6 +70,7 @@ impl Context {
             tls,
             shutdown,
             sessions: TaskTracker::new(),
+            mail_auth,
         })
     }
 }
