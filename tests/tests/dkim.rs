@@ -1,0 +1,221 @@
+//! DKIM over real DNS on loopback: inbound signatures verified by the gateway (pass, and
+//! fail once tampered with), outbound signing whose result mail-auth verifies against the
+//! published key (RSA and Ed25519), and `edgemx dkim keygen` output that works as published.
+
+use edgemx::config::{Config, Dns};
+use edgemx::dkim::keygen::{self, Algorithm};
+use edgemx::dkim::{Key, Signer};
+use edgemx::policy::auth::{MailAuth, Origin, Verdict};
+use edgemx_tests::dns::{DnsServer, Zone};
+use edgemx_tests::{FakeBackend, Gateway, send_mail};
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+const HEADERS: &[&str] = &["From", "To", "Subject", "Date", "Message-ID"];
+
+fn message(from: &str) -> String {
+    format!(
+        "From: Alice <{from}>\r\nTo: <user@example.com>\r\nSubject: signed\r\nDate: Thu, 26 Nov 2026 09:00:00 +0000\r\nMessage-ID: <{from}.dkim@test>\r\n\r\nHello, signed world.\r\n"
+    )
+}
+
+/// A fresh key of `algorithm` for `domain`/`selector`, its PEM file under `dir` and the TXT
+/// record text to publish.
+fn new_key(dir: &Path, algorithm: Algorithm, domain: &str, selector: &str) -> (Key, String) {
+    let pair = keygen::generate(algorithm).unwrap();
+    let path = dir.join(format!("{domain}.{selector}.key"));
+    keygen::write_key(&path, &pair.pem()).unwrap();
+    let headers: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
+    (
+        Key::load(&path, domain, selector, &headers).unwrap(),
+        pair.record(),
+    )
+}
+
+/// Signs `text` with `key` the way the gateway does: signature fields prepended.
+fn signed(key: Key, domain: &str, selector: &str, text: &str) -> Vec<u8> {
+    let mut signer = Signer::default();
+    signer.add(domain, selector, key);
+    let mut out = signer.sign(text.as_bytes()).unwrap();
+    assert!(!out.is_empty(), "no signature for {domain}");
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// What mail-auth says of each DKIM signature of `message`, looking keys up in `dns`.
+async fn verify(dns: &DnsServer, message: &[u8]) -> Vec<DkimResult> {
+    let resolver = edgemx::dns::Resolver::new(&Dns {
+        nameservers: vec![dns.addr],
+        timeout: None,
+    })
+    .unwrap();
+    let auth = MessageAuthenticator(resolver.hickory());
+    let parsed = AuthenticatedMessage::parse(message).unwrap();
+    auth.verify_dkim(&parsed)
+        .await
+        .iter()
+        .map(|o| o.result().clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_signature_verifies_and_a_tampered_message_fails_dmarc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, record) = new_key(dir.path(), Algorithm::Rsa, "signed.test", "s1");
+    // SPF fails for the sender, so only an aligned DKIM pass satisfies p=reject.
+    let dns = DnsServer::start(
+        Zone::new()
+            .txt("s1._domainkey.signed.test", &record)
+            .txt("signed.test", "v=spf1 ip4:192.0.2.1 -all")
+            .txt("_dmarc.signed.test", "v=DMARC1; p=reject"),
+    )
+    .await;
+    let backend = FakeBackend::start().await;
+    let extra = format!("{}\n[auth]\nverify = true\n", dns.config());
+    let gw = Gateway::start(backend.addr(), &extra).await;
+    let sender = "alice@signed.test";
+    let good = String::from_utf8(signed(key, "signed.test", "s1", &message(sender))).unwrap();
+    let reply = send_mail(gw.addr, sender, &["user@example.com"], &good)
+        .await
+        .unwrap();
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
+    let got = backend.wait_for_messages(1, WAIT).await;
+    let ar = edgemx_tests::backend::header(&got[0].data, "Authentication-Results").unwrap();
+    assert!(
+        ar.contains("dkim=pass header.d=signed.test header.s=s1"),
+        "{ar}"
+    );
+    assert!(ar.contains("dmarc=pass"), "{ar}");
+
+    let tampered = good.replace("Hello, signed world.", "Hello, wired money.");
+    let reply = send_mail(gw.addr, sender, &["user@example.com"], &tampered)
+        .await
+        .unwrap();
+    assert!(reply.is("550 5.7.1"), "{reply:?}");
+    assert_eq!(
+        backend.messages().len(),
+        1,
+        "the tampered message was not relayed"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_mail_is_signed_per_from_domain_and_verifies_with_both_algorithms() {
+    let dir = tempfile::tempdir().unwrap();
+    let dkim_dir = dir.path().join("dkim");
+    let (_, rsa) = new_key(&dkim_dir, Algorithm::Rsa, "example.com", "rsa1");
+    let (_, ed) = new_key(&dkim_dir, Algorithm::Ed25519, "example.com", "ed1");
+    let dns = DnsServer::start(
+        Zone::new()
+            .txt("rsa1._domainkey.example.com", &rsa)
+            .txt("ed1._domainkey.example.com", &ed),
+    )
+    .await;
+    // Keys at their default place, data_dir/dkim/DOMAIN.SELECTOR.key.
+    let config = Config::parse(&format!(
+        r#"hostname = "gateway.test"
+data_dir = "{}"
+[[listener]]
+address = "127.0.0.1:0"
+[auth]
+[[auth.dkim]]
+domain = "example.com"
+selector = "rsa1"
+[[auth.dkim]]
+domain = "example.com"
+selector = "ed1"
+"#,
+        dir.path().display()
+    ))
+    .unwrap();
+    let auth = MailAuth::load(&config).unwrap();
+    let origin = |from: &'static str| Origin {
+        ip: "10.0.0.5".parse().unwrap(),
+        helo: "exchange.example.com",
+        mail_from: from,
+        outbound: true,
+    };
+    // A subdomain's mail is signed by the parent's keys (relaxed alignment).
+    let mut outbound = message("app@mail.example.com").into_bytes();
+    let verdict = auth
+        .process(&origin("app@mail.example.com"), &mut outbound)
+        .await;
+    assert_eq!(verdict, Verdict::Accept { held: false });
+    let text = String::from_utf8_lossy(&outbound).into_owned();
+    assert!(text.contains("a=rsa-sha256"), "{text}");
+    assert!(text.contains("a=ed25519-sha256"), "{text}");
+    assert!(text.contains("c=relaxed/relaxed"), "{text}");
+    assert_eq!(
+        verify(&dns, &outbound).await,
+        vec![DkimResult::Pass, DkimResult::Pass]
+    );
+
+    // Another domain's mail is relayed as it came.
+    let mut foreign = message("someone@elsewhere.test").into_bytes();
+    auth.process(&origin("someone@elsewhere.test"), &mut foreign)
+        .await;
+    assert_eq!(foreign, message("someone@elsewhere.test").into_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_keygen_writes_a_private_key_and_a_record_that_verifies() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (algorithm, selector) in [("rsa", "k1"), ("ed25519", "k2")] {
+        let path = dir.path().join(format!("{selector}.key"));
+        let out = std::process::Command::new(edgemx_tests::gateway::binary())
+            .args([
+                "dkim",
+                "keygen",
+                "Keys.Test",
+                selector,
+                "--algorithm",
+                algorithm,
+            ])
+            .arg("--out")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let line = stdout.trim_end();
+        let prefix = format!("{selector}._domainkey.keys.test IN TXT ");
+        let strings = line
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{line}"));
+        let parts: Vec<&str> = strings
+            .split('"')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        assert!(parts.iter().all(|p| p.len() <= 255), "{line}");
+        let record = parts.concat();
+        assert!(
+            record.starts_with(&format!("v=DKIM1; k={algorithm}; p=")),
+            "{record}"
+        );
+
+        let dns =
+            DnsServer::start(Zone::new().txt(&format!("{selector}._domainkey.keys.test"), &record))
+                .await;
+        let headers: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
+        let key = Key::load(&path, "keys.test", selector, &headers).unwrap();
+        let message = signed(key, "keys.test", selector, &message("a@keys.test"));
+        assert_eq!(verify(&dns, &message).await, vec![DkimResult::Pass]);
+
+        // Running it again never overwrites a key in service.
+        let again = std::process::Command::new(edgemx_tests::gateway::binary())
+            .args(["dkim", "keygen", "keys.test", selector, "--out"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!again.status.success());
+    }
+}
