@@ -292,3 +292,31 @@ async fn dns_servfail_defers_with_451_by_default_and_is_accepted_when_configured
     assert!(ar.contains("dmarc=temperror"), "{ar}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_against_a_silent_resolver_end_within_auth_timeout() {
+    // A nameserver that reads queries and never answers (UDP, and TCP never accepted).
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let _tcp = std::net::TcpListener::bind(addr).ok();
+    let drain = tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while silent.recv_from(&mut buf).await.is_ok() {}
+    });
+    let backend = FakeBackend::start().await;
+    let extra = format!(
+        "[dns]\nnameservers = [\"{addr}\"]\ntimeout = \"30s\"\n[auth]\nverify = true\ntimeout = \"1s\"\n"
+    );
+    let gw = Gateway::start(backend.addr(), &extra).await;
+    let started = std::time::Instant::now();
+    let sender = "a@pass.test";
+    let reply = send_mail(gw.addr, sender, &["user@example.com"], &message(sender, ""))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(reply.is("451 4.7.0"), "{reply:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(took >= Duration::from_secs(1), "took {took:?}");
+    drain.abort();
+    gw.stop().await;
+}
