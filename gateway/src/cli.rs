@@ -4,6 +4,8 @@
 //! `main` is synchronous: the configuration is parsed and validated completely before any
 //! port is bound or any file written; a bad one prints every offending key and exits 64.
 
+mod user;
+
 use crate::config::{Config, EXIT_CONFIG};
 use crate::control::{ControlClient, Request};
 use crate::queue::QueueId;
@@ -41,6 +43,13 @@ enum Command {
         action: QueueAction,
         #[arg(long, short, global = true, default_value = "/etc/edgemx/edgemx.toml")]
         config: PathBuf,
+    },
+    /// SMTP AUTH users (relay.users_file) and password hashes.
+    User {
+        #[command(subcommand)]
+        action: user::UserAction,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
     },
     /// DKIM signing keys.
     Dkim {
@@ -84,16 +93,28 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Queue { action, config } => queue(action, &config),
+        Command::User { action, config } => match config.as_deref().map(load).transpose() {
+            Ok(config) => user::run(action, config),
+            Err(code) => code,
+        },
         Command::Dkim { action } => crate::dkim::cli::run(action),
         Command::Init => crate::init::run(),
     }
 }
 
 pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|errors| {
+    let fail = |errors: crate::config::ConfigErrors| {
         eprint!("{errors}");
         ExitCode::from(EXIT_CONFIG as u8)
-    })
+    };
+    let config = Config::load(path).map_err(fail)?;
+    // The address files named by the configuration are part of it: a bad line stops here.
+    let errors = crate::routing::load::check_files(&config);
+    if !errors.is_empty() {
+        let file = path.to_path_buf();
+        return Err(fail(crate::config::ConfigErrors { file, errors }));
+    }
+    Ok(config)
 }
 
 fn serve(path: &Path) -> ExitCode {
@@ -119,6 +140,7 @@ fn serve(path: &Path) -> ExitCode {
                 Ok(listener) => listeners.push(crate::server::Bound {
                     listener,
                     starttls: l.starttls,
+                    role: l.role,
                 }),
                 Err(e) => {
                     log::error!("cannot listen on {}: {e}", l.address);

@@ -24,14 +24,17 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("control socket {path}: {reason}")]
     Control { path: String, reason: String },
+    #[error("routing: {0}")]
+    Routing(String),
     #[error(transparent)]
     Dkim(#[from] crate::dkim::KeyError),
 }
 
-/// A listener already bound, and whether it offers STARTTLS.
+/// A listener already bound, whether it offers STARTTLS, and what it is for.
 pub struct Bound {
     pub listener: TcpListener,
     pub starttls: bool,
+    pub role: crate::config::Role,
 }
 
 /// Runs the gateway until `shutdown` fires, then stops it cleanly: no new connections,
@@ -77,9 +80,11 @@ pub async fn run(
                 reason: e.to_string(),
             })?;
     let control_task = tokio::spawn(control.serve(shutdown.clone()));
+    let recipients = routing(&config, &shutdown)?;
     let ctx = Context::new(
         config.clone(),
         queue.clone(),
+        recipients,
         Some(server_tls.config),
         shutdown.clone(),
         mail_auth,
@@ -93,6 +98,7 @@ pub async fn run(
             ctx.clone(),
             bound.listener,
             bound.starttls,
+            bound.role,
         )));
     }
 
@@ -124,6 +130,23 @@ pub async fn run(
     let _ = std::fs::remove_file(config.control_socket());
     log::info!("stopped");
     Ok(())
+}
+
+/// The route table, the address files (watched for changes until shutdown) and recipient
+/// validation.
+fn routing(
+    config: &Arc<Config>,
+    shutdown: &CancellationToken,
+) -> Result<Arc<crate::policy::Recipients>, StartError> {
+    use crate::routing::{Maps, Table};
+    let table = Arc::new(Table::new(config));
+    let maps = Maps::load(table.clone(), config).map_err(|e| StartError::Routing(e.to_string()))?;
+    let maps = Arc::new(maps);
+    let interval = config.routing.reload_interval.0;
+    tokio::spawn(maps.clone().watch(interval, shutdown.clone()));
+    Ok(Arc::new(crate::policy::Recipients::new(
+        config, table, maps,
+    )))
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartError> {

@@ -1,5 +1,7 @@
 //! A fake backend MTA on 127.0.0.1: records every message it accepts, and answers as a
-//! test scripts it (greeting, per-recipient replies, DATA reply, STARTTLS or not).
+//! test scripts it (greeting, per-recipient replies, DATA reply, STARTTLS or not). The
+//! STARTTLS server configuration chooses the certificate presented and whether a client
+//! certificate is required (see [`crate::pki`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -48,6 +50,9 @@ pub struct ReceivedMessage {
     pub tls: Option<String>,
     /// Raw MAIL FROM line as received (to check parameters such as SIZE or SMTPUTF8).
     pub mail_line: String,
+    /// The client presented a certificate in the TLS handshake (only possible when the
+    /// `starttls` config asks for one).
+    pub client_certificate: bool,
 }
 
 impl ReceivedMessage {
@@ -181,6 +186,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()>
         return Ok(());
     }
     let mut tls: Option<String> = None;
+    let mut client_certificate = false;
     let mut from = String::new();
     let mut mail_line = String::new();
     let mut rcpts: Vec<String> = Vec::new();
@@ -221,6 +227,11 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()>
                 .1
                 .protocol_version()
                 .map(|v| format!("{v:?}"));
+            client_certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
             io = BufReader::new(Box::new(stream));
             continue;
         } else if upper.starts_with("MAIL FROM:") {
@@ -250,6 +261,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()>
                         data,
                         tls: tls.clone(),
                         mail_line: mail_line.clone(),
+                        client_certificate,
                     });
                     shared.arrived.notify_waiters();
                 }

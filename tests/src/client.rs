@@ -35,7 +35,23 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SmtpClient {
     pub async fn connect(addr: SocketAddr) -> std::io::Result<SmtpClient> {
-        let stream = TcpStream::connect(addr).await?;
+        Self::connected(TcpStream::connect(addr).await?).await
+    }
+
+    /// Connects from `source` (e.g. 127.0.0.2), so tests can be distinct clients.
+    pub async fn connect_from(
+        addr: SocketAddr,
+        source: std::net::IpAddr,
+    ) -> std::io::Result<SmtpClient> {
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        Self::connected(socket.connect(addr).await?).await
+    }
+
+    async fn connected(stream: TcpStream) -> std::io::Result<SmtpClient> {
         let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
         let banner = read_reply(&mut io).await?;
         Ok(SmtpClient { io, banner })
@@ -92,9 +108,31 @@ impl SmtpClient {
         self.finish_tls_handshake().await
     }
 
+    /// STARTTLS presenting a client certificate (chain, leaf first) when the server asks.
+    pub async fn starttls_as(
+        &mut self,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> String {
+        self.expect("STARTTLS", "220 2.0.0").await;
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_client_auth_cert(chain, key)
+        .expect("client identity");
+        self.handshake(Arc::new(config)).await
+    }
+
     /// The handshake after a `220` to STARTTLS was read.
     pub async fn finish_tls_handshake(&mut self) -> String {
-        let config = tls_client(rustls::DEFAULT_VERSIONS);
+        self.handshake(tls_client(rustls::DEFAULT_VERSIONS)).await
+    }
+
+    async fn handshake(&mut self, config: Arc<rustls::ClientConfig>) -> String {
         let placeholder: Box<dyn Io> = Box::new(tokio::io::duplex(1).0);
         let inner = std::mem::replace(&mut self.io, BufReader::new(placeholder)).into_inner();
         let name = rustls::pki_types::ServerName::try_from("gateway.test").expect("name");

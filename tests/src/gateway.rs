@@ -1,7 +1,7 @@
 //! Starting the gateway under test: in-process (fast, for protocol scenarios) or as a child
 //! process of the real binary (for kill -9, restart and signal scenarios).
 
-use edgemx::config::Config;
+use edgemx::config::{Config, Role};
 use edgemx::server::{self, Bound};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,8 @@ target = "stderr"
 /// A gateway running inside the test's own runtime.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// One address per listener, in the order of the roles asked for (`addr` is the first).
+    pub addrs: Vec<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config: Config,
     shutdown: CancellationToken,
@@ -58,22 +60,64 @@ impl Gateway {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, backend: SocketAddr, extra: &str) -> Gateway {
+        Self::start_with(dir, &[Role::Mx], |dir, addr| {
+            config_text(dir, addr, backend, extra)
+        })
+        .await
+    }
+
+    /// Like `start`, with one STARTTLS listener on 127.0.0.1 per role (e.g. MX and
+    /// submission).
+    pub async fn start_roles(backend: SocketAddr, extra: &str, roles: &[Role]) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_with(dir, roles, |dir, addr| {
+            config_text(dir, addr, backend, extra)
+        })
+        .await
+    }
+
+    /// Starts a gateway whose configuration is the common head (hostname, data_dir,
+    /// listener, log) and `body`, without the standard `example.com` domain: for scenarios
+    /// that bring their own domains and routes. `{data_dir}` in `body` is replaced.
+    pub async fn start_bare(dir: tempfile::TempDir, body: &str) -> Gateway {
+        Self::start_with(dir, &[Role::Mx], |dir, addr| {
+            format!(
+                "hostname = \"gateway.test\"\ndata_dir = \"{data}\"\n\n[[listener]]\naddress = \"{addr}\"\n\n[log]\nlevel = \"{level}\"\ntarget = \"stderr\"\n\n{body}\n",
+                data = dir.display(),
+                level = log_level(),
+            )
+            .replace("{data_dir}", &dir.display().to_string())
+        })
+        .await
+    }
+
+    /// One listener per role is bound; `text` builds the configuration from the data
+    /// directory and the first listener's address.
+    async fn start_with(
+        dir: tempfile::TempDir,
+        roles: &[Role],
+        text: impl FnOnce(&Path, SocketAddr) -> String,
+    ) -> Gateway {
         init_logging();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let text = config_text(dir.path(), addr, backend, extra);
-        let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server::run(
-            config.clone(),
-            vec![Bound {
+        let mut bound = Vec::new();
+        let mut addrs = Vec::new();
+        for role in roles {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addrs.push(listener.local_addr().expect("addr"));
+            bound.push(Bound {
                 listener,
                 starttls: true,
-            }],
-            shutdown.clone(),
-        ));
+                role: *role,
+            });
+        }
+        let addr = addrs[0];
+        let text = text(dir.path(), addr);
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server::run(config.clone(), bound, shutdown.clone()));
         Gateway {
             addr,
+            addrs,
             dir,
             config,
             shutdown,

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod client;
 pub mod dns;
 pub mod gateway;
+pub mod pki;
 
 pub use backend::{Backend, FakeBackend, ReceivedMessage};
 pub use client::{Reply, SmtpClient, send_mail};

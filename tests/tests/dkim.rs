@@ -104,8 +104,9 @@ async fn an_inbound_signature_verifies_and_a_tampered_message_fails_dmarc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbound_mail_is_signed_per_from_domain_and_verifies_with_both_algorithms() {
+async fn relayed_outbound_mail_is_signed_per_from_domain_and_verifies_with_both_algorithms() {
     let dir = tempfile::tempdir().unwrap();
+    // Keys at their default place, data_dir/dkim/DOMAIN.SELECTOR.key.
     let dkim_dir = dir.path().join("dkim");
     let (_, rsa) = new_key(&dkim_dir, Algorithm::Rsa, "example.com", "rsa1");
     let (_, ed) = new_key(&dkim_dir, Algorithm::Ed25519, "example.com", "ed1");
@@ -115,13 +116,14 @@ async fn outbound_mail_is_signed_per_from_domain_and_verifies_with_both_algorith
             .txt("ed1._domainkey.example.com", &ed),
     )
     .await;
-    // Keys at their default place, data_dir/dkim/DOMAIN.SELECTOR.key.
-    let config = Config::parse(&format!(
-        r#"hostname = "gateway.test"
-data_dir = "{}"
-[[listener]]
-address = "127.0.0.1:0"
+    let backend = FakeBackend::start().await;
+    // 127.0.0.1 holds a relay grant: its mail is outbound (signed, never checked).
+    let extra = format!(
+        r#"{}
+[relay]
+networks = ["127.0.0.0/8"]
 [auth]
+verify = true
 [[auth.dkim]]
 domain = "example.com"
 selector = "rsa1"
@@ -129,36 +131,81 @@ selector = "rsa1"
 domain = "example.com"
 selector = "ed1"
 "#,
+        dns.config()
+    );
+    let gw = Gateway::start_in(dir, backend.addr(), &extra).await;
+    // A subdomain's mail is signed by the parent's keys (relaxed alignment).
+    for (sender, rcpt) in [
+        ("app@mail.example.com", "user@example.com"),
+        ("someone@elsewhere.test", "user@example.com"),
+    ] {
+        let reply = send_mail(gw.addr, sender, &[rcpt], &message(sender))
+            .await
+            .unwrap();
+        assert!(reply.is("250 2.0.0"), "{reply:?}");
+    }
+    let got = backend.wait_for_messages(2, WAIT).await;
+    let signed = got
+        .iter()
+        .find(|m| m.mail_from == "app@mail.example.com")
+        .unwrap();
+    let text = signed.text();
+    assert!(text.contains("a=rsa-sha256"), "{text}");
+    assert!(text.contains("a=ed25519-sha256"), "{text}");
+    assert!(text.contains("c=relaxed/relaxed"), "{text}");
+    assert!(
+        !text.contains("Authentication-Results"),
+        "outbound is not checked: {text}"
+    );
+    assert_eq!(
+        verify(&dns, &signed.data).await,
+        vec![DkimResult::Pass, DkimResult::Pass]
+    );
+    // Another domain's mail is relayed unsigned.
+    let foreign = got
+        .iter()
+        .find(|m| m.mail_from == "someone@elsewhere.test")
+        .unwrap();
+    assert!(
+        !foreign.text().contains("DKIM-Signature"),
+        "{}",
+        foreign.text()
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signing_entry_point_signs_only_outbound_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, record) = new_key(
+        &dir.path().join("dkim"),
+        Algorithm::Ed25519,
+        "example.com",
+        "ed1",
+    );
+    let dns = DnsServer::start(Zone::new().txt("ed1._domainkey.example.com", &record)).await;
+    let config = Config::parse(&format!(
+        "hostname = \"gateway.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n[[auth.dkim]]\ndomain = \"example.com\"\nselector = \"ed1\"\n",
         dir.path().display()
     ))
     .unwrap();
     let auth = MailAuth::load(&config).unwrap();
-    let origin = |from: &'static str| Origin {
-        ip: "10.0.0.5".parse().unwrap(),
-        helo: "exchange.example.com",
-        mail_from: from,
-        outbound: true,
-    };
-    // A subdomain's mail is signed by the parent's keys (relaxed alignment).
-    let mut outbound = message("app@mail.example.com").into_bytes();
-    let verdict = auth
-        .process(&origin("app@mail.example.com"), &mut outbound)
-        .await;
-    assert_eq!(verdict, Verdict::Accept { held: false });
-    let text = String::from_utf8_lossy(&outbound).into_owned();
-    assert!(text.contains("a=rsa-sha256"), "{text}");
-    assert!(text.contains("a=ed25519-sha256"), "{text}");
-    assert!(text.contains("c=relaxed/relaxed"), "{text}");
-    assert_eq!(
-        verify(&dns, &outbound).await,
-        vec![DkimResult::Pass, DkimResult::Pass]
-    );
-
-    // Another domain's mail is relayed as it came.
-    let mut foreign = message("someone@elsewhere.test").into_bytes();
-    auth.process(&origin("someone@elsewhere.test"), &mut foreign)
-        .await;
-    assert_eq!(foreign, message("someone@elsewhere.test").into_bytes());
+    for outbound in [true, false] {
+        let origin = Origin {
+            ip: "10.0.0.5".parse().unwrap(),
+            helo: "exchange.example.com",
+            mail_from: "a@example.com",
+            outbound,
+        };
+        let mut bytes = message("a@example.com").into_bytes();
+        let verdict = auth.process(&origin, &mut bytes).await;
+        assert_eq!(verdict, Verdict::Accept { held: false });
+        let results = verify(&dns, &bytes).await;
+        match outbound {
+            true => assert_eq!(results, vec![DkimResult::Pass]),
+            false => assert_eq!(bytes, message("a@example.com").into_bytes()),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

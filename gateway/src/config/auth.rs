@@ -6,11 +6,10 @@
 
 pub use super::nexthop::valid_hostname;
 use super::{ConfigError, Span};
+use ipnet::IpNet;
 use serde::Deserialize;
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,8 +26,11 @@ pub struct Auth {
     pub dns_errors: DnsErrors,
     /// Time allowed for all DNS work of one message's checks.
     pub timeout: Span,
-    /// Clients whose mail is not checked (and whose Authentication-Results are kept).
-    pub trusted_relays: Vec<Cidr>,
+    /// Clients whose mail is not checked (and whose Authentication-Results are kept):
+    /// `10.0.0.0/8`, `2001:db8::/32` or one address.
+    pub trusted_relays: Vec<String>,
+    #[serde(skip)]
+    pub trusted_nets: Vec<IpNet>,
     /// Header fields covered by our DKIM signatures, when present in the message.
     pub sign_headers: Vec<String>,
     /// Signing keys (`[[auth.dkim]]`), several per domain allowed (e.g. RSA and Ed25519).
@@ -90,73 +92,6 @@ pub fn default_key_path(data_dir: &Path, domain: &str, selector: &str) -> PathBu
         .join(format!("{domain}.{selector}.key"))
 }
 
-/// An address block such as `10.0.0.0/8` or `2001:db8::/32`; a bare address is one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct Cidr {
-    pub network: IpAddr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (text, None),
-        };
-        let network: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{text}` is not an address or address/prefix"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{text}` has a prefix length outside 0..={max}"))?,
-        };
-        Ok(Cidr { network, prefix })
-    }
-}
-
-impl TryFrom<String> for Cidr {
-    type Error = String;
-    fn try_from(text: String) -> Result<Cidr, String> {
-        text.parse()
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
 impl Default for Auth {
     fn default() -> Self {
         Auth {
@@ -167,6 +102,7 @@ impl Default for Auth {
             dns_errors: DnsErrors::Defer,
             timeout: Span(Duration::from_secs(10)),
             trusted_relays: Vec::new(),
+            trusted_nets: Vec::new(),
             sign_headers: DEFAULT_SIGNED_HEADERS
                 .iter()
                 .map(|h| h.to_string())
@@ -219,6 +155,13 @@ pub fn check(auth: &mut Auth, hostname: &str) -> Vec<ConfigError> {
             &auth.authserv_id,
             "not a valid host name",
         );
+    }
+    auth.trusted_nets.clear();
+    for (i, text) in auth.trusted_relays.iter().enumerate() {
+        match super::parse_cidr(text) {
+            Ok(net) => auth.trusted_nets.push(net),
+            Err(problem) => add(format!("auth.trusted_relays[{i}]"), text, &problem),
+        }
     }
     if auth.timeout.0 < Duration::from_millis(100) {
         add(
@@ -275,23 +218,43 @@ pub fn check(auth: &mut Auth, hostname: &str) -> Vec<ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::Config;
+
+    const BASE: &str = "hostname = \"mx1.example.net\"\ndata_dir = \"/tmp/x\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n";
 
     #[test]
-    fn cidr_matches_its_block_only() {
-        let net: Cidr = "10.1.0.0/16".parse().unwrap();
-        assert!(net.contains("10.1.200.3".parse().unwrap()));
-        assert!(!net.contains("10.2.0.1".parse().unwrap()));
-        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
-        let host: Cidr = "192.0.2.7".parse().unwrap();
-        assert!(host.contains("192.0.2.7".parse().unwrap()));
-        assert!(!host.contains("192.0.2.8".parse().unwrap()));
-        let v6: Cidr = "2001:db8::/32".parse().unwrap();
-        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
-        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("203.0.113.1".parse().unwrap()));
-        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-        assert!("nonsense/8".parse::<Cidr>().is_err());
+    fn defaults_are_off_with_our_hostname_as_authserv_id() {
+        let config = Config::parse(BASE).unwrap();
+        assert!(!config.auth.verify);
+        assert_eq!(config.auth.authserv_id, "mx1.example.net");
+        assert_eq!(config.auth.timeout.0, std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_auth_error_names_its_key() {
+        let text = format!(
+            "{BASE}[auth]\nverify = true\nauthserv_id = \"not valid\"\ntimeout = \"10ms\"\ntrusted_relays = [\"10.1.2.3/8\", \"::1\"]\nsign_headers = [\"Subject\"]\n[[auth.dkim]]\ndomain = \"Example.COM\"\nselector = \"bad_sel\"\n[[auth.dkim]]\ndomain = \"example.com\"\nselector = \"BAD_SEL\"\n"
+        );
+        let shown: Vec<String> = Config::parse(&text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let has = |needle: &str| shown.iter().any(|s| s.contains(needle));
+        assert!(has("auth.authserv_id = not valid"), "{shown:?}");
+        assert!(has("auth.timeout = 10ms"), "{shown:?}");
+        assert!(has("auth.trusted_relays[0] = 10.1.2.3/8"), "{shown:?}");
+        assert!(!has("auth.trusted_relays[1]"), "{shown:?}");
+        assert!(
+            has("auth.sign_headers = Subject: must include From"),
+            "{shown:?}"
+        );
+        assert!(has("auth.dkim[0].selector = bad_sel"), "{shown:?}");
+        assert!(
+            has("auth.dkim[1] = example.com/bad_sel: domain and selector listed twice"),
+            "{shown:?}"
+        );
+        let errors = Config::parse(&format!("{BASE}[auth]\nmode = \"loose\"\n")).unwrap_err();
+        assert!(errors[0].to_string().contains("loose"), "{errors:?}");
     }
 }

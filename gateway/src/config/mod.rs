@@ -6,10 +6,15 @@
 
 pub mod auth;
 mod nexthop;
+mod relay;
+pub mod routes;
+mod tlspolicy;
 mod units;
 mod validate;
 
 pub use nexthop::NextHop;
+pub use relay::{Relay, Role, parse_cidr};
+pub use tlspolicy::{Pin, TlsMode, TlsPolicy};
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
 use serde::Deserialize;
@@ -32,6 +37,11 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     #[serde(rename = "domain", default)]
     pub domains: Vec<Domain>,
+    /// Named routes (`[[route]]`) and their settings (`[routing]`); see `routes.rs`.
+    #[serde(rename = "route", default)]
+    pub routes: Vec<routes::Route>,
+    #[serde(default)]
+    pub routing: routes::Routing,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -44,6 +54,8 @@ pub struct Config {
     pub dns: Dns,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub relay: Relay,
     /// SPF/DKIM/DMARC/ARC checks and DKIM signing (`config/auth.rs`).
     #[serde(default)]
     pub auth: auth::Auth,
@@ -56,6 +68,9 @@ pub struct Listener {
     /// Offer STARTTLS on this listener.
     #[serde(default = "yes")]
     pub starttls: bool,
+    /// `mx` (default) or `submission`.
+    #[serde(default)]
+    pub role: Role,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,17 +85,6 @@ pub struct Domain {
     pub tls: Option<TlsPolicy>,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsPolicy {
-    /// Plaintext only, even if the peer offers STARTTLS.
-    None,
-    /// STARTTLS when offered; a failed handshake falls back to the next hop, not plaintext.
-    Opportunistic,
-    /// STARTTLS mandatory; a next hop without it is a temporary failure.
-    Required,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -230,7 +234,7 @@ impl Default for Queue {
 impl Default for Delivery {
     fn default() -> Self {
         Delivery {
-            tls: TlsPolicy::Opportunistic,
+            tls: TlsPolicy::OPPORTUNISTIC,
             default_next_hops: vec!["mx".into()],
             default_hops: vec![NextHop::Mx],
             connect_timeout: Span(Duration::from_secs(30)),

@@ -35,6 +35,8 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     check_queue(config, &mut out);
     check_delivery(config, &mut out);
     check_rest(config, &mut out);
+    check_access(config, &mut out);
+    out.0.extend(super::routes::check(config));
     out.0
         .extend(super::auth::check(&mut config.auth, &config.hostname));
     out.0
@@ -241,6 +243,13 @@ fn check_rest(config: &Config, out: &mut Findings) {
             &config.log.target,
             "must be auto, journald or stderr",
         );
+    }
+}
+
+/// Relay access and every TLS policy (issue 4, items 5 and 6).
+fn check_access(config: &mut Config, out: &mut Findings) {
+    for (key, value, problem) in super::relay::problems(config) {
+        out.add(key, value, problem);
     }
 }
 

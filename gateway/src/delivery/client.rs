@@ -11,10 +11,12 @@
 //! signatures, deferring would hold the mail until it expires, and practically every server
 //! that omits the keyword passes 8-bit data through.
 
+mod probe;
+mod starttls;
 mod transaction;
 
 use super::wire::{self, Reply, Stream, WireError};
-use crate::config::{self, TlsPolicy};
+use crate::config::{self, TlsMode, TlsPolicy};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +30,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
-    pub tls: Arc<rustls::ClientConfig>,
+    /// One rustls configuration per TLS policy, built on first use.
+    pub tls: crate::tls::ClientConfigs,
 }
 
 impl Settings {
@@ -38,7 +41,7 @@ impl Settings {
             connect_timeout: config.delivery.connect_timeout.0,
             command_timeout: config.delivery.command_timeout.0,
             data_timeout: config.delivery.data_timeout.0,
-            tls: crate::tls::client_config(),
+            tls: crate::tls::ClientConfigs::default(),
         }
     }
 }
@@ -99,7 +102,7 @@ impl Session {
     pub async fn open(
         peer: SocketAddr,
         host: &str,
-        policy: TlsPolicy,
+        policy: &TlsPolicy,
         settings: &Arc<Settings>,
     ) -> Result<Session, HopError> {
         let who = format!("{host}[{}]:{}", peer.ip(), peer.port());
@@ -128,18 +131,19 @@ impl Session {
             Err(e) => return Err(unreachable(format!("4.4.2 {who} greeting: {e}"))),
         }
         session.hello(&who).await?;
-        match policy {
-            TlsPolicy::None => {}
-            TlsPolicy::Opportunistic if !session.ext.starttls => {}
-            TlsPolicy::Required if !session.ext.starttls => {
+        match policy.mode {
+            TlsMode::None => {}
+            TlsMode::Opportunistic if !session.ext.starttls => {}
+            _ if !session.ext.starttls => {
                 return Err(refused(Reply::local(
                     451,
-                    format!("4.7.4 TLS is required, but {who} does not offer STARTTLS"),
+                    format!(
+                        "4.7.4 TLS policy {} needs STARTTLS, but {who} does not offer it",
+                        policy.mode
+                    ),
                 )));
             }
-            TlsPolicy::Opportunistic | TlsPolicy::Required => {
-                session = session.starttls(&who, policy).await?;
-            }
+            _ => session = session.starttls(&who, policy).await?,
         }
         Ok(session)
     }
@@ -198,52 +202,6 @@ impl Session {
         }
         self.ext = Extensions::default();
         Ok(())
-    }
-
-    /// STARTTLS then EHLO again. A failed handshake fails this hop: the connection is never
-    /// used in plaintext after it. A *refused* STARTTLS leaves the connection in a known
-    /// plaintext state, which opportunistic TLS accepts (as Postfix `may` does).
-    async fn starttls(mut self, who: &str, policy: TlsPolicy) -> Result<Session, HopError> {
-        let limit = self.settings.command_timeout;
-        let reply = self
-            .command(b"STARTTLS\r\n", limit)
-            .await
-            .map_err(|e| lost(who, "STARTTLS", e))?;
-        if reply.code != 220 {
-            return match policy {
-                TlsPolicy::Required => Err(refused(reply)),
-                _ => Ok(self),
-            };
-        }
-        if !self.io.buffer().is_empty() {
-            // RFC 3207 §4.2 / response injection: nothing may precede the handshake.
-            return Err(refused(Reply::local(
-                451,
-                format!("4.7.0 {who} sent data after its STARTTLS reply"),
-            )));
-        }
-        let Stream::Plain(tcp) = self.io.into_inner() else {
-            return Err(refused(Reply::local(
-                451,
-                format!("4.7.0 {who}: TLS already active"),
-            )));
-        };
-        let connector = tokio_rustls::TlsConnector::from(self.settings.tls.clone());
-        let name = crate::tls::server_name(&self.host, self.peer.ip());
-        let handshake = tokio::time::timeout(limit, connector.connect(name, tcp));
-        let stream = match handshake.await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(refused(tls_failed(who, &e.to_string()))),
-            Err(_) => return Err(refused(tls_failed(who, "timed out"))),
-        };
-        let mut session = Session {
-            tls: Some(crate::tls::describe(stream.get_ref().1)),
-            io: BufReader::new(Stream::Tls(Box::new(stream))),
-            ext: Extensions::default(),
-            ..self
-        };
-        session.hello(who).await?;
-        Ok(session)
     }
 
     async fn command(&mut self, line: &[u8], limit: Duration) -> Result<Reply, WireError> {

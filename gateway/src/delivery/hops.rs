@@ -68,7 +68,7 @@ impl Walker {
                     last = Some(reply);
                     continue;
                 }
-                match Session::open(addr, &host, dest.tls, &self.settings).await {
+                match Session::open(addr, &host, &dest.tls, &self.settings).await {
                     Ok(session) => return Ok(session),
                     Err(HopError { reply, unreachable }) => {
                         log::info!("next hop {host}[{addr}] for {dest} failed: {reply}");

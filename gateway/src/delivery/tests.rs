@@ -17,7 +17,7 @@ fn settings() -> Arc<Settings> {
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
         data_timeout: Duration::from_secs(2),
-        tls: crate::tls::client_config(),
+        tls: crate::tls::ClientConfigs::default(),
     })
 }
 
@@ -32,7 +32,7 @@ fn outgoing<'a>(recipients: &'a [&'a str], body: &'a [u8]) -> Outgoing<'a> {
 }
 
 async fn open(addr: SocketAddr, policy: TlsPolicy) -> Result<Session, HopError> {
-    Session::open(addr, "localhost", policy, &settings()).await
+    Session::open(addr, "localhost", &policy, &settings()).await
 }
 
 /// An address nobody listens on.
@@ -68,7 +68,7 @@ async fn pipelined_transaction_reports_each_recipient() {
         ..Script::default()
     })
     .await;
-    let mut session = open(fake.addr, TlsPolicy::None).await.unwrap();
+    let mut session = open(fake.addr, TlsPolicy::NONE).await.unwrap();
     let rcpts = ["a@b.test", "b@b.test", "c@b.test"];
     let replies = session
         .send(&outgoing(&rcpts, b"Subject: t\r\n\r\nhi\r\n"))
@@ -91,7 +91,7 @@ async fn pipelined_transaction_reports_each_recipient() {
 #[tokio::test]
 async fn dot_stuffing_on_the_wire() {
     let fake = fake::start(Script::default()).await;
-    let mut session = open(fake.addr, TlsPolicy::None).await.unwrap();
+    let mut session = open(fake.addr, TlsPolicy::NONE).await.unwrap();
     let body = b"Subject: dots\r\n\r\n.\r\n.x\r\nmid.dle\r\n..y\r\nend";
     let replies = session.send(&outgoing(&["a@b.test"], body)).await.unwrap();
     assert_eq!(codes(&replies), [250]);
@@ -109,7 +109,7 @@ async fn a_5xx_to_data_fails_every_recipient() {
         ..Script::default()
     })
     .await;
-    let mut session = open(fake.addr, TlsPolicy::None).await.unwrap();
+    let mut session = open(fake.addr, TlsPolicy::NONE).await.unwrap();
     let rcpts = ["a@b.test", "b@b.test"];
     let replies = session.send(&outgoing(&rcpts, b"x\r\n")).await.unwrap();
     assert_eq!(codes(&replies), [554, 554]);
@@ -124,7 +124,7 @@ async fn without_pipelining_commands_go_one_by_one() {
         ..Script::default()
     })
     .await;
-    let mut session = open(fake.addr, TlsPolicy::None).await.unwrap();
+    let mut session = open(fake.addr, TlsPolicy::NONE).await.unwrap();
     let mut msg = outgoing(&["a@b.test", "b@b.test"], b"\xc3\xa9t\xc3\xa9\r\n");
     msg.eight_bit = true;
     let replies = session.send(&msg).await.unwrap();
@@ -139,7 +139,7 @@ async fn without_pipelining_commands_go_one_by_one() {
 #[tokio::test]
 async fn smtputf8_mail_fails_with_5_6_7_when_the_peer_lacks_it() {
     let fake = fake::start(Script::default()).await;
-    let mut session = open(fake.addr, TlsPolicy::None).await.unwrap();
+    let mut session = open(fake.addr, TlsPolicy::NONE).await.unwrap();
     let mut msg = outgoing(&["jos\u{e9}@b.test"], b"x\r\n");
     msg.smtputf8 = true;
     let replies = session.send(&msg).await.unwrap();
@@ -151,7 +151,7 @@ async fn smtputf8_mail_fails_with_5_6_7_when_the_peer_lacks_it() {
 #[tokio::test]
 async fn failover_from_a_refused_port_to_the_next_hop() {
     let fake = fake::start(Script::default()).await;
-    let dest = destination(vec![refused_addr().await, fake.addr], TlsPolicy::None);
+    let dest = destination(vec![refused_addr().await, fake.addr], TlsPolicy::NONE);
     let session = walker().open(&dest).await.unwrap();
     assert_eq!(session.peer(), fake.addr);
 }
@@ -164,7 +164,7 @@ async fn a_4xx_greeting_moves_to_the_next_hop() {
     })
     .await;
     let fake = fake::start(Script::default()).await;
-    let dest = destination(vec![busy.addr, fake.addr], TlsPolicy::None);
+    let dest = destination(vec![busy.addr, fake.addr], TlsPolicy::NONE);
     let session = walker().open(&dest).await.unwrap();
     assert_eq!(session.peer(), fake.addr);
     assert_eq!(busy.seen.lock().unwrap().accepts, 1);
@@ -173,7 +173,7 @@ async fn a_4xx_greeting_moves_to_the_next_hop() {
 #[tokio::test]
 async fn required_tls_without_starttls_is_a_temporary_failure() {
     let fake = fake::start(Script::default()).await;
-    let dest = destination(vec![fake.addr], TlsPolicy::Required);
+    let dest = destination(vec![fake.addr], TlsPolicy::REQUIRED);
     let err = walker().open(&dest).await.err().unwrap();
     assert!(!err.permanent);
     assert_eq!(err.reply.code / 100, 4);
@@ -188,7 +188,7 @@ async fn opportunistic_tls_negotiates_tls13() {
         ..Script::default()
     })
     .await;
-    let mut session = open(fake.addr, TlsPolicy::Opportunistic).await.unwrap();
+    let mut session = open(fake.addr, TlsPolicy::OPPORTUNISTIC).await.unwrap();
     assert!(
         session.tls().unwrap_or("").starts_with("TLSv1.3 "),
         "{:?}",
@@ -217,7 +217,7 @@ async fn a_failed_handshake_moves_to_the_next_hop_never_to_plaintext() {
     })
     .await;
     let fake = fake::start(Script::default()).await;
-    let dest = destination(vec![broken.addr, fake.addr], TlsPolicy::Opportunistic);
+    let dest = destination(vec![broken.addr, fake.addr], TlsPolicy::OPPORTUNISTIC);
     let session = walker().open(&dest).await.unwrap();
     assert_eq!(session.peer(), fake.addr);
     let seen = broken.seen.lock().unwrap();
@@ -231,7 +231,7 @@ async fn tls_policy_none_never_starts_tls() {
         ..Script::default()
     })
     .await;
-    let session = open(fake.addr, TlsPolicy::None).await.unwrap();
+    let session = open(fake.addr, TlsPolicy::NONE).await.unwrap();
     assert_eq!(session.tls(), None);
     assert!(
         !fake
@@ -292,7 +292,7 @@ async fn next_report(rx: &mut mpsc::UnboundedReceiver<Event>) -> Report {
 async fn connection_reuse_carries_two_messages_on_one_connection() {
     let fake = fake::start(Script::default()).await;
     let (ctx, mut rx) = ctx(1);
-    let dq = DestQueue::new(Arc::new(destination(vec![fake.addr], TlsPolicy::None)));
+    let dq = DestQueue::new(Arc::new(destination(vec![fake.addr], TlsPolicy::NONE)));
     dq.push(job(1, b"one\r\n"), &ctx);
     dq.push(job(2, b"two\r\n"), &ctx);
     for _ in 0..2 {
@@ -314,7 +314,7 @@ async fn a_cached_connection_closed_by_the_peer_is_replaced_at_once() {
     })
     .await;
     let (ctx, mut rx) = ctx(1);
-    let dq = DestQueue::new(Arc::new(destination(vec![fake.addr], TlsPolicy::None)));
+    let dq = DestQueue::new(Arc::new(destination(vec![fake.addr], TlsPolicy::NONE)));
     dq.push(job(1, b"one\r\n"), &ctx);
     dq.push(job(2, b"two\r\n"), &ctx);
     for _ in 0..2 {
@@ -331,7 +331,7 @@ async fn an_unreachable_destination_defers_queued_jobs_without_reconnecting() {
     let (ctx, mut rx) = ctx(1);
     let dq = DestQueue::new(Arc::new(destination(
         vec![refused_addr().await],
-        TlsPolicy::None,
+        TlsPolicy::NONE,
     )));
     for id in 1..=3 {
         dq.push(job(id, b"x\r\n"), &ctx);

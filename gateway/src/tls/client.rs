@@ -1,76 +1,94 @@
-//! The rustls client configuration for STARTTLS towards next hops.
+//! rustls client configurations for STARTTLS towards next hops: one per TLS policy, built
+//! on first use and kept, so that each policy keeps its own session-resumption cache.
 //!
-//! Certificates are not verified (like Postfix `may`/`encrypt`): opportunistic TLS protects
-//! against passive eavesdropping only, and backends commonly present self-signed or
-//! internal-CA certificates. Authentication of next hops (DANE, MTA-STS, pinned CAs) is a
-//! later issue. The handshake signatures are still checked with ring's algorithms, so the
-//! peer must hold the private key of the certificate it presents.
+//! `opportunistic` and `required` accept any certificate (like Postfix `may`/`encrypt`):
+//! they protect against passive eavesdropping, and backends commonly present self-signed
+//! or internal-CA certificates. `verify` checks the chain and name, `pin` the leaf's key
+//! (see `verify.rs`). The handshake signatures are always checked with ring's algorithms,
+//! so the peer must hold the private key of the certificate it presents.
 
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    WebPkiSupportedAlgorithms, ring, verify_tls12_signature, verify_tls13_signature,
-};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use std::sync::Arc;
+use super::TlsError;
+use super::verify::{AnyCertificate, Pinned};
+use crate::config::{TlsMode, TlsPolicy};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::ring;
+use rustls::pki_types::ServerName;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-/// TLS 1.2 and 1.3 with the ring provider, any certificate, session resumption on.
+/// The client configuration per policy.
+#[derive(Default)]
+pub struct ClientConfigs {
+    built: Mutex<HashMap<TlsPolicy, Arc<rustls::ClientConfig>>>,
+}
+
+impl ClientConfigs {
+    /// The configuration for `policy`; fails when its files no longer load (they were
+    /// checked when the configuration was read, so they changed since).
+    pub fn get(&self, policy: &TlsPolicy) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(config) = built.get(policy) {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(build(policy)?);
+        built.insert(policy.clone(), config.clone());
+        Ok(config)
+    }
+}
+
+/// The opportunistic configuration (any certificate, no client certificate).
 pub fn client_config() -> Arc<rustls::ClientConfig> {
+    match build(&TlsPolicy::OPPORTUNISTIC) {
+        Ok(config) => Arc::new(config),
+        // Not network-reachable: no files are read for this policy.
+        Err(e) => panic!("the ring provider supports TLS 1.2 and 1.3: {e}"),
+    }
+}
+
+/// Server name for SNI and the `verify` name check: the policy's `name`, else the host
+/// name when we have one, else the address.
+pub fn server_name(policy: &TlsPolicy, host: &str, addr: std::net::IpAddr) -> ServerName<'static> {
+    let wanted = policy.name.as_deref().unwrap_or(host);
+    ServerName::try_from(wanted.to_owned()).unwrap_or_else(|_| ServerName::IpAddress(addr.into()))
+}
+
+fn build(policy: &TlsPolicy) -> Result<rustls::ClientConfig, TlsError> {
     let provider = Arc::new(ring::default_provider());
-    let verifier = Arc::new(AnyCertificate {
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        // Not network-reachable: fails only if the ring provider lacked TLS 1.2/1.3 suites.
-        .expect("the ring provider supports TLS 1.2 and 1.3")
+    let algorithms = provider.signature_verification_algorithms;
+    let verifier: Arc<dyn ServerCertVerifier> = match policy.mode {
+        TlsMode::Verify => {
+            let mut roots = rustls::RootCertStore::empty();
+            match &policy.ca {
+                Some(path) => {
+                    for cert in super::read_certificates(path)? {
+                        roots.add(cert).map_err(TlsError::Config)?;
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| TlsError::Generate(format!("certificate verifier: {e}")))?
+        }
+        TlsMode::Pin => Arc::new(Pinned {
+            pins: policy.pins.clone(),
+            algorithms,
+        }),
+        TlsMode::None | TlsMode::Opportunistic | TlsMode::Required => {
+            Arc::new(AnyCertificate { algorithms })
+        }
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// Server name for SNI: the host name when we have one, else the address.
-pub fn server_name(host: &str, addr: std::net::IpAddr) -> ServerName<'static> {
-    ServerName::try_from(host.to_owned()).unwrap_or_else(|_| ServerName::IpAddress(addr.into()))
-}
-
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+        .with_custom_certificate_verifier(verifier);
+    let config = match (&policy.client_certificate, &policy.client_key) {
+        (Some(cert), Some(key)) => {
+            let (chain, key) = super::read_identity(cert, key)?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(config)
 }

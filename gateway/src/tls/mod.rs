@@ -1,13 +1,19 @@
 //! rustls configurations on the ring provider: the server side with the certificate the
-//! gateway presents, and the client side used towards next hops (`client.rs`).
+//! gateway presents (asking for client certificates when `relay.client_ca` is set,
+//! `clientauth.rs`), and the client side used towards next hops, one per TLS policy
+//! (`client.rs`, `verify.rs`).
 //!
 //! Owns loading the configured certificate, or generating a self-signed ECDSA P-256 one
 //! into the data directory on first start. It must not touch sockets: sessions and the
 //! delivery client build their streams from the configurations made here.
 
 mod client;
+mod clientauth;
+mod verify;
 
-pub use client::{client_config, server_name};
+pub use client::{ClientConfigs, client_config, server_name};
+pub use clientauth::{ClientTrust, names as certificate_names};
+pub use verify::spki_sha256;
 
 use rustls::ServerConfig;
 use rustls::crypto::ring as provider;
@@ -52,10 +58,14 @@ pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
     };
     let chain = read_chain(&cert_path)?;
     let key = read_key(&key_path)?;
-    let server = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match config.relay.client_roots.as_slice() {
+        [] => builder.with_no_client_auth(),
+        roots => builder
+            .with_client_cert_verifier(ClientTrust::new(roots, &config.relay.client_names)?.ask()),
+    };
+    let server = builder.with_single_cert(chain, key)?;
     Ok(ServerTls {
         config: Arc::new(server),
         certificate: cert_path,
@@ -99,6 +109,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     fs::rename(&tmp, path)
+}
+
+/// Every PEM certificate in `path` (a chain, or a set of trust anchors); at least one.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    read_chain(path)
+}
+
+/// A certificate chain and its private key (a client identity).
+pub fn read_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    Ok((read_chain(cert)?, read_key(key)?))
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -126,6 +126,7 @@ impl Session {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         };
+        let sender = self.ctx.recipients.sender(sender, self.outbound());
         let envelope = Envelope {
             id,
             size: body.len() as u64,
@@ -174,6 +175,9 @@ impl Session {
         }
         if self.tls.is_some() {
             protocol.push('S');
+        }
+        if self.authenticated() {
+            protocol.push('A');
         }
         let helo = self.helo.as_ref().map_or("unknown", |h| h.name.as_str());
         let mut header = format!(

@@ -24,6 +24,9 @@ impl Session {
             if self.starttls && self.tls.is_none() {
                 lines.push("STARTTLS".into());
             }
+            if self.offers_auth() {
+                lines.push("AUTH PLAIN LOGIN".into());
+            }
             lines.push("HELP".into());
             Reply::plain(250, lines)
         } else {

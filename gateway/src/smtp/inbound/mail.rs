@@ -1,11 +1,16 @@
 //! MAIL FROM: opens a transaction once size, 8-bit/UTF-8 needs and queue room allow it.
 
 use super::session::{Flow, Session, Transaction};
+use crate::config::Role;
 use crate::queue::QueueError;
 use crate::smtp::proto::{MailParams, Reply, ReversePath};
 
 impl Session {
     pub fn mail(&mut self, from: ReversePath, params: MailParams) -> Flow {
+        if self.role == Role::Submission && self.relay.is_none() {
+            // RFC 6409 §4.3 / RFC 4954 §6: submission takes nothing from anonymous clients.
+            return self.refuse(Reply::auth_required());
+        }
         let extended = self.helo.as_ref().is_some_and(|h| h.extended);
         if params.smtputf8 && !extended {
             return self.refuse(Reply::param_unsupported("SMTPUTF8 requires EHLO"));

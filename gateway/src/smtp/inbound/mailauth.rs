@@ -18,9 +18,9 @@ impl Session {
             ip: self.peer.ip().to_canonical(),
             helo: self.helo.as_ref().map_or("", |h| h.name.as_str()),
             mail_from: &mail_from,
-            // Relay permission comes with the access work (issue 4 item 5); until then no
-            // session is outbound.
-            outbound: false,
+            // A client that may relay (network, SMTP AUTH, client certificate) is one of
+            // ours: its mail is signed, not checked.
+            outbound: self.relay.is_some(),
         };
         match self.ctx.mail_auth.process(&origin, body).await {
             Verdict::Accept { held } => Ok(held),

@@ -13,6 +13,7 @@
 //! sessions together are capped by `limits.inflight_bytes`; a message that would exceed it
 //! gets `452 4.3.1` instead of growing memory.
 
+mod auth;
 mod bdat;
 mod data;
 mod ehlo;
@@ -24,8 +25,9 @@ mod rcpt;
 mod session;
 mod starttls;
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::policy::auth::MailAuth;
+use crate::policy::relay::Access;
 use crate::queue::Queue;
 use crate::smtp::proto::Reply;
 use limits::{Limiter, Refusal};
@@ -42,8 +44,12 @@ pub const BUDGET_UNIT: usize = 1024;
 pub struct Context {
     pub config: Arc<Config>,
     pub queue: Queue,
+    /// Routes, maps and recipient validation (RCPT).
+    pub recipients: Arc<crate::policy::Recipients>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limiter: Limiter,
+    /// Relay grants: networks, AUTH users, client-certificate trust.
+    pub access: Access,
     /// Message bytes that sessions may hold in memory, in [`BUDGET_UNIT`]s.
     pub inflight: Arc<Semaphore>,
     pub shutdown: CancellationToken,
@@ -56,6 +62,7 @@ impl Context {
     pub fn new(
         config: Arc<Config>,
         queue: Queue,
+        recipients: Arc<crate::policy::Recipients>,
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: CancellationToken,
         mail_auth: MailAuth,
@@ -64,9 +71,11 @@ impl Context {
         let units = (limits.inflight_bytes.0 as usize / BUDGET_UNIT).min(Semaphore::MAX_PERMITS);
         Arc::new(Context {
             limiter: Limiter::new(limits.max_connections, limits.max_connections_per_ip),
+            access: Access::new(&config),
             inflight: Arc::new(Semaphore::new(units)),
             config,
             queue,
+            recipients,
             tls,
             shutdown,
             sessions: TaskTracker::new(),
@@ -76,8 +85,9 @@ impl Context {
 }
 
 /// Accepts connections on `listener` until shutdown; each becomes a session task tracked
-/// by `ctx.sessions`. `starttls` says whether this listener offers STARTTLS.
-pub async fn serve(ctx: Arc<Context>, listener: TcpListener, starttls: bool) {
+/// by `ctx.sessions`. `starttls` says whether this listener offers STARTTLS; `role` what
+/// it is for.
+pub async fn serve(ctx: Arc<Context>, listener: TcpListener, starttls: bool, role: Role) {
     loop {
         let accepted = tokio::select! {
             biased;
@@ -100,7 +110,7 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, starttls: bool) {
             let mut conn = io::Conn::new(stream);
             match permit {
                 Ok(permit) => {
-                    session::Session::new(ctx2, conn, peer, starttls)
+                    session::Session::new(ctx2, conn, peer, starttls, role)
                         .run(permit)
                         .await
                 }

@@ -1,5 +1,5 @@
 //! One SMTP session: the command loop, the state it keeps, and the dispatcher that hands
-//! each command to its stage (`ehlo`, `mail`, `rcpt`, `data`, `bdat`, `starttls`).
+//! each command to its stage (`ehlo`, `mail`, `rcpt`, `data`, `bdat`, `starttls`, `auth`).
 //!
 //! Pipelining: every complete command in the read buffer is executed in order and its
 //! reply queued; replies are flushed only before the session waits for more input. DATA
@@ -9,6 +9,8 @@
 use super::io::{Conn, Line, ReadEnd};
 use super::limits::Permit;
 use super::{Context, bdat::Chunking};
+use crate::config::Role;
+use crate::policy::relay::RelayGrant;
 use crate::queue::Recipient;
 use crate::smtp::proto::{Command, MailParams, Reply, ReversePath, parse_command_with};
 use std::net::SocketAddr;
@@ -20,6 +22,10 @@ pub struct Session {
     pub conn: Conn,
     pub peer: SocketAddr,
     pub starttls: bool,
+    /// What the listener is for (submission needs a relay grant for everything).
+    pub role: Role,
+    /// Why this client may send to domains we do not serve, if it may.
+    pub relay: Option<RelayGrant>,
     pub helo: Option<Helo>,
     pub tx: Option<Transaction>,
     /// `TLSv1.3 TLS13_AES_256_GCM_SHA384` once the handshake finished.
@@ -57,16 +63,27 @@ pub enum Misplaced {
     NeedRcpt,
     ChunkingInProgress,
     AlreadyTls,
+    AuthInTransaction,
+    AlreadyAuthenticated,
 }
 
 impl Session {
-    pub fn new(ctx: Arc<Context>, conn: Conn, peer: SocketAddr, starttls: bool) -> Session {
+    pub fn new(
+        ctx: Arc<Context>,
+        conn: Conn,
+        peer: SocketAddr,
+        starttls: bool,
+        role: Role,
+    ) -> Session {
         let starttls = starttls && ctx.tls.is_some();
+        let relay = ctx.access.network(peer.ip());
         Session {
             ctx,
             conn,
             peer,
             starttls,
+            role,
+            relay,
             helo: None,
             tx: None,
             tls: None,
@@ -85,10 +102,11 @@ impl Session {
         self.conn.reply(&greeting);
         let end = self.command_loop().await;
         log::info!(
-            "session {} closed ({end}) helo={} tls={} commands={} messages={} {:.1}s",
+            "session {} closed ({end}) helo={} tls={} relay={} commands={} messages={} {:.1}s",
             self.peer,
             self.helo.as_ref().map_or("-", |h| h.name.as_str()),
             self.tls.as_deref().unwrap_or("no"),
+            self.relay.as_ref().map_or("no".into(), |g| g.to_string()),
             self.commands,
             self.messages,
             started.elapsed().as_secs_f64()
@@ -163,10 +181,11 @@ impl Session {
             Command::Ehlo(name) => self.ehlo(name, true),
             Command::Helo(name) => self.ehlo(name, false),
             Command::Mail { from, params } => self.mail(from, params),
-            Command::Rcpt { to, params } => self.rcpt(to, params),
+            Command::Rcpt { to, params } => self.rcpt(to, params).await,
             Command::Data => self.data().await,
             Command::Bdat { size, last } => self.bdat(size, last).await,
             Command::StartTls => self.starttls().await,
+            Command::Auth { mechanism, initial } => self.auth(&mechanism, initial).await,
             Command::Rset => {
                 self.tx = None;
                 self.answer(Reply::ok())
@@ -178,9 +197,7 @@ impl Session {
             }
             Command::Vrfy(_) => self.answer(Reply::vrfy()),
             Command::Help(_) => self.answer(Reply::help()),
-            Command::Expn(_) | Command::Auth { .. } | Command::Etrn(_) => {
-                self.refuse(Reply::not_implemented())
-            }
+            Command::Expn(_) | Command::Etrn(_) => self.refuse(Reply::not_implemented()),
         }
     }
 
@@ -198,6 +215,9 @@ impl Session {
                 Err(Misplaced::NeedRcpt)
             }
             Command::StartTls if self.tls.is_some() => Err(Misplaced::AlreadyTls),
+            // RFC 4954 §4: not during a transaction, and only once per session.
+            Command::Auth { .. } if self.tx.is_some() => Err(Misplaced::AuthInTransaction),
+            Command::Auth { .. } if self.authenticated() => Err(Misplaced::AlreadyAuthenticated),
             _ => Ok(()),
         }
     }

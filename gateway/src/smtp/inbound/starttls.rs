@@ -1,4 +1,5 @@
 //! STARTTLS (RFC 3207): handshake on the same socket, then forget everything said before.
+//! A client certificate presented in the handshake may earn a relay grant.
 
 use super::io::Stream;
 use super::session::{Flow, Session};
@@ -33,6 +34,9 @@ impl Session {
                 let described = crate::tls::describe(tls.get_ref().1);
                 log::debug!("{}: STARTTLS {described}", self.peer);
                 self.tls = Some(described);
+                if let Some(chain) = tls.get_ref().1.peer_certificates() {
+                    self.client_certificate(chain);
+                }
                 self.conn.stream = Stream::Tls(Box::new(tls));
                 // RFC 3207 §4.2: the client must start again with EHLO.
                 self.helo = None;
@@ -47,6 +51,20 @@ impl Session {
                 log::info!("{}: TLS handshake timed out", self.peer);
                 Flow::Close
             }
+        }
+    }
+}
+
+impl Session {
+    /// A certificate from the trusted CA with a configured name grants relay (cloud
+    /// connectors); any other certificate changes nothing.
+    fn client_certificate(&mut self, chain: &[rustls::pki_types::CertificateDer<'_>]) {
+        match self.ctx.access.certificate(chain) {
+            Ok(grant) => {
+                log::info!("{}: relay granted to client {grant}", self.peer);
+                self.relay = Some(grant);
+            }
+            Err(why) => log::info!("{}: client certificate grants no relay: {why}", self.peer),
         }
     }
 }

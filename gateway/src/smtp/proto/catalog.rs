@@ -60,6 +60,15 @@ impl Reply {
         )
     }
 
+    pub fn auth_ok() -> Reply {
+        Reply::new(235, (2, 7, 0), "Authentication successful")
+    }
+
+    /// An AUTH challenge: base64 text, no enhanced status (RFC 4954 §4).
+    pub fn auth_challenge(base64: &str) -> Reply {
+        Reply::plain(334, vec![base64.to_string()])
+    }
+
     pub fn tls_ready() -> Reply {
         Reply::new(220, (2, 0, 0), "Ready to start TLS")
     }
@@ -175,6 +184,15 @@ impl Reply {
         Reply::new(550, (5, 1, 1), "Recipient unknown")
     }
 
+    /// The recipient's backend could not be asked whether it exists (callout failed).
+    pub fn recipient_unverifiable() -> Reply {
+        Reply::new(
+            451,
+            (4, 4, 3),
+            "Cannot verify recipient now, try again later",
+        )
+    }
+
     pub fn too_many_recipients() -> Reply {
         Reply::new(452, (4, 5, 3), "Too many recipients")
     }
@@ -185,6 +203,40 @@ impl Reply {
 
     pub fn must_issue_starttls_first() -> Reply {
         Reply::new(530, (5, 7, 0), "Must issue a STARTTLS command first")
+    }
+
+    /// RFC 4954 §6: AUTH before TLS (we offer no mechanism that is safe in clear text).
+    pub fn encryption_required() -> Reply {
+        Reply::new(
+            538,
+            (5, 7, 11),
+            "Encryption required for requested authentication mechanism",
+        )
+    }
+
+    /// RFC 4954 §6: a submission listener takes no mail without a relay grant.
+    pub fn auth_required() -> Reply {
+        Reply::new(530, (5, 7, 0), "Authentication required")
+    }
+
+    pub fn auth_failed() -> Reply {
+        Reply::new(535, (5, 7, 8), "Authentication credentials invalid")
+    }
+
+    pub fn auth_mechanism_unknown() -> Reply {
+        Reply::new(504, (5, 5, 4), "Unrecognized authentication type")
+    }
+
+    pub fn auth_cancelled() -> Reply {
+        Reply::new(501, (5, 0, 0), "Authentication cancelled")
+    }
+
+    pub fn auth_malformed() -> Reply {
+        Reply::new(501, (5, 5, 2), "Cannot decode authentication response")
+    }
+
+    pub fn auth_unavailable() -> Reply {
+        Reply::new(454, (4, 7, 0), "Temporary authentication failure")
     }
 
     pub fn tls_not_available() -> Reply {

@@ -1,0 +1,74 @@
+//! The delivery client's STARTTLS step, where the route's TLS policy is enforced.
+//!
+//! Under `required`, `verify` and `pin` every way this step can fail (STARTTLS refused, a
+//! failed handshake, a certificate that fails its check) is a temporary failure of this
+//! hop: the walk moves on to the next hop and the mail is deferred if none works. The
+//! connection is never used in plaintext after a STARTTLS attempt that went wrong.
+
+use super::{Extensions, HopError, Session, lost, refused, tls_failed};
+use crate::config::TlsPolicy;
+use crate::delivery::wire::{Reply, Stream};
+use tokio::io::BufReader;
+
+impl Session {
+    /// STARTTLS then EHLO again. A *refused* STARTTLS leaves the connection in a known
+    /// plaintext state, which opportunistic TLS accepts (as Postfix `may` does); stronger
+    /// policies fail the hop.
+    pub(super) async fn starttls(
+        mut self,
+        who: &str,
+        policy: &TlsPolicy,
+    ) -> Result<Session, HopError> {
+        let limit = self.settings.command_timeout;
+        let reply = self
+            .command(b"STARTTLS\r\n", limit)
+            .await
+            .map_err(|e| lost(who, "STARTTLS", e))?;
+        if reply.code != 220 {
+            if policy.mandatory() {
+                // Always 4xx: a 5xx here must not bounce mail that a later attempt carries.
+                return Err(refused(Reply::local(
+                    451,
+                    format!(
+                        "4.7.4 {who} refused STARTTLS under TLS policy {}: {reply}",
+                        policy.mode
+                    ),
+                )));
+            }
+            return Ok(self);
+        }
+        if !self.io.buffer().is_empty() {
+            // RFC 3207 §4.2 / response injection: nothing may precede the handshake.
+            return Err(refused(Reply::local(
+                451,
+                format!("4.7.0 {who} sent data after its STARTTLS reply"),
+            )));
+        }
+        let config = match self.settings.tls.get(policy) {
+            Ok(config) => config,
+            Err(e) => return Err(refused(tls_failed(who, &format!("TLS policy: {e}")))),
+        };
+        let Stream::Plain(tcp) = self.io.into_inner() else {
+            return Err(refused(Reply::local(
+                451,
+                format!("4.7.0 {who}: TLS already active"),
+            )));
+        };
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let name = crate::tls::server_name(policy, &self.host, self.peer.ip());
+        let handshake = tokio::time::timeout(limit, connector.connect(name, tcp));
+        let stream = match handshake.await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(refused(tls_failed(who, &e.to_string()))),
+            Err(_) => return Err(refused(tls_failed(who, "timed out"))),
+        };
+        let mut session = Session {
+            tls: Some(crate::tls::describe(stream.get_ref().1)),
+            io: BufReader::new(Stream::Tls(Box::new(stream))),
+            ext: Extensions::default(),
+            ..self
+        };
+        session.hello(who).await?;
+        Ok(session)
+    }
+}
