@@ -86,10 +86,17 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => match load(&config) {
-            Ok(_) => {
-                println!("{}: configuration is valid", config.display());
-                ExitCode::SUCCESS
-            }
+            // The DKIM keys it names are part of it too (serve reads them at start).
+            Ok(loaded) => match crate::dkim::Signer::load(&loaded) {
+                Ok(_) => {
+                    println!("{}: configuration is valid", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", config.display());
+                    ExitCode::from(EXIT_CONFIG as u8)
+                }
+            },
             Err(code) => code,
         },
         Command::Queue { action, config } => queue(action, &config),
