@@ -3,7 +3,7 @@
 //! DMARC enforcement at the end of DATA.
 
 use edgemx_tests::dns::{DnsServer, Zone};
-use edgemx_tests::{FakeBackend, Gateway, send_mail};
+use edgemx_tests::{FakeBackend, Gateway, SmtpClient, send_mail};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -242,29 +242,70 @@ async fn forged_authentication_results_with_our_id_are_stripped_and_others_kept(
 async fn trusted_relays_are_neither_checked_nor_stripped() {
     let dns = DnsServer::start(zone()).await;
     let backend = FakeBackend::start().await;
-    let gw = start(&dns, &backend, "trusted_relays = [\"127.0.0.0/8\"]").await;
-    let before = dns.queries();
+    let gw = start(&dns, &backend, "trusted_relays = [\"127.0.0.2\"]").await;
     let sender = "a@reject.test";
     let theirs = "Authentication-Results: gateway.test; dmarc=pass header.from=reject.test\r\n";
-    let reply = send_mail(
-        gw.addr,
-        sender,
-        &["user@example.com"],
-        &message(sender, theirs),
-    )
-    .await
-    .unwrap();
+    let body = message(sender, theirs);
+    let send_from = |source: &'static str| {
+        let body = body.clone();
+        let addr = gw.addr;
+        async move {
+            let mut c = SmtpClient::connect_from(addr, source.parse().unwrap())
+                .await
+                .unwrap();
+            c.expect("EHLO client.test", "250").await;
+            c.expect(&format!("MAIL FROM:<{sender}>"), "250").await;
+            c.expect("RCPT TO:<user@example.com>", "250").await;
+            c.data(&body).await
+        }
+    };
+    let before = dns.queries();
+    let reply = send_from("127.0.0.2").await;
     assert!(
         reply.is("250 2.0.0"),
         "DMARC reject does not apply: {reply:?}"
     );
+    assert_eq!(dns.queries(), before, "a trusted relay costs no DNS query");
     let got = backend.wait_for_messages(1, WAIT).await;
     let all = auth_results(&got[0].data);
     assert_eq!(
         all,
         vec!["gateway.test; dmarc=pass header.from=reject.test"]
     );
-    assert_eq!(dns.queries(), before, "a trusted relay costs no DNS query");
+    // The same message from an address outside the list is checked.
+    let reply = send_from("127.0.0.1").await;
+    assert!(reply.is("550 5.7.1"), "{reply:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bdat_last_gets_the_same_dmarc_verdict_as_data() {
+    let dns = DnsServer::start(zone()).await;
+    let backend = FakeBackend::start().await;
+    let gw = start(&dns, &backend, "").await;
+    for (sender, expected) in [("a@reject.test", "550 5.7.1"), ("a@pass.test", "250 2.0.0")] {
+        let body = message(sender, "");
+        let mut c = SmtpClient::connect(gw.addr).await.unwrap();
+        c.expect("EHLO client.test", "250").await;
+        c.expect(&format!("MAIL FROM:<{sender}>"), "250").await;
+        c.expect("RCPT TO:<user@example.com>", "250").await;
+        let (first, rest) = body.split_at(20);
+        c.send(format!("BDAT {}\r\n{first}", first.len()).as_bytes())
+            .await;
+        assert!(c.reply().await.is("250"), "first chunk");
+        c.send(format!("BDAT {} LAST\r\n{rest}", rest.len()).as_bytes())
+            .await;
+        let reply = c.reply().await;
+        assert!(reply.is(expected), "{sender}: {reply:?}");
+    }
+    let got = backend.wait_for_messages(1, WAIT).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].mail_from, "a@pass.test");
+    assert!(
+        auth_results(&got[0].data)[0].contains("dmarc=none"),
+        "{:?}",
+        auth_results(&got[0].data)
+    );
     gw.stop().await;
 }
 
