@@ -8,6 +8,7 @@ mod user;
 
 use crate::config::{Config, EXIT_CONFIG};
 use crate::control::{ControlClient, Request};
+use crate::delivery::Target;
 use crate::queue::QueueId;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -75,6 +76,38 @@ enum QueueAction {
     },
     /// Remove a message from the queue without delivering it (no bounce is sent).
     Delete { id: QueueId },
+    /// Keep a message, or every message for a domain, from delivery until released.
+    Hold(Which),
+    /// Release held mail (one message, a domain, or --all) and attempt it now.
+    Release(Which),
+    /// Deliver now: one message, a domain, or --all (paced by flow.drain_rate).
+    Flush(Which),
+    /// Up/down state of every watched next hop.
+    Health,
+}
+
+/// One message, the messages for a domain, or all of them.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Which {
+    id: Option<QueueId>,
+    #[arg(long)]
+    domain: Option<String>,
+    #[arg(long)]
+    all: bool,
+}
+
+impl Which {
+    fn target(&self) -> Target {
+        match (&self.id, &self.domain) {
+            (Some(id), _) => Target::Message(*id),
+            (None, Some(domain)) => Target::Domain {
+                name: domain.trim_end_matches('.').to_ascii_lowercase(),
+                subdomains: false,
+            },
+            (None, None) => Target::All,
+        }
+    }
 }
 
 /// Runs the command named by the process arguments.
@@ -180,6 +213,16 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
         QueueAction::Show { id } => Request::Show { id: *id },
         QueueAction::Retry { id, .. } => Request::Retry { id: *id },
         QueueAction::Delete { id } => Request::Delete { id: *id },
+        QueueAction::Hold(which) => Request::Hold {
+            target: which.target(),
+        },
+        QueueAction::Release(which) => Request::Release {
+            target: which.target(),
+        },
+        QueueAction::Flush(which) => Request::Flush {
+            target: which.target(),
+        },
+        QueueAction::Health => Request::Health,
     };
     let answer =
         ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request));
@@ -188,6 +231,7 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
             match action {
                 QueueAction::List => print!("{}", crate::control::format_list(&data)),
                 QueueAction::Show { .. } => print!("{}", crate::control::format_show(&data)),
+                QueueAction::Health => print!("{}", crate::control::format_health(&data)),
                 _ => println!("{}", data.as_str().unwrap_or_default()),
             }
             ExitCode::SUCCESS

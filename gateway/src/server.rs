@@ -80,7 +80,8 @@ pub async fn run(
                 reason: e.to_string(),
             })?;
     let control_task = tokio::spawn(control.serve(shutdown.clone()));
-    let recipients = routing(&config, &shutdown)?;
+    let recipients = crate::policy::Recipients::start(&config, &shutdown)
+        .map_err(|e| StartError::Routing(e.to_string()))?;
     let ctx = Context::new(
         config.clone(),
         queue.clone(),
@@ -89,6 +90,7 @@ pub async fn run(
         shutdown.clone(),
         mail_auth,
     );
+    let _ = ctx.deliveries.set(deliveries.clone());
     let mut accept_tasks = Vec::new();
     for bound in listeners {
         if let Ok(addr) = bound.listener.local_addr() {
@@ -130,23 +132,6 @@ pub async fn run(
     let _ = std::fs::remove_file(config.control_socket());
     log::info!("stopped");
     Ok(())
-}
-
-/// The route table, the address files (watched for changes until shutdown) and recipient
-/// validation.
-fn routing(
-    config: &Arc<Config>,
-    shutdown: &CancellationToken,
-) -> Result<Arc<crate::policy::Recipients>, StartError> {
-    use crate::routing::{Maps, Table};
-    let table = Arc::new(Table::new(config));
-    let maps = Maps::load(table.clone(), config).map_err(|e| StartError::Routing(e.to_string()))?;
-    let maps = Arc::new(maps);
-    let interval = config.routing.reload_interval.0;
-    tokio::spawn(maps.clone().watch(interval, shutdown.clone()));
-    Ok(Arc::new(crate::policy::Recipients::new(
-        config, table, maps,
-    )))
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartError> {

@@ -143,6 +143,13 @@ impl FakeBackend {
         self.shared.messages.lock().unwrap().clone()
     }
 
+    /// What this backend received, readable even after [`FakeBackend::stop`] (connections
+    /// accepted before the stop may still deliver).
+    pub fn recorder(&self) -> impl Fn() -> Vec<ReceivedMessage> + use<> {
+        let shared = self.shared.clone();
+        move || shared.messages.lock().unwrap().clone()
+    }
+
     pub fn connections(&self) -> usize {
         *self.shared.connections.lock().unwrap()
     }

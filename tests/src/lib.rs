@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod control;
 pub mod dns;
 pub mod gateway;
 pub mod pki;

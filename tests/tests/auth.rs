@@ -168,42 +168,41 @@ async fn dmarc_quarantine_is_marked_and_relayed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dmarc_quarantine_with_hold_stores_the_message_held() {
+async fn dmarc_quarantine_with_hold_is_kept_until_released() {
+    use edgemx::control::Request;
+    use edgemx::delivery::Target;
     let dns = DnsServer::start(zone()).await;
-    // No backend listens: whatever the scheduler does, the message stays to be inspected.
-    let down = FakeBackend::start().await.stop();
-    let extra = format!(
-        "{}\n[auth]\nverify = true\nquarantine = \"hold\"\n",
-        dns.config()
-    );
-    let gw = Gateway::start(down, &extra).await;
+    let backend = FakeBackend::start().await;
+    let gw = start(&dns, &backend, "quarantine = \"hold\"").await;
     let mut ids = Vec::new();
     for sender in ["a@quarantine.test", "a@pass.test"] {
         let reply = send_mail(gw.addr, sender, &["user@example.com"], &message(sender, ""))
             .await
             .unwrap();
         assert!(reply.is("250 2.0.0"), "{reply:?}");
-        ids.push(reply.text.rsplit(' ').next().unwrap().to_string());
+        let id: edgemx::queue::QueueId = reply.text.rsplit(' ').next().unwrap().parse().unwrap();
+        ids.push(id);
     }
-    let held = |id: &str| {
-        let shown = gw
-            .control()
-            .call(&edgemx::control::Request::Show {
-                id: id.parse().unwrap(),
-            })
-            .unwrap();
-        (
-            shown["envelope"]["held"].as_bool(),
-            shown["headers"].as_str().unwrap_or_default().to_string(),
-        )
-    };
-    let (quarantined, headers) = held(&ids[0]);
-    assert_eq!(quarantined, Some(true), "{headers}");
+    // The passing message, queued after the quarantined one, is delivered ...
+    let got = backend.wait_for_messages(1, WAIT).await;
+    assert_eq!(got[0].mail_from, "a@pass.test");
+    // ... while the quarantined one waits in the queue, held and marked.
+    let shown = gw.control().call(&Request::Show { id: ids[0] }).unwrap();
+    assert_eq!(shown["envelope"]["held"].as_bool(), Some(true), "{shown}");
+    let headers = shown["headers"].as_str().unwrap_or_default();
     assert!(
         headers.contains("X-Edgemx-Quarantine: dmarc=fail"),
         "{headers}"
     );
-    assert_eq!(held(&ids[1]).0, Some(false));
+    assert_eq!(backend.messages().len(), 1);
+    // An operator releases it and it is delivered.
+    gw.control()
+        .call(&Request::Release {
+            target: Target::Message(ids[0]),
+        })
+        .unwrap();
+    let got = backend.wait_for_messages(2, WAIT).await;
+    assert_eq!(got[1].mail_from, "a@quarantine.test");
     gw.stop().await;
 }
 

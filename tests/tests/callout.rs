@@ -174,3 +174,40 @@ async fn shared_address_space_at_rcpt_sends_cloud_unknowns_to_the_fallback() {
     assert_eq!(got[0].rcpt_to, ["erin@example.com"]);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callout_resolves_next_hops_by_name_and_fails_over_like_delivery() {
+    use edgemx_tests::dns::{DnsServer, Zone};
+    let cloud = FakeBackend::start().await;
+    unknown(&cloud, &["ghost@example.com"]);
+    let dead = FakeBackend::start().await.stop();
+    let dns = DnsServer::start(
+        Zone::new()
+            .a("dead.backend.test", "127.0.0.1".parse().unwrap())
+            .a("cloud.backend.test", "127.0.0.1".parse().unwrap()),
+    )
+    .await;
+    let config = format!(
+        r#"
+[[route]]
+name = "cloud"
+domains = ["example.com"]
+next_hops = ["dead.backend.test:{}", "cloud.backend.test:{}"]
+callout = true
+
+[dns]
+nameservers = ["{}"]
+"#,
+        dead.port(),
+        cloud.addr().port(),
+        dns.addr
+    );
+    let gw = Gateway::start_bare(tempfile::tempdir().unwrap(), &config).await;
+    let mut c = session(&gw).await;
+    c.expect("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.expect("RCPT TO:<ghost@example.com>", "550 5.1.1").await;
+    assert_eq!(cloud.connections(), 2);
+    assert!(dns.queries() >= 2, "next hops resolved with [dns]");
+    c.command("QUIT").await;
+    gw.stop().await;
+}

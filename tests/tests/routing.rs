@@ -272,3 +272,45 @@ retry_jitter = 0.0
     assert!(onprem.messages().is_empty());
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_senders_are_masqueraded_and_inbound_ones_are_not() {
+    let (internet, onprem) = (FakeBackend::start().await, FakeBackend::start().await);
+    let body = format!(
+        r#"
+[[route]]
+name = "onprem"
+domains = ["example.com"]
+next_hops = ["{onprem}"]
+
+[routing]
+masquerade = {{ "*.corp.example.com" = "example.com" }}
+
+[delivery]
+default_next_hops = ["{internet}"]
+
+[relay]
+networks = ["127.0.0.1/32"]
+"#,
+        onprem = onprem.addr(),
+        internet = internet.addr(),
+    );
+    let gw = Gateway::start_bare(tempfile::tempdir().unwrap(), &body).await;
+    // 127.0.0.1 holds a relay grant: its mail is outbound, to the Internet or inside.
+    let from = "app@srv1.corp.example.com";
+    send_mail(gw.addr, from, &["someone@partner.test"], BODY)
+        .await
+        .unwrap();
+    let got = internet.wait_for_messages(1, WAIT).await;
+    assert_eq!(got[0].mail_from, "app@example.com");
+    assert_eq!(got[0].rcpt_to, ["someone@partner.test"]);
+    send_mail(gw.addr, "x@other.test", &["bob@example.com"], BODY)
+        .await
+        .unwrap();
+    let got = onprem.wait_for_messages(1, WAIT).await;
+    assert_eq!(
+        got[0].mail_from, "x@other.test",
+        "other domains are unchanged"
+    );
+    gw.stop().await;
+}

@@ -5,6 +5,7 @@
 //! other modules receive an already-valid [`Config`].
 
 pub mod auth;
+pub mod flow;
 mod nexthop;
 mod relay;
 pub mod routes;
@@ -12,6 +13,7 @@ mod tlspolicy;
 mod units;
 mod validate;
 
+pub use flow::{Flow, MxRole};
 pub use nexthop::NextHop;
 pub use relay::{Relay, Role, parse_cidr};
 pub use tlspolicy::{Pin, TlsMode, TlsPolicy};
@@ -59,6 +61,9 @@ pub struct Config {
     /// SPF/DKIM/DMARC/ARC checks and DKIM signing (`config/auth.rs`).
     #[serde(default)]
     pub auth: auth::Auth,
+    /// Secondary MX, next-hop health, paced release, ETRN, queue notices, hop limit.
+    #[serde(default)]
+    pub flow: Flow,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +88,9 @@ pub struct Domain {
     /// TLS towards this domain's next hops; defaults to `delivery.tls`.
     #[serde(default)]
     pub tls: Option<TlsPolicy>,
+    /// `primary` (default) or `secondary` MX for this domain.
+    #[serde(default)]
+    pub role: MxRole,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
 }

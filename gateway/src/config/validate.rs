@@ -37,6 +37,11 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     check_rest(config, &mut out);
     check_access(config, &mut out);
     out.0.extend(super::routes::check(config));
+    let mut flow = super::flow::check(&mut config.flow);
+    flow.extend(super::flow::check_roles(config));
+    for (key, value, problem) in flow {
+        out.add(key, value, problem);
+    }
     out.0
         .extend(super::auth::check(&mut config.auth, &config.hostname));
     out.0

@@ -1,5 +1,6 @@
 //! The client side of the control socket, used by `edgemx queue …`.
 
+use crate::delivery::Target;
 use crate::queue::QueueId;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -21,6 +22,19 @@ pub enum Request {
         id: QueueId,
     },
     Stats,
+    /// Keeps the matching messages from delivery until released.
+    Hold {
+        target: Target,
+    },
+    Release {
+        target: Target,
+    },
+    /// Delivers now (paced for a domain or everything).
+    Flush {
+        target: Target,
+    },
+    /// The up/down state of every watched next hop.
+    Health,
 }
 
 pub struct ControlClient {

@@ -1,4 +1,4 @@
-//! Human-readable output of control answers for `edgemx queue list|show`.
+//! Human-readable output of control answers for `edgemx queue list|show|health`.
 
 use crate::queue::{Envelope, RcptStatus};
 use std::fmt::Write;
@@ -22,6 +22,24 @@ pub fn format_list(data: &serde_json::Value) -> String {
         }
     }
     let _ = writeln!(out, "{} message(s)", envelopes.len());
+    out
+}
+
+/// One line per watched next hop: state, since when, last error.
+pub fn format_health(data: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let now = crate::time::unix_now();
+    for hop in data.as_array().into_iter().flatten() {
+        let since = hop["since"]["secs_since_epoch"].as_u64().unwrap_or(now);
+        let _ = writeln!(
+            out,
+            "{:<5} {:>6}  {}  {}",
+            hop["state"].as_str().unwrap_or("?"),
+            age(now.saturating_sub(since)),
+            hop["name"].as_str().unwrap_or("?"),
+            hop["last_error"].as_str().unwrap_or("")
+        );
+    }
     out
 }
 

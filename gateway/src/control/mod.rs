@@ -8,7 +8,7 @@ mod client;
 mod format;
 
 pub use client::{ControlClient, Request};
-pub use format::{format_list, format_show};
+pub use format::{format_health, format_list, format_show};
 
 use crate::delivery::DeliveryHandle;
 use crate::queue::{Change, Queue, QueueId};
@@ -119,11 +119,39 @@ async fn execute(request: Request, queue: &Queue, deliveries: &DeliveryHandle) -
             Err(e) => Err(e.to_string()),
         },
         Request::Stats => Ok(json(&queue.stats())),
+        Request::Hold { target } => {
+            let n = deliveries.hold(target.clone()).await;
+            n.and_then(|n| counted(n, "held", &target))
+        }
+        Request::Release { target } => {
+            let n = deliveries.release(target.clone()).await;
+            n.and_then(|n| counted(n, "released", &target))
+        }
+        Request::Flush { target } => {
+            let n = deliveries.flush(target.clone()).await;
+            n.and_then(|n| counted(n, "scheduled for delivery now", &target))
+        }
+        Request::Health => Ok(json(&deliveries.health())),
     };
     match result {
         Ok(data) => Response::Ok { data },
         Err(error) => Response::Error { error },
     }
+}
+
+/// `3 message(s) held`; asking for one message that is not there (or not in the state
+/// the operation needs) is an error, so scripts notice.
+fn counted(
+    n: usize,
+    what: &str,
+    target: &crate::delivery::Target,
+) -> Result<serde_json::Value, String> {
+    if let (0, crate::delivery::Target::Message(id)) = (n, target) {
+        return Err(format!(
+            "{id}: not {what} (not queued, or already in that state)"
+        ));
+    }
+    Ok(serde_json::Value::String(format!("{n} message(s) {what}")))
 }
 
 /// The envelope and the message headers (not the body: operators see who and what, the

@@ -8,6 +8,7 @@
 use super::client::{HopError, Session, Settings};
 use super::wire::Reply;
 use crate::config::NextHop;
+use crate::dns::secondary::{self, Exchanger, Us};
 use crate::dns::{DnsError, Resolver};
 use crate::routing::Destination;
 use std::collections::HashMap;
@@ -26,8 +27,9 @@ pub struct Unreachable {
 pub struct Walker {
     pub settings: Arc<Settings>,
     pub resolver: Option<Resolver>,
-    /// Our own name: MX records at or below our preference are dropped (RFC 5321 §5.1).
-    pub hostname: String,
+    /// Our names and addresses: MX records at or below our preference are dropped
+    /// (RFC 5321 §5.1).
+    pub us: Us,
     /// How long an unreachable address is skipped.
     pub dead_for: Duration,
     dead: Mutex<HashMap<SocketAddr, (Instant, Reply)>>,
@@ -43,13 +45,37 @@ impl Walker {
         Walker {
             settings,
             resolver,
-            hostname: hostname.to_ascii_lowercase(),
+            us: Us::new(hostname, &[]),
             dead_for,
             dead: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Also counts `names` (host names or addresses) as this gateway.
+    pub fn our_names(mut self, hostname: &str, names: &[String]) -> Walker {
+        self.us = Us::new(hostname, names);
+        self
+    }
+
     pub async fn open(&self, dest: &Destination) -> Result<Session, Unreachable> {
+        self.walk(dest, true).await
+    }
+
+    /// The active health check: connect, greeting, EHLO (and STARTTLS when the policy asks
+    /// for it), QUIT, trying even addresses recently found dead. A success clears the
+    /// address from the dead list so mail uses it at once.
+    pub async fn check(&self, dest: &Destination) -> Result<(), Reply> {
+        match self.walk(dest, false).await {
+            Ok(session) => {
+                self.revive(session.peer());
+                session.quit().await;
+                Ok(())
+            }
+            Err(e) => Err(e.reply),
+        }
+    }
+
+    async fn walk(&self, dest: &Destination, skip_dead: bool) -> Result<Session, Unreachable> {
         let mut last: Option<Reply> = None;
         let mut permanent = true;
         for hop in &dest.hops {
@@ -64,7 +90,7 @@ impl Walker {
             };
             for (host, addr) in targets {
                 permanent = false;
-                if let Some(reply) = self.recently_dead(addr) {
+                if let Some(reply) = self.recently_dead(addr).filter(|_| skip_dead) {
                     last = Some(reply);
                     continue;
                 }
@@ -109,24 +135,46 @@ impl Walker {
             }
             NextHop::Mx => {
                 let domain = dest.domain.as_deref().unwrap_or("");
-                let hosts = without_self(resolver()?.mx_hosts(domain).await?, &self.hostname);
-                if hosts.is_empty() {
-                    return Err(DnsError::Temporary(format!(
-                        "4.4.6 mail for {domain} loops back to myself ({})",
-                        self.hostname
-                    )));
-                }
-                let mut targets = Vec::new();
+                let resolver = resolver()?;
+                let mut mx = Vec::new();
                 let mut last = None;
-                for (_, host) in hosts {
-                    match resolver()?.addresses(&host).await {
-                        Ok(ips) => targets.extend(
-                            ips.into_iter()
-                                .map(|ip| (host.clone(), SocketAddr::new(ip, 25))),
-                        ),
-                        Err(e) => last = Some(e),
-                    }
+                for (preference, host) in resolver.mx_hosts(domain).await? {
+                    let addrs = match resolver.addresses(&host).await {
+                        Ok(addrs) => addrs,
+                        Err(e) => {
+                            last = Some(e);
+                            Vec::new()
+                        }
+                    };
+                    mx.push(Exchanger {
+                        preference,
+                        host,
+                        addrs,
+                    });
                 }
+                let usable = secondary::usable(mx, &self.us).map_err(|best| {
+                    log::warn!(
+                        "mail for {domain} deferred: this gateway ({} at MX preference {}) is \
+                         the most preferred MX host, so there is no better host to hand it to; \
+                         fix the MX records or the domain's role/next_hops (RFC 5321 §5.1: \
+                         never delivered to ourselves or an equal or less-preferred MX)",
+                        best.host,
+                        best.preference
+                    );
+                    DnsError::Temporary(format!(
+                        "4.4.6 mail for {domain} loops back to myself ({}, MX preference {})",
+                        best.host, best.preference
+                    ))
+                })?;
+                let targets: Vec<(String, SocketAddr)> = usable
+                    .into_iter()
+                    .flat_map(|e| {
+                        let host = e.host;
+                        e.addrs
+                            .into_iter()
+                            .map(move |ip| (host.clone(), SocketAddr::new(ip, 25)))
+                    })
+                    .collect();
                 match (targets.is_empty(), last) {
                     // An MX host without addresses is a DNS fault the domain owner may fix.
                     (true, Some(e)) => Err(DnsError::Temporary(e.to_string())),
@@ -153,18 +201,16 @@ impl Walker {
         }
     }
 
+    fn revive(&self, addr: SocketAddr) {
+        self.dead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&addr);
+    }
+
     fn mark_dead(&self, addr: SocketAddr, reply: &Reply) {
         let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
         dead.insert(addr, (Instant::now() + self.dead_for, reply.clone()));
-    }
-}
-
-/// RFC 5321 §5.1: when we are one of the exchangers, only hosts more preferred than us may
-/// be used, or the mail would loop.
-pub fn without_self(hosts: Vec<(u16, String)>, hostname: &str) -> Vec<(u16, String)> {
-    match hosts.iter().find(|(_, h)| h.eq_ignore_ascii_case(hostname)) {
-        Some(&(ours, _)) => hosts.into_iter().filter(|(pref, _)| *pref < ours).collect(),
-        None => hosts,
     }
 }
 
@@ -172,26 +218,5 @@ fn dns_reply(e: &DnsError) -> Reply {
     match e {
         DnsError::Permanent(text) => Reply::local(550, text.clone()),
         DnsError::Temporary(text) => Reply::local(451, text.clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn we_never_deliver_to_ourselves_or_less_preferred_exchangers() {
-        let hosts = vec![
-            (10, "primary.test".to_string()),
-            (20, "mx.us.test".to_string()),
-            (20, "peer.test".to_string()),
-            (30, "last.test".to_string()),
-        ];
-        assert_eq!(
-            without_self(hosts.clone(), "MX.us.test"),
-            [(10, "primary.test".to_string())]
-        );
-        assert_eq!(without_self(hosts.clone(), "other.test"), hosts);
-        assert!(without_self(hosts, "primary.test").is_empty());
     }
 }

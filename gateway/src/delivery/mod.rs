@@ -9,7 +9,10 @@
 //!
 //! | file | job |
 //! | --- | --- |
-//! | `scheduler.rs` | what is due (timer), jobs per destination, merging per-destination reports |
+//! | `scheduler/` | what is due (timer), jobs per destination, merging per-destination reports |
+//! | `scheduler/ops.rs` | hold, release, flush, ETRN; health changes; active checks |
+//! | `health.rs` | up/down per destination from results and checks, with hysteresis |
+//! | `drain.rs` | paced release of waiting mail (rate, concurrency) |
 //! | `record.rs` | an attempt's result (+ DSN) → one `queue.apply` |
 //! | `dest.rs` | a destination's job queue: wakes idle workers, starts new ones within limits |
 //! | `worker.rs` | workers holding and reusing connections; one log line per attempt |
@@ -24,11 +27,16 @@
 //! before the write repeats the delivery, never loses it. A destination whose next hops
 //! all fail is *held* for the first retry interval (no connection attempts, jobs deferred
 //! at once); when the hold ends one message probes it, and the first success releases every
-//! message waiting for it, whatever their own back-off.
+//! message waiting for it, whatever their own back-off. Active checks (connect, EHLO, QUIT
+//! every `flow.check_interval`) watch every destination with mail or a configured domain;
+//! when one comes back its mail is released at once, paced by `flow.drain_rate` and
+//! `flow.drain_concurrency`.
 
 mod client;
 mod dest;
+mod drain;
 mod fallback;
+pub mod health;
 mod hops;
 mod record;
 mod scheduler;
@@ -51,10 +59,11 @@ pub use wire::Reply;
 use crate::config::Config;
 use crate::dns;
 use crate::queue::{Envelope, Queue, QueueId};
+use health::{Health, HopHealth};
 use scheduler::{Event, Scheduler};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -63,12 +72,46 @@ use tokio_util::task::TaskTracker;
 pub struct DeliveryHandle {
     commands: mpsc::UnboundedSender<Command>,
     tracker: TaskTracker,
+    health: Health,
 }
 
 enum Command {
     Retry(QueueId),
     RetryAll,
     Forget(QueueId),
+    Hold(Target, oneshot::Sender<usize>),
+    Release(Target, oneshot::Sender<usize>),
+    Flush(Target, oneshot::Sender<usize>),
+}
+
+/// Which messages an operation applies to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Message(QueueId),
+    /// Messages with an open recipient in `name` (lower case), or also in its subdomains
+    /// (ETRN's `@domain`).
+    Domain {
+        name: String,
+        subdomains: bool,
+    },
+    All,
+}
+
+impl Target {
+    pub fn matches(&self, domain: &str) -> bool {
+        match self {
+            Target::Message(_) => false,
+            Target::All => true,
+            Target::Domain { name, subdomains } => {
+                domain == name
+                    || *subdomains
+                        && domain
+                            .strip_suffix(name.as_str())
+                            .is_some_and(|head| head.ends_with('.'))
+            }
+        }
+    }
 }
 
 /// Starts the scheduler (must run inside a tokio runtime). `resumed` is what
@@ -94,8 +137,11 @@ pub fn start(
         }
     };
     let settings = Arc::new(Settings::new(&config));
+    let walker = hops::Walker::new(settings, resolver, &config.hostname, hold_period(&config))
+        .our_names(&config.hostname, &config.flow.our_names);
+    let health = Health::new(config.flow.fall, config.flow.rise);
     let ctx = Arc::new(worker::Ctx {
-        walker: hops::Walker::new(settings, resolver, &config.hostname, hold_period(&config)),
+        walker,
         queue: Some(queue.clone()),
         max_messages_per_connection: config.delivery.max_messages_per_connection.max(1),
         max_connections_per_next_hop: config.delivery.max_connections_per_next_hop.max(1),
@@ -107,9 +153,13 @@ pub fn start(
         tracker: tracker.clone(),
     });
     let new = queue.subscribe();
-    let scheduler = Scheduler::new(config, queue, ctx, events);
+    let scheduler = Scheduler::new(config, queue, ctx, events, health.clone());
     tracker.spawn(run(scheduler, resumed, new, command_rx, event_rx, shutdown));
-    DeliveryHandle { commands, tracker }
+    DeliveryHandle {
+        commands,
+        tracker,
+        health,
+    }
 }
 
 impl DeliveryHandle {
@@ -126,6 +176,40 @@ impl DeliveryHandle {
     /// Drops the message from the schedule after the operator deleted it from the queue.
     pub fn forget(&self, id: QueueId) {
         let _ = self.commands.send(Command::Forget(id));
+    }
+
+    /// Holds the matching messages (durably): they are not delivered until released.
+    /// Returns how many were newly held; an error when the scheduler is gone.
+    pub async fn hold(&self, target: Target) -> Result<usize, String> {
+        self.ask(|reply| Command::Hold(target, reply)).await
+    }
+
+    /// Releases held messages and attempts them now; returns how many were held.
+    pub async fn release(&self, target: Target) -> Result<usize, String> {
+        self.ask(|reply| Command::Release(target, reply)).await
+    }
+
+    /// Delivers now (paced for a domain or everything, see `flow.drain_rate`), lifting
+    /// holds on the destinations; held messages stay held. Returns how many go.
+    pub async fn flush(&self, target: Target) -> Result<usize, String> {
+        self.ask(|reply| Command::Flush(target, reply)).await
+    }
+
+    /// The up/down state of every next hop (destination) being watched, for metrics and
+    /// the console.
+    pub fn health(&self) -> Vec<HopHealth> {
+        self.health.snapshot()
+    }
+
+    async fn ask(
+        &self,
+        command: impl FnOnce(oneshot::Sender<usize>) -> Command,
+    ) -> Result<usize, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .map_err(|_| "delivery is stopped".to_string())?;
+        answer.await.map_err(|_| "delivery is stopped".to_string())
     }
 
     /// Waits until every delivery task has ended after the shutdown token fired, including

@@ -14,6 +14,10 @@ pub struct Write {
     pub events: mpsc::UnboundedSender<Event>,
     /// The message is deleted: the scheduler forgot it already, no `Applied` needed.
     pub finished: bool,
+    /// Recipients to name in a `delayed` DSN to the sender (empty: none is due).
+    pub delayed: Vec<Recipient>,
+    /// Unix time until which delayed recipients are retried, for that DSN.
+    pub expires: u64,
 }
 
 impl Write {
@@ -52,6 +56,20 @@ impl Write {
                     changes.push(Change::Insert { envelope, body });
                     bounced = true;
                 }
+            }
+        }
+        if !self.delayed.is_empty() {
+            let body = self.queue.body(id).await.ok().flatten();
+            let rcpts: Vec<&Recipient> = self.delayed.iter().collect();
+            let action = dsn::Action::Delayed {
+                until: self.expires,
+            };
+            let body = body.as_deref().map_or(&[][..], |b| b);
+            if let Some((envelope, body)) =
+                dsn::report(&self.hostname, &env, body, &rcpts, action, now)
+            {
+                log::info!("{id} delayed; notice to <{}>", env.sender);
+                changes.push(Change::Insert { envelope, body });
             }
         }
         changes.push(change);

@@ -3,6 +3,7 @@
 
 use super::wire::Reply;
 use crate::config;
+use crate::config::flow::Expired;
 use crate::queue::{Envelope, RcptStatus, Recipient};
 use crate::queue::{dsn, schedule};
 use std::sync::Arc;
@@ -28,12 +29,14 @@ pub struct Settled {
 }
 
 /// 2xx delivered, 5xx failed, anything else deferred; deferred recipients of an expired
-/// message fail with `4.4.7`; an unfinished message gets its next attempt time.
+/// message fail with `4.4.7` (or, with `Expired::Hold`, the message is held for the
+/// operator instead); an unfinished message gets its next attempt time.
 pub fn settle(
     env: &mut Envelope,
     outcomes: &[Outcome],
     now: u64,
     queue: &config::Queue,
+    on_expiry: Expired,
 ) -> Settled {
     let mut failed: Vec<Recipient> = Vec::new();
     for outcome in outcomes {
@@ -59,7 +62,16 @@ pub fn settle(
             failed.push(rcpt.clone());
         }
     }
-    if !env.is_finished() && schedule::expired(env, now, queue) {
+    let expired = !env.is_finished() && schedule::expired(env, now, queue);
+    if expired && on_expiry == Expired::Hold {
+        if !env.held {
+            log::warn!(
+                "{} expired undelivered; held for the operator (flow.expired = \"hold\")",
+                env.id
+            );
+        }
+        env.held = true;
+    } else if expired {
         for rcpt in env.recipients.iter_mut().filter(|r| r.status.is_open()) {
             // The DSN gets the recipient still open, which it reports as expired (4.4.7);
             // the last reply goes along as text, without a leading code that would
@@ -87,6 +99,22 @@ pub fn settle(
         env.next_attempt = schedule::next_attempt(now, env.attempts, queue);
     }
     Settled { failed, finished }
+}
+
+/// The recipients to name in the one `delayed` DSN, when the message has waited `after`
+/// (0: never) and the sender was not told yet; marks the envelope as told, so the notice
+/// and the mark are written in one commit.
+pub fn delay_notice(env: &mut Envelope, now: u64, after: std::time::Duration) -> Vec<Recipient> {
+    let waited = now.saturating_sub(env.received);
+    if after.is_zero() || env.delay_notified || env.is_finished() || waited < after.as_secs() {
+        return Vec::new();
+    }
+    env.delay_notified = true;
+    if env.sender.is_empty() {
+        return Vec::new();
+    }
+    let open = env.recipients.iter().filter(|r| r.status.is_open());
+    open.cloned().collect()
 }
 
 #[cfg(test)]
@@ -129,7 +157,7 @@ mod tests {
             outcome(1, 450, "4.2.1 busy"),
             outcome(2, 550, "5.1.1 unknown"),
         ];
-        let settled = settle(&mut env, &outcomes, 1000, &queue_config());
+        let settled = settle(&mut env, &outcomes, 1000, &queue_config(), Expired::Bounce);
         assert_eq!(settled.failed, [env.recipients[2].clone()]);
         assert!(!settled.finished);
         assert!(matches!(
@@ -155,7 +183,7 @@ mod tests {
             outcome(1, 250, "2.0.0 ok"),
             outcome(2, 554, "5.7.1 no"),
         ];
-        let settled = settle(&mut env, &outcomes, 1000, &queue_config());
+        let settled = settle(&mut env, &outcomes, 1000, &queue_config(), Expired::Bounce);
         assert_eq!(settled.failed, [env.recipients[2].clone()]);
         assert!(settled.finished);
         assert_eq!(env.attempts, 0);
@@ -169,7 +197,13 @@ mod tests {
             at: 1,
         };
         let outcomes = [outcome(1, 451, "4.4.1 connect failed")];
-        let settled = settle(&mut env, &outcomes, 1000 + 3601, &queue_config());
+        let settled = settle(
+            &mut env,
+            &outcomes,
+            1000 + 3601,
+            &queue_config(),
+            Expired::Bounce,
+        );
         assert!(settled.finished);
         // The DSN sees the last deferral (it reports 4.4.7 or that reply's own status).
         let seen: Vec<&RcptStatus> = settled.failed.iter().map(|r| &r.status).collect();
@@ -186,5 +220,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn expired_mail_can_be_held_instead_of_bounced() {
+        let mut env = envelope(1000);
+        let outcomes = [outcome(0, 451, "4.4.1 connect failed")];
+        let settled = settle(&mut env, &outcomes, 5000, &queue_config(), Expired::Hold);
+        assert!(settled.failed.is_empty() && !settled.finished);
+        assert!(env.held);
+        assert!(env.recipients.iter().all(|r| r.status.is_open()));
+    }
+
+    #[test]
+    fn one_delay_notice_per_message_after_the_delay() {
+        let four_hours = Duration::from_secs(4 * 3600);
+        let mut env = envelope(1000);
+        env.recipients[0].status = RcptStatus::Delivered {
+            reply: "250 ok".into(),
+            at: 1,
+        };
+        assert!(delay_notice(&mut env, 1000 + 4 * 3600 - 1, four_hours).is_empty());
+        let told = delay_notice(&mut env, 1000 + 4 * 3600, four_hours);
+        assert_eq!(told, env.recipients[1..].to_vec());
+        assert!(env.delay_notified);
+        assert!(delay_notice(&mut env, 1000 + 9 * 3600, four_hours).is_empty());
+        let mut never = envelope(0);
+        assert!(delay_notice(&mut never, 99_999, Duration::ZERO).is_empty());
     }
 }

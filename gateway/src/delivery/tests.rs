@@ -284,7 +284,7 @@ async fn next_report(rx: &mut mpsc::UnboundedReceiver<Event>) -> Report {
         .unwrap();
     match event {
         Event::Report(report) => report,
-        Event::Applied(_) => panic!("unexpected event"),
+        Event::Applied(_) | Event::Checked(..) => panic!("unexpected event"),
     }
 }
 

@@ -35,8 +35,9 @@ pub enum KeyAlgorithm {
     Ed25519,
 }
 
-/// sysexits(3) EX_USAGE and EX_CANTCREAT.
+/// sysexits(3) EX_USAGE, EX_SOFTWARE and EX_CANTCREAT.
 const EXIT_USAGE: u8 = 64;
+const EXIT_SOFTWARE: u8 = 70;
 const EXIT_CANTCREAT: u8 = 73;
 
 pub fn run(action: DkimAction) -> ExitCode {
@@ -70,7 +71,7 @@ pub fn run(action: DkimAction) -> ExitCode {
         Ok(pair) => pair,
         Err(e) => {
             eprintln!("edgemx: {e}");
-            return ExitCode::from(70);
+            return ExitCode::from(EXIT_SOFTWARE);
         }
     };
     if let Err(e) = keygen::write_key(&path, &pair.pem()) {

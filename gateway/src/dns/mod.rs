@@ -6,6 +6,7 @@
 //! here, with the nameservers from `[dns]` or `/etc/resolv.conf`, never with a built-in public
 //! provider. Errors are split into temporary (defer and retry) and permanent (bounce).
 
+pub mod secondary;
 #[cfg(test)]
 mod tests;
 

@@ -9,9 +9,11 @@ use super::{Denial, Routed};
 use crate::config::Config;
 use crate::config::routes::Unreachable;
 use crate::queue::Recipient;
+use crate::routing::load::LoadError;
 use crate::routing::{Maps, Table, rewrite};
 use crate::smtp::proto::Reply;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// What RCPT needs to route and check recipients; shared by every session.
 pub struct Recipients {
@@ -19,16 +21,30 @@ pub struct Recipients {
     pub maps: Arc<Maps>,
     callout: Callout,
     unreachable: Unreachable,
+    /// Ends the file watcher when these recipients are replaced or dropped.
+    watching: CancellationToken,
 }
 
 impl Recipients {
-    pub fn new(config: &Arc<Config>, table: Arc<Table>, maps: Arc<Maps>) -> Recipients {
-        Recipients {
+    /// Builds the route table, loads the address files and watches them for changes until
+    /// `shutdown` or until the returned value is dropped (a new configuration replaced it).
+    /// Must run inside a tokio runtime.
+    pub fn start(
+        config: &Arc<Config>,
+        shutdown: &CancellationToken,
+    ) -> Result<Arc<Recipients>, LoadError> {
+        let table = Arc::new(Table::new(config));
+        let maps = Arc::new(Maps::load(table.clone(), config)?);
+        let watching = shutdown.child_token();
+        let interval = config.routing.reload_interval.0;
+        tokio::spawn(maps.clone().watch(interval, watching.clone()));
+        Ok(Arc::new(Recipients {
             callout: Callout::new(config),
             unreachable: config.routing.callout.unreachable,
             table,
             maps,
-        }
+            watching,
+        }))
     }
 
     /// The recipient to store (possibly moved to a fallback route), or the refusal.
@@ -89,5 +105,11 @@ impl Recipients {
             return sender;
         }
         rewrite::sender(&self.table, &sender).unwrap_or(sender)
+    }
+}
+
+impl Drop for Recipients {
+    fn drop(&mut self) {
+        self.watching.cancel();
     }
 }

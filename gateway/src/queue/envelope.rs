@@ -44,9 +44,12 @@ pub struct Envelope {
     pub attempts: u32,
     /// Unix seconds of the next attempt; 0 means as soon as possible.
     pub next_attempt: u64,
-    /// Kept from delivery until an operator releases it (e.g. DMARC quarantine).
+    /// Never delivered until an operator releases it (hold, quarantine, expired mail kept).
     #[serde(default)]
     pub held: bool,
+    /// The sender already got its one `delayed` DSN.
+    #[serde(default)]
+    pub delay_notified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +117,7 @@ impl Envelope {
             attempts: 0,
             next_attempt: 0,
             held: false,
+            delay_notified: false,
         }
     }
 

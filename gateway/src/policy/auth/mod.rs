@@ -93,10 +93,12 @@ impl MailAuth {
                 let run = verify::run(resolver, id, &self.hostname, origin, message);
                 match tokio::time::timeout(limit, run).await {
                     Ok(checks) => checks,
-                    Err(_) => verify::timed_out(id, limit),
+                    Err(_) => {
+                        verify::unfinished(id, &format!("checks did not finish within {limit:?}"))
+                    }
                 }
             }
-            None => verify::timed_out(id, std::time::Duration::ZERO),
+            None => verify::unfinished(id, "no DNS resolver"),
         };
         let action = decide(&checks.dmarc, &self.settings);
         log::info!(

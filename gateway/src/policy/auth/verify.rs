@@ -98,11 +98,12 @@ pub async fn run(
     }
 }
 
-/// The field written when the checks did not finish within `auth.timeout`.
-pub fn timed_out(authserv_id: &str, limit: std::time::Duration) -> Checks {
+/// The field written when the checks could not run to the end (`reason` says why): the
+/// verdict is temperror.
+pub fn unfinished(authserv_id: &str, reason: &str) -> Checks {
     Checks {
         header: format!(
-            "Authentication-Results: {authserv_id};\r\n\tdmarc=temperror reason=\"checks did not finish within {limit:?}\"\r\n"
+            "Authentication-Results: {authserv_id};\r\n\tdmarc=temperror reason=\"{reason}\"\r\n"
         ),
         dmarc: Dmarc::TempError,
     }

@@ -118,6 +118,10 @@ impl Session {
         let Some(tx) = self.tx.take() else {
             return self.refuse(Reply::bad_sequence());
         };
+        if let Err(reply) = super::hops::check(&body, self.ctx.config.flow.max_hops) {
+            log::info!("{}: message refused: {reply}", self.peer);
+            return self.refuse(reply);
+        }
         let held = match self.authenticate(&tx, &mut body).await {
             Ok(held) => held,
             Err(reply) => return self.refuse(reply),

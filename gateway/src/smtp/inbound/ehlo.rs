@@ -27,6 +27,9 @@ impl Session {
             if self.offers_auth() {
                 lines.push("AUTH PLAIN LOGIN".into());
             }
+            if self.etrn_allowed() {
+                lines.push("ETRN".into());
+            }
             lines.push("HELP".into());
             Reply::plain(250, lines)
         } else {

@@ -17,6 +17,8 @@ mod auth;
 mod bdat;
 mod data;
 mod ehlo;
+mod etrn;
+mod hops;
 pub mod io;
 pub mod limits;
 mod mail;
@@ -54,6 +56,8 @@ pub struct Context {
     pub inflight: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
+    /// The scheduler, for ETRN; set once delivery has started.
+    pub deliveries: std::sync::OnceLock<crate::delivery::DeliveryHandle>,
     /// SPF/DKIM/DMARC/ARC checks and DKIM signing at the end of each message.
     pub mail_auth: MailAuth,
 }
@@ -79,6 +83,7 @@ impl Context {
             tls,
             shutdown,
             sessions: TaskTracker::new(),
+            deliveries: std::sync::OnceLock::new(),
             mail_auth,
         })
     }

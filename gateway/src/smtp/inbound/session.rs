@@ -197,7 +197,8 @@ impl Session {
             }
             Command::Vrfy(_) => self.answer(Reply::vrfy()),
             Command::Help(_) => self.answer(Reply::help()),
-            Command::Expn(_) | Command::Etrn(_) => self.refuse(Reply::not_implemented()),
+            Command::Etrn(node) => self.etrn(node).await,
+            Command::Expn(_) => self.refuse(Reply::not_implemented()),
         }
     }
 
@@ -205,7 +206,11 @@ impl Session {
     fn check_sequence(&self, command: &Command) -> Result<(), Misplaced> {
         let chunking = self.tx.as_ref().is_some_and(|t| t.chunking.is_some());
         match command {
-            Command::Mail { .. } if self.helo.is_none() => Err(Misplaced::NeedHelo),
+            Command::Mail { .. } | Command::Etrn(_) if self.helo.is_none() => {
+                Err(Misplaced::NeedHelo)
+            }
+            // RFC 1985 §5: not inside a mail transaction.
+            Command::Etrn(_) if self.tx.is_some() => Err(Misplaced::NestedMail),
             Command::Mail { .. } if self.tx.is_some() => Err(Misplaced::NestedMail),
             Command::Rcpt { .. } if self.tx.is_none() => Err(Misplaced::NeedMail),
             Command::Rcpt { .. } | Command::Data if chunking => Err(Misplaced::ChunkingInProgress),

@@ -278,6 +278,49 @@ impl Reply {
     pub fn shutting_down() -> Reply {
         Reply::new(421, (4, 3, 2), "Service shutting down, closing connection")
     }
+
+    /// More `Received` headers than `flow.max_hops`: a mail loop (RFC 5321 §6.3).
+    pub fn too_many_hops(hops: usize) -> Reply {
+        Reply::new(
+            554,
+            (5, 4, 6),
+            format!("Too many hops ({hops} Received headers): mail loop"),
+        )
+    }
+
+    // ETRN (RFC 1985).
+
+    pub fn etrn_started(node: &str) -> Reply {
+        Reply::new(
+            250,
+            (2, 0, 0),
+            format!("OK, queuing for node {node} started"),
+        )
+    }
+
+    pub fn etrn_nothing(node: &str) -> Reply {
+        Reply::new(
+            251,
+            (2, 0, 0),
+            format!("OK, no messages waiting for node {node}"),
+        )
+    }
+
+    pub fn etrn_unable(node: &str) -> Reply {
+        Reply::new(
+            458,
+            (4, 3, 0),
+            format!("Unable to queue messages for node {node}"),
+        )
+    }
+
+    pub fn etrn_node_refused(node: &str, why: &str) -> Reply {
+        Reply::new(459, (4, 7, 1), format!("Node {node} not allowed: {why}"))
+    }
+
+    pub fn etrn_client_refused() -> Reply {
+        Reply::new(554, (5, 7, 1), "ETRN not permitted from your address")
+    }
 }
 
 #[cfg(test)]

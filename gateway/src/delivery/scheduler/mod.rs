@@ -5,15 +5,21 @@
 //! Invariants: a message has at most one attempt in flight and at most one write in flight;
 //! it is dispatched again only after its previous write has been applied, so writes for one
 //! message are never reordered. Nothing here blocks: store I/O runs in spawned tasks.
+//!
+//! `ops.rs` holds what reacts to the outside: operator and ETRN commands (hold, release,
+//! flush), next-hop health changes and the paced release of waiting mail, active checks.
 
-use super::Command;
+mod ops;
+
 use super::dest::DestQueue;
+use super::drain::Drain;
+use super::health::{Health, Seen};
 use super::record::Write;
 use super::settle::{self, Outcome};
 use super::wire::Reply;
 use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use crate::config::Config;
-use crate::queue::{Change, Envelope, Queue, QueueId, schedule};
+use crate::queue::{Change, Envelope, Queue, QueueId, Recipient, schedule};
 use crate::routing::{Destination, Routes};
 use crate::time::unix_now;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -28,6 +34,8 @@ pub enum Event {
     Report(Report),
     /// The write for this message is durable (or failed and was logged).
     Applied(QueueId),
+    /// An active check of a destination ended.
+    Checked(Arc<Destination>, Result<(), Reply>),
 }
 
 pub struct Scheduler {
@@ -46,6 +54,14 @@ pub struct Scheduler {
     jobs_in_flight: usize,
     /// How long a failing destination is held before it is tried again.
     hold: Duration,
+    pub health: Health,
+    /// Paced releases in progress, per destination.
+    drains: HashMap<Arc<Destination>, Drain>,
+    /// Destinations of the configured domains: always checked.
+    configured: Vec<Arc<Destination>>,
+    /// Active checks in flight, and when the next round starts.
+    checking: HashSet<Arc<Destination>>,
+    next_check: Instant,
 }
 
 struct Entry {
@@ -57,10 +73,14 @@ struct Entry {
 enum State {
     /// In `due` at this time.
     Waiting(u64),
+    /// `env.held`: not in `due`, never dispatched until released.
+    Held,
     Attempt(Attempt),
-    /// A write is in flight; `due_now`: dispatch as soon as it is applied.
+    /// A write is in flight; `due_now`: dispatch as soon as it is applied; `rewrite`: the
+    /// envelope changed meanwhile (hold, release) and must be written again.
     Writing {
         due_now: bool,
+        rewrite: bool,
     },
 }
 
@@ -84,10 +104,40 @@ impl Scheduler {
         queue: Queue,
         ctx: Arc<Ctx>,
         events: mpsc::UnboundedSender<Event>,
+        health: Health,
     ) -> Scheduler {
         let hold = super::hold_period(&config);
+        let mut routes = Routes::new(config.clone());
+        let mut configured: Vec<Arc<Destination>> = Vec::new();
+        // Every configured domain's destination, and every named route's that does not
+        // depend on the recipient domain (`mx` routes are tracked through their domains).
+        let mut probes: Vec<Recipient> = config
+            .domains
+            .iter()
+            .map(|d| Recipient::pending(format!("postmaster@{}", d.name)))
+            .collect();
+        for route in &config.routes {
+            let mut probe = Recipient::pending("postmaster@route.invalid");
+            probe.route = Some(route.name.clone());
+            probes.push(probe);
+        }
+        for probe in &probes {
+            let dest = routes.get(probe);
+            if dest.domain.as_deref() == Some("route.invalid") {
+                continue;
+            }
+            if !configured.contains(&dest) {
+                health.track(&dest);
+                configured.push(dest);
+            }
+        }
         Scheduler {
-            routes: Routes::new(config.clone()),
+            health,
+            drains: HashMap::new(),
+            configured,
+            checking: HashSet::new(),
+            next_check: Instant::now() + config.flow.check_interval.0,
+            routes,
             config,
             queue,
             ctx,
@@ -122,59 +172,50 @@ impl Scheduler {
         let dests = dests_of(&mut self.routes, &env);
         for dest in &dests {
             self.by_dest.entry(dest.clone()).or_default().insert(id);
+            self.health.track(dest);
         }
-        self.messages.insert(
-            id,
-            Entry {
-                env,
-                state: State::Waiting(due),
-                dests,
-            },
-        );
-        self.due.insert((due, id));
-    }
-
-    pub fn command(&mut self, command: Command) {
-        let now = unix_now();
-        match command {
-            Command::Retry(id) => {
-                self.ctx.walker.forget_failures();
-                if let Some(entry) = self.messages.get(&id) {
-                    for dest in entry.dests.clone() {
-                        self.down.remove(&dest);
-                    }
-                }
-                self.make_due(id, now);
-            }
-            Command::RetryAll => {
-                self.ctx.walker.forget_failures();
-                self.down.clear();
-                let ids: Vec<QueueId> = self.messages.keys().copied().collect();
-                for id in ids {
-                    self.make_due(id, now);
-                }
-            }
-            Command::Forget(id) => self.forget(id),
-        }
+        let state = if env.held {
+            log::info!("{id} is held; it waits for `edgemx queue release`");
+            State::Held
+        } else {
+            self.due.insert((due, id));
+            State::Waiting(due)
+        };
+        self.messages.insert(id, Entry { env, state, dests });
     }
 
     pub fn event(&mut self, event: Event) {
         match event {
             Event::Report(report) => self.report(report),
             Event::Applied(id) => {
-                if let Some(entry) = self.messages.get_mut(&id)
-                    && let State::Writing { due_now } = entry.state
-                {
+                let Some(entry) = self.messages.get_mut(&id) else {
+                    return;
+                };
+                let State::Writing { due_now, rewrite } = entry.state else {
+                    return;
+                };
+                if rewrite {
+                    entry.state = State::Writing {
+                        due_now,
+                        rewrite: false,
+                    };
+                    self.write_envelope(id);
+                } else if entry.env.held {
+                    entry.state = State::Held;
+                } else {
                     let due = if due_now { 0 } else { entry.env.next_attempt };
                     entry.state = State::Waiting(due);
                     self.due.insert((due, id));
                 }
             }
+            Event::Checked(dest, result) => self.checked(dest, result),
         }
     }
 
     /// Dispatches everything due; returns when to wake up next.
     pub fn tick(&mut self) -> Option<Instant> {
+        let drains = self.release_drains();
+        let checks = self.start_checks();
         let now = unix_now();
         while let Some(&(due, id)) = self.due.first() {
             if due > now {
@@ -188,10 +229,10 @@ impl Scheduler {
             let wait_ms = due.saturating_mul(1000).saturating_sub(unix_now_ms());
             Instant::now() + Duration::from_millis(wait_ms)
         });
-        match (next_due, probe) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [next_due, probe, drains, Some(checks)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn jobs_in_flight(&self) -> usize {
@@ -241,7 +282,8 @@ impl Scheduler {
         let held = Instant::now();
         for (dest, rcpts) in groups {
             if let Some(down) = self.down.get(&dest).filter(|d| d.until > held) {
-                // Held: no connection attempt until the destination's hold ends.
+                // Held: no connection attempt until the destination's hold ends (or an
+                // active check or a flush ends it sooner).
                 log::info!("{id} deferred, {dest} held: {}", down.reply);
                 attempt
                     .outcomes
@@ -280,11 +322,15 @@ impl Scheduler {
 
     fn report(&mut self, report: Report) {
         self.jobs_in_flight = self.jobs_in_flight.saturating_sub(1);
+        if let Some(drain) = self.drains.get_mut(&report.dest) {
+            drain.finished(report.id);
+        }
         match report.kind {
             ReportKind::Unreachable { permanent: false } => {
                 let reply = report.outcomes.first().map(|o| o.reply.clone());
                 let reply =
                     reply.unwrap_or_else(|| Reply::local(451, "4.4.1 next hop unreachable"));
+                self.seen(&report.dest, Seen::Failed(reply.clone()));
                 let until = Instant::now() + self.hold;
                 self.down.insert(
                     report.dest.clone(),
@@ -295,8 +341,11 @@ impl Scheduler {
                     },
                 );
             }
-            ReportKind::Attempted { reached: true } if self.down.remove(&report.dest).is_some() => {
-                self.recovered(&report.dest);
+            ReportKind::Attempted { reached: true } => {
+                let was_held = self.down.remove(&report.dest).is_some();
+                if !self.seen(&report.dest, Seen::Delivered) && was_held {
+                    self.recovered(&report.dest, "a delivery got through");
+                }
             }
             _ => {}
         }
@@ -319,12 +368,17 @@ impl Scheduler {
 
     /// The attempt is complete: apply it to the envelope and write the result.
     fn settle(&mut self, id: QueueId) {
+        self.drained(id);
         let Some(entry) = self.messages.get_mut(&id) else {
             return;
         };
-        let State::Attempt(mut attempt) =
-            std::mem::replace(&mut entry.state, State::Writing { due_now: false })
-        else {
+        let State::Attempt(mut attempt) = std::mem::replace(
+            &mut entry.state,
+            State::Writing {
+                due_now: false,
+                rewrite: false,
+            },
+        ) else {
             return;
         };
         if attempt.gone {
@@ -332,7 +386,12 @@ impl Scheduler {
             return;
         }
         if attempt.outcomes.is_empty() && !entry.env.is_finished() {
-            // Abandoned at shutdown: nothing changed, nothing to write.
+            // Abandoned at shutdown: nothing changed, nothing to write (but a hold placed
+            // during the attempt, which its write was to carry).
+            if entry.env.held {
+                self.write_envelope(id);
+                return;
+            }
             let due = entry.env.next_attempt;
             entry.state = State::Waiting(due);
             self.due.insert((due, id));
@@ -343,7 +402,15 @@ impl Scheduler {
             attempt.retry_now = true;
         }
         let now = unix_now();
-        let settled = settle::settle(&mut entry.env, &attempt.outcomes, now, &self.config.queue);
+        let flow = &self.config.flow;
+        let settled = settle::settle(
+            &mut entry.env,
+            &attempt.outcomes,
+            now,
+            &self.config.queue,
+            flow.expired,
+        );
+        let delayed = settle::delay_notice(&mut entry.env, now, flow.delay_notice.0);
         let failed = settled.failed;
         let change = if settled.finished {
             Change::Delete(id)
@@ -353,6 +420,7 @@ impl Scheduler {
         let original = entry.env.clone();
         entry.state = State::Writing {
             due_now: attempt.retry_now,
+            rewrite: false,
         };
         if settled.finished {
             self.forget(id);
@@ -364,10 +432,31 @@ impl Scheduler {
             hostname: self.config.hostname.clone(),
             events: self.events.clone(),
             finished: settled.finished,
+            delayed,
+            expires: original.received + self.config.queue.max_lifetime.0.as_secs(),
         };
         self.ctx
             .tracker
             .spawn(write.run(original, failed, attempt.body, change, now));
+    }
+
+    /// Writes the envelope as the scheduler holds it (after hold or release); the entry
+    /// must be in `Writing` so no other write for it runs meanwhile.
+    fn write_envelope(&mut self, id: QueueId) {
+        let Some(entry) = self.messages.get(&id) else {
+            return;
+        };
+        let write = Write {
+            queue: self.queue.clone(),
+            hostname: self.config.hostname.clone(),
+            events: self.events.clone(),
+            finished: false,
+            delayed: Vec::new(),
+            expires: 0,
+        };
+        let change = Change::Update(entry.env.clone());
+        let run = write.run(entry.env.clone(), Vec::new(), None, change, unix_now());
+        self.ctx.tracker.spawn(run);
     }
 
     fn make_due(&mut self, id: QueueId, now: u64) {
@@ -380,12 +469,14 @@ impl Scheduler {
                 *due = now;
                 self.due.insert((now, id));
             }
+            State::Held => {}
             State::Attempt(attempt) => attempt.retry_now = true,
-            State::Writing { due_now } => *due_now = true,
+            State::Writing { due_now, .. } => *due_now = true,
         }
     }
 
     fn forget(&mut self, id: QueueId) {
+        self.drained(id);
         if let Some(entry) = self.messages.remove(&id) {
             if let State::Waiting(due) = entry.state {
                 self.due.remove(&(due, id));
@@ -422,56 +513,6 @@ impl Scheduler {
         if self.dests.get(dest).is_some_and(|dq| dq.is_idle()) {
             self.dests.remove(dest);
         }
-    }
-
-    /// A held destination answered again: everything waiting for it goes now, instead of
-    /// after each message's own back-off.
-    fn recovered(&mut self, dest: &Arc<Destination>) {
-        let now = unix_now();
-        let ids: Vec<QueueId> = self
-            .by_dest
-            .get(dest)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        log::info!(
-            "{dest} is reachable again; releasing {} held messages",
-            ids.len()
-        );
-        for id in ids {
-            self.make_due(id, now);
-        }
-    }
-
-    /// When a hold ends, one waiting message is tried at once as a probe, so a destination
-    /// that comes back is noticed within one hold period whatever the messages' back-off.
-    fn probes(&mut self) -> Option<Instant> {
-        let now = Instant::now();
-        let mut next: Option<Instant> = None;
-        let mut expired = Vec::new();
-        for (dest, down) in self.down.iter_mut().filter(|(_, d)| !d.probed) {
-            if down.until <= now {
-                down.probed = true;
-                expired.push(dest.clone());
-            } else {
-                next = Some(next.map_or(down.until, |n| n.min(down.until)));
-            }
-        }
-        let unix = unix_now();
-        for dest in expired {
-            let waiting = self.by_dest.get(&dest).and_then(|ids| {
-                ids.iter()
-                    .filter_map(|id| match self.messages.get(id).map(|e| &e.state) {
-                        Some(State::Waiting(due)) if *due > unix => Some((*due, *id)),
-                        _ => None,
-                    })
-                    .min()
-            });
-            if let Some((_, id)) = waiting {
-                self.make_due(id, unix);
-                next = Some(now);
-            }
-        }
-        next
     }
 }
 
