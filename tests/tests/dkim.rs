@@ -3,63 +3,16 @@
 //! published key (RSA and Ed25519), and `edgemx dkim keygen` output that works as published.
 
 use edgemx::config::{Config, Dns};
+use edgemx::dkim::Key;
 use edgemx::dkim::keygen::{self, Algorithm};
-use edgemx::dkim::{Key, Signer};
 use edgemx::policy::auth::{MailAuth, Origin, Verdict};
 use edgemx_tests::dns::{DnsServer, Zone};
+use edgemx_tests::mailauth::{HEADERS, new_key, signed, signed_message, verify};
 use edgemx_tests::{FakeBackend, Gateway, send_mail};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
-use std::path::Path;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-const HEADERS: &[&str] = &["From", "To", "Subject", "Date", "Message-ID"];
-
-fn message(from: &str) -> String {
-    format!(
-        "From: Alice <{from}>\r\nTo: <user@example.com>\r\nSubject: signed\r\nDate: Thu, 26 Nov 2026 09:00:00 +0000\r\nMessage-ID: <{from}.dkim@test>\r\n\r\nHello, signed world.\r\n"
-    )
-}
-
-/// A fresh key of `algorithm` for `domain`/`selector`, its PEM file under `dir` and the TXT
-/// record text to publish.
-fn new_key(dir: &Path, algorithm: Algorithm, domain: &str, selector: &str) -> (Key, String) {
-    let pair = keygen::generate(algorithm).unwrap();
-    let path = dir.join(format!("{domain}.{selector}.key"));
-    keygen::write_key(&path, &pair.pem()).unwrap();
-    let headers: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
-    (
-        Key::load(&path, domain, selector, &headers).unwrap(),
-        pair.record(),
-    )
-}
-
-/// Signs `text` with `key` the way the gateway does: signature fields prepended.
-fn signed(key: Key, domain: &str, selector: &str, text: &str) -> Vec<u8> {
-    let mut signer = Signer::default();
-    signer.add(domain, selector, key);
-    let mut out = signer.sign(text.as_bytes()).unwrap();
-    assert!(!out.is_empty(), "no signature for {domain}");
-    out.extend_from_slice(text.as_bytes());
-    out
-}
-
-/// What mail-auth says of each DKIM signature of `message`, looking keys up in `dns`.
-async fn verify(dns: &DnsServer, message: &[u8]) -> Vec<DkimResult> {
-    let resolver = edgemx::dns::Resolver::new(&Dns {
-        nameservers: vec![dns.addr],
-        timeout: None,
-    })
-    .unwrap();
-    let auth = MessageAuthenticator(resolver.hickory());
-    let parsed = AuthenticatedMessage::parse(message).unwrap();
-    auth.verify_dkim(&parsed)
-        .await
-        .iter()
-        .map(|o| o.result().clone())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbound_signature_verifies_and_a_tampered_message_fails_dmarc() {
@@ -77,7 +30,8 @@ async fn an_inbound_signature_verifies_and_a_tampered_message_fails_dmarc() {
     let extra = format!("{}\n[auth]\nverify = true\n", dns.config());
     let gw = Gateway::start(backend.addr(), &extra).await;
     let sender = "alice@signed.test";
-    let good = String::from_utf8(signed(key, "signed.test", "s1", &message(sender))).unwrap();
+    let good =
+        String::from_utf8(signed(key, "signed.test", "s1", &signed_message(sender))).unwrap();
     let reply = send_mail(gw.addr, sender, &["user@example.com"], &good)
         .await
         .unwrap();
@@ -139,7 +93,7 @@ selector = "ed1"
         ("app@mail.example.com", "user@example.com"),
         ("someone@elsewhere.test", "user@example.com"),
     ] {
-        let reply = send_mail(gw.addr, sender, &[rcpt], &message(sender))
+        let reply = send_mail(gw.addr, sender, &[rcpt], &signed_message(sender))
             .await
             .unwrap();
         assert!(reply.is("250 2.0.0"), "{reply:?}");
@@ -197,13 +151,13 @@ async fn the_signing_entry_point_signs_only_outbound_mail() {
             mail_from: "a@example.com",
             outbound,
         };
-        let mut bytes = message("a@example.com").into_bytes();
+        let mut bytes = signed_message("a@example.com").into_bytes();
         let verdict = auth.process(&origin, &mut bytes).await;
         assert_eq!(verdict, Verdict::Accept { held: false });
         let results = verify(&dns, &bytes).await;
         match outbound {
             true => assert_eq!(results, vec![DkimResult::Pass]),
-            false => assert_eq!(bytes, message("a@example.com").into_bytes()),
+            false => assert_eq!(bytes, signed_message("a@example.com").into_bytes()),
         }
     }
 }
@@ -254,7 +208,7 @@ async fn dkim_keygen_writes_a_private_key_and_a_record_that_verifies() {
                 .await;
         let headers: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
         let key = Key::load(&path, "keys.test", selector, &headers).unwrap();
-        let message = signed(key, "keys.test", selector, &message("a@keys.test"));
+        let message = signed(key, "keys.test", selector, &signed_message("a@keys.test"));
         assert_eq!(verify(&dns, &message).await, vec![DkimResult::Pass]);
 
         // Running it again never overwrites a key in service.
@@ -283,7 +237,7 @@ async fn an_arc_sealed_message_verifies_as_arc_pass() {
     )
     .await;
     // A forwarder's seal over a message it received, as the next hop would see it.
-    let original = message("bob@origin.test");
+    let original = signed_message("bob@origin.test");
     let parsed = AuthenticatedMessage::parse(original.as_bytes()).unwrap();
     let resolver = edgemx::dns::Resolver::new(&Dns {
         nameservers: vec![dns.addr],
