@@ -272,3 +272,37 @@ async fn an_arc_sealed_message_verifies_as_arc_pass() {
     assert!(ar.contains("arc=pass"), "{ar}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_first_eight_signatures_of_a_message_are_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut zone = Zone::new();
+    let mut text = signed_message("alice@many.test");
+    // Twelve valid signatures, each by its own key; prepending makes s11 the first.
+    for i in 0..12 {
+        let selector = format!("s{i}");
+        let (key, record) = new_key(dir.path(), Algorithm::Ed25519, "many.test", &selector);
+        zone = zone.txt(&format!("{selector}._domainkey.many.test"), &record);
+        text = String::from_utf8(signed(key, "many.test", &selector, &text)).unwrap();
+    }
+    let dns = DnsServer::start(zone).await;
+    let backend = FakeBackend::start().await;
+    let extra = format!("{}\n[auth]\nverify = true\n", dns.config());
+    let gw = Gateway::start(backend.addr(), &extra).await;
+    let before = dns.queries();
+    let reply = send_mail(gw.addr, "alice@many.test", &["user@example.com"], &text)
+        .await
+        .unwrap();
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
+    let got = backend.wait_for_messages(1, WAIT).await;
+    let ar = edgemx_tests::backend::header(&got[0].data, "Authentication-Results").unwrap();
+    assert_eq!(ar.matches("dkim=pass").count(), 8, "{ar}");
+    assert!(
+        ar.contains("header.s=s11") && !ar.contains("header.s=s3 "),
+        "{ar}"
+    );
+    let key_lookups = dns.queries() - before;
+    // 8 key lookups, SPF for HELO and MAIL FROM, the DMARC walk: 12; all twelve keys: 16.
+    assert!(key_lookups <= 12, "{key_lookups} queries for one message");
+    gw.stop().await;
+}
