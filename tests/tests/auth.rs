@@ -1,10 +1,14 @@
 //! Inbound email authentication over real sockets: SPF verdicts for HELO and MAIL FROM,
 //! our Authentication-Results header, forged ones removed, trusted relays exempt, and DNS
-//! failures (SERVFAIL, a silent resolver) handled per `auth.dns_errors` and `auth.timeout`.
+//! failures (SERVFAIL, a silent resolver) handled per `auth.dns_errors` and `auth.timeout`,
+//! and an ARC chain verified.
 
-use edgemx_tests::dns::DnsServer;
-use edgemx_tests::mailauth::{auth_results, message, start, zone};
+use edgemx::config::Dns;
+use edgemx::dkim::keygen::{self, Algorithm};
+use edgemx_tests::dns::{DnsServer, Zone};
+use edgemx_tests::mailauth::{auth_results, message, signed_message, start, zone};
 use edgemx_tests::{FakeBackend, Gateway, SmtpClient, send_mail};
+use mail_auth::{AuthenticatedMessage, MessageAuthenticator};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -181,5 +185,57 @@ async fn checks_against_a_silent_resolver_end_within_auth_timeout() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(took >= Duration::from_secs(1), "took {took:?}");
     drain.abort();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arc_sealed_message_verifies_as_arc_pass() {
+    use mail_auth::arc::ArcSealer;
+    use mail_auth::common::crypto::{RsaKey, Sha256};
+    use mail_auth::common::headers::HeaderWriter;
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let pair = keygen::generate(Algorithm::Rsa).unwrap();
+    let dns = DnsServer::start(
+        Zone::new()
+            .txt("arc1._domainkey.forwarder.test", &pair.record())
+            .txt("client.test", "v=spf1 ip4:127.0.0.1 -all"),
+    )
+    .await;
+    // A forwarder's seal over a message it received, as the next hop would see it.
+    let original = signed_message("bob@origin.test");
+    let parsed = AuthenticatedMessage::parse(original.as_bytes()).unwrap();
+    let resolver = edgemx::dns::Resolver::new(&Dns {
+        nameservers: vec![dns.addr],
+        timeout: None,
+    })
+    .unwrap();
+    let arc = MessageAuthenticator(resolver.hickory())
+        .verify_arc(&parsed)
+        .await;
+    let results = mail_auth::AuthenticationResults::new("forwarder.test");
+    let key = RsaKey::<Sha256>::from_key_der(
+        PrivateKeyDer::from_pem_slice(pair.pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let set = ArcSealer::from_key(key)
+        .domain("forwarder.test")
+        .selector("arc1")
+        .headers(["From", "To", "Subject", "Date", "Message-ID"])
+        .seal(&parsed, &results, &arc)
+        .unwrap();
+    let sealed = format!("{}{original}", set.to_header());
+
+    let backend = FakeBackend::start().await;
+    let extra = format!("{}\n[auth]\nverify = true\n", dns.config());
+    let gw = Gateway::start(backend.addr(), &extra).await;
+    let reply = send_mail(gw.addr, "bob@origin.test", &["user@example.com"], &sealed)
+        .await
+        .unwrap();
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
+    let got = backend.wait_for_messages(1, WAIT).await;
+    let ar = edgemx_tests::backend::header(&got[0].data, "Authentication-Results").unwrap();
+    assert!(ar.contains("arc=pass"), "{ar}");
     gw.stop().await;
 }
