@@ -65,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         action: crate::dns::audit::cli::DnsAction,
     },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        action: crate::dkim::cli::DkimAction,
+    },
     /// PID 1 duties inside the appliance image.
     Init,
 }
@@ -127,10 +132,17 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => match load(&config) {
-            Ok(_) => {
-                println!("{}: configuration is valid", config.display());
-                ExitCode::SUCCESS
-            }
+            // The DKIM keys it names are part of it too (serve reads them at start).
+            Ok(loaded) => match crate::dkim::Signer::load(&loaded) {
+                Ok(_) => {
+                    println!("{}: configuration is valid", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", config.display());
+                    ExitCode::from(EXIT_CONFIG as u8)
+                }
+            },
             Err(code) => code,
         },
         Command::Queue { action, config } => queue(action, &config),
@@ -140,11 +152,12 @@ pub fn main() -> ExitCode {
         },
         Command::Probes { config, json } => probes(&config, json),
         Command::Dns { action } => crate::dns::audit::cli::run(action),
+        Command::Dkim { action } => crate::dkim::cli::run(action),
         Command::Init => crate::init::run(),
     }
 }
 
-fn load(path: &Path) -> Result<Config, ExitCode> {
+pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
     let fail = |errors: crate::config::ConfigErrors| {
         eprint!("{errors}");
         ExitCode::from(EXIT_CONFIG as u8)

@@ -29,6 +29,8 @@ pub enum StartError {
     Admin(std::io::Error),
     #[error("routing: {0}")]
     Routing(String),
+    #[error(transparent)]
+    Dkim(#[from] crate::dkim::KeyError),
 }
 
 /// A listener already bound, whether it offers STARTTLS, and what it is for.
@@ -61,6 +63,7 @@ pub async fn run_with_admin(
     let config = Arc::new(config);
     prepare_data_dir(&config)?;
     let server_tls = tls::server(&config)?;
+    let mail_auth = crate::policy::auth::MailAuth::load(&config)?;
     if server_tls.generated {
         log::info!(
             "generated a self-signed ECDSA P-256 certificate: {}",
@@ -100,6 +103,7 @@ pub async fn run_with_admin(
         recipients,
         Some(server_tls.config),
         shutdown.clone(),
+        mail_auth,
     );
     let _ = ctx.deliveries.set(deliveries.clone());
     let admin = match admin {

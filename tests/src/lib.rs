@@ -8,6 +8,7 @@ pub mod client;
 pub mod control;
 pub mod dns;
 pub mod gateway;
+pub mod mailauth;
 pub mod pki;
 
 pub use backend::{Backend, FakeBackend, ReceivedMessage};

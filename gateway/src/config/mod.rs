@@ -5,6 +5,7 @@
 //! other modules receive an already-valid [`Config`].
 
 mod admin;
+pub mod auth;
 pub mod flow;
 mod nexthop;
 mod relay;
@@ -59,6 +60,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub relay: Relay,
+    /// SPF/DKIM/DMARC/ARC checks and DKIM signing (`config/auth.rs`).
+    #[serde(default)]
+    pub auth: auth::Auth,
     /// Secondary MX, next-hop health, paced release, ETRN, queue notices, hop limit.
     #[serde(default)]
     pub flow: Flow,

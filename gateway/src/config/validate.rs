@@ -44,6 +44,8 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     }
     out.0.extend(super::admin::check(config));
     out.0
+        .extend(super::auth::check(&mut config.auth, &config.hostname));
+    out.0
 }
 
 #[derive(Default)]

@@ -77,6 +77,11 @@ impl Resolver {
         Ok(Resolver { inner })
     }
 
+    /// The underlying hickory resolver (shared cache), for mail-auth's checks.
+    pub fn hickory(&self) -> TokioResolver {
+        self.inner.clone()
+    }
+
     /// The mail exchangers of `domain`, most preferred first, shuffled within equal
     /// preference. No MX records means the domain itself (implicit MX, preference 0); a null
     /// MX (`0 .`) or a domain that does not exist is a permanent failure.

@@ -22,11 +22,13 @@ mod hops;
 pub mod io;
 pub mod limits;
 mod mail;
+mod mailauth;
 mod rcpt;
 mod session;
 mod starttls;
 
 use crate::config::{Config, Role};
+use crate::policy::auth::MailAuth;
 use crate::policy::relay::Access;
 use crate::queue::Queue;
 use crate::smtp::proto::Reply;
@@ -56,6 +58,8 @@ pub struct Context {
     pub sessions: TaskTracker,
     /// The scheduler, for ETRN; set once delivery has started.
     pub deliveries: std::sync::OnceLock<crate::delivery::DeliveryHandle>,
+    /// SPF/DKIM/DMARC/ARC checks and DKIM signing at the end of each message.
+    pub mail_auth: MailAuth,
 }
 
 impl Context {
@@ -65,6 +69,7 @@ impl Context {
         recipients: Arc<crate::policy::Recipients>,
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: CancellationToken,
+        mail_auth: MailAuth,
     ) -> Arc<Context> {
         let limits = &config.limits;
         let units = (limits.inflight_bytes.0 as usize / BUDGET_UNIT).min(Semaphore::MAX_PERMITS);
@@ -79,6 +84,7 @@ impl Context {
             shutdown,
             sessions: TaskTracker::new(),
             deliveries: std::sync::OnceLock::new(),
+            mail_auth,
         })
     }
 }
