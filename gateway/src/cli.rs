@@ -64,6 +64,24 @@ enum Command {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// The mail-flow probes of a running gateway: state, last reply, latencies.
+    Probes {
+        #[arg(long, short, default_value = "/etc/edgemx/edgemx.toml")]
+        config: PathBuf,
+        /// Print the control socket's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Audit a domain's DNS, or plan an MX change from the live TTLs.
+    Dns {
+        #[command(subcommand)]
+        action: crate::dns::audit::cli::DnsAction,
+    },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        action: crate::dkim::cli::DkimAction,
+    },
     /// PID 1 duties inside the appliance image.
     Init,
 }
@@ -126,10 +144,17 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => match load(&config) {
-            Ok(_) => {
-                println!("{}: configuration is valid", config.display());
-                ExitCode::SUCCESS
-            }
+            // The DKIM keys it names are part of it too (serve reads them at start).
+            Ok(loaded) => match crate::dkim::Signer::load(&loaded) {
+                Ok(_) => {
+                    println!("{}: configuration is valid", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", config.display());
+                    ExitCode::from(EXIT_CONFIG as u8)
+                }
+            },
             Err(code) => code,
         },
         Command::Queue { action, config } => queue(action, &config),
@@ -146,11 +171,14 @@ pub fn main() -> ExitCode {
             Ok(config) => user::run(action, config),
             Err(code) => code,
         },
+        Command::Probes { config, json } => probes(&config, json),
+        Command::Dns { action } => crate::dns::audit::cli::run(action),
+        Command::Dkim { action } => crate::dkim::cli::run(action),
         Command::Init => crate::init::run(),
     }
 }
 
-fn load(path: &Path) -> Result<Config, ExitCode> {
+pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
     let fail = |errors: crate::config::ConfigErrors| {
         eprint!("{errors}");
         ExitCode::from(EXIT_CONFIG as u8)
@@ -196,9 +224,22 @@ fn serve(path: &Path) -> ExitCode {
                 }
             }
         }
+        let admin = match config.admin.enabled {
+            true => match std::net::TcpListener::bind(config.admin.address) {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    log::error!(
+                        "cannot listen on {} (admin.address): {e}",
+                        config.admin.address
+                    );
+                    return ExitCode::from(EXIT_OSERR);
+                }
+            },
+            false => None,
+        };
         let shutdown = tokio_util::sync::CancellationToken::new();
         tokio::spawn(crate::server::on_signals(shutdown.clone()));
-        match crate::server::run(config, listeners, shutdown).await {
+        match crate::server::run_with_admin(config, listeners, admin, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::error!("{e}");
@@ -242,6 +283,29 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
                 QueueAction::Health => print!("{}", crate::control::format_health(&data)),
                 _ => println!("{}", data.as_str().unwrap_or_default()),
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgemx: {e}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}
+
+fn probes(path: &Path, json: bool) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let answer =
+        ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&Request::Probes));
+    match answer {
+        Ok(data) if json => {
+            println!("{data}");
+            ExitCode::SUCCESS
+        }
+        Ok(data) => {
+            print!("{}", crate::observe::probe::format_status(&data));
             ExitCode::SUCCESS
         }
         Err(e) => {

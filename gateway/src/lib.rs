@@ -8,13 +8,14 @@
 //! | [`config`] | typed configuration, parsed and validated once; errors name the key |
 //! | [`smtp::proto`] | command and DATA/BDAT parsing with no I/O; strict line endings |
 //! | [`smtp::inbound`] | listener, session state machine (one file per stage), STARTTLS, limits |
-//! | [`policy`] | who may relay, which recipients are accepted |
+//! | [`policy`] | who may relay, which recipients are accepted; SPF/DKIM/DMARC/ARC verdicts |
+//! | [`dkim`] | DKIM signing keys, signing outbound mail, `edgemx dkim keygen` |
 //! | [`routing`] | recipient → route (next hops, TLS policy); pure functions |
 //! | [`queue`] | the redb store (the only code touching redb), group commit, retry schedule, DSNs |
 //! | [`delivery`] | SMTP client, next-hop selection and failover, connection reuse, scheduler |
 //! | [`tls`] | rustls configurations (ring provider), certificates |
-//! | [`dns`] | hickory resolver construction |
-//! | [`observe`] | logging (journald or stderr) |
+//! | [`dns`] | hickory resolver construction; the DNS audit (`edgemx dns check`, `plan-mx-change`) |
+//! | [`observe`] | logging (journald or stderr), metrics and the admin HTTP listener, mail-flow probes |
 //! | [`time`] | wall clock, RFC 5322 and log time stamps |
 //! | [`server`] | the gateway assembled: start order and the one shutdown path |
 //! | [`control`] | the root-only control socket used by `edgemx queue …` |
@@ -31,6 +32,7 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod delivery;
+pub mod dkim;
 pub mod dns;
 pub mod init;
 pub mod observe;

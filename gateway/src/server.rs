@@ -7,6 +7,7 @@
 use crate::config::Config;
 use crate::control;
 use crate::delivery;
+use crate::observe;
 use crate::queue::{Queue, QueueError};
 use crate::smtp::inbound::Context;
 use crate::tls::{self, TlsError};
@@ -25,8 +26,12 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("control socket {path}: {reason}")]
     Control { path: String, reason: String },
+    #[error("admin listener: {0}")]
+    Admin(std::io::Error),
     #[error("routing: {0}")]
     Routing(String),
+    #[error(transparent)]
+    Dkim(#[from] crate::dkim::KeyError),
 }
 
 mod reload;
@@ -46,9 +51,22 @@ pub async fn run(
     listeners: Vec<Bound>,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    run_with_admin(config, listeners, None, shutdown).await
+}
+
+/// [`run`], with the admin HTTP listener (`/metrics`, `/healthz`) on `admin` when given.
+/// It keeps answering through the shutdown (with `503` on `/healthz`) until the queue is
+/// closed.
+pub async fn run_with_admin(
+    config: Config,
+    listeners: Vec<Bound>,
+    admin: Option<std::net::TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     let config = Arc::new(config);
     prepare_data_dir(&config)?;
     let server_tls = tls::server(&config)?;
+    let mail_auth = crate::policy::auth::MailAuth::load(&config)?;
     if server_tls.generated {
         log::info!(
             "generated a self-signed ECDSA P-256 certificate: {}",
@@ -81,12 +99,18 @@ pub async fn run(
         recipients,
         Some(server_tls.config),
         shutdown.clone(),
+        mail_auth,
     );
     let _ = ctx.deliveries.set(deliveries.clone());
+    let admin = match admin {
+        Some(listener) => Some(start_admin(listener, &config, &queue, &ctx, &shutdown)?),
+        None => None,
+    };
+    observe::probe::start(config.clone(), shutdown.child_token());
     // The live configuration: console commits publish here; `reload` applies it.
     let (live, live_rx) = watch::channel(config.clone());
     let (applied, applied_rx) = watch::channel(config.clone());
-    let admin = control::Admin::new(
+    let console_admin = control::Admin::new(
         live,
         applied_rx,
         queue.clone(),
@@ -97,7 +121,7 @@ pub async fn run(
         &config.control_socket(),
         queue.clone(),
         deliveries.clone(),
-        admin,
+        console_admin,
     )
     .map_err(|e| StartError::Control {
         path: config.control_socket().display().to_string(),
@@ -133,9 +157,28 @@ pub async fn run(
     }
     let _ = control_task.await;
     queue.close().await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     let _ = std::fs::remove_file(config.control_socket());
     log::info!("stopped");
     Ok(())
+}
+
+fn start_admin(
+    listener: std::net::TcpListener,
+    config: &Arc<Config>,
+    queue: &Queue,
+    ctx: &Arc<Context>,
+    shutdown: &CancellationToken,
+) -> Result<observe::http::Running, StartError> {
+    let view = observe::scrape::View {
+        config: config.clone(),
+        queue: queue.clone(),
+        limiter: ctx.limiter.clone(),
+        shutdown: shutdown.clone(),
+    };
+    observe::http::start(listener, view).map_err(StartError::Admin)
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartError> {

@@ -12,12 +12,19 @@ use tokio_util::sync::CancellationToken;
 
 /// The configuration every scenario starts from: `example.com` relayed to `backend`.
 /// `extra` is appended verbatim (tables such as `[limits]`), `{data_dir}` is replaced.
+/// Unless `extra` has its own `[admin]`, the admin listener gets a free port, so gateway
+/// processes running side by side do not fight over the default 127.0.0.1:9025.
 pub fn config_text(
     data_dir: &Path,
     listen: SocketAddr,
     backend: SocketAddr,
     extra: &str,
 ) -> String {
+    let admin = if extra.contains("[admin") {
+        String::new()
+    } else {
+        format!("[admin]\naddress = \"{}\"\n", free_port())
+    };
     format!(
         r#"hostname = "gateway.test"
 data_dir = "{data}"
@@ -34,7 +41,7 @@ level = "{log_level}"
 target = "stderr"
 
 {extra}
-"#,
+{admin}"#,
         data = data_dir.display(),
         log_level = log_level(),
     )

@@ -2,11 +2,13 @@
 //! receives, an SMTP client that speaks transcripts, and helpers that start the gateway
 //! in-process or as a child process. Everything listens on 127.0.0.1 only.
 
+pub mod admin;
 pub mod backend;
 pub mod client;
 pub mod control;
 pub mod dns;
 pub mod gateway;
+pub mod mailauth;
 pub mod pki;
 pub mod pty;
 

@@ -4,6 +4,8 @@
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
 
+mod admin;
+pub mod auth;
 pub mod flow;
 mod network;
 mod nexthop;
@@ -14,6 +16,7 @@ mod tlspolicy;
 mod units;
 mod validate;
 
+pub use admin::{Admin, Probe};
 pub use flow::{Flow, MxRole};
 pub use network::{NetMode, Network};
 pub use nexthop::{NextHop, valid_hostname};
@@ -69,9 +72,14 @@ pub struct Config {
     pub source: Option<PathBuf>,
     #[serde(default)]
     pub relay: Relay,
+    /// SPF/DKIM/DMARC/ARC checks and DKIM signing (`config/auth.rs`).
+    #[serde(default)]
+    pub auth: auth::Auth,
     /// Secondary MX, next-hop health, paced release, ETRN, queue notices, hop limit.
     #[serde(default)]
     pub flow: Flow,
+    #[serde(default)]
+    pub admin: Admin,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -171,6 +171,7 @@ impl Admin {
             ));
         }
         crate::tls::server(&config).map_err(|e| format!("tls: {e}"))?;
+        crate::policy::auth::MailAuth::load(&config).map_err(|e| e.to_string())?;
         for (i, l) in config.listeners.iter().enumerate() {
             let bound = running.listeners.iter().any(|r| r.address == l.address);
             if !bound && let Err(e) = std::net::TcpListener::bind(l.address) {

@@ -39,6 +39,8 @@ pub enum Request {
     },
     /// The up/down state of every watched next hop.
     Health,
+    /// The mail-flow probes' state ([`crate::observe::probe::Status`] per target).
+    Probes,
 }
 
 pub struct ControlClient {

@@ -150,6 +150,7 @@ async fn execute(request: Request, queue: &Queue, deliveries: &DeliveryHandle) -
             n.and_then(|n| counted(n, "scheduled for delivery now", &target))
         }
         Request::Health => Ok(json(&deliveries.health())),
+        Request::Probes => Ok(json(&crate::observe::probe::status())),
     };
     match result {
         Ok(data) => Response::Ok { data },

@@ -80,9 +80,10 @@ impl Health {
 
     /// Starts tracking `dest` (as up) if it is not known yet.
     pub fn track(&self, dest: &Arc<Destination>) {
-        self.lock()
-            .entry(dest.clone())
-            .or_insert_with(|| Entry::new(State::Up));
+        self.lock().entry(dest.clone()).or_insert_with(|| {
+            crate::observe::metrics::next_hop_state(&dest.to_string(), true);
+            Entry::new(State::Up)
+        });
     }
 
     /// Records one observation and returns the state change it caused (logged here).
@@ -115,6 +116,7 @@ impl Health {
             Change::WentDown => {
                 entry.state = State::Down;
                 entry.since = SystemTime::now();
+                crate::observe::metrics::next_hop_state(&dest.to_string(), false);
                 let why = entry.last_error.as_ref().map(Reply::text);
                 log::warn!(
                     "next hop {dest} is DOWN after {} consecutive failures: {}",
@@ -127,6 +129,7 @@ impl Health {
                 entry.state = State::Up;
                 entry.since = SystemTime::now();
                 entry.last_error = None;
+                crate::observe::metrics::next_hop_state(&dest.to_string(), true);
                 log::info!("next hop {dest} is UP again (was down {was}s)");
             }
             Change::Same => {}
@@ -145,6 +148,7 @@ impl Health {
             entry.state = State::Up;
             entry.since = SystemTime::now();
             entry.last_error = None;
+            crate::observe::metrics::next_hop_state(&dest.to_string(), true);
             log::info!("next hop {dest} marked UP ({why})");
         }
     }

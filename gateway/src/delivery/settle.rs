@@ -58,6 +58,7 @@ pub fn settle(
         } else {
             RcptStatus::Deferred { reply, at: now }
         };
+        crate::observe::metrics::recipient(env.id, &rcpt.status);
         if outcome.reply.is_permanent() {
             failed.push(rcpt.clone());
         }
@@ -91,6 +92,7 @@ pub fn settle(
             failed.push(open);
             let reply = format!("4.4.7 message expired, not delivered{last}");
             rcpt.status = RcptStatus::Failed { reply, at: now };
+            crate::observe::metrics::recipient(env.id, &rcpt.status);
         }
     }
     let finished = env.is_finished();

@@ -1,11 +1,13 @@
 //! DNS for delivery: the hickory resolver built from our configuration, MX expansion
-//! (RFC 5321 §5.1, RFC 7505 null MX) and address lookups.
+//! (RFC 5321 §5.1, RFC 7505 null MX) and address lookups; `audit/` checks a domain's
+//! published mail records (`edgemx dns check`, `edgemx dns plan-mx-change`).
 //!
 //! Owns every name lookup the gateway makes. The binary is linked statically against glibc,
 //! so nothing may use `getaddrinfo`/NSS (`ToSocketAddrs`, `lookup_host`): names are resolved
 //! here, with the nameservers from `[dns]` or `/etc/resolv.conf`, never with a built-in public
 //! provider. Errors are split into temporary (defer and retry) and permanent (bounce).
 
+pub mod audit;
 pub mod secondary;
 #[cfg(test)]
 mod tests;
@@ -16,7 +18,7 @@ use hickory_resolver::config::LookupIpStrategy;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::{RData, Record, RecordType};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +75,11 @@ impl Resolver {
             .build()
             .map_err(|e| DnsError::Temporary(format!("cannot build the resolver: {e}")))?;
         Ok(Resolver { inner })
+    }
+
+    /// The underlying hickory resolver (shared cache), for mail-auth's checks.
+    pub fn hickory(&self) -> TokioResolver {
+        self.inner.clone()
     }
 
     /// The mail exchangers of `domain`, most preferred first, shuffled within equal
@@ -151,6 +158,16 @@ impl Resolver {
                 .collect()),
             Err(e) if no_records(&e) => Ok(Vec::new()),
             Err(e) => Err(classify(name, "TXT", &e)),
+        }
+    }
+
+    /// Every record of `type` at `name` as answered (with TTLs), for the DNS audit. A name
+    /// without such records is an empty list; NXDOMAIN is permanent.
+    pub async fn records(&self, name: &str, kind: RecordType) -> Result<Vec<Record>, DnsError> {
+        match self.inner.lookup(fqdn(name).as_str(), kind).await {
+            Ok(lookup) => Ok(lookup.answers().to_vec()),
+            Err(e) if no_records(&e) => Ok(Vec::new()),
+            Err(e) => Err(classify(name, &kind.to_string(), &e)),
         }
     }
 

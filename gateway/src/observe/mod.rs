@@ -2,6 +2,20 @@
 //! is the serial console inside the appliance) otherwise.
 //!
 //! Owns the logger choice and the line format; it must not decide what is logged.
+//!
+//! # Layout
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `metrics/` | the metrics registry and every metric name; `render.rs`: the Prometheus text |
+//! | `http.rs` | the admin HTTP listener (`/metrics`, `/healthz`), on its own thread |
+//! | `scrape.rs` | what is read at scrape time: health, queue depth per destination |
+//! | `probe/` | mail-flow probes: RCPT probes of next hops (`rcpt.rs`), probe messages (`message.rs`) |
+
+pub mod http;
+pub mod metrics;
+pub mod probe;
+pub mod scrape;
 
 pub mod ring;
 

@@ -8,6 +8,7 @@
 //! relay grant ([`relay`]). [`recipient`] is pure; [`validate`] checks existence (static
 //! lists, the SMTP callout in [`callout`]); [`users`] reads the AUTH users file.
 
+pub mod auth;
 pub mod relay;
 pub mod users;
 

@@ -95,6 +95,15 @@ impl Reloader {
 
     async fn apply(&mut self, config: Arc<Config>) {
         let old = self.contexts.borrow().config.clone();
+        // Checked at commit already; a key file that vanished since keeps the old setup.
+        let mail_auth = match crate::policy::auth::MailAuth::load(&config) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("new configuration not applied: {e}");
+                self.applied.send_replace(config);
+                return;
+            }
+        };
         let tls = match crate::tls::server(&config) {
             Ok(tls) => Some(tls.config),
             Err(e) => {
@@ -115,7 +124,7 @@ impl Reloader {
         let ctx = self
             .contexts
             .borrow()
-            .renewed(config.clone(), tls, recipients);
+            .renewed(config.clone(), tls, recipients, mail_auth);
         self.contexts.send_replace(ctx);
         self.deliveries.reload(config.clone());
         self.rebind(&config).await;

@@ -62,6 +62,7 @@ impl Session {
             Ok(Err(e)) => return Err(refused(tls_failed(who, &e.to_string()))),
             Err(_) => return Err(refused(tls_failed(who, "timed out"))),
         };
+        crate::observe::metrics::tls_session("outbound", &crate::tls::describe(stream.get_ref().1));
         let mut session = Session {
             tls: Some(crate::tls::describe(stream.get_ref().1)),
             io: BufReader::new(Stream::Tls(Box::new(stream))),

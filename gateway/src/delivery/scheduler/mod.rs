@@ -6,22 +6,26 @@
 //! it is dispatched again only after its previous write has been applied, so writes for one
 //! message are never reordered. Nothing here blocks: store I/O runs in spawned tasks.
 //!
-//! `ops.rs` holds what reacts to the outside: operator and ETRN commands (hold, release,
-//! flush), next-hop health changes and the paced release of waiting mail, active checks.
+//! Beside this file: `ops.rs` (operator and ETRN commands), `recovery.rs` (health, active
+//! checks, paced release), `finish.rs` (an attempt's result written back), `index.rs`.
 
+mod attempt;
+mod finish;
+mod index;
 mod ops;
+mod recovery;
 
 use super::dest::DestQueue;
 use super::drain::Drain;
-use super::health::{Health, Seen};
-use super::record::Write;
-use super::settle::{self, Outcome};
+use super::health::Health;
+use super::settle::Outcome;
 use super::wire::Reply;
-use super::worker::{Ctx, Job, Message, Report, ReportKind};
+use super::worker::{Ctx, Report, ReportKind};
 use crate::config::Config;
-use crate::queue::{Change, Envelope, Queue, QueueId, Recipient, schedule};
+use crate::queue::{Envelope, Queue, QueueId, Recipient, schedule};
 use crate::routing::{Destination, Routes};
 use crate::time::unix_now;
+use index::dests_of;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -233,282 +237,13 @@ impl Scheduler {
         }
         self.due.clear();
     }
-
-    fn dispatch(&mut self, id: QueueId) {
-        let Some(entry) = self.messages.get_mut(&id) else {
-            return;
-        };
-        let msg = Arc::new(Message::new(entry.env.clone()));
-        let mut groups: Vec<(Arc<Destination>, Vec<usize>)> = Vec::new();
-        for (index, rcpt) in entry.env.recipients.iter().enumerate() {
-            if !rcpt.status.is_open() {
-                continue;
-            }
-            let dest = self.routes.get(rcpt);
-            match groups.iter_mut().find(|(d, _)| *d == dest) {
-                Some((_, rcpts)) => rcpts.push(index),
-                None => groups.push((dest, vec![index])),
-            }
-        }
-        let mut attempt = Attempt {
-            jobs: 0,
-            outcomes: Vec::new(),
-            body: None,
-            gone: false,
-            retry_now: false,
-        };
-        let held = Instant::now();
-        for (dest, rcpts) in groups {
-            if let Some(down) = self.down.get(&dest).filter(|d| d.until > held) {
-                // Held: no connection attempt until the destination's hold ends (or an
-                // active check or a flush ends it sooner).
-                log::info!("{id} deferred, {dest} held: {}", down.reply);
-                attempt
-                    .outcomes
-                    .extend(rcpts.into_iter().map(|index| Outcome {
-                        index,
-                        reply: down.reply.clone(),
-                        mta: None,
-                    }));
-                continue;
-            }
-            if !self.dests.contains_key(&dest) && self.dests.len() >= MAX_IDLE_QUEUES {
-                // DSNs to many outside domains: do not keep a queue per domain forever.
-                self.dests.retain(|_, dq| !dq.is_idle());
-            }
-            let dq = self
-                .dests
-                .entry(dest.clone())
-                .or_insert_with(|| DestQueue::new(dest))
-                .clone();
-            dq.push(
-                Job {
-                    msg: msg.clone(),
-                    rcpts,
-                },
-                &self.ctx,
-            );
-            attempt.jobs += 1;
-            self.jobs_in_flight += 1;
-        }
-        let finished_now = attempt.jobs == 0;
-        entry.state = State::Attempt(attempt);
-        if finished_now {
-            self.settle(id);
-        }
-    }
-
-    fn report(&mut self, report: Report) {
-        self.jobs_in_flight = self.jobs_in_flight.saturating_sub(1);
-        if let Some(drain) = self.drains.get_mut(&report.dest) {
-            drain.finished(report.id);
-        }
-        match report.kind {
-            ReportKind::Unreachable { permanent: false } => {
-                let reply = report.outcomes.first().map(|o| o.reply.clone());
-                let reply =
-                    reply.unwrap_or_else(|| Reply::local(451, "4.4.1 next hop unreachable"));
-                self.seen(&report.dest, Seen::Failed(reply.clone()));
-                let until = Instant::now() + self.hold;
-                self.down.insert(
-                    report.dest.clone(),
-                    Down {
-                        until,
-                        reply,
-                        probed: false,
-                    },
-                );
-            }
-            ReportKind::Attempted { reached: true } => {
-                let was_held = self.down.remove(&report.dest).is_some();
-                if !self.seen(&report.dest, Seen::Delivered) && was_held {
-                    self.recovered(&report.dest, "a delivery got through");
-                }
-            }
-            _ => {}
-        }
-        let Some(entry) = self.messages.get_mut(&report.id) else {
-            return; // forgotten meanwhile
-        };
-        let State::Attempt(attempt) = &mut entry.state else {
-            return;
-        };
-        attempt.jobs = attempt.jobs.saturating_sub(1);
-        attempt.outcomes.extend(report.outcomes);
-        attempt.gone |= report.kind == ReportKind::Gone;
-        if attempt.body.is_none() {
-            attempt.body = report.body;
-        }
-        if attempt.jobs == 0 {
-            self.settle(report.id);
-        }
-    }
-
-    /// The attempt is complete: apply it to the envelope and write the result.
-    fn settle(&mut self, id: QueueId) {
-        self.drained(id);
-        let Some(entry) = self.messages.get_mut(&id) else {
-            return;
-        };
-        let State::Attempt(mut attempt) = std::mem::replace(
-            &mut entry.state,
-            State::Writing {
-                due_now: false,
-                rewrite: false,
-            },
-        ) else {
-            return;
-        };
-        if attempt.gone {
-            self.forget(id);
-            return;
-        }
-        if attempt.outcomes.is_empty() && !entry.env.is_finished() {
-            // Abandoned at shutdown: nothing changed, nothing to write (but a hold placed
-            // during the attempt, which its write was to carry).
-            if entry.env.held {
-                self.write_envelope(id);
-                return;
-            }
-            let due = entry.env.next_attempt;
-            entry.state = State::Waiting(due);
-            self.due.insert((due, id));
-            return;
-        }
-        if super::fallback::reroute(&self.routes, &mut entry.env, &mut attempt.outcomes) {
-            // The fallback route gets the recipient at once, not after a retry interval.
-            attempt.retry_now = true;
-        }
-        let now = unix_now();
-        let flow = &self.config.flow;
-        let settled = settle::settle(
-            &mut entry.env,
-            &attempt.outcomes,
-            now,
-            &self.config.queue,
-            flow.expired,
-        );
-        let delayed = settle::delay_notice(&mut entry.env, now, flow.delay_notice.0);
-        let failed = settled.failed;
-        let change = if settled.finished {
-            Change::Delete(id)
-        } else {
-            Change::Update(entry.env.clone())
-        };
-        let original = entry.env.clone();
-        entry.state = State::Writing {
-            due_now: attempt.retry_now,
-            rewrite: false,
-        };
-        if settled.finished {
-            self.forget(id);
-        } else {
-            self.reindex(id);
-        }
-        let write = Write {
-            queue: self.queue.clone(),
-            hostname: self.config.hostname.clone(),
-            events: self.events.clone(),
-            finished: settled.finished,
-            delayed,
-            expires: original.received + self.config.queue.max_lifetime.0.as_secs(),
-        };
-        self.ctx
-            .tracker
-            .spawn(write.run(original, failed, attempt.body, change, now));
-    }
-
-    /// Writes the envelope as the scheduler holds it (after hold or release); the entry
-    /// must be in `Writing` so no other write for it runs meanwhile.
-    fn write_envelope(&mut self, id: QueueId) {
-        let Some(entry) = self.messages.get(&id) else {
-            return;
-        };
-        let write = Write {
-            queue: self.queue.clone(),
-            hostname: self.config.hostname.clone(),
-            events: self.events.clone(),
-            finished: false,
-            delayed: Vec::new(),
-            expires: 0,
-        };
-        let change = Change::Update(entry.env.clone());
-        let run = write.run(entry.env.clone(), Vec::new(), None, change, unix_now());
-        self.ctx.tracker.spawn(run);
-    }
-
-    fn make_due(&mut self, id: QueueId, now: u64) {
-        let Some(entry) = self.messages.get_mut(&id) else {
-            return;
-        };
-        match &mut entry.state {
-            State::Waiting(due) => {
-                self.due.remove(&(*due, id));
-                *due = now;
-                self.due.insert((now, id));
-            }
-            State::Held => {}
-            State::Attempt(attempt) => attempt.retry_now = true,
-            State::Writing { due_now, .. } => *due_now = true,
-        }
-    }
-
-    fn forget(&mut self, id: QueueId) {
-        self.drained(id);
-        if let Some(entry) = self.messages.remove(&id) {
-            if let State::Waiting(due) = entry.state {
-                self.due.remove(&(due, id));
-            }
-            for dest in &entry.dests {
-                if let Some(ids) = self.by_dest.get_mut(dest) {
-                    ids.remove(&id);
-                    if ids.is_empty() {
-                        self.by_dest.remove(dest);
-                        self.drop_idle_queue(dest);
-                    }
-                }
-            }
-        }
-    }
-
-    /// A console commit: routes, retry settings and the watched next hops come from
-    /// `config` from now on. Waiting messages are re-routed at once; those in flight finish
-    /// on their old route and are re-routed when they come back.
-    pub fn reload(&mut self, config: Arc<Config>) {
-        self.routes = Routes::new(config.clone());
-        self.configured = configured(&config, &mut self.routes, &self.health);
-        self.hold = super::hold_period(&config);
-        self.config = config;
-        let ids: Vec<QueueId> = self.messages.keys().copied().collect();
-        for id in ids {
-            self.reindex(id);
-        }
-    }
-
-    fn reindex(&mut self, id: QueueId) {
-        let Some(entry) = self.messages.get_mut(&id) else {
-            return;
-        };
-        let fresh = dests_of(&mut self.routes, &entry.env);
-        let old = std::mem::replace(&mut entry.dests, fresh.clone());
-        for dest in old.iter().filter(|d| !fresh.contains(d)) {
-            if let Some(ids) = self.by_dest.get_mut(dest) {
-                ids.remove(&id);
-            }
-        }
-        for dest in fresh {
-            self.by_dest.entry(dest).or_default().insert(id);
-        }
-    }
-
-    fn drop_idle_queue(&mut self, dest: &Arc<Destination>) {
-        if self.dests.get(dest).is_some_and(|dq| dq.is_idle()) {
-            self.dests.remove(dest);
-        }
-    }
 }
 
-/// The distinct destinations of the recipients still to deliver.
+fn unix_now_ms() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    since.map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// Every configured domain's destination, and every named route's that does not depend on
 /// the recipient domain (`mx` routes are tracked through their domains), watched for health.
 fn configured(config: &Config, routes: &mut Routes, health: &Health) -> Vec<Arc<Destination>> {
@@ -536,18 +271,18 @@ fn configured(config: &Config, routes: &mut Routes, health: &Health) -> Vec<Arc<
     configured
 }
 
-fn dests_of(routes: &mut Routes, env: &Envelope) -> Vec<Arc<Destination>> {
-    let mut dests: Vec<Arc<Destination>> = Vec::new();
-    for rcpt in env.recipients.iter().filter(|r| r.status.is_open()) {
-        let dest = routes.get(rcpt);
-        if !dests.contains(&dest) {
-            dests.push(dest);
+impl Scheduler {
+    /// A console commit: routes, retry settings and the watched next hops come from
+    /// `config` from now on. Waiting messages are re-routed at once; those in flight finish
+    /// on their old route and are re-routed when they come back.
+    pub fn reload(&mut self, config: Arc<Config>) {
+        self.routes = Routes::new(config.clone());
+        self.configured = configured(&config, &mut self.routes, &self.health);
+        self.hold = super::hold_period(&config);
+        self.config = config;
+        let ids: Vec<QueueId> = self.messages.keys().copied().collect();
+        for id in ids {
+            self.reindex(id);
         }
     }
-    dests
-}
-
-fn unix_now_ms() -> u64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH);
-    since.map(|d| d.as_millis() as u64).unwrap_or(0)
 }

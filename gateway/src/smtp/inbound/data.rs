@@ -112,7 +112,7 @@ impl Session {
     pub async fn queue_message(
         &mut self,
         id: QueueId,
-        body: Vec<u8>,
+        mut body: Vec<u8>,
         summary: DataSummary,
     ) -> Flow {
         let Some(tx) = self.tx.take() else {
@@ -122,6 +122,10 @@ impl Session {
             log::info!("{}: message refused: {reply}", self.peer);
             return self.refuse(reply);
         }
+        let held = match self.authenticate(&tx, &mut body).await {
+            Ok(held) => held,
+            Err(reply) => return self.refuse(reply),
+        };
         let sender = match &tx.from {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
@@ -133,6 +137,7 @@ impl Session {
             smtputf8: tx.params.smtputf8,
             eight_bit: summary.has_8bit || tx.params.body == Body::EightBitMime,
             client: self.client(),
+            held,
             ..Envelope::new(sender, tx.rcpts, crate::time::unix_now())
         };
         let (sender, rcpts, size) = (
@@ -143,6 +148,7 @@ impl Session {
         match self.ctx.queue.enqueue(envelope, body).await {
             Ok(stored) => {
                 self.messages += 1;
+                crate::observe::metrics::accepted();
                 log::info!(
                     "queued {} from=<{sender}> size={size} rcpts={rcpts} client={} tls={}",
                     stored.id,

@@ -22,11 +22,13 @@ mod hops;
 pub mod io;
 pub mod limits;
 mod mail;
+mod mailauth;
 mod rcpt;
 mod session;
 mod starttls;
 
 use crate::config::{Config, Role};
+use crate::policy::auth::MailAuth;
 use crate::policy::relay::Access;
 use crate::queue::Queue;
 use crate::smtp::proto::Reply;
@@ -56,6 +58,8 @@ pub struct Context {
     pub sessions: TaskTracker,
     /// The scheduler, for ETRN; set once delivery has started.
     pub deliveries: std::sync::OnceLock<crate::delivery::DeliveryHandle>,
+    /// SPF/DKIM/DMARC/ARC checks and DKIM signing at the end of each message.
+    pub mail_auth: MailAuth,
 }
 
 impl Context {
@@ -65,6 +69,7 @@ impl Context {
         recipients: Arc<crate::policy::Recipients>,
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: CancellationToken,
+        mail_auth: MailAuth,
     ) -> Arc<Context> {
         let limits = &config.limits;
         let units = (limits.inflight_bytes.0 as usize / BUDGET_UNIT).min(Semaphore::MAX_PERMITS);
@@ -79,6 +84,7 @@ impl Context {
             shutdown,
             sessions: TaskTracker::new(),
             deliveries: std::sync::OnceLock::new(),
+            mail_auth,
         })
     }
 
@@ -90,6 +96,7 @@ impl Context {
         config: Arc<Config>,
         tls: Option<Arc<rustls::ServerConfig>>,
         recipients: Option<Arc<crate::policy::Recipients>>,
+        mail_auth: MailAuth,
     ) -> Arc<Context> {
         let limits = &config.limits;
         self.limiter
@@ -109,6 +116,7 @@ impl Context {
             shutdown: self.shutdown.clone(),
             sessions: self.sessions.clone(),
             deliveries,
+            mail_auth,
         })
     }
 }
@@ -143,6 +151,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        crate::observe::metrics::connection_accepted();
         let permit = ctx.limiter.admit(peer.ip());
         let ctx2 = ctx.clone();
         ctx.sessions.spawn(async move {
@@ -154,10 +163,11 @@ pub async fn serve(
                         .await
                 }
                 Err(refusal) => {
-                    let why = match refusal {
-                        Refusal::Total => "too many connections",
-                        Refusal::PerIp => "too many connections from your address",
+                    let (why, label) = match refusal {
+                        Refusal::Total => ("too many connections", "total"),
+                        Refusal::PerIp => ("too many connections from your address", "per_ip"),
                     };
+                    crate::observe::metrics::connection_refused(label);
                     log::info!("refused connection from {peer}: {why}");
                     conn.last_words(&Reply::too_many_connections()).await;
                 }

@@ -235,6 +235,7 @@ impl Session {
 
     /// Queues a failure reply and counts it towards `limits.max_errors`.
     pub fn refuse(&mut self, reply: Reply) -> Flow {
+        crate::observe::metrics::rejected(&reply);
         self.errors += 1;
         self.conn.reply(&reply);
         Flow::Continue

@@ -33,6 +33,7 @@ impl Session {
             Ok(Ok(tls)) => {
                 let described = crate::tls::describe(tls.get_ref().1);
                 log::debug!("{}: STARTTLS {described}", self.peer);
+                crate::observe::metrics::tls_session("inbound", &described);
                 self.tls = Some(described);
                 if let Some(chain) = tls.get_ref().1.peer_certificates() {
                     self.client_certificate(chain);

@@ -162,6 +162,24 @@ impl Reply {
         Reply::new(550, (5, 7, 1), "Relay access denied")
     }
 
+    /// End of data: the From: domain's DMARC policy is `reject` and the message failed it.
+    pub fn dmarc_reject(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            (5, 7, 1),
+            format!("Message rejected: DMARC policy of {domain} says reject"),
+        )
+    }
+
+    /// End of data: a DNS error left the DMARC verdict open (`auth.dns_errors = "defer"`).
+    pub fn auth_temporary_failure() -> Reply {
+        Reply::new(
+            451,
+            (4, 7, 0),
+            "Temporary DNS failure checking sender authentication, try again later",
+        )
+    }
+
     pub fn unknown_recipient() -> Reply {
         Reply::new(550, (5, 1, 1), "Recipient unknown")
     }

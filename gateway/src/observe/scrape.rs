@@ -1,0 +1,115 @@
+//! What the admin listener reads at request time: the gateway's health and the queue seen
+//! per destination.
+//!
+//! Owns the health rule: the gateway is healthy when it is not shutting down, has room for
+//! another connection, the queue admits a message (quotas, free-space reserve, not closed)
+//! and the store answers a read. It only reads; it never changes the queue.
+
+use super::metrics::Scrape;
+use crate::config::Config;
+use crate::queue::{Queue, QueueId};
+use crate::routing::Routes;
+use crate::smtp::inbound::limits::Limiter;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the admin listener may look at; cheap to clone.
+#[derive(Clone)]
+pub struct View {
+    pub config: Arc<Config>,
+    pub queue: Queue,
+    pub limiter: Limiter,
+    /// Fired when the gateway begins to shut down: from then on it is unhealthy.
+    pub shutdown: CancellationToken,
+}
+
+impl View {
+    /// `Ok` when a load balancer may send mail here; otherwise why not.
+    pub async fn health(&self) -> Result<(), String> {
+        if self.shutdown.is_cancelled() {
+            return Err("shutting down".into());
+        }
+        if self.limiter.open() >= self.config.limits.max_connections {
+            return Err("connection limit reached".into());
+        }
+        self.queue.admit(0).map_err(|e| format!("queue: {e}"))?;
+        self.queue
+            .envelope(QueueId(0))
+            .await
+            .map_err(|e| format!("queue: {e}"))?;
+        Ok(())
+    }
+
+    /// The scrape-time values. Reading the queue costs one pass over the envelopes (no
+    /// message bodies); a queue that cannot be read leaves the per-destination series out.
+    pub async fn scrape(&self) -> Scrape {
+        let stats = self.queue.stats();
+        let healthy = self.health().await.is_ok();
+        let destinations = match self.queue.list().await {
+            Ok(envelopes) => by_destination(
+                Routes::new(self.config.clone()),
+                &envelopes,
+                crate::time::unix_now(),
+            ),
+            Err(e) => {
+                log::warn!("metrics: cannot read the queue: {e}");
+                BTreeMap::new()
+            }
+        };
+        Scrape {
+            healthy,
+            queue_messages: stats.messages,
+            queue_bytes: stats.bytes,
+            destinations,
+            connections_current: self.limiter.open() as u64,
+        }
+    }
+}
+
+/// destination → (messages with an open recipient for it, age of the oldest in seconds).
+fn by_destination(
+    mut routes: Routes,
+    envelopes: &[crate::queue::Envelope],
+    now: u64,
+) -> BTreeMap<String, (u64, u64)> {
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for env in envelopes {
+        let mut seen: Vec<String> = Vec::new();
+        for rcpt in env.recipients.iter().filter(|r| r.status.is_open()) {
+            let dest = routes.get(rcpt).to_string();
+            if seen.contains(&dest) {
+                continue;
+            }
+            seen.push(dest.clone());
+            let entry = out.entry(dest).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 = entry.1.max(now.saturating_sub(env.received));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{Envelope, Recipient};
+
+    #[test]
+    fn messages_are_counted_once_per_destination_with_the_oldest_age() {
+        let config = Config::parse(
+            "hostname = \"gw.test\"\ndata_dir = \"/tmp/x\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n\
+             [[domain]]\nname = \"a.test\"\nnext_hops = [\"127.0.0.1:2601\"]\n\
+             [[domain]]\nname = \"b.test\"\nnext_hops = [\"127.0.0.1:2602\"]\n",
+        )
+        .unwrap();
+        let rcpts = |list: &[&str]| list.iter().map(|a| Recipient::pending(*a)).collect();
+        let envs = [
+            Envelope::new("s@x.test", rcpts(&["1@a.test", "2@a.test"]), 100),
+            Envelope::new("s@x.test", rcpts(&["1@a.test", "1@b.test"]), 150),
+        ];
+        let seen = by_destination(Routes::new(Arc::new(config)), &envs, 200);
+        assert_eq!(seen.get("127.0.0.1:2601"), Some(&(2, 100)));
+        assert_eq!(seen.get("127.0.0.1:2602"), Some(&(1, 50)));
+    }
+}

@@ -1,0 +1,169 @@
+//! Email authentication at the end of DATA/BDAT: SPF, DKIM, DMARC and ARC for mail from
+//! clients without relay permission, DKIM signing for mail from clients with it.
+//!
+//! Owns the verdict on a received message and the header fields that record it: our
+//! Authentication-Results (with `auth.authserv_id`), the removal of forged ones claiming
+//! that id, and the quarantine mark. Enforcement follows the DMARC policy (`decide.rs`);
+//! DNS goes through a mail-auth resolver built from `[dns]` (never a public provider) and
+//! all of one message's lookups together are bounded by `auth.timeout`. Trusted relays are
+//! neither checked nor stripped. The session only calls [`MailAuth::process`] and acts on
+//! the [`Verdict`]; nothing here touches the queue.
+
+mod decide;
+mod header;
+mod verify;
+
+pub use decide::{Action, Dmarc, Policy, decide};
+
+use crate::config::Config;
+use crate::config::auth::Auth;
+use crate::dkim::{KeyError, Signer};
+use crate::smtp::proto::Reply;
+use mail_auth::MessageAuthenticator;
+use std::net::IpAddr;
+
+/// The header field that marks a message DMARC asked to quarantine.
+pub const QUARANTINE_HEADER: &str = "X-Edgemx-Quarantine";
+
+/// What the session knows about where a message came from.
+pub struct Origin<'a> {
+    pub ip: IpAddr,
+    /// The EHLO/HELO argument as given.
+    pub helo: &'a str,
+    /// The reverse path without brackets; empty for `<>`.
+    pub mail_from: &'a str,
+    /// The client may relay (internal server or application): sign, do not verify.
+    pub outbound: bool,
+}
+
+/// What the session does with the message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Queue it (its header fields may have been edited); `held` keeps it from delivery.
+    Accept { held: bool },
+    /// Answer with this reply and queue nothing.
+    Refuse(Reply),
+}
+
+pub struct MailAuth {
+    settings: Auth,
+    hostname: String,
+    resolver: Option<MessageAuthenticator>,
+    signer: Signer,
+}
+
+impl MailAuth {
+    /// Loads the signing keys and builds the resolver (when verification is on). Must run
+    /// inside the tokio runtime.
+    pub fn load(config: &Config) -> Result<MailAuth, KeyError> {
+        let signer = Signer::load(config)?;
+        let resolver = match config.auth.verify {
+            false => None,
+            true => match crate::dns::Resolver::new(&config.dns) {
+                Ok(resolver) => Some(MessageAuthenticator(resolver.hickory())),
+                Err(e) => {
+                    log::warn!(
+                        "auth: no DNS resolver ({e}); every check will be a temporary error"
+                    );
+                    None
+                }
+            },
+        };
+        Ok(MailAuth {
+            settings: config.auth.clone(),
+            hostname: config.hostname.clone(),
+            resolver,
+            signer,
+        })
+    }
+
+    /// Signs outbound mail, or checks inbound mail and records the result in its header.
+    pub async fn process(&self, origin: &Origin<'_>, message: &mut Vec<u8>) -> Verdict {
+        if origin.outbound {
+            self.sign(message);
+            return Verdict::Accept { held: false };
+        }
+        if !self.settings.verify || self.is_trusted(origin.ip) {
+            return Verdict::Accept { held: false };
+        }
+        let id = self.settings.authserv_id.as_str();
+        let checks = match &self.resolver {
+            Some(resolver) => {
+                let limit = self.settings.timeout.0;
+                let run = verify::run(resolver, id, &self.hostname, origin, message);
+                match tokio::time::timeout(limit, run).await {
+                    Ok(checks) => checks,
+                    Err(_) => {
+                        verify::unfinished(id, &format!("checks did not finish within {limit:?}"))
+                    }
+                }
+            }
+            None => verify::unfinished(id, "no DNS resolver"),
+        };
+        let action = decide(&checks.dmarc, &self.settings);
+        log::info!(
+            "auth {} from=<{}> {:?}: {}",
+            origin.ip,
+            origin.mail_from,
+            action,
+            checks.header.trim_end().replace("\r\n\t", " ")
+        );
+        let held = match &action {
+            Action::Reject { domain } => return Verdict::Refuse(Reply::dmarc_reject(domain)),
+            Action::Defer => return Verdict::Refuse(Reply::auth_temporary_failure()),
+            Action::Deliver => false,
+            Action::Quarantine { hold, .. } => *hold,
+        };
+        let removed = header::strip_forged(message, id);
+        if removed > 0 {
+            log::info!(
+                "auth {}: removed {removed} forged Authentication-Results",
+                origin.ip
+            );
+        }
+        let mut fields = checks.header.into_bytes();
+        if let Action::Quarantine { domain, .. } = &action {
+            fields.extend_from_slice(
+                format!("{QUARANTINE_HEADER}: dmarc=fail policy.dmarc=quarantine header.from={domain}\r\n")
+                    .as_bytes(),
+            );
+        }
+        header::prepend(message, &fields);
+        Verdict::Accept { held }
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let ip = ip.to_canonical();
+        self.settings
+            .trusted_nets
+            .iter()
+            .any(|net| net.contains(&ip))
+    }
+
+    /// Prepends our DKIM signatures; a message we cannot sign is relayed unsigned.
+    fn sign(&self, message: &mut Vec<u8>) {
+        match offload(message.len(), || self.signer.sign(message)) {
+            Ok(fields) if fields.is_empty() => {}
+            Ok(fields) => header::prepend(message, &fields),
+            Err(e) => log::warn!("DKIM signing failed, relaying unsigned: {e}"),
+        }
+    }
+}
+
+/// Messages larger than this are hashed off the async worker.
+const OFFLOAD_BYTES: usize = 256 * 1024;
+
+/// Runs CPU work over a message of `size` bytes; a large one runs in `block_in_place` so
+/// the worker's other sessions move to another thread meanwhile (multi-thread runtime only:
+/// a current-thread runtime has nowhere to move them).
+fn offload<R>(size: usize, work: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi_thread =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if size > OFFLOAD_BYTES && multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
