@@ -8,11 +8,11 @@
 //! | [`config`] | typed configuration, parsed and validated once; errors name the key |
 //! | [`smtp::proto`] | command and DATA/BDAT parsing with no I/O; strict line endings |
 //! | [`smtp::inbound`] | listener, session state machine (one file per stage), STARTTLS, limits |
-//! | [`policy`] | who may relay, which recipients are accepted |
+//! | [`policy`] | who may relay (networks, AUTH users, client certificates), which recipients are accepted |
 //! | [`routing`] | recipient → route (next hops, TLS policy); pure functions |
 //! | [`queue`] | the redb store (the only code touching redb), group commit, retry schedule, DSNs |
 //! | [`delivery`] | SMTP client, next-hop selection and failover, connection reuse, scheduler |
-//! | [`tls`] | rustls configurations (ring provider), certificates |
+//! | [`tls`] | rustls configurations (ring provider), certificates, client-certificate trust, per-policy verifiers |
 //! | [`dns`] | hickory resolver construction |
 //! | [`observe`] | logging (journald or stderr) |
 //! | [`time`] | wall clock, RFC 5322 and log time stamps |
