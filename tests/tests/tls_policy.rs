@@ -208,7 +208,10 @@ async fn verify_checks_the_next_hop_host_name_when_no_name_is_configured() {
 
     let impostor = send(&gw, "user@impostor.mail.test").await;
     let reply = deferred(&gw, impostor).await;
-    assert!(reply.contains("not valid for name \"impostor.test\""), "{reply}");
+    assert!(
+        reply.contains("not valid for name \"impostor.test\""),
+        "{reply}"
+    );
     assert_eq!(backend.messages().len(), 1);
     gw.stop().await;
 }
