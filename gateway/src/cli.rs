@@ -97,10 +97,18 @@ pub fn main() -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|errors| {
+    let fail = |errors: crate::config::ConfigErrors| {
         eprint!("{errors}");
         ExitCode::from(EXIT_CONFIG as u8)
-    })
+    };
+    let config = Config::load(path).map_err(fail)?;
+    // The address files named by the configuration are part of it: a bad line stops here.
+    let errors = crate::routing::load::check_files(&config);
+    if !errors.is_empty() {
+        let file = path.to_path_buf();
+        return Err(fail(crate::config::ConfigErrors { file, errors }));
+    }
+    Ok(config)
 }
 
 fn serve(path: &Path) -> ExitCode {

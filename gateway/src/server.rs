@@ -24,6 +24,8 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("control socket {path}: {reason}")]
     Control { path: String, reason: String },
+    #[error("routing: {0}")]
+    Routing(String),
 }
 
 /// A listener already bound, whether it offers STARTTLS, and what it is for.
@@ -75,9 +77,11 @@ pub async fn run(
                 reason: e.to_string(),
             })?;
     let control_task = tokio::spawn(control.serve(shutdown.clone()));
+    let recipients = routing(&config, &shutdown)?;
     let ctx = Context::new(
         config.clone(),
         queue.clone(),
+        recipients,
         Some(server_tls.config),
         shutdown.clone(),
     );
@@ -122,6 +126,23 @@ pub async fn run(
     let _ = std::fs::remove_file(config.control_socket());
     log::info!("stopped");
     Ok(())
+}
+
+/// The route table, the address files (watched for changes until shutdown) and recipient
+/// validation.
+fn routing(
+    config: &Arc<Config>,
+    shutdown: &CancellationToken,
+) -> Result<Arc<crate::policy::Recipients>, StartError> {
+    use crate::routing::{Maps, Table};
+    let table = Arc::new(Table::new(config));
+    let maps = Maps::load(table.clone(), config).map_err(|e| StartError::Routing(e.to_string()))?;
+    let maps = Arc::new(maps);
+    let interval = config.routing.reload_interval.0;
+    tokio::spawn(maps.clone().watch(interval, shutdown.clone()));
+    Ok(Arc::new(crate::policy::Recipients::new(
+        config, table, maps,
+    )))
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartError> {

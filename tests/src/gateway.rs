@@ -60,21 +60,43 @@ impl Gateway {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, backend: SocketAddr, extra: &str) -> Gateway {
-        Self::start_roles_in(dir, backend, extra, &[Role::Mx]).await
+        Self::start_with(dir, &[Role::Mx], |dir, addr| {
+            config_text(dir, addr, backend, extra)
+        })
+        .await
     }
 
     /// Like `start`, with one STARTTLS listener on 127.0.0.1 per role (e.g. MX and
     /// submission).
     pub async fn start_roles(backend: SocketAddr, extra: &str, roles: &[Role]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start_roles_in(dir, backend, extra, roles).await
+        Self::start_with(dir, roles, |dir, addr| {
+            config_text(dir, addr, backend, extra)
+        })
+        .await
     }
 
-    async fn start_roles_in(
+    /// Starts a gateway whose configuration is the common head (hostname, data_dir,
+    /// listener, log) and `body`, without the standard `example.com` domain: for scenarios
+    /// that bring their own domains and routes. `{data_dir}` in `body` is replaced.
+    pub async fn start_bare(dir: tempfile::TempDir, body: &str) -> Gateway {
+        Self::start_with(dir, &[Role::Mx], |dir, addr| {
+            format!(
+                "hostname = \"gateway.test\"\ndata_dir = \"{data}\"\n\n[[listener]]\naddress = \"{addr}\"\n\n[log]\nlevel = \"{level}\"\ntarget = \"stderr\"\n\n{body}\n",
+                data = dir.display(),
+                level = log_level(),
+            )
+            .replace("{data_dir}", &dir.display().to_string())
+        })
+        .await
+    }
+
+    /// One listener per role is bound; `text` builds the configuration from the data
+    /// directory and the first listener's address.
+    async fn start_with(
         dir: tempfile::TempDir,
-        backend: SocketAddr,
-        extra: &str,
         roles: &[Role],
+        text: impl FnOnce(&Path, SocketAddr) -> String,
     ) -> Gateway {
         init_logging();
         let mut bound = Vec::new();
@@ -89,7 +111,7 @@ impl Gateway {
             });
         }
         let addr = addrs[0];
-        let text = config_text(dir.path(), addr, backend, extra);
+        let text = text(dir.path(), addr);
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server::run(config.clone(), bound, shutdown.clone()));

@@ -6,6 +6,7 @@
 
 mod nexthop;
 mod relay;
+pub mod routes;
 mod tlspolicy;
 mod units;
 mod validate;
@@ -35,6 +36,11 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     #[serde(rename = "domain", default)]
     pub domains: Vec<Domain>,
+    /// Named routes (`[[route]]`) and their settings (`[routing]`); see `routes.rs`.
+    #[serde(rename = "route", default)]
+    pub routes: Vec<routes::Route>,
+    #[serde(default)]
+    pub routing: routes::Routing,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]

@@ -36,6 +36,7 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     check_delivery(config, &mut out);
     check_rest(config, &mut out);
     check_access(config, &mut out);
+    out.0.extend(super::routes::check(config));
     out.0
 }
 

@@ -11,6 +11,7 @@
 //! signatures, deferring would hold the mail until it expires, and practically every server
 //! that omits the keyword passes 8-bit data through.
 
+mod probe;
 mod starttls;
 mod transaction;
 

@@ -18,6 +18,7 @@
 //! | `client/transaction.rs` | MAIL/RCPT/DATA, pipelined when offered, per-recipient replies |
 //! | `wire.rs` | stream (plain or TLS) and reply parsing |
 //! | `settle.rs` | replies → recipient status, expiry, next attempt (pure) |
+//! | `fallback.rs` | unknown users moved to their route's fallback instead of bouncing |
 //!
 //! Semantics: at least once. A result is written only after the next hop answered; a crash
 //! before the write repeats the delivery, never loses it. A destination whose next hops
@@ -27,6 +28,7 @@
 
 mod client;
 mod dest;
+mod fallback;
 mod hops;
 mod record;
 mod scheduler;
@@ -43,6 +45,7 @@ mod tests;
 
 pub use crate::routing::Destination;
 pub use client::{Broken, HopError, Outgoing, Session, Settings};
+pub use hops::Walker;
 pub use wire::Reply;
 
 use crate::config::Config;

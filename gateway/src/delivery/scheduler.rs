@@ -225,7 +225,7 @@ impl Scheduler {
             if !rcpt.status.is_open() {
                 continue;
             }
-            let dest = self.routes.get(&rcpt.domain);
+            let dest = self.routes.get(rcpt);
             match groups.iter_mut().find(|(d, _)| *d == dest) {
                 Some((_, rcpts)) => rcpts.push(index),
                 None => groups.push((dest, vec![index])),
@@ -322,7 +322,7 @@ impl Scheduler {
         let Some(entry) = self.messages.get_mut(&id) else {
             return;
         };
-        let State::Attempt(attempt) =
+        let State::Attempt(mut attempt) =
             std::mem::replace(&mut entry.state, State::Writing { due_now: false })
         else {
             return;
@@ -337,6 +337,10 @@ impl Scheduler {
             entry.state = State::Waiting(due);
             self.due.insert((due, id));
             return;
+        }
+        if super::fallback::reroute(&self.routes, &mut entry.env, &mut attempt.outcomes) {
+            // The fallback route gets the recipient at once, not after a retry interval.
+            attempt.retry_now = true;
         }
         let now = unix_now();
         let settled = settle::settle(&mut entry.env, &attempt.outcomes, now, &self.config.queue);
@@ -475,7 +479,7 @@ impl Scheduler {
 fn dests_of(routes: &mut Routes, env: &Envelope) -> Vec<Arc<Destination>> {
     let mut dests: Vec<Arc<Destination>> = Vec::new();
     for rcpt in env.recipients.iter().filter(|r| r.status.is_open()) {
-        let dest = routes.get(&rcpt.domain);
+        let dest = routes.get(rcpt);
         if !dests.contains(&dest) {
             dests.push(dest);
         }

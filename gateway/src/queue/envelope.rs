@@ -53,6 +53,11 @@ pub struct Recipient {
     /// Lower-case domain of `address`: the routing key.
     pub domain: String,
     pub status: RcptStatus,
+    /// The route chosen at RCPT time (or a fallback chosen at delivery), by name; `None`
+    /// routes by domain. Stored so delivery groups by route and a restart keeps the choice;
+    /// records written before routes existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 /// Temporary and permanent failures are distinct: only `Pending` and `Deferred` recipients
@@ -85,6 +90,7 @@ impl Recipient {
             address,
             domain,
             status: RcptStatus::Pending,
+            route: None,
         }
     }
 }

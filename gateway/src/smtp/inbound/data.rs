@@ -122,6 +122,7 @@ impl Session {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         };
+        let sender = self.ctx.recipients.sender(sender, self.outbound());
         let envelope = Envelope {
             id,
             size: body.len() as u64,

@@ -42,6 +42,8 @@ pub const BUDGET_UNIT: usize = 1024;
 pub struct Context {
     pub config: Arc<Config>,
     pub queue: Queue,
+    /// Routes, maps and recipient validation (RCPT).
+    pub recipients: Arc<crate::policy::Recipients>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limiter: Limiter,
     /// Relay grants: networks, AUTH users, client-certificate trust.
@@ -56,6 +58,7 @@ impl Context {
     pub fn new(
         config: Arc<Config>,
         queue: Queue,
+        recipients: Arc<crate::policy::Recipients>,
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: CancellationToken,
     ) -> Arc<Context> {
@@ -67,6 +70,7 @@ impl Context {
             inflight: Arc::new(Semaphore::new(units)),
             config,
             queue,
+            recipients,
             tls,
             shutdown,
             sessions: TaskTracker::new(),

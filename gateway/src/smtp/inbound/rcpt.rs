@@ -1,39 +1,61 @@
-//! RCPT TO: the recipient limit here, the relay decision in [`crate::policy`].
+//! RCPT TO: the recipient limit here; the relay decision and the route in
+//! [`crate::policy::recipient`]; whether the recipient exists in
+//! [`crate::policy::Recipients::check`] (static list or callout, bounded in time).
 
 use super::session::{Flow, Session};
-use crate::policy;
+use crate::policy::{self, Denial};
 use crate::smtp::proto::{ForwardPath, RcptParams, Reply};
 
 impl Session {
-    pub fn rcpt(&mut self, to: ForwardPath, _params: RcptParams) -> Flow {
+    pub async fn rcpt(&mut self, to: ForwardPath, _params: RcptParams) -> Flow {
         let max = self.ctx.config.limits.max_recipients;
-        let Some(tx) = self.tx.as_mut() else {
+        let Some(tx) = self.tx.as_ref() else {
             return self.refuse(Reply::bad_sequence());
         };
         if tx.rcpts.len() >= max {
             // RFC 5321 §4.5.3.1.10: 452 lets the client send the rest in another transaction.
             return self.refuse(Reply::too_many_recipients());
         }
-        match policy::recipient(&self.ctx.config, &to, self.relay.as_ref()) {
-            Ok(recipient) => {
-                if tx.rcpts.iter().any(|r| r.address == recipient.address) {
-                    // Duplicate: accept again without storing it twice.
-                    return self.answer(Reply::recipient_ok());
-                }
-                tx.rcpts.push(recipient);
-                self.answer(Reply::recipient_ok())
-            }
-            Err(denial) => {
-                let address = to
-                    .mailbox()
-                    .map_or("<Postmaster>".into(), |m| m.to_string());
-                log::info!(
-                    "{}: recipient {address} refused: {}",
-                    self.peer,
-                    denial.reason
-                );
-                self.refuse(denial.reply)
+        let recipients = self.ctx.recipients.clone();
+        let snapshot = recipients.maps.current();
+        let routed = match policy::recipient(&recipients.table, &snapshot, &to, self.relay.as_ref())
+        {
+            Ok(routed) => routed,
+            Err(denial) => return self.refuse_rcpt(&to, denial),
+        };
+        let mut accepted = Vec::with_capacity(routed.len());
+        for one in routed {
+            match recipients.check(one).await {
+                Ok(recipient) => accepted.push(recipient),
+                Err(denial) => return self.refuse_rcpt(&to, denial),
             }
         }
+        let Some(tx) = self.tx.as_mut() else {
+            return self.refuse(Reply::bad_sequence());
+        };
+        for recipient in accepted {
+            // Duplicates (also through aliases) are accepted again without storing twice.
+            if !tx.rcpts.iter().any(|r| r.address == recipient.address) {
+                tx.rcpts.push(recipient);
+            }
+        }
+        self.answer(Reply::recipient_ok())
+    }
+
+    /// The session relays for an internal sender (its envelope sender is masqueraded).
+    pub fn outbound(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    fn refuse_rcpt(&mut self, to: &ForwardPath, denial: Denial) -> Flow {
+        let address = to
+            .mailbox()
+            .map_or("<Postmaster>".into(), |m| m.to_string());
+        log::info!(
+            "{}: recipient {address} refused: {}",
+            self.peer,
+            denial.reason
+        );
+        self.refuse(denial.reply)
     }
 }

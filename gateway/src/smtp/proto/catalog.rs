@@ -166,6 +166,15 @@ impl Reply {
         Reply::new(550, (5, 1, 1), "Recipient unknown")
     }
 
+    /// The recipient's backend could not be asked whether it exists (callout failed).
+    pub fn recipient_unverifiable() -> Reply {
+        Reply::new(
+            451,
+            (4, 4, 3),
+            "Cannot verify recipient now, try again later",
+        )
+    }
+
     pub fn too_many_recipients() -> Reply {
         Reply::new(452, (4, 5, 3), "Too many recipients")
     }
