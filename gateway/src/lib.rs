@@ -8,12 +8,12 @@
 //! | [`config`] | typed configuration, parsed and validated once; errors name the key |
 //! | [`smtp::proto`] | command and DATA/BDAT parsing with no I/O; strict line endings |
 //! | [`smtp::inbound`] | listener, session state machine (one file per stage), STARTTLS, limits |
-//! | [`policy`] | who may relay, which recipients are accepted; SPF/DKIM/DMARC/ARC verdicts |
+//! | [`policy`] | who may relay (networks, AUTH users, client certificates), which recipients are accepted; SPF/DKIM/DMARC/ARC verdicts |
 //! | [`dkim`] | DKIM signing keys, signing outbound mail, `edgemx dkim keygen` |
 //! | [`routing`] | recipient → route (next hops, TLS policy); pure functions |
 //! | [`queue`] | the redb store (the only code touching redb), group commit, retry schedule, DSNs |
 //! | [`delivery`] | SMTP client, next-hop selection and failover, connection reuse, scheduler |
-//! | [`tls`] | rustls configurations (ring provider), certificates |
+//! | [`tls`] | rustls configurations (ring provider), certificates, client-certificate trust, per-policy verifiers |
 //! | [`dns`] | hickory resolver construction; the DNS audit (`edgemx dns check`, `plan-mx-change`) |
 //! | [`observe`] | logging (journald or stderr), metrics and the admin HTTP listener, mail-flow probes |
 //! | [`time`] | wall clock, RFC 5322 and log time stamps |

@@ -237,3 +237,32 @@ async fn client_certificates_from_the_trusted_ca_with_a_listed_name_relay_and_ot
     assert!(got.iter().all(|m| m.rcpt_to == ["onprem@elsewhere.test"]));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_unknown_and_misplaced_auth_commands_get_their_rfc_4954_replies() {
+    let backend = FakeBackend::start().await;
+    let relay = "[relay]\nnetworks = [\"127.0.0.1\"]\n";
+    let gw = Gateway::start_roles(backend.addr(), relay, &[Role::Mx, Role::Submission]).await;
+    let mut mx = client(gw.addrs[0], OTHER).await;
+    mx.expect("AUTH PLAIN", "502 5.5.1").await;
+
+    let mut c = client(gw.addrs[1], OTHER).await;
+    c.starttls().await;
+    c.expect("EHLO client.test", "250").await;
+    c.expect("AUTH CRAM-MD5", "504 5.5.4").await;
+    c.expect("AUTH PLAIN not*base64", "501 5.5.4").await;
+    c.expect("AUTH PLAIN", "334").await;
+    c.expect("not*base64", "501 5.5.2").await;
+    let other = STANDARD.encode("boss\0app\0pw");
+    c.expect(&format!("AUTH PLAIN {other}"), "501 5.5.2").await;
+    c.expect("AUTH PLAIN", "334").await;
+    c.expect("*", "501 5.0.0").await;
+
+    // An allowlisted address needs no AUTH on submission either; AUTH inside a
+    // transaction is out of sequence.
+    let mut inside = client(gw.addrs[1], ALLOWED).await;
+    inside.expect("MAIL FROM:<app@example.com>", "250").await;
+    inside.expect("AUTH PLAIN", "503 5.5.1").await;
+    inside.expect("RCPT TO:<bob@elsewhere.test>", "250").await;
+    gw.stop().await;
+}

@@ -176,3 +176,42 @@ async fn a_client_certificate_is_presented_to_a_backend_that_requires_one() {
     assert_eq!(backend.messages().len(), 1);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_the_next_hop_host_name_when_no_name_is_configured() {
+    use edgemx_tests::dns::{DnsServer, Zone};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Backend CA");
+    let ca_file = path(&ca.write(dir.path(), "backend-ca.pem"));
+    let identity = ca.issue("backend.test", &["backend.test"]);
+    let backend = backend_with(Some(identity.server_config(None))).await;
+    let loopback = "127.0.0.1".parse().unwrap();
+    let dns = DnsServer::start(
+        Zone::new()
+            .a("backend.test", loopback)
+            .a("impostor.test", loopback),
+    )
+    .await;
+    let port = backend.addr().port();
+    let verify = format!("{{ policy = \"verify\", ca = \"{ca_file}\" }}");
+    let hop = |host: &str| {
+        format!(
+            "[[domain]]\nname = \"{host}.mail.test\"\nnext_hops = [\"{host}.test:{port}\"]\ntls = {verify}\n\n"
+        )
+    };
+    let extra = hop("backend") + &hop("impostor") + &dns.config();
+    let gw = Gateway::start(backend.addr(), &extra).await;
+
+    send(&gw, "user@backend.mail.test").await;
+    let got = backend.wait_for_messages(1, WAIT).await;
+    assert_eq!(got[0].rcpt_to, ["user@backend.mail.test"]);
+
+    let impostor = send(&gw, "user@impostor.mail.test").await;
+    let reply = deferred(&gw, impostor).await;
+    assert!(
+        reply.contains("not valid for name \"impostor.test\""),
+        "{reply}"
+    );
+    assert_eq!(backend.messages().len(), 1);
+    gw.stop().await;
+}

@@ -108,6 +108,11 @@ pub fn problems(config: &mut super::Config) -> Vec<(String, String, String)> {
             found.extend(tls.problems(&format!("domain[{i}].tls")));
         }
     }
+    for (i, r) in config.routes.iter().enumerate() {
+        if let Some(tls) = &r.tls {
+            found.extend(tls.problems(&format!("route[{i}].tls")));
+        }
+    }
     found
 }
 
@@ -177,5 +182,13 @@ mod tests {
         let text = format!("{BASE}[[listener]]\naddress = \"0.0.0.0:25\"\nrole = \"relay\"\n");
         let errors = super::super::Config::parse(&text).unwrap_err();
         assert!(errors[0].to_string().contains("relay"), "{errors:?}");
+        let text = format!(
+            "{BASE}[[listener]]\naddress = \"0.0.0.0:25\"\n[[route]]\nname = \"cloud\"\ndomains = [\"example.com\"]\nnext_hops = [\"10.0.0.1\"]\ntls = {{ policy = \"pin\" }}\n"
+        );
+        let errors = super::super::Config::parse(&text).unwrap_err();
+        assert!(
+            errors[0].to_string().starts_with("route[0].tls.pins"),
+            "{errors:?}"
+        );
     }
 }

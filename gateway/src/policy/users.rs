@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
@@ -19,8 +19,10 @@ pub struct Users {
 
 #[derive(Default)]
 struct Loaded {
-    /// Modification time and length of the file last read; `None`: never read or absent.
-    stamp: Option<(SystemTime, u64)>,
+    /// Inode, modification time and length of the file last read; `None`: never read or
+    /// absent. The inode catches a replacement (`edgemx user add` renames a new file in)
+    /// within the file system's timestamp granularity.
+    stamp: Option<(u64, SystemTime, u64)>,
     users: HashMap<String, String>,
 }
 
@@ -48,7 +50,7 @@ impl Users {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = std::fs::metadata(&self.path)
             .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())));
+            .and_then(|m| Some((m.ino(), m.modified().ok()?, m.len())));
         if stamp != loaded.stamp {
             loaded.users = match std::fs::read_to_string(&self.path) {
                 Ok(text) => parse(&text, &self.path),

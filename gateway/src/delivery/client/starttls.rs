@@ -69,7 +69,13 @@ impl Session {
             ext: Extensions::default(),
             ..self
         };
-        session.hello(who).await?;
+        // A failure here is the TLS session failing (TLS 1.3 servers reject a client
+        // certificate only after the handshake): the host is reachable and must not be
+        // marked dead for the other destinations that use it.
+        session.hello(who).await.map_err(|e| HopError {
+            unreachable: false,
+            ..e
+        })?;
         Ok(session)
     }
 }

@@ -1,5 +1,5 @@
 //! ESMTP parameters of MAIL and RCPT (RFC 5321 §4.1.2 `Mail-parameters`): SIZE (RFC 1870),
-//! BODY (RFC 6152) and SMTPUTF8 (RFC 6531). Nothing else is offered, so anything else is
+//! BODY (RFC 6152), SMTPUTF8 (RFC 6531) and AUTH (RFC 4954, ignored). Nothing else is offered, so anything else is
 //! `555 5.5.4`; malformed or duplicated parameters are `501 5.5.4`.
 
 /// Longest keyword echoed back in a reply.
@@ -55,6 +55,9 @@ pub(super) fn parse_mail_params(s: &str) -> Result<MailParams, ParamError> {
             ("BODY", _) => return Err(ParamError::BadValue("BODY")),
             ("SMTPUTF8", None) => params.smtputf8 = true,
             ("SMTPUTF8", Some(_)) => return Err(ParamError::BadValue("SMTPUTF8")),
+            // RFC 4954 §5: clients that saw AUTH in EHLO may name the original submitter;
+            // it is accepted and ignored, since trust comes from the session's grant.
+            ("AUTH", Some(_)) => {}
             _ => return Err(ParamError::Unsupported(echo(key))),
         }
     }
@@ -123,6 +126,14 @@ mod tests {
             })
         );
         assert_eq!(parse_mail_params(""), Ok(MailParams::default()));
+        assert_eq!(
+            parse_mail_params(" AUTH=<> SIZE=5").map(|p| p.size),
+            Ok(Some(5))
+        );
+        assert_eq!(
+            parse_mail_params(" AUTH=app+40example.com").map(|p| p.size),
+            Ok(None)
+        );
         assert_eq!(
             parse_mail_params(" BODY=7BIT").map(|p| p.body),
             Ok(Body::SevenBit)
