@@ -38,6 +38,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ("edgemx_queue_messages", "gauge", "Messages in the queue"),
     ("edgemx_queue_bytes", "gauge", "Message bytes in the queue"),
     (
+        "edgemx_queue_commit_failing",
+        "gauge",
+        "1 while the queue cannot commit (disk full, I/O error); mail gets 452 meanwhile",
+    ),
+    (
         "edgemx_queue_destination_messages",
         "gauge",
         "Queued messages with recipients still open, per destination",
@@ -111,6 +116,8 @@ pub struct Scrape {
     pub healthy: bool,
     pub queue_messages: u64,
     pub queue_bytes: u64,
+    /// The last queue commit failed and none has succeeded since.
+    pub queue_failing: bool,
     /// destination → (messages, oldest age in seconds).
     pub destinations: BTreeMap<String, (u64, u64)>,
     pub connections_current: u64,
@@ -131,6 +138,7 @@ pub fn render(scrape: &Scrape) -> String {
             "edgemx_bounced_total" => Some(BOUNCED.load(Relaxed)),
             "edgemx_queue_messages" => Some(scrape.queue_messages),
             "edgemx_queue_bytes" => Some(scrape.queue_bytes),
+            "edgemx_queue_commit_failing" => Some(u64::from(scrape.queue_failing)),
             "edgemx_connections_current" => Some(scrape.connections_current),
             "edgemx_connections_total" => Some(CONNECTIONS.load(Relaxed)),
             _ => None,
