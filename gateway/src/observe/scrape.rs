@@ -64,6 +64,7 @@ impl View {
             queue_failing: self.queue.failing().is_some(),
             destinations,
             connections_current: self.limiter.open() as u64,
+            probe_waiting: super::probe::waiting(),
         }
     }
 }

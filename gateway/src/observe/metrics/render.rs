@@ -108,6 +108,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "gauge",
         "Last probe message: from connect to our 250 (durably queued)",
     ),
+    (
+        "edgemx_probe_message_waiting_seconds",
+        "gauge",
+        "How long the current probe message has waited for delivery (0: none waiting)",
+    ),
 ];
 
 /// What is read at scrape time rather than counted.
@@ -121,6 +126,8 @@ pub struct Scrape {
     /// destination → (messages, oldest age in seconds).
     pub destinations: BTreeMap<String, (u64, u64)>,
     pub connections_current: u64,
+    /// next hop → seconds its current probe message has waited (0: none waiting).
+    pub probe_waiting: Vec<(String, f64)>,
 }
 
 /// The whole exposition: every family with its HELP and TYPE, then its samples.
@@ -156,6 +163,12 @@ pub fn render(scrape: &Scrape) -> String {
                     let _ = writeln!(out, "{name}{labels} {age}");
                 }
                 _ => {}
+            }
+        }
+        if *name == "edgemx_probe_message_waiting_seconds" {
+            for (hop, secs) in &scrape.probe_waiting {
+                let labels = label_set(&[("next_hop", hop)]);
+                let _ = writeln!(out, "{name}{labels} {secs:.3}");
             }
         }
         for (labels, value) in labelled.get(name).into_iter().flatten() {
