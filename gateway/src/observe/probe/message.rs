@@ -118,7 +118,9 @@ pub fn waiting() -> Vec<(String, f64)> {
         .iter()
         .filter(|(_, s)| s.message.is_some())
         .map(|(key, s)| {
-            let secs = started.get(key).map_or(0.0, |at| at.elapsed().as_secs_f64());
+            let secs = started
+                .get(key)
+                .map_or(0.0, |at| at.elapsed().as_secs_f64());
             (s.next_hop.clone(), secs)
         })
         .collect()
@@ -334,7 +336,10 @@ mod tests {
         settled(QueueId(0xE1), &delivered_status());
         note(key, Ok(QueueId(0xE1)), started);
         let m = message(key);
-        assert_eq!(m.pending, None, "not waiting for a message already delivered");
+        assert_eq!(
+            m.pending, None,
+            "not waiting for a message already delivered"
+        );
         assert!(m.latency_ms.is_some() && m.last_delivered.is_some());
         let waited = waiting();
         let ours = waited.iter().find(|(hop, _)| hop == "hop-race-test");
