@@ -18,8 +18,10 @@
 //! | `dsn.rs` | RFC 3464 delivery status notifications |
 //!
 //! Not handled here: the file never shrinks (redb `compact` needs an idle writer and is not
-//! run yet); a full disk is kept away by the free-space reserve, since at a hard limit even
-//! deleting may fail (redb copies pages on write).
+//! run yet). A full disk is kept away by the free-space reserve; when it happens anyway
+//! (another process filled it, `min_free_space = 0`), even deleting may fail (redb copies
+//! pages on write): the writer keeps such changes and commits them again until there is
+//! room, and admits nothing new meanwhile (see `writer.rs`).
 
 mod admission;
 pub mod dsn;
