@@ -199,6 +199,7 @@ fn serve(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     crate::observe::init(&config.log);
+    crate::server::memory::tune_allocator();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -34,6 +34,7 @@ pub enum StartError {
     Dkim(#[from] crate::dkim::KeyError),
 }
 
+pub mod memory;
 mod reload;
 
 /// A listener already bound, whether it offers STARTTLS, and what it is for.

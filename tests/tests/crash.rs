@@ -122,6 +122,13 @@ async fn a_full_disk_answers_452_and_keeps_everything_already_accepted() {
                     break;
                 }
             }
+            // Once a commit failed, mail is refused early, at MAIL FROM.
+            Err(e) if e.contains("code: 452") && e.contains("4.3.1") => {
+                refused += 1;
+                if refused >= 3 {
+                    break;
+                }
+            }
             other => panic!("unexpected answer with a full disk: {other:?}"),
         }
     }
@@ -133,6 +140,18 @@ async fn a_full_disk_answers_452_and_keeps_everything_already_accepted() {
     assert!(
         !acked.is_empty(),
         "nothing was accepted before the disk filled"
+    );
+    // Monitoring sees why: /healthz and the metric, while the queue cannot commit.
+    let admin = admin_address(&gw.config_path);
+    let (status, text) = edgemx_tests::admin::http(admin, "GET", "/healthz")
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("cannot commit"), "{text}");
+    let metrics = edgemx_tests::admin::scrape(admin).await;
+    assert_eq!(
+        edgemx_tests::admin::sample(&metrics, "edgemx_queue_commit_failing", ""),
+        Some(1.0)
     );
     // Still alive and answering after the failed commits.
     let mut c = SmtpClient::connect(gw.addr).await.unwrap();
@@ -229,4 +248,15 @@ async fn sigterm_stops_the_process_with_status_zero_and_the_queue_cli_works() {
     );
     assert!(gw.terminate().success());
     assert!(!socket.exists(), "control socket removed on exit");
+}
+
+/// The admin listener's address from the configuration the harness wrote.
+fn admin_address(config: &std::path::Path) -> std::net::SocketAddr {
+    let text = std::fs::read_to_string(config).unwrap();
+    let admin = text.split("[admin]").nth(1).expect("[admin] section");
+    admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("address = "))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .expect("admin address")
 }

@@ -64,6 +64,12 @@ pub fn status(v: &Value) -> String {
         "commits       {} durable queue commits since start",
         n(&q["commits"])
     );
+    if let Some(why) = q["failing"].as_str() {
+        let _ = writeln!(
+            out,
+            "STORAGE       cannot commit, refusing mail (452): {why}"
+        );
+    }
     for d in q["domains"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,

@@ -17,6 +17,9 @@ pub fn format_list(data: &serde_json::Value) -> String {
             age(now.saturating_sub(e.received)),
             e.size
         );
+        if let Some(why) = e.hold_reason() {
+            let _ = writeln!(out, "    HELD: {why}");
+        }
         for r in &e.recipients {
             let _ = writeln!(out, "    {}  {}", r.address, status(&r.status));
         }
@@ -58,6 +61,13 @@ pub fn format_show(data: &serde_json::Value) -> String {
         );
         let _ = writeln!(out, "size:      {}", e.size);
         let _ = writeln!(out, "attempts:  {}", e.attempts);
+        if let Some(why) = e.hold_reason() {
+            let _ = writeln!(
+                out,
+                "held:      {why}; `edgemx queue release {}` lets it go",
+                e.id
+            );
+        }
         if e.next_attempt > now {
             let _ = writeln!(out, "next try:  in {}", age(e.next_attempt - now));
         }
@@ -86,5 +96,50 @@ fn age(secs: u64) -> String {
         s if s < 7_200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3_600),
         s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{Hold, QueueId, Recipient};
+
+    fn held(id: u64, hold: Option<Hold>) -> Envelope {
+        let mut e = Envelope::new("s@a.test", vec![Recipient::pending("r@b.test")], 0);
+        e.id = QueueId(id);
+        e.held = true;
+        e.hold = hold;
+        e
+    }
+
+    #[test]
+    fn list_and_show_say_that_a_message_is_held_and_why() {
+        let corrupt = Hold::Corrupt {
+            detail: "CRC-32 0000002A expected".into(),
+        };
+        let all = [
+            held(1, Some(Hold::Operator)),
+            held(2, Some(Hold::Quarantine)),
+            held(3, Some(Hold::Expired)),
+            held(4, Some(corrupt)),
+            held(5, None),
+        ];
+        let list = format_list(&serde_json::to_value(&all).unwrap());
+        for why in [
+            "HELD: by the operator",
+            "HELD: DMARC quarantine",
+            "HELD: expired undelivered",
+            "HELD: stored body is corrupt: CRC-32 0000002A expected",
+            "HELD: reason not recorded",
+        ] {
+            assert!(list.contains(why), "{why} missing from\n{list}");
+        }
+        let mut free = held(6, None);
+        free.held = false;
+        let list = format_list(&serde_json::to_value([free]).unwrap());
+        assert!(!list.contains("HELD"), "{list}");
+
+        let show = format_show(&serde_json::json!({ "envelope": all[1] }));
+        assert!(show.contains("held:      DMARC quarantine"), "{show}");
     }
 }

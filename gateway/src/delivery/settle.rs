@@ -71,7 +71,7 @@ pub fn settle(
                 env.id
             );
         }
-        env.held = true;
+        env.hold_for(crate::queue::Hold::Expired);
     } else if expired {
         for rcpt in env.recipients.iter_mut().filter(|r| r.status.is_open()) {
             // The DSN gets the recipient still open, which it reports as expired (4.4.7);

@@ -171,6 +171,10 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
     let body = match job.msg.body(ctx.queue.as_ref()).await {
         Ok(Some(body)) => body,
         Ok(None) => return Step::Done(report(dq, job, ReportKind::Gone, Vec::new(), None)),
+        // The queue has held it durably (checksum mismatch): forget it like a deleted one.
+        Err(QueueError::Corrupt { .. }) => {
+            return Step::Done(report(dq, job, ReportKind::Gone, Vec::new(), None));
+        }
         Err(e) => {
             let reply = Reply::local(
                 451,

@@ -61,8 +61,10 @@ impl View {
             healthy,
             queue_messages: stats.messages,
             queue_bytes: stats.bytes,
+            queue_failing: self.queue.failing().is_some(),
             destinations,
             connections_current: self.limiter.open() as u64,
+            probe_waiting: super::probe::waiting(),
         }
     }
 }

@@ -7,6 +7,7 @@
 use super::QueueError;
 use crate::config;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Kept by the writer after each commit; read by anyone.
@@ -15,6 +16,23 @@ pub(super) struct Counters {
     pub messages: AtomicU64,
     pub bytes: AtomicU64,
     pub commits: AtomicU64,
+    /// Why the last commit failed, until one succeeds again (disk full, I/O error): while
+    /// set, nothing new is admitted, so a sender is never told `250` for data that cannot be
+    /// stored, and `/healthz` says why.
+    pub failing: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_failing(&self, why: Option<String>) {
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +72,7 @@ impl Limits {
             bytes: counters.bytes.load(Ordering::Relaxed),
             free: None,
             taken: 0,
+            failing: counters.failing(),
         }
     }
 
@@ -78,12 +97,18 @@ pub(super) struct Batch<'a> {
     free: Option<Option<u64>>,
     /// Bytes taken by earlier messages of this batch, not yet on disk.
     taken: u64,
+    failing: Option<String>,
 }
 
 impl Batch<'_> {
     /// Reserves room for one message of `size` bytes, or says why there is none.
     pub fn take(&mut self, size: u64) -> Result<(), QueueError> {
         let l = self.limits;
+        if let Some(why) = &self.failing {
+            return Err(QueueError::Storage(format!(
+                "the queue cannot commit: {why}"
+            )));
+        }
         if self.messages >= l.max_messages {
             return Err(QueueError::Full(format!(
                 "{} messages queued (limit {})",
@@ -99,7 +124,9 @@ impl Batch<'_> {
         if l.min_free_space > 0 {
             let free = *self.free.get_or_insert_with(|| l.free_space());
             if let Some(free) = free {
-                let left = free.saturating_sub(self.taken).saturating_sub(size);
+                let left = free
+                    .saturating_sub(self.taken)
+                    .saturating_sub(on_disk(size));
                 if left < l.min_free_space {
                     return Err(QueueError::Full(format!(
                         "{free} bytes free on {}, keeping {} in reserve",
@@ -111,7 +138,55 @@ impl Batch<'_> {
         }
         self.messages += 1;
         self.bytes = self.bytes.saturating_add(size);
-        self.taken = self.taken.saturating_add(size);
+        self.taken = self.taken.saturating_add(on_disk(size));
         Ok(())
+    }
+}
+
+/// What a message of `size` bytes takes on disk at least: one page per body chunk and one
+/// for its envelope (see `store.rs`). Counting the body length alone let a batch of many
+/// small messages, each well inside the reserve, take several times that much: a 1-byte
+/// message takes two 4 KiB pages.
+pub(super) fn on_disk(size: u64) -> u64 {
+    const PAGE: u64 = 4096;
+    let chunks = size.div_ceil(super::store::CHUNK as u64).max(1);
+    chunks.saturating_add(1).saturating_mul(PAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(reserve: u64) -> Limits {
+        Limits {
+            max_messages: u64::MAX,
+            max_bytes: u64::MAX,
+            min_free_space: reserve,
+            dir: PathBuf::from("."),
+        }
+    }
+
+    #[test]
+    fn a_batch_counts_pages_not_body_bytes_against_the_reserve() {
+        let limits = limits(1 << 20);
+        let counters = Counters::default();
+        let mut batch = limits.batch(&counters);
+        // 400 KiB above the reserve: 100 one-kilobyte messages are 100 KiB of bodies but
+        // 800 KiB of pages, so only the first 50 fit.
+        batch.free = Some(Some((1 << 20) + 400 * 1024));
+        let taken = (0..100).filter(|_| batch.take(1024).is_ok()).count();
+        assert_eq!(taken, 50);
+    }
+
+    #[test]
+    fn nothing_is_admitted_while_commits_fail() {
+        let limits = limits(0);
+        let counters = Counters::default();
+        assert!(limits.check(&counters, 10).is_ok());
+        counters.set_failing(Some("No space left on device (os error 28)".into()));
+        let refused = limits.check(&counters, 10).expect_err("refused");
+        assert!(matches!(&refused, QueueError::Storage(why) if why.contains("os error 28")));
+        counters.set_failing(None);
+        assert!(limits.check(&counters, 10).is_ok());
     }
 }

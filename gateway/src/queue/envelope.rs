@@ -47,9 +47,62 @@ pub struct Envelope {
     /// Never delivered until an operator releases it (hold, quarantine, expired mail kept).
     #[serde(default)]
     pub held: bool,
+    /// Why it is held; `None` in records written before reasons were kept (shown as
+    /// "reason not recorded") and in messages that are not held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
     /// The sender already got its one `delayed` DSN.
     #[serde(default)]
     pub delay_notified: bool,
+}
+
+/// Why a message is held (`Envelope::held`); shown by `queue list` and `queue show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Hold {
+    /// `edgemx queue hold`.
+    Operator,
+    /// DMARC policy `quarantine` (`[auth] dmarc = "enforce"`).
+    Quarantine,
+    /// Still undelivered at expiry with `flow.expired = "hold"`.
+    Expired,
+    /// The stored body no longer matches its checksum: never delivered as it is.
+    Corrupt { detail: String },
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Hold::Operator => f.write_str("by the operator"),
+            Hold::Quarantine => f.write_str("DMARC quarantine"),
+            Hold::Expired => f.write_str("expired undelivered (flow.expired = \"hold\")"),
+            Hold::Corrupt { detail } => write!(f, "stored body is corrupt: {detail}"),
+        }
+    }
+}
+
+impl Envelope {
+    /// `held` with its reason, for people: `None` when not held.
+    pub fn hold_reason(&self) -> Option<String> {
+        self.held.then(|| match &self.hold {
+            Some(hold) => hold.to_string(),
+            None => "reason not recorded".to_string(),
+        })
+    }
+
+    /// Holds the message for `why` (the first reason stays when it is held already).
+    pub fn hold_for(&mut self, why: Hold) {
+        if !self.held || self.hold.is_none() {
+            self.hold = Some(why);
+        }
+        self.held = true;
+    }
+
+    /// Releases a hold.
+    pub fn release(&mut self) {
+        self.held = false;
+        self.hold = None;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +170,7 @@ impl Envelope {
             attempts: 0,
             next_attempt: 0,
             held: false,
+            hold: None,
             delay_notified: false,
         }
     }

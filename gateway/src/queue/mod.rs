@@ -13,21 +13,25 @@
 //! | `store.rs` | redb tables and the storage format (its module doc is the design note) |
 //! | `writer.rs` | the group-commit thread: batching, ids, failure recovery, notifications |
 //! | `admission.rs` | message/byte quotas and the free-space reserve (`452 4.3.1`) |
+//! | `marker.rs` | the "a queue existed here" marker: a lost queue file is an error |
 //! | `schedule.rs` | retry times with jitter, expiry |
 //! | `dsn.rs` | RFC 3464 delivery status notifications |
 //!
 //! Not handled here: the file never shrinks (redb `compact` needs an idle writer and is not
-//! run yet); a full disk is kept away by the free-space reserve, since at a hard limit even
-//! deleting may fail (redb copies pages on write).
+//! run yet). A full disk is kept away by the free-space reserve; when it happens anyway
+//! (another process filled it, `min_free_space = 0`), even deleting may fail (redb copies
+//! pages on write): the writer keeps such changes and commits them again until there is
+//! room, and admits nothing new meanwhile (see `writer.rs`).
 
 mod admission;
 pub mod dsn;
 mod envelope;
+mod marker;
 pub mod schedule;
 mod store;
 mod writer;
 
-pub use envelope::{Envelope, QueueId, RcptStatus, Recipient};
+pub use envelope::{Envelope, Hold, QueueId, RcptStatus, Recipient};
 
 use crate::config;
 use admission::{Counters, Limits};
@@ -57,6 +61,9 @@ pub enum QueueError {
     Open { path: String, reason: String },
     #[error("queue is closed")]
     Closed,
+    /// The stored body fails its checksum; the message is held, never delivered as it is.
+    #[error("message {id}: stored body is corrupt: {detail}")]
+    Corrupt { id: QueueId, detail: String },
 }
 
 /// One change applied by [`Queue::apply`]; all changes of one call share one commit.
@@ -118,6 +125,7 @@ impl Queue {
             max_batch: config.max_batch.max(1),
             next_id: next_id.clone(),
             notify,
+            retry: Vec::new(),
         };
         std::thread::Builder::new()
             .name("queue-writer".into())
@@ -191,9 +199,39 @@ impl Queue {
     }
 
     /// The stored message bytes (headers and body, CRLF line endings, not dot-stuffed).
+    /// A body that fails its checksum is never returned: the message is held (durably, with
+    /// the reason) and the answer is [`QueueError::Corrupt`], which delivery treats as gone.
     pub async fn body(&self, id: QueueId) -> Result<Option<Arc<Vec<u8>>>, QueueError> {
-        let body = self.blocking(move |store| store.body(id)).await?;
-        Ok(body.map(Arc::new))
+        match self.blocking(move |store| store.body(id)).await {
+            Ok(body) => Ok(body.map(Arc::new)),
+            Err(QueueError::Corrupt { id, detail }) => {
+                self.hold_corrupt(id, &detail).await;
+                Err(QueueError::Corrupt { id, detail })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn hold_corrupt(&self, id: QueueId, detail: &str) {
+        log::error!("{id}: stored body is corrupt ({detail}); held, not delivered");
+        let mut envelope = match self.envelope(id).await {
+            Ok(Some(envelope)) => envelope,
+            Ok(None) => return,
+            Err(e) => {
+                log::error!("{id}: cannot read the envelope to hold it: {e}");
+                return;
+            }
+        };
+        if matches!(envelope.hold, Some(Hold::Corrupt { .. })) {
+            return;
+        }
+        envelope.held = false;
+        envelope.hold_for(Hold::Corrupt {
+            detail: detail.to_string(),
+        });
+        if let Err(e) = self.apply(vec![Change::Update(envelope)]).await {
+            log::error!("{id}: cannot record the hold: {e}");
+        }
     }
 
     /// One envelope as stored.
@@ -222,6 +260,12 @@ impl Queue {
             messages: self.inner.counters.messages.load(Ordering::Relaxed),
             bytes: self.inner.counters.bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Why the queue cannot store anything now (the last commit failed and none has
+    /// succeeded since), or `None` when it can. Mail is refused with `452 4.3.1` meanwhile.
+    pub fn failing(&self) -> Option<String> {
+        self.inner.counters.failing()
     }
 
     /// Durable commits made since `open`: with `stats`, how well group commit batches.

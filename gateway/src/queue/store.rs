@@ -2,13 +2,29 @@
 //!
 //! # Storage format (version 1)
 //!
-//! One redb file (`data_dir/queue.redb`) holds three tables:
+//! One redb file (`data_dir/queue.redb`) holds four tables:
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
 //! | `body_chunks` | (queue id `u64`, chunk number `u32`) | message bytes, [`CHUNK`] per entry |
+//! | `body_crc32` | queue id (`u64`) | CRC-32 (IEEE) of the whole body, as `u32` |
 //! | `envelopes` | queue id (`u64`) | format byte `1`, then the [`Envelope`] as JSON |
 //! | `meta` | name (`&str`) | `u64`: `format` = 1, `next_id` = lowest id never handed out |
+//!
+//! # Body checksums
+//!
+//! redb checksums its pages only with quick repair on a crash path; a byte flipped in a
+//! stored body (bad sector, bad RAM on the way to the disk, a tool editing the file) was
+//! delivered as it was. Every insert therefore stores the CRC-32 of the body beside it, and
+//! [`Store::body`] recomputes it while joining the chunks: a mismatch is
+//! [`QueueError::Corrupt`], never a body. The queue then holds the message with that reason
+//! (`queue show` says so); nothing delivers or deletes it. One checksum per message, not per
+//! chunk: bodies are always read whole, and a 4-byte value per message keeps the table tiny.
+//!
+//! Records written before the table existed have no entry: they are read unverified (and
+//! the table is created by the first write of this version), so an older queue opens as
+//! before. The format number stays 1: an older binary ignores the extra table; a message it
+//! deletes leaves its checksum behind, which names nothing (ids are never reused).
 //!
 //! Bodies are cut into chunks that each fit one 4 KiB page. redb gives a value larger than a
 //! page a power-of-two run of pages: a 4 KiB body took 8 KiB, a 130 KiB one 256 KiB, and a
@@ -47,6 +63,7 @@ use std::time::Instant;
 
 const BODIES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("body_chunks");
 const ENVELOPES: TableDefinition<u64, &[u8]> = TableDefinition::new("envelopes");
+const SUMS: TableDefinition<u64, u32> = TableDefinition::new("body_crc32");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const FORMAT: u64 = 1;
@@ -101,9 +118,11 @@ impl Store {
             path: path.display().to_string(),
             reason,
         };
+        super::marker::check(path)?;
         let db = open_db(path).map_err(open_error)?;
         init(&db, quick_repair).map_err(open_error)?;
         let loaded = load(&db).map_err(open_error)?;
+        super::marker::write(path).map_err(open_error)?;
         let store = Store {
             path: path.to_path_buf(),
             quick_repair,
@@ -123,6 +142,8 @@ impl Store {
                 log::debug!("queue: closing failed database handle: {e}");
             }
         }
+        // A file removed or emptied behind our back must not come back as a new queue.
+        super::marker::check(&self.path).map_err(|e| e.to_string())?;
         let db = open_db(&self.path)?;
         init(&db, self.quick_repair)?;
         *slot = Some(db);
@@ -166,22 +187,64 @@ impl Store {
         })
     }
 
+    /// The whole body, checked against its stored CRC-32 (when the record has one).
     pub fn body(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
         self.read(|db| {
             let txn = db.begin_read().map_err(fail)?;
             let table = txn.open_table(BODIES).map_err(fail)?;
+            // Sized from the envelope: grown chunk by chunk, a 24 MB body took 32 MiB and
+            // copied itself five times on the way (delivery reads bodies whole).
+            let size = match txn.open_table(ENVELOPES).map_err(fail)?.get(id.0) {
+                Ok(Some(v)) => decode(id.0, v.value()).map_or(0, |e| e.size),
+                _ => 0,
+            };
+            let capacity = usize::try_from(size).unwrap_or(0).min(1 << 30);
             let mut body: Option<Vec<u8>> = None;
+            let mut crc = crc32fast::Hasher::new();
             for entry in table.range((id.0, 0)..=(id.0, u32::MAX)).map_err(fail)? {
                 let (_, chunk) = entry.map_err(fail)?;
-                body.get_or_insert_with(Vec::new)
+                crc.update(chunk.value());
+                body.get_or_insert_with(|| Vec::with_capacity(capacity))
                     .extend_from_slice(chunk.value());
             }
-            Ok(body)
+            let Some(body) = body else {
+                return Ok(None);
+            };
+            let expected = match txn.open_table(SUMS) {
+                Ok(sums) => sums.get(id.0).map_err(fail)?.map(|v| v.value()),
+                // A queue written before checksums: nothing to compare with.
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(fail(e)),
+            };
+            let found = crc.finalize();
+            match expected {
+                Some(expected) if expected != found => Err(QueueError::Corrupt {
+                    id,
+                    detail: format!(
+                        "CRC-32 {expected:08X} stored, {found:08X} computed over {} bytes",
+                        body.len()
+                    ),
+                }),
+                _ => Ok(Some(body)),
+            }
         })
     }
 
     pub fn list(&self) -> Result<Vec<Envelope>, QueueError> {
         self.read(|db| load(db).map(|l| l.envelopes).map_err(QueueError::Storage))
+    }
+
+    /// Removes a message's checksum, as a record written before checksums has none.
+    #[cfg(test)]
+    pub fn drop_checksum(&self, id: QueueId) -> Result<(), String> {
+        let guard = self.handle()?;
+        let db = guard.as_ref().ok_or_else(unavailable)?;
+        let txn = db.begin_write().map_err(text)?;
+        txn.open_table(SUMS)
+            .map_err(text)?
+            .remove(id.0)
+            .map_err(text)?;
+        txn.commit().map_err(text)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Database) -> Result<T, QueueError>) -> Result<T, QueueError> {
@@ -260,6 +323,7 @@ fn init(db: &Database, quick_repair: bool) -> Result<(), String> {
     txn.set_quick_repair(quick_repair);
     {
         txn.open_table(BODIES).map_err(text)?;
+        txn.open_table(SUMS).map_err(text)?;
         txn.open_table(ENVELOPES).map_err(text)?;
         let mut meta = txn.open_table(META).map_err(text)?;
         meta.insert("format", FORMAT).map_err(text)?;
@@ -301,6 +365,7 @@ fn write_txn(
     let mut effects = Vec::with_capacity(ops.len());
     {
         let mut bodies = txn.open_table(BODIES).map_err(text)?;
+        let mut sums = txn.open_table(SUMS).map_err(text)?;
         let mut envelopes = txn.open_table(ENVELOPES).map_err(text)?;
         let mut scratch = Vec::with_capacity(512);
         let mut inserted = false;
@@ -314,6 +379,8 @@ fn write_txn(
                 Op::Insert(envelope, body) => {
                     encode(envelope, &mut scratch)?;
                     insert_body(&mut bodies, envelope.id.0, body)?;
+                    sums.insert(envelope.id.0, crc32fast::hash(body))
+                        .map_err(text)?;
                     envelopes
                         .insert(envelope.id.0, &scratch[..])
                         .map_err(text)?;
@@ -332,6 +399,7 @@ fn write_txn(
                 }
                 Op::Delete(id) => {
                     let existed = envelopes.remove(id.0).map_err(text)?.is_some();
+                    sums.remove(id.0).map_err(text)?;
                     let mut size = 0u64;
                     bodies
                         .retain_in((id.0, 0)..=(id.0, u32::MAX), |_, chunk| {
@@ -344,7 +412,9 @@ fn write_txn(
             };
             effects.push(effect);
         }
-        if inserted {
+        // An empty write (the writer's probe after a failed commit) still changes a page,
+        // so that it fails as long as real writes would.
+        if inserted || ops.is_empty() {
             let mut meta = txn.open_table(META).map_err(text)?;
             meta.insert("next_id", next_id).map_err(text)?;
         }

@@ -3,16 +3,20 @@
 //! It blocks for the first request, drains whatever else is already waiting (up to
 //! `max_batch` changes), applies all of it in one write transaction, commits (one fsync) and
 //! only then answers. A caller therefore waits for at most the commit in progress plus its
-//! own. A failed commit fails every request of its batch (nothing of it was stored), the
-//! store is reopened and the next batch proceeds. The thread never panics on I/O: every
-//! failure becomes an answer.
+//! own. A failed commit (disk full, I/O error) stores nothing of its batch; the store is
+//! reopened (redb refuses writes on a handle whose commit failed). New messages of the batch
+//! are refused; changes to stored messages are committed again, with backoff, until that
+//! succeeds, and only then answered: a delivery result must not be lost, or the message is
+//! delivered again. Until a commit succeeds nothing new is admitted (`452 4.3.1`). The
+//! thread never panics on I/O: every failure becomes an answer or a retry.
 
 use super::admission::{Counters, Limits};
 use super::store::{Effect, Op, Store};
 use super::{Change, Envelope, QueueError, QueueId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) enum Request {
@@ -48,10 +52,16 @@ pub(super) struct Writer {
     /// Shared with [`super::Queue::reserve_id`]: the lowest id never handed out.
     pub next_id: Arc<AtomicU64>,
     pub notify: mpsc::UnboundedSender<Envelope>,
+    /// Changes to stored messages whose commit failed, tried again first.
+    pub retry: Vec<Accepted>,
 }
 
+/// How soon a failed commit is tried again; doubled up to [`RETRY_LAST`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_LAST: Duration = Duration::from_secs(5);
+
 /// A request that passed admission, with its ids assigned.
-enum Accepted {
+pub(super) enum Accepted {
     Enqueue {
         envelope: Envelope,
         body: Vec<u8>,
@@ -68,12 +78,26 @@ impl Writer {
     pub fn run(mut self) {
         let mut batch = Vec::with_capacity(self.max_batch.min(4096));
         let mut closing = None;
+        let mut backoff = RETRY_FIRST;
         while closing.is_none() {
-            let Ok(first) = self.requests.recv() else {
-                break;
+            // While commits fail, wake up to try again even when nobody asks.
+            let first = if self.retry.is_empty() && self.counters.failing().is_none() {
+                match self.requests.recv() {
+                    Ok(first) => Some(first),
+                    Err(_) => break,
+                }
+            } else {
+                match self.requests.recv_timeout(backoff) {
+                    Ok(first) => Some(first),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             };
-            let mut weight = first.weight();
-            batch.push(first);
+            let mut weight = self.retry.len();
+            if let Some(first) = first {
+                weight += first.weight();
+                batch.push(first);
+            }
             while weight < self.max_batch {
                 match self.requests.try_recv() {
                     Ok(next) => {
@@ -84,7 +108,21 @@ impl Writer {
                 }
             }
             closing = self.process(&mut batch);
+            backoff = match self.counters.failing() {
+                Some(_) => (backoff * 2).min(RETRY_LAST),
+                None => RETRY_FIRST,
+            };
         }
+        // Results still waiting are not stored: the messages keep their previous state and
+        // are attempted again after the restart (at least once, never lost).
+        let left = std::mem::take(&mut self.retry);
+        if !left.is_empty() {
+            log::error!(
+                "queue: closing with {} unrecorded change request(s); they are attempted again",
+                left.len()
+            );
+        }
+        fail_all(left, "the queue closed before the change could be stored");
         self.store.shut();
         if let Some(reply) = closing {
             let _ = reply.send(());
@@ -146,10 +184,42 @@ impl Writer {
                 Request::Close { reply } => closing = Some(reply),
             }
         }
-        if !accepted.is_empty() {
+        // Changes whose commit failed go first, in their original order.
+        let mut accepted = std::mem::take(&mut self.retry)
+            .into_iter()
+            .chain(accepted)
+            .collect::<Vec<_>>();
+        if accepted.is_empty() && self.counters.failing().is_some() {
+            self.probe();
+        } else if !accepted.is_empty() {
+            accepted.shrink_to_fit();
             self.commit(accepted);
         }
         closing
+    }
+
+    /// With nothing to retry, a small commit tells when the store takes writes again.
+    fn probe(&mut self) {
+        if !self.store.is_open()
+            && let Err(e) = self.store.reopen()
+        {
+            log::debug!("queue: still cannot reopen the database: {e}");
+            return;
+        }
+        match self.store.write(&[], self.next_id.load(Ordering::Acquire)) {
+            Ok(_) => self.recovered(),
+            Err(e) => {
+                log::debug!("queue: commit still failing: {e}");
+                self.recover(&[]);
+            }
+        }
+    }
+
+    fn recovered(&self) {
+        if self.counters.failing().is_some() {
+            log::warn!("queue: commits succeed again; accepting mail");
+            self.counters.set_failing(None);
+        }
     }
 
     fn commit(&mut self, accepted: Vec<Accepted>) {
@@ -157,7 +227,7 @@ impl Writer {
             && let Err(e) = self.store.reopen()
         {
             log::error!("queue: database still cannot be reopened: {e}");
-            fail_all(accepted, &e);
+            self.failed(accepted, &e);
             return;
         }
         let ops = operations(&accepted);
@@ -165,20 +235,36 @@ impl Writer {
         match result {
             Ok(effects) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                self.recovered();
                 self.count(&ops, &effects);
                 drop(ops);
                 self.answer(accepted, &effects);
             }
             Err(e) => {
-                log::error!(
-                    "queue: commit failed, {} request(s) refused: {e}",
-                    accepted.len()
-                );
+                if self.counters.failing().is_none() {
+                    log::error!("queue: commit failed, refusing new mail until one succeeds: {e}");
+                } else {
+                    log::debug!("queue: commit failed again: {e}");
+                }
                 self.recover(&ops);
                 drop(ops);
-                fail_all(accepted, &e);
+                self.failed(accepted, &e);
             }
         }
+    }
+
+    /// A failed commit: new messages are refused (their senders get `452` and keep them);
+    /// changes to stored messages (delivery results, deletions, DSNs) are kept and committed
+    /// again until that succeeds. Their callers wait meanwhile, so delivery stops recording
+    /// and, with the scheduler starting nothing while the queue is failing, a restart repeats
+    /// at most the deliveries that were in flight.
+    fn failed(&mut self, accepted: Vec<Accepted>, why: &str) {
+        self.counters.set_failing(Some(why.to_string()));
+        let (keep, refuse): (Vec<_>, Vec<_>) = accepted
+            .into_iter()
+            .partition(|a| matches!(a, Accepted::Apply { .. }));
+        self.retry = keep;
+        fail_all(refuse, why);
     }
 
     fn count(&self, ops: &[Op<'_>], effects: &[Effect]) {

@@ -199,17 +199,23 @@ impl Scheduler {
         let drains = self.release_drains();
         let checks = self.start_checks();
         let now = unix_now();
+        // While the queue cannot commit, a delivery's result could not be recorded and the
+        // message would go out again after a restart: start nothing, look again soon.
+        let stalled = self.queue.failing().is_some();
         while let Some(&(due, id)) = self.due.first() {
-            if due > now {
+            if due > now || stalled {
                 break;
             }
             self.due.pop_first();
             self.dispatch(id);
         }
         let probe = self.probes();
-        let next_due = self.due.first().map(|&(due, _)| {
-            let wait_ms = due.saturating_mul(1000).saturating_sub(unix_now_ms());
-            Instant::now() + Duration::from_millis(wait_ms)
+        let next_due = self.due.first().map(|&(due, _)| match stalled {
+            true => Instant::now() + Duration::from_secs(1),
+            false => {
+                let wait_ms = due.saturating_mul(1000).saturating_sub(unix_now_ms());
+                Instant::now() + Duration::from_millis(wait_ms)
+            }
         });
         [next_due, probe, drains, Some(checks)]
             .into_iter()

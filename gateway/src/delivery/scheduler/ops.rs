@@ -78,7 +78,7 @@ impl Scheduler {
             if entry.env.held {
                 continue;
             }
-            entry.env.held = true;
+            entry.env.hold_for(crate::queue::Hold::Operator);
             count += 1;
             log::info!("{id} held by the operator");
             match &mut entry.state {
@@ -108,7 +108,7 @@ impl Scheduler {
             if !entry.env.held {
                 continue;
             }
-            entry.env.held = false;
+            entry.env.release();
             count += 1;
             log::info!("{id} released by the operator");
             match &mut entry.state {

@@ -38,6 +38,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ("edgemx_queue_messages", "gauge", "Messages in the queue"),
     ("edgemx_queue_bytes", "gauge", "Message bytes in the queue"),
     (
+        "edgemx_queue_commit_failing",
+        "gauge",
+        "1 while the queue cannot commit (disk full, I/O error); mail gets 452 meanwhile",
+    ),
+    (
         "edgemx_queue_destination_messages",
         "gauge",
         "Queued messages with recipients still open, per destination",
@@ -103,6 +108,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "gauge",
         "Last probe message: from connect to our 250 (durably queued)",
     ),
+    (
+        "edgemx_probe_message_waiting_seconds",
+        "gauge",
+        "How long the current probe message has waited for delivery (0: none waiting)",
+    ),
 ];
 
 /// What is read at scrape time rather than counted.
@@ -111,9 +121,13 @@ pub struct Scrape {
     pub healthy: bool,
     pub queue_messages: u64,
     pub queue_bytes: u64,
+    /// The last queue commit failed and none has succeeded since.
+    pub queue_failing: bool,
     /// destination → (messages, oldest age in seconds).
     pub destinations: BTreeMap<String, (u64, u64)>,
     pub connections_current: u64,
+    /// next hop → seconds its current probe message has waited (0: none waiting).
+    pub probe_waiting: Vec<(String, f64)>,
 }
 
 /// The whole exposition: every family with its HELP and TYPE, then its samples.
@@ -131,6 +145,7 @@ pub fn render(scrape: &Scrape) -> String {
             "edgemx_bounced_total" => Some(BOUNCED.load(Relaxed)),
             "edgemx_queue_messages" => Some(scrape.queue_messages),
             "edgemx_queue_bytes" => Some(scrape.queue_bytes),
+            "edgemx_queue_commit_failing" => Some(u64::from(scrape.queue_failing)),
             "edgemx_connections_current" => Some(scrape.connections_current),
             "edgemx_connections_total" => Some(CONNECTIONS.load(Relaxed)),
             _ => None,
@@ -148,6 +163,12 @@ pub fn render(scrape: &Scrape) -> String {
                     let _ = writeln!(out, "{name}{labels} {age}");
                 }
                 _ => {}
+            }
+        }
+        if *name == "edgemx_probe_message_waiting_seconds" {
+            for (hop, secs) in &scrape.probe_waiting {
+                let labels = label_set(&[("next_hop", hop)]);
+                let _ = writeln!(out, "{name}{labels} {secs:.3}");
             }
         }
         for (labels, value) in labelled.get(name).into_iter().flatten() {

@@ -8,7 +8,7 @@
 use crate::config::{Config, Probe};
 use crate::queue::{QueueId, RcptStatus};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub struct MessageStatus {
     /// Queue id of the probe message still waiting for delivery.
     pub pending: Option<String>,
+    /// Unix time its submission started, while `pending`.
+    pub pending_since: Option<u64>,
     /// Last submission: connect to our `250` (durably queued).
     pub submit_ms: Option<u64>,
     /// Last delivered probe: start of submission to the next hop's `250`.
@@ -29,27 +31,63 @@ pub struct MessageStatus {
     pub last_error: Option<String>,
 }
 
-/// Probe messages in flight: queue id → (probe key, submission start).
-static IN_FLIGHT: Mutex<Option<HashMap<QueueId, (String, Instant)>>> = Mutex::new(None);
-/// Cheap check for the delivery hot path: is any probe message in flight at all?
+/// Probe messages between submission and delivery.
+#[derive(Default)]
+struct Registry {
+    /// Queue id → (probe key, submission start): stored, waiting for delivery.
+    in_flight: HashMap<QueueId, (String, Instant)>,
+    /// Submissions under way. Our `250` is sent once the message is durable, and delivery
+    /// may take it (over a cached connection) before the submitter has read that reply and
+    /// learnt the id: while any submission is under way, deliveries of unknown ids are kept
+    /// in `early` so the submitter finds its own there instead of waiting for good.
+    submitting: usize,
+    /// Deliveries seen during submissions: (id, when), oldest first, at most [`EARLY`].
+    early: VecDeque<(QueueId, Instant)>,
+}
+
+/// Deliveries remembered while a submission is under way; more than are delivered during
+/// one probe submission (a few milliseconds) at the fastest measured rate.
+const EARLY: usize = 4_096;
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+/// Cheap check for the delivery hot path: submissions under way plus messages in flight.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn registry<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
+    f(REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(Registry::default))
+}
 
 /// Called by delivery for every recipient settled in an attempt.
 pub fn settled(id: QueueId, status: &RcptStatus) {
     if COUNT.load(Ordering::Relaxed) == 0 || !matches!(status, RcptStatus::Delivered { .. }) {
         return;
     }
-    let found = IN_FLIGHT
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_mut()
-        .and_then(|m| m.remove(&id));
+    let now = Instant::now();
+    let found = registry(|r| match r.in_flight.remove(&id) {
+        Some(found) => Some(found),
+        None => {
+            if r.submitting > 0 {
+                if r.early.len() >= EARLY {
+                    r.early.pop_front();
+                }
+                r.early.push_back((id, now));
+            }
+            None
+        }
+    });
     let Some((key, started)) = found else { return };
     COUNT.fetch_sub(1, Ordering::Relaxed);
-    let latency = started.elapsed();
-    let hop = super::update(&key, |s| {
+    delivered(&key, id, now.duration_since(started));
+}
+
+fn delivered(key: &str, id: QueueId, latency: Duration) {
+    let hop = super::update(key, |s| {
         if let Some(m) = s.message.as_mut() {
             m.pending = None;
+            m.pending_since = None;
             m.latency_ms = Some(latency.as_millis() as u64);
             m.last_delivered = Some(crate::time::unix_now());
         }
@@ -63,6 +101,34 @@ pub fn settled(id: QueueId, status: &RcptStatus) {
         );
         log::info!("probe {hop}: probe message {id} delivered in {latency:.2?}");
     }
+}
+
+/// Seconds the current probe message of each message probe has waited for delivery
+/// (0 with none waiting), by next hop; read at scrape time.
+pub fn waiting() -> Vec<(String, f64)> {
+    let started: HashMap<String, Instant> = registry(|r| {
+        r.in_flight
+            .values()
+            .map(|(key, at)| (key.clone(), *at))
+            .collect()
+    });
+    super::STATES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(_, s)| s.message.is_some())
+        .map(|(key, s)| {
+            let secs = started
+                .get(key)
+                .map_or(0.0, |at| at.elapsed().as_secs_f64());
+            (s.next_hop.clone(), secs)
+        })
+        .collect()
+}
+
+fn begin_submit() {
+    registry(|r| r.submitting += 1);
+    COUNT.fetch_add(1, Ordering::Relaxed);
 }
 
 pub async fn run(
@@ -83,6 +149,7 @@ pub async fn run(
         let waiting = super::update(&key, |s| s.message.as_ref().and_then(|m| m.pending.clone()));
         if waiting.flatten().is_none() {
             let started = Instant::now();
+            begin_submit();
             let sent = tokio::time::timeout(
                 probe.timeout.0,
                 submit(ours, &config.hostname, &sender, &probe.recipient),
@@ -96,20 +163,45 @@ pub async fn run(
             _ = tokio::time::sleep(probe.interval.0) => {}
         }
     }
-    if let Some(map) = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        let before = map.len();
-        map.retain(|_, (k, _)| *k != key);
-        COUNT.fetch_sub(before - map.len(), Ordering::Relaxed);
-    }
+    let dropped = registry(|r| {
+        let before = r.in_flight.len();
+        r.in_flight.retain(|_, (k, _)| *k != key);
+        before - r.in_flight.len()
+    });
+    COUNT.fetch_sub(dropped, Ordering::Relaxed);
 }
 
+/// Ends a submission begun with [`begin_submit`]: the message is now waiting for delivery,
+/// or was delivered already while we read our own `250`.
 fn note(key: &str, sent: Result<QueueId, String>, started: Instant) {
     let submit = started.elapsed();
+    let early = registry(|r| {
+        r.submitting = r.submitting.saturating_sub(1);
+        let early = match &sent {
+            Ok(id) => match r.early.iter().position(|(e, _)| e == id) {
+                Some(at) => r.early.remove(at).map(|(_, when)| when),
+                None => {
+                    r.in_flight.insert(*id, (key.to_owned(), started));
+                    COUNT.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        if r.submitting == 0 {
+            r.early.clear();
+        }
+        early
+    });
+    COUNT.fetch_sub(1, Ordering::Relaxed);
     let hop = super::update(key, |s| {
         if let Some(m) = s.message.as_mut() {
             match &sent {
                 Ok(id) => {
-                    m.pending = Some(id.to_string());
+                    m.pending = early.is_none().then(|| id.to_string());
+                    m.pending_since = early
+                        .is_none()
+                        .then(|| crate::time::unix_now().saturating_sub(submit.as_secs()));
                     m.submit_ms = Some(submit.as_millis() as u64);
                     m.last_error = None;
                 }
@@ -118,14 +210,11 @@ fn note(key: &str, sent: Result<QueueId, String>, started: Instant) {
         }
         s.next_hop.clone()
     });
+    if let (Ok(id), Some(when)) = (&sent, early) {
+        delivered(key, *id, when.duration_since(started));
+    }
     match (sent, hop) {
-        (Ok(id), Some(hop)) => {
-            IN_FLIGHT
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with(HashMap::new)
-                .insert(id, (key.to_owned(), started));
-            COUNT.fetch_add(1, Ordering::Relaxed);
+        (Ok(_), Some(hop)) => {
             crate::observe::metrics::set(
                 "edgemx_probe_message_submit_seconds",
                 &[("next_hop", hop.as_str())],
@@ -203,5 +292,81 @@ async fn expect(
             .as_deref()
             .map_or("greeting", |l| l.split(' ').next().unwrap_or(""));
         Err(format!("{} answered `{text}`", what.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(key: &str) {
+        super::super::STATES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                key.to_owned(),
+                super::super::Status {
+                    next_hop: format!("hop-{key}"),
+                    message: Some(MessageStatus::default()),
+                    ..Default::default()
+                },
+            );
+    }
+
+    fn message(key: &str) -> MessageStatus {
+        super::super::update(key, |s| s.message.clone())
+            .flatten()
+            .expect("registered")
+    }
+
+    fn delivered_status() -> RcptStatus {
+        RcptStatus::Delivered {
+            reply: "250 ok".into(),
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn probe_message_delivered_before_its_250_was_read_is_not_left_waiting() {
+        let key = "race-test";
+        watch(key);
+        let started = Instant::now();
+        begin_submit();
+        // Delivery over a cached connection wins the race with our own reply.
+        settled(QueueId(0xE1), &delivered_status());
+        note(key, Ok(QueueId(0xE1)), started);
+        let m = message(key);
+        assert_eq!(
+            m.pending, None,
+            "not waiting for a message already delivered"
+        );
+        assert!(m.latency_ms.is_some() && m.last_delivered.is_some());
+        let waited = waiting();
+        let ours = waited.iter().find(|(hop, _)| hop == "hop-race-test");
+        assert_eq!(ours.map(|(_, s)| *s), Some(0.0));
+    }
+
+    #[test]
+    fn waiting_probe_message_reports_its_age_until_delivered() {
+        let key = "wait-test";
+        watch(key);
+        let started = Instant::now();
+        begin_submit();
+        note(key, Ok(QueueId(0xE2)), started);
+        assert_eq!(message(key).pending.as_deref(), Some("00000000000000E2"));
+        let age = |w: Vec<(String, f64)>| {
+            w.into_iter()
+                .find(|(hop, _)| hop == "hop-wait-test")
+                .map(|(_, s)| s)
+        };
+        let first = age(waiting()).expect("listed");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while age(waiting()).unwrap_or(0.0) <= first {
+            assert!(Instant::now() < deadline, "the age never grew");
+            std::thread::yield_now();
+        }
+        settled(QueueId(0xE2), &delivered_status());
+        assert_eq!(message(key).pending, None);
+        assert_eq!(age(waiting()), Some(0.0));
     }
 }

@@ -16,7 +16,7 @@
 mod message;
 mod rcpt;
 
-pub use message::settled;
+pub use message::{settled, waiting};
 
 use super::metrics;
 use crate::config::{Config, NextHop, Probe};
@@ -228,7 +228,10 @@ pub fn format_status(data: &serde_json::Value) -> String {
         let message = row.get("message").filter(|m| !m.is_null());
         let latency = match message {
             None => "-".to_string(),
-            Some(m) if !m["pending"].is_null() => "waiting".into(),
+            Some(m) if !m["pending"].is_null() => match number(m.get("pending_since")) {
+                Some(t) => format!("waiting {}s", now.saturating_sub(t)),
+                None => "waiting".into(),
+            },
             Some(m) => number(m.get("latency_ms")).map_or("-".into(), |v| v.to_string()),
         };
         let rcpt_ms = number(row.get("duration_ms")).map_or("-".into(), |v| v.to_string());

@@ -1,8 +1,11 @@
 //! Queue tests on real redb files in temporary directories. Crash and disk-full tests run
 //! the test binary itself again as a child process (see [`child`]).
 
+mod checksum;
 mod crash;
 mod disk_full;
+mod enospc;
+mod lost;
 mod perf;
 
 use super::*;

@@ -138,6 +138,7 @@ impl Session {
             eight_bit: summary.has_8bit || tx.params.body == Body::EightBitMime,
             client: self.client(),
             held,
+            hold: held.then_some(crate::queue::Hold::Quarantine),
             ..Envelope::new(sender, tx.rcpts, crate::time::unix_now())
         };
         let (sender, rcpts, size) = (
@@ -161,7 +162,9 @@ impl Session {
                 log::warn!("{}: queueing failed, answered 4xx: {e}", self.peer);
                 self.refuse(match e {
                     QueueError::Full(_) | QueueError::Storage(_) => Reply::storage_full(),
-                    QueueError::Open { .. } | QueueError::Closed => Reply::local_error(),
+                    QueueError::Open { .. } | QueueError::Closed | QueueError::Corrupt { .. } => {
+                        Reply::local_error()
+                    }
                 })
             }
         }

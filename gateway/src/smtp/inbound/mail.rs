@@ -27,7 +27,9 @@ impl Session {
             log::warn!("{}: refusing mail: {e}", self.peer);
             return self.refuse(match e {
                 QueueError::Full(_) | QueueError::Storage(_) => Reply::storage_full(),
-                QueueError::Open { .. } | QueueError::Closed => Reply::local_error(),
+                QueueError::Open { .. } | QueueError::Closed | QueueError::Corrupt { .. } => {
+                    Reply::local_error()
+                }
             });
         }
         self.tx = Some(Transaction {
