@@ -1,6 +1,7 @@
 //! The SMTP client: one connection to one next-hop address, carrying one message after the
 //! other (RFC 5321, PIPELINING RFC 2920, STARTTLS RFC 3207, SIZE RFC 1870, 8BITMIME RFC 6152,
-//! SMTPUTF8 RFC 6531).
+//! SMTPUTF8 RFC 6531, DSN RFC 3461: the sender's RET/ENVID/NOTIFY/ORCPT are passed on to a
+//! peer that offers DSN, and only to one).
 //!
 //! [`Session::open`] either returns a session ready for `MAIL` (greeted, EHLO done, TLS as the
 //! policy demands) or a [`HopError`], which means "try the next hop". [`Session::send`]
@@ -18,6 +19,7 @@ mod transaction;
 
 use super::wire::{self, Reply, Stream, WireError};
 use crate::config::{self, TlsMode, TlsPolicy};
+use crate::smtp::proto::dsn::{Notify, Orcpt, Ret};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +75,22 @@ pub struct Outgoing<'a> {
     pub body: &'a [u8],
     pub eight_bit: bool,
     pub smtputf8: bool,
+    pub dsn: Dsn<'a>,
+}
+
+/// The sender's DSN requests (RFC 3461), passed on when the peer offers DSN.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Dsn<'a> {
+    pub ret: Option<Ret>,
+    pub envid: Option<&'a str>,
+    /// One per recipient, in the order of `Outgoing::recipients` (empty: none asked).
+    pub rcpts: &'a [RcptDsn<'a>],
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RcptDsn<'a> {
+    pub notify: Option<Notify>,
+    pub orcpt: Option<&'a Orcpt>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -83,6 +101,7 @@ struct Extensions {
     eight_bit_mime: bool,
     smtputf8: bool,
     starttls: bool,
+    dsn: bool,
 }
 
 pub struct Session {
@@ -174,6 +193,11 @@ impl Session {
         self.peer
     }
 
+    /// The peer offers DSN: it takes over the sender's NOTIFY (we do not report success).
+    pub fn offers_dsn(&self) -> bool {
+        self.ext.dsn
+    }
+
     /// Messages started on this connection.
     pub fn sent(&self) -> usize {
         self.sent
@@ -227,6 +251,7 @@ impl Extensions {
                 "8BITMIME" => ext.eight_bit_mime = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
                 "STARTTLS" => ext.starttls = true,
+                "DSN" => ext.dsn = true,
                 _ => {}
             }
         }

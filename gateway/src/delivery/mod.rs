@@ -52,7 +52,7 @@ mod flow_tests;
 mod tests;
 
 pub use crate::routing::Destination;
-pub use client::{Broken, HopError, Outgoing, Session, Settings};
+pub use client::{Broken, Dsn, HopError, Outgoing, RcptDsn, Session, Settings};
 pub use hops::Walker;
 pub use wire::Reply;
 

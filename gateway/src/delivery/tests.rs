@@ -28,6 +28,7 @@ fn outgoing<'a>(recipients: &'a [&'a str], body: &'a [u8]) -> Outgoing<'a> {
         body,
         eight_bit: false,
         smtputf8: false,
+        dsn: Default::default(),
     }
 }
 

@@ -138,6 +138,8 @@ impl Session {
             eight_bit: summary.has_8bit || tx.params.body == Body::EightBitMime,
             client: self.client(),
             held,
+            ret: tx.params.ret,
+            envid: tx.params.envid.clone(),
             ..Envelope::new(sender, tx.rcpts, crate::time::unix_now())
         };
         let (sender, rcpts, size) = (
