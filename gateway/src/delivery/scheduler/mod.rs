@@ -248,26 +248,32 @@ fn unix_now_ms() -> u64 {
 /// the recipient domain (`mx` routes are tracked through their domains), watched for health.
 fn configured(config: &Config, routes: &mut Routes, health: &Health) -> Vec<Arc<Destination>> {
     let mut configured: Vec<Arc<Destination>> = Vec::new();
-    let mut probes: Vec<Recipient> = config
+    let mut probes: Vec<(Recipient, String)> = config
         .domains
         .iter()
-        .map(|d| Recipient::pending(format!("postmaster@{}", d.name)))
+        .map(|d| {
+            let probe = Recipient::pending(format!("postmaster@{}", d.name));
+            (probe, format!("domain {}", d.name))
+        })
         .collect();
     for route in &config.routes {
         let mut probe = Recipient::pending("postmaster@route.invalid");
         probe.route = Some(route.name.clone());
-        probes.push(probe);
+        probes.push((probe, format!("route {}", route.name)));
     }
-    for probe in &probes {
+    let mut used_by: HashMap<Arc<Destination>, Vec<String>> = HashMap::new();
+    for (probe, label) in &probes {
         let dest = routes.get(probe);
         if dest.domain.as_deref() == Some("route.invalid") {
             continue;
         }
+        used_by.entry(dest.clone()).or_default().push(label.clone());
         if !configured.contains(&dest) {
             health.track(&dest);
             configured.push(dest);
         }
     }
+    health.label(&used_by);
     configured
 }
 
@@ -284,5 +290,42 @@ impl Scheduler {
         for id in ids {
             self.reindex(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_rows_for_the_same_next_hop_tell_policy_and_users_apart() {
+        let text = r#"
+            hostname = "gw.test"
+            data_dir = "/nonexistent"
+            [[listener]]
+            address = "127.0.0.1:2525"
+            [[domain]]
+            name = "a.test"
+            next_hops = ["127.0.0.1:25"]
+            tls = "none"
+            [[domain]]
+            name = "b.test"
+            next_hops = ["127.0.0.1:25"]
+            tls = "required"
+            [[route]]
+            name = "onprem"
+            next_hops = ["127.0.0.1:25"]
+            tls = "none"
+        "#;
+        let config = Arc::new(Config::parse(text).expect("config"));
+        let (mut routes, health) = (Routes::new(config.clone()), Health::new(2, 2));
+        let configured = configured(&config, &mut routes, &health);
+        assert_eq!(configured.len(), 2);
+        let rows = health.snapshot();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].name, rows[1].name, "one next hop…");
+        assert_eq!((rows[0].tls.as_str(), rows[1].tls.as_str()), ("none", "required"));
+        assert_eq!(rows[0].used_by, ["domain a.test", "route onprem"]);
+        assert_eq!(rows[1].used_by, ["domain b.test"]);
     }
 }
