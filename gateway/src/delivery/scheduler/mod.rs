@@ -66,6 +66,8 @@ pub struct Scheduler {
     /// Active checks in flight, and when the next round starts.
     checking: HashSet<Arc<Destination>>,
     next_check: Instant,
+    /// When the destinations that are down or held are checked next.
+    next_down_check: Instant,
 }
 
 struct Entry {
@@ -119,6 +121,7 @@ impl Scheduler {
             configured,
             checking: HashSet::new(),
             next_check: Instant::now() + config.flow.check_interval.0,
+            next_down_check: Instant::now() + down_check_interval(&config),
             routes,
             config,
             queue,
@@ -237,6 +240,12 @@ impl Scheduler {
         }
         self.due.clear();
     }
+}
+
+/// `flow.down_check_interval`, but never longer than `flow.check_interval`.
+fn down_check_interval(config: &Config) -> Duration {
+    let flow = &config.flow;
+    flow.down_check_interval.0.min(flow.check_interval.0)
 }
 
 fn unix_now_ms() -> u64 {
