@@ -15,6 +15,7 @@
 mod flow_probe;
 mod probe;
 mod starttls;
+mod tlsfail;
 mod transaction;
 
 use super::wire::{self, Reply, Stream, WireError};
@@ -111,6 +112,9 @@ pub struct Session {
     peer: SocketAddr,
     ext: Extensions,
     tls: Option<String>,
+    /// The client certificate offered in TLS (its path), to name in replies when the peer
+    /// refuses it; `None` in plaintext or when the policy has none.
+    client_certificate: Option<std::path::PathBuf>,
     sent: usize,
     /// Commands and the dot-stuffed body are built here; reused for every message.
     buf: Vec<u8>,
@@ -141,6 +145,7 @@ impl Session {
             peer,
             ext: Extensions::default(),
             tls: None,
+            client_certificate: None,
             sent: 0,
             buf: Vec::with_capacity(8192),
         };
@@ -206,10 +211,10 @@ impl Session {
     async fn hello(&mut self, who: &str) -> Result<(), HopError> {
         let limit = self.settings.command_timeout;
         let ehlo = format!("EHLO {}\r\n", self.settings.helo);
-        let reply = self
-            .command(ehlo.as_bytes(), limit)
-            .await
-            .map_err(|e| lost(who, "EHLO", e))?;
+        let reply = match self.command(ehlo.as_bytes(), limit).await {
+            Ok(reply) => reply,
+            Err(e) => return Err(self.lost(who, "EHLO", e)),
+        };
         if reply.is_positive() {
             self.ext = Extensions::parse(&reply);
             return Ok(());
@@ -218,10 +223,10 @@ impl Session {
             return Err(refused(reply));
         }
         let helo = format!("HELO {}\r\n", self.settings.helo);
-        let reply = self
-            .command(helo.as_bytes(), limit)
-            .await
-            .map_err(|e| lost(who, "HELO", e))?;
+        let reply = match self.command(helo.as_bytes(), limit).await {
+            Ok(reply) => reply,
+            Err(e) => return Err(self.lost(who, "HELO", e)),
+        };
         if !reply.is_positive() {
             return Err(refused(reply));
         }
@@ -279,6 +284,7 @@ fn lost(who: &str, stage: &str, e: WireError) -> HopError {
     ))
 }
 
-fn tls_failed(who: &str, why: &str) -> Reply {
+fn tls_failed(who: &str, why: &str, reason: &'static str) -> Reply {
+    crate::observe::metrics::tls_failure("outbound", reason);
     Reply::local(451, format!("4.7.5 TLS handshake with {who} failed: {why}"))
 }
