@@ -59,8 +59,11 @@ async fn malformed_dsn_parameters_get_501() {
         .await;
     c.expect("RCPT TO:<a@example.com> ORCPT=a@example.com", "501 5.5.4")
         .await;
-    c.expect("RCPT TO:<a@example.com> NOTIFY=DELAY ORCPT=rfc822;a@example.com", "250")
-        .await;
+    c.expect(
+        "RCPT TO:<a@example.com> NOTIFY=DELAY ORCPT=rfc822;a@example.com",
+        "250",
+    )
+    .await;
     c.command("QUIT").await;
     gw.stop().await;
 }
@@ -79,14 +82,26 @@ async fn dsn_requests_are_passed_on_to_a_next_hop_that_offers_dsn() {
     )
     .await;
     let got = backend.wait_for_messages(1, WAIT).await;
-    assert!(got[0].mail_line.contains(" RET=HDRS"), "{}", got[0].mail_line);
-    assert!(got[0].mail_line.contains(" ENVID=QQ+2B1"), "{}", got[0].mail_line);
+    assert!(
+        got[0].mail_line.contains(" RET=HDRS"),
+        "{}",
+        got[0].mail_line
+    );
+    assert!(
+        got[0].mail_line.contains(" ENVID=QQ+2B1"),
+        "{}",
+        got[0].mail_line
+    );
     let rcpt = &got[0].rcpt_lines[0];
     assert!(rcpt.contains(" NOTIFY=SUCCESS,FAILURE"), "{rcpt}");
     assert!(rcpt.contains(" ORCPT=rfc822;a+2Bx@example.com"), "{rcpt}");
     wait_empty(&gw).await;
     // The next hop reports success now: no `relayed` DSN from us.
-    assert!(dsns(&backend.messages()).is_empty(), "{:?}", backend.messages());
+    assert!(
+        dsns(&backend.messages()).is_empty(),
+        "{:?}",
+        backend.messages()
+    );
     gw.stop().await;
 }
 
@@ -105,14 +120,32 @@ async fn success_is_reported_as_relayed_when_the_next_hop_has_no_dsn() {
     )
     .await;
     let got = backend.wait_for_messages(2, WAIT).await;
-    let original = got.iter().find(|m| !m.mail_from.is_empty()).expect("original");
-    assert!(!original.mail_line.contains("ENVID"), "{}", original.mail_line);
+    let original = got
+        .iter()
+        .find(|m| !m.mail_from.is_empty())
+        .expect("original");
+    assert!(
+        !original.mail_line.contains("ENVID"),
+        "{}",
+        original.mail_line
+    );
     assert!(original.rcpt_lines.iter().all(|l| !l.contains("NOTIFY")));
     let dsn = dsns(&got).pop().expect("a relayed DSN");
     assert!(dsn.contains("Original-Envelope-Id: QQ314159\r\n"), "{dsn}");
-    assert!(dsn.contains("Original-Recipient: rfc822;a+x@example.com\r\n"), "{dsn}");
-    assert!(dsn.contains("Final-Recipient: rfc822; a@example.com\r\nAction: relayed\r\nStatus: 2.0.0\r\n"), "{dsn}");
-    assert!(!dsn.contains("b@example.com"), "only the recipient that asked: {dsn}");
+    assert!(
+        dsn.contains("Original-Recipient: rfc822;a+x@example.com\r\n"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains(
+            "Final-Recipient: rfc822; a@example.com\r\nAction: relayed\r\nStatus: 2.0.0\r\n"
+        ),
+        "{dsn}"
+    );
+    assert!(
+        !dsn.contains("b@example.com"),
+        "only the recipient that asked: {dsn}"
+    );
     wait_empty(&gw).await;
     gw.stop().await;
 }
@@ -148,7 +181,10 @@ async fn notify_never_suppresses_the_bounce_and_ret_full_returns_the_message() {
     assert!(dsn.contains("Content-Type: message/rfc822\r\n"), "{dsn}");
     assert!(dsn.contains("the whole body comes back"), "{dsn}");
     assert!(dsn.contains("Subject: full"), "{dsn}");
-    assert!(dsn.contains("Diagnostic-Code: smtp; 550 no such user here\r\n"), "{dsn}");
+    assert!(
+        dsn.contains("Diagnostic-Code: smtp; 550 no such user here\r\n"),
+        "{dsn}"
+    );
     assert!(dsn.contains("Status: 5.0.0\r\n"), "{dsn}");
     gw.stop().await;
 }

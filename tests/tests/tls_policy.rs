@@ -187,7 +187,10 @@ async fn a_client_certificate_is_presented_to_a_backend_that_requires_one() {
     let reply = deferred(&gw, rejected).await;
     assert!(
         reply.starts_with("451 4.7.5 ")
-            && reply.contains(&format!("rejected our TLS client certificate {}", path(&bad_cert))),
+            && reply.contains(&format!(
+                "rejected our TLS client certificate {}",
+                path(&bad_cert)
+            )),
         "{reply}"
     );
     assert_eq!(backend.messages().len(), 1);

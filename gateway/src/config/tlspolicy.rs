@@ -319,6 +319,9 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].0, "t.client_key");
         assert_eq!(problems[0].1, wrong.display().to_string());
-        assert!(problems[0].2.contains("does not belong to the certificate"), "{problems:?}");
+        assert!(
+            problems[0].2.contains("does not belong to the certificate"),
+            "{problems:?}"
+        );
     }
 }

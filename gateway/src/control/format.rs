@@ -46,7 +46,11 @@ pub fn format_health(data: &serde_json::Value) -> String {
             age(now.saturating_sub(since)),
             hop["name"].as_str().unwrap_or("?"),
             hop["tls"].as_str().unwrap_or("?"),
-            if used.is_empty() { "queued mail only".to_string() } else { used.join(", ") },
+            if used.is_empty() {
+                "queued mail only".to_string()
+            } else {
+                used.join(", ")
+            },
             hop["last_error"].as_str().unwrap_or("")
         );
     }

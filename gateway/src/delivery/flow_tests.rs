@@ -303,20 +303,29 @@ async fn throughput_to_smtp_sink() {
 async fn a_next_hop_that_comes_back_is_noticed_by_the_down_checks_and_drained() {
     use super::health::State as Hop;
     let backend = free_addr().await;
-    let extra = "[flow]\ncheck_interval = \"30s\"\nrise = 2\nfall = 1\ndown_check_interval = \"1s\"";
+    let extra =
+        "[flow]\ncheck_interval = \"30s\"\nrise = 2\nfall = 1\ndown_check_interval = \"1s\"";
     let flow = flow_extra(backend, backend, "1d", "1h", extra).await;
     let id = flow.enqueue("s@a.test", &["r@b.test"], now()).await;
     let state = |flow: &Flow| {
         let hops = flow.handle.health();
-        hops.iter().find(|h| h.name == backend.to_string()).map(|h| h.state)
+        hops.iter()
+            .find(|h| h.name == backend.to_string())
+            .map(|h| h.state)
     };
     let start = std::time::Instant::now();
     while state(&flow) != Some(Hop::Down) {
-        assert!(start.elapsed() < Duration::from_secs(20), "never marked down");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never marked down"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     while flow.queue.envelope(id).await.unwrap().unwrap().attempts == 0 {
-        assert!(start.elapsed() < Duration::from_secs(20), "attempt never recorded");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "attempt never recorded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let fake = fake::start_on(backend, Script::default()).await;

@@ -263,11 +263,20 @@ mod tests {
         let mut env = envelope(1000);
         let refused = [outcome(0, 550, "no such user here")];
         let settled = settle(&mut env, &refused, 1000, &queue_config(), Expired::Bounce);
-        let (_, dsn) = dsn::bounce("gw.test", &env, b"Subject: x\r\n\r\n", &[&settled.failed[0]], 1000)
-            .expect("a DSN");
+        let (_, dsn) = dsn::bounce(
+            "gw.test",
+            &env,
+            b"Subject: x\r\n\r\n",
+            &[&settled.failed[0]],
+            1000,
+        )
+        .expect("a DSN");
         let dsn = String::from_utf8(dsn).expect("utf-8");
         assert!(dsn.contains("Remote-MTA: dns; mx.b.test\r\n"), "{dsn}");
-        assert!(dsn.contains("Diagnostic-Code: smtp; 550 no such user here\r\n"), "{dsn}");
+        assert!(
+            dsn.contains("Diagnostic-Code: smtp; 550 no such user here\r\n"),
+            "{dsn}"
+        );
         assert!(dsn.contains("Status: 5.0.0\r\n"), "{dsn}");
     }
 
@@ -275,13 +284,27 @@ mod tests {
     fn the_expiry_dsn_names_the_last_remote_host_and_its_reply() {
         let mut env = envelope(1000);
         let deferred = [outcome(1, 451, "4.3.0 mailbox locked")];
-        let settled = settle(&mut env, &deferred, 1000 + 3601, &queue_config(), Expired::Bounce);
-        let one: Vec<&Recipient> = settled.failed.iter().filter(|r| r.address == "2@b.test").collect();
-        let (_, dsn) = dsn::bounce("gw.test", &env, b"Subject: x\r\n\r\n", &one, 5000).expect("a DSN");
+        let settled = settle(
+            &mut env,
+            &deferred,
+            1000 + 3601,
+            &queue_config(),
+            Expired::Bounce,
+        );
+        let one: Vec<&Recipient> = settled
+            .failed
+            .iter()
+            .filter(|r| r.address == "2@b.test")
+            .collect();
+        let (_, dsn) =
+            dsn::bounce("gw.test", &env, b"Subject: x\r\n\r\n", &one, 5000).expect("a DSN");
         let dsn = String::from_utf8(dsn).expect("utf-8");
         assert!(dsn.contains("Status: 4.4.7\r\n"), "{dsn}");
         assert!(dsn.contains("Remote-MTA: dns; mx.b.test\r\n"), "{dsn}");
-        assert!(dsn.contains("Diagnostic-Code: smtp; 451 4.3.0 mailbox locked\r\n"), "{dsn}");
+        assert!(
+            dsn.contains("Diagnostic-Code: smtp; 451 4.3.0 mailbox locked\r\n"),
+            "{dsn}"
+        );
         assert!(!dsn.contains("X-edgemx"), "{dsn}");
         assert!(dsn.contains("<2@b.test>: delivery time expired; last reply: host mx.b.test said: 451 4.3.0 mailbox locked"), "{dsn}");
     }

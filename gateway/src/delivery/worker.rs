@@ -190,10 +190,12 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
         .rcpts
         .iter()
         .map(|&i| {
-            env.recipients.get(i).map_or_else(RcptDsn::default, |r| RcptDsn {
-                notify: r.notify,
-                orcpt: r.orcpt.as_ref(),
-            })
+            env.recipients
+                .get(i)
+                .map_or_else(RcptDsn::default, |r| RcptDsn {
+                    notify: r.notify,
+                    orcpt: r.orcpt.as_ref(),
+                })
         })
         .collect();
     let msg = Outgoing {

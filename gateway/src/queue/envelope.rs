@@ -176,8 +176,14 @@ mod tests {
             address: "b+x@y.test".into(),
         });
         let json = serde_json::to_string(&env).expect("encodes");
-        assert_eq!(serde_json::from_str::<Envelope>(&json).expect("decodes"), env);
+        assert_eq!(
+            serde_json::from_str::<Envelope>(&json).expect("decodes"),
+            env
+        );
         let plain = serde_json::to_string(&Envelope::new("a@x.test", Vec::new(), 1)).unwrap();
-        assert!(!plain.contains("notify") && !plain.contains("envid"), "{plain}");
+        assert!(
+            !plain.contains("notify") && !plain.contains("envid"),
+            "{plain}"
+        );
     }
 }

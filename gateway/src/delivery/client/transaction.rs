@@ -220,7 +220,12 @@ impl Session {
 
     fn broken(&self, stage: &str, e: WireError, retry_safe: bool) -> Broken {
         let who = format!("{}[{}]:{}", self.host, self.peer.ip(), self.peer.port());
-        if let Some(alert) = self.tls.is_some().then(|| super::tlsfail::alert(&e)).flatten() {
+        if let Some(alert) = self
+            .tls
+            .is_some()
+            .then(|| super::tlsfail::alert(&e))
+            .flatten()
+        {
             let reply = self.refused_by_peer(&who, alert);
             return Broken { reply, retry_safe };
         }

@@ -333,7 +333,10 @@ mod tests {
         let rows = health.snapshot();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].name, rows[1].name, "one next hop…");
-        assert_eq!((rows[0].tls.as_str(), rows[1].tls.as_str()), ("none", "required"));
+        assert_eq!(
+            (rows[0].tls.as_str(), rows[1].tls.as_str()),
+            ("none", "required")
+        );
         assert_eq!(rows[0].used_by, ["domain a.test", "route onprem"]);
         assert_eq!(rows[1].used_by, ["domain b.test"]);
     }

@@ -275,7 +275,10 @@ fn notify_chooses_who_is_reported_and_ret_full_returns_the_message() {
         address: "Asked+1@example.com".into(),
     });
     let mut env = original("a@example.org");
-    assert!(bounce("h", &env, BODY, &[&never], 9).is_none(), "NOTIFY=NEVER");
+    assert!(
+        bounce("h", &env, BODY, &[&never], 9).is_none(),
+        "NOTIFY=NEVER"
+    );
     env.ret = Some(Ret::Full);
     env.envid = Some("QQ 1".into());
     let (_, body) = bounce("h", &env, BODY, &[&never, &asked], 9).expect("a DSN");
@@ -286,7 +289,10 @@ fn notify_chooses_who_is_reported_and_ret_full_returns_the_message() {
         text.contains("Original-Recipient: rfc822;Asked+1@example.com\r\nFinal-Recipient: rfc822; asked@example.com\r\n"),
         "{text}"
     );
-    assert!(text.contains("Content-Type: message/rfc822\r\n\r\nFrom: a@example.org"), "{text}");
+    assert!(
+        text.contains("Content-Type: message/rfc822\r\n\r\nFrom: a@example.org"),
+        "{text}"
+    );
     assert!(text.contains("secret body"), "RET=FULL: {text}");
     let delayed = report("h", &env, BODY, &[&asked], Action::Delayed { until: 99 }, 9);
     assert!(delayed.is_none(), "NOTIFY=FAILURE asks for no delay notice");

@@ -197,7 +197,14 @@ mod tests {
         let all = parse_notify("SUCCESS,failure,Delay").unwrap();
         assert!(all.success && all.failure && all.delay);
         assert_eq!(all.to_string(), "SUCCESS,FAILURE,DELAY");
-        for bad in ["", "NEVER,SUCCESS", "SUCCESS,NEVER", "FAILURE,FAILURE", "SUCCESS,", "X"] {
+        for bad in [
+            "",
+            "NEVER,SUCCESS",
+            "SUCCESS,NEVER",
+            "FAILURE,FAILURE",
+            "SUCCESS,",
+            "X",
+        ] {
             assert_eq!(parse_notify(bad), Err(Invalid("NOTIFY")), "{bad}");
         }
     }
@@ -205,7 +212,10 @@ mod tests {
     #[test]
     fn orcpt_is_typed_and_decoded() {
         let o = parse_orcpt("rfc822;a+2Bb@x.test").unwrap();
-        assert_eq!((o.kind.as_str(), o.address.as_str()), ("rfc822", "a+b@x.test"));
+        assert_eq!(
+            (o.kind.as_str(), o.address.as_str()),
+            ("rfc822", "a+b@x.test")
+        );
         assert_eq!(o.to_string(), "rfc822;a+2Bb@x.test");
         for bad in ["a@x.test", ";a@x.test", "rfc822;", "rfc822;a+2", "rf c;a"] {
             assert_eq!(parse_orcpt(bad), Err(Invalid("ORCPT")), "{bad}");

@@ -249,17 +249,35 @@ mod tests {
         let notify = rcpt.notify.unwrap();
         assert!(notify.success && notify.failure && !notify.delay);
         assert_eq!(rcpt.orcpt.unwrap().address, "a+b@x.test");
-        assert!(parse_rcpt_params(" notify=never").unwrap().notify.unwrap().never());
+        assert!(
+            parse_rcpt_params(" notify=never")
+                .unwrap()
+                .notify
+                .unwrap()
+                .never()
+        );
     }
 
     #[test]
     fn malformed_dsn_parameters_are_bad_values() {
         for bad in [" RET=ALL", " RET", " ENVID=a+zz", " ENVID"] {
-            assert!(matches!(parse_mail_params(bad), Err(ParamError::BadValue(_))), "{bad}");
-        }
-        for bad in [" NOTIFY=NEVER,DELAY", " NOTIFY=", " NOTIFY", " ORCPT=a@b", " ORCPT=rfc822;+4"] {
             assert!(
-                matches!(parse_rcpt_params(bad), Err(ParamError::BadValue(_) | ParamError::Syntax)),
+                matches!(parse_mail_params(bad), Err(ParamError::BadValue(_))),
+                "{bad}"
+            );
+        }
+        for bad in [
+            " NOTIFY=NEVER,DELAY",
+            " NOTIFY=",
+            " NOTIFY",
+            " ORCPT=a@b",
+            " ORCPT=rfc822;+4",
+        ] {
+            assert!(
+                matches!(
+                    parse_rcpt_params(bad),
+                    Err(ParamError::BadValue(_) | ParamError::Syntax)
+                ),
                 "{bad}"
             );
         }

@@ -243,7 +243,13 @@ fn dsn_parameters_are_accepted_and_malformed_ones_get_501() {
     assert!(parse("RCPT TO:<a@b.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a@b.example").is_ok());
     assert_eq!(code(b"MAIL FROM:<a@b.example> RET=BODY"), "501 5.5.4");
     assert_eq!(code(b"MAIL FROM:<a@b.example> ENVID=a+ZZ"), "501 5.5.4");
-    assert_eq!(code(b"RCPT TO:<a@b.example> NOTIFY=NEVER,FAILURE"), "501 5.5.4");
+    assert_eq!(
+        code(b"RCPT TO:<a@b.example> NOTIFY=NEVER,FAILURE"),
+        "501 5.5.4"
+    );
     assert_eq!(code(b"RCPT TO:<a@b.example> NOTIFY=SOMETIMES"), "501 5.5.4");
-    assert_eq!(code(b"RCPT TO:<a@b.example> ORCPT=a@b.example"), "501 5.5.4");
+    assert_eq!(
+        code(b"RCPT TO:<a@b.example> ORCPT=a@b.example"),
+        "501 5.5.4"
+    );
 }
