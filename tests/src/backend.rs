@@ -50,6 +50,8 @@ pub struct ReceivedMessage {
     pub tls: Option<String>,
     /// Raw MAIL FROM line as received (to check parameters such as SIZE or SMTPUTF8).
     pub mail_line: String,
+    /// Raw RCPT TO lines of the accepted recipients (to check DSN's NOTIFY and ORCPT).
+    pub rcpt_lines: Vec<String>,
     /// The client presented a certificate in the TLS handshake (only possible when the
     /// `starttls` config asks for one).
     pub client_certificate: bool,
@@ -197,6 +199,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()>
     let mut from = String::new();
     let mut mail_line = String::new();
     let mut rcpts: Vec<String> = Vec::new();
+    let mut rcpt_lines: Vec<String> = Vec::new();
     loop {
         let mut line = String::new();
         if io.read_line(&mut line).await? == 0 {
@@ -245,6 +248,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()>
             mail_line = line.trim_end().to_string();
             from = path_of(&line[10..]);
             rcpts.clear();
+            rcpt_lines.clear();
             "250 2.1.0 ok\r\n".into()
         } else if upper.starts_with("RCPT TO:") {
             let rcpt = path_of(&line[8..]);
@@ -252,6 +256,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()>
                 Some(reply) => format!("{reply}\r\n"),
                 None => {
                     rcpts.push(rcpt);
+                    rcpt_lines.push(line.trim_end().to_string());
                     "250 2.1.5 ok\r\n".into()
                 }
             }
@@ -268,6 +273,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()>
                         data,
                         tls: tls.clone(),
                         mail_line: mail_line.clone(),
+                        rcpt_lines: rcpt_lines.clone(),
                         client_certificate,
                     });
                     shared.arrived.notify_waiters();

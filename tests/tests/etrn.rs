@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(60);
 /// No retry and no health check within the test: only ETRN can deliver.
 const QUIET: &str = "[queue]\nretry_intervals = [\"1h\"]\nretry_jitter = 0.0\n\
-                     [flow]\ncheck_interval = \"1h\"\n";
+                     [flow]\ncheck_interval = \"1h\"\ndown_check_interval = \"1h\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etrn_from_an_authorized_client_flushes_the_domain_at_once() {

@@ -158,8 +158,16 @@ async fn a_client_certificate_is_presented_to_a_backend_that_requires_one() {
         path(&cert),
         path(&key)
     );
+    let stranger = Ca::new("Some other CA").issue("gateway.test", &["gateway.test"]);
+    let (bad_cert, bad_key) = stranger.write(dir.path(), "stranger");
+    let with_bad_cert = format!(
+        "{{ policy = \"required\", client_certificate = \"{}\", client_key = \"{}\" }}",
+        path(&bad_cert),
+        path(&bad_key)
+    );
     let extra = route("onprem.test", &[backend.addr()], &with_cert)
-        + &route("nocert.test", &[backend.addr()], "\"required\"");
+        + &route("nocert.test", &[backend.addr()], "\"required\"")
+        + &route("badcert.test", &[backend.addr()], &with_bad_cert);
     let gw = Gateway::start(backend.addr(), &extra).await;
 
     send(&gw, "user@onprem.test").await;
@@ -168,12 +176,37 @@ async fn a_client_certificate_is_presented_to_a_backend_that_requires_one() {
 
     let without = send(&gw, "user@nocert.test").await;
     let reply = deferred(&gw, without).await;
-    // TLS 1.3: the backend's refusal arrives as an alert after the client's Finished.
+    // TLS 1.3: the backend's refusal arrives as an alert after the client's Finished; it is
+    // a certificate problem (4.7.x) that says so, not a lost connection.
     assert!(
-        reply.starts_with("451 4.") && reply.contains("CertificateRequired"),
+        reply.starts_with("451 4.7.5 ")
+            && reply.contains("requires a TLS client certificate and none is configured"),
+        "{reply}"
+    );
+    let rejected = send(&gw, "user@badcert.test").await;
+    let reply = deferred(&gw, rejected).await;
+    assert!(
+        reply.starts_with("451 4.7.5 ")
+            && reply.contains(&format!(
+                "rejected our TLS client certificate {}",
+                path(&bad_cert)
+            )),
         "{reply}"
     );
     assert_eq!(backend.messages().len(), 1);
+    // The gateway runs in this process: its metrics registry is ours to render.
+    let metrics = edgemx::observe::metrics::render(&edgemx::observe::metrics::Scrape {
+        healthy: true,
+        queue_messages: 0,
+        queue_bytes: 0,
+        destinations: Default::default(),
+        connections_current: 0,
+    });
+    for reason in ["client_certificate_required", "client_certificate_rejected"] {
+        let labels = format!("reason=\"{reason}\"");
+        let n = edgemx_tests::admin::sum(&metrics, "edgemx_tls_failures_total", &[&labels]);
+        assert!(n >= 1.0, "{reason}: {metrics}");
+    }
     gw.stop().await;
 }
 
@@ -214,4 +247,34 @@ async fn verify_checks_the_next_hop_host_name_when_no_name_is_configured() {
     );
     assert_eq!(backend.messages().len(), 1);
     gw.stop().await;
+}
+
+#[test]
+fn check_config_refuses_a_client_certificate_with_the_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Connector CA");
+    let (cert, _) = ca.issue("gateway.test", &[]).write(dir.path(), "mine");
+    let (_, other_key) = ca.issue("other.test", &[]).write(dir.path(), "other");
+    let config = dir.path().join("edgemx.toml");
+    let text = format!(
+        "hostname = \"gw.test\"\ndata_dir = \"{data}\"\n[[listener]]\naddress = \"127.0.0.1:2525\"\n\
+         [[domain]]\nname = \"example.com\"\nnext_hops = [\"127.0.0.1:25\"]\n\
+         tls = {{ policy = \"required\", client_certificate = \"{cert}\", client_key = \"{key}\" }}\n",
+        data = path(dir.path()),
+        cert = path(&cert),
+        key = path(&other_key),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(edgemx_tests::gateway::binary())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(&format!("domain[0].tls.client_key = {}:", path(&other_key)))
+            && err.contains("does not belong to the certificate"),
+        "{err}"
+    );
 }

@@ -20,6 +20,9 @@ pub struct Flow {
     pub our_names: Vec<String>,
     /// Period of the active check (connect, EHLO, QUIT) of every known next hop.
     pub check_interval: Span,
+    /// Period of the active check of a next hop that is down or held while mail waits for
+    /// it (never longer than `check_interval`): how soon a recovery is noticed.
+    pub down_check_interval: Span,
     /// Consecutive failed checks or attempts before a next hop is marked down.
     pub fall: u32,
     /// Consecutive successful checks before a down next hop is marked up (a delivered
@@ -74,6 +77,7 @@ impl Default for Flow {
         Flow {
             our_names: Vec::new(),
             check_interval: Span(Duration::from_secs(30)),
+            down_check_interval: Span(Duration::from_secs(5)),
             fall: 2,
             rise: 2,
             drain_rate: 200.0,
@@ -157,6 +161,13 @@ pub fn check(flow: &mut Flow) -> Vec<(String, String, String)> {
         add(
             "flow.check_interval",
             flow.check_interval.to_string(),
+            "must be at least 100ms",
+        );
+    }
+    if flow.down_check_interval.0 < Duration::from_millis(100) {
+        add(
+            "flow.down_check_interval",
+            flow.down_check_interval.to_string(),
             "must be at least 100ms",
         );
     }

@@ -34,12 +34,26 @@ pub fn format_health(data: &serde_json::Value) -> String {
     let now = crate::time::unix_now();
     for hop in data.as_array().into_iter().flatten() {
         let since = hop["since"]["secs_since_epoch"].as_u64().unwrap_or(now);
+        // Destinations with the same next hops differ by TLS policy: name both, and who
+        // delivers there, so no two rows read the same.
+        let used: Vec<&str> = hop["used_by"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.as_str())
+            .collect();
         let _ = writeln!(
             out,
-            "{:<5} {:>6}  {}  {}",
+            "{:<5} {:>6}  {}  tls={}  [{}]  {}",
             hop["state"].as_str().unwrap_or("?"),
             age(now.saturating_sub(since)),
             hop["name"].as_str().unwrap_or("?"),
+            hop["tls"].as_str().unwrap_or("?"),
+            if used.is_empty() {
+                "queued mail only".to_string()
+            } else {
+                used.join(", ")
+            },
             hop["last_error"].as_str().unwrap_or("")
         );
     }

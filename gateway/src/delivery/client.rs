@@ -1,6 +1,7 @@
 //! The SMTP client: one connection to one next-hop address, carrying one message after the
 //! other (RFC 5321, PIPELINING RFC 2920, STARTTLS RFC 3207, SIZE RFC 1870, 8BITMIME RFC 6152,
-//! SMTPUTF8 RFC 6531).
+//! SMTPUTF8 RFC 6531, DSN RFC 3461: the sender's RET/ENVID/NOTIFY/ORCPT are passed on to a
+//! peer that offers DSN, and only to one).
 //!
 //! [`Session::open`] either returns a session ready for `MAIL` (greeted, EHLO done, TLS as the
 //! policy demands) or a [`HopError`], which means "try the next hop". [`Session::send`]
@@ -14,10 +15,12 @@
 mod flow_probe;
 mod probe;
 mod starttls;
+mod tlsfail;
 mod transaction;
 
 use super::wire::{self, Reply, Stream, WireError};
 use crate::config::{self, TlsMode, TlsPolicy};
+use crate::smtp::proto::dsn::{Notify, Orcpt, Ret};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +76,22 @@ pub struct Outgoing<'a> {
     pub body: &'a [u8],
     pub eight_bit: bool,
     pub smtputf8: bool,
+    pub dsn: Dsn<'a>,
+}
+
+/// The sender's DSN requests (RFC 3461), passed on when the peer offers DSN.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Dsn<'a> {
+    pub ret: Option<Ret>,
+    pub envid: Option<&'a str>,
+    /// One per recipient, in the order of `Outgoing::recipients` (empty: none asked).
+    pub rcpts: &'a [RcptDsn<'a>],
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RcptDsn<'a> {
+    pub notify: Option<Notify>,
+    pub orcpt: Option<&'a Orcpt>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -83,6 +102,7 @@ struct Extensions {
     eight_bit_mime: bool,
     smtputf8: bool,
     starttls: bool,
+    dsn: bool,
 }
 
 pub struct Session {
@@ -92,6 +112,9 @@ pub struct Session {
     peer: SocketAddr,
     ext: Extensions,
     tls: Option<String>,
+    /// The client certificate offered in TLS (its path), to name in replies when the peer
+    /// refuses it; `None` in plaintext or when the policy has none.
+    client_certificate: Option<std::path::PathBuf>,
     sent: usize,
     /// Commands and the dot-stuffed body are built here; reused for every message.
     buf: Vec<u8>,
@@ -122,6 +145,7 @@ impl Session {
             peer,
             ext: Extensions::default(),
             tls: None,
+            client_certificate: None,
             sent: 0,
             buf: Vec::with_capacity(8192),
         };
@@ -174,6 +198,11 @@ impl Session {
         self.peer
     }
 
+    /// The peer offers DSN: it takes over the sender's NOTIFY (we do not report success).
+    pub fn offers_dsn(&self) -> bool {
+        self.ext.dsn
+    }
+
     /// Messages started on this connection.
     pub fn sent(&self) -> usize {
         self.sent
@@ -182,10 +211,10 @@ impl Session {
     async fn hello(&mut self, who: &str) -> Result<(), HopError> {
         let limit = self.settings.command_timeout;
         let ehlo = format!("EHLO {}\r\n", self.settings.helo);
-        let reply = self
-            .command(ehlo.as_bytes(), limit)
-            .await
-            .map_err(|e| lost(who, "EHLO", e))?;
+        let reply = match self.command(ehlo.as_bytes(), limit).await {
+            Ok(reply) => reply,
+            Err(e) => return Err(self.lost(who, "EHLO", e)),
+        };
         if reply.is_positive() {
             self.ext = Extensions::parse(&reply);
             return Ok(());
@@ -194,10 +223,10 @@ impl Session {
             return Err(refused(reply));
         }
         let helo = format!("HELO {}\r\n", self.settings.helo);
-        let reply = self
-            .command(helo.as_bytes(), limit)
-            .await
-            .map_err(|e| lost(who, "HELO", e))?;
+        let reply = match self.command(helo.as_bytes(), limit).await {
+            Ok(reply) => reply,
+            Err(e) => return Err(self.lost(who, "HELO", e)),
+        };
         if !reply.is_positive() {
             return Err(refused(reply));
         }
@@ -227,6 +256,7 @@ impl Extensions {
                 "8BITMIME" => ext.eight_bit_mime = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
                 "STARTTLS" => ext.starttls = true,
+                "DSN" => ext.dsn = true,
                 _ => {}
             }
         }
@@ -254,6 +284,7 @@ fn lost(who: &str, stage: &str, e: WireError) -> HopError {
     ))
 }
 
-fn tls_failed(who: &str, why: &str) -> Reply {
+fn tls_failed(who: &str, why: &str, reason: &'static str) -> Reply {
+    crate::observe::metrics::tls_failure("outbound", reason);
     Reply::local(451, format!("4.7.5 TLS handshake with {who} failed: {why}"))
 }

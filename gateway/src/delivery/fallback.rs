@@ -71,6 +71,7 @@ mod tests {
             index,
             reply: Reply::local(code, text),
             mta: Some("mx.test".into()),
+            dsn_passed: false,
         }
     }
 

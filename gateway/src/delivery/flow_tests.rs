@@ -24,6 +24,17 @@ async fn flow_with(
     max_lifetime: &str,
     retry: &str,
 ) -> Flow {
+    flow_extra(backend, dsn_hop, max_lifetime, retry, "").await
+}
+
+/// As [`flow_with`], with `extra` appended to the configuration.
+async fn flow_extra(
+    backend: SocketAddr,
+    dsn_hop: SocketAddr,
+    max_lifetime: &str,
+    retry: &str,
+    extra: &str,
+) -> Flow {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         r#"
@@ -46,6 +57,7 @@ async fn flow_with(
         data_timeout = "2s"
         [limits]
         shutdown_timeout = "1s"
+        {extra}
         "#,
         dir = dir.path().display()
     );
@@ -283,4 +295,44 @@ async fn throughput_to_smtp_sink() {
     queue.close().await;
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The shipped check settings (every 30 s, `rise = 2`) and a retry interval of an hour: only
+/// the checks of a down next hop can bring the mail out within the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_hop_that_comes_back_is_noticed_by_the_down_checks_and_drained() {
+    use super::health::State as Hop;
+    let backend = free_addr().await;
+    let extra =
+        "[flow]\ncheck_interval = \"30s\"\nrise = 2\nfall = 1\ndown_check_interval = \"1s\"";
+    let flow = flow_extra(backend, backend, "1d", "1h", extra).await;
+    let id = flow.enqueue("s@a.test", &["r@b.test"], now()).await;
+    let state = |flow: &Flow| {
+        let hops = flow.handle.health();
+        hops.iter()
+            .find(|h| h.name == backend.to_string())
+            .map(|h| h.state)
+    };
+    let start = std::time::Instant::now();
+    while state(&flow) != Some(Hop::Down) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never marked down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while flow.queue.envelope(id).await.unwrap().unwrap().attempts == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "attempt never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fake = fake::start_on(backend, Script::default()).await;
+    // Generous: the bound is the down-check period plus two checks; the shipped 30 s
+    // period alone would take 30–60 s.
+    flow.until_empty(Duration::from_secs(25)).await;
+    assert_eq!(fake.seen.lock().unwrap().messages.len(), 1);
+    assert_eq!(state(&flow), Some(Hop::Up));
+    flow.stop().await;
 }

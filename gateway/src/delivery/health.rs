@@ -27,6 +27,12 @@ pub enum State {
 pub struct HopHealth {
     /// The destination's next hops as configured, e.g. `10.1.2.3:25,backup.example:25`.
     pub name: String,
+    /// The TLS policy towards them (`verify name=mx.example.org`): destinations with the
+    /// same next hops differ by it, so it tells such rows apart.
+    pub tls: String,
+    /// The configured domains (`domain example.com`) and routes (`route onprem`) that
+    /// deliver to this destination; empty for one only queued mail uses (DSNs, relay).
+    pub used_by: Vec<String>,
     pub state: State,
     /// When the state last changed (or the destination was first seen).
     pub since: SystemTime,
@@ -56,6 +62,7 @@ struct Entry {
     fails: u32,
     oks: u32,
     last_error: Option<Reply>,
+    used_by: Vec<String>,
 }
 
 /// What was seen about a destination.
@@ -164,6 +171,14 @@ impl Health {
         ))
     }
 
+    /// Names who uses each destination (see [`HopHealth::used_by`]), replacing the
+    /// previous names (after a reload).
+    pub fn label(&self, used_by: &HashMap<Arc<Destination>, Vec<String>>) {
+        for (dest, entry) in self.lock().iter_mut() {
+            entry.used_by = used_by.get(dest).cloned().unwrap_or_default();
+        }
+    }
+
     /// Stops tracking destinations for which `keep` is false (no queued mail, not
     /// configured), so checks do not go on for a DSN's one-off destination.
     pub fn retain(&self, keep: impl Fn(&Arc<Destination>) -> bool) {
@@ -181,12 +196,14 @@ impl Health {
             .iter()
             .map(|(dest, e)| HopHealth {
                 name: dest.to_string(),
+                tls: tls_summary(&dest.tls),
+                used_by: e.used_by.clone(),
                 state: e.state,
                 since: e.since,
                 last_error: e.last_error.as_ref().map(Reply::text),
             })
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| (&a.name, &a.tls).cmp(&(&b.name, &b.tls)));
         out
     }
 
@@ -203,8 +220,27 @@ impl Entry {
             fails: 0,
             oks: 0,
             last_error: None,
+            used_by: Vec::new(),
         }
     }
+}
+
+/// The TLS policy in one word and the options that set it apart.
+fn tls_summary(policy: &crate::config::TlsPolicy) -> String {
+    let mut out = policy.mode.to_string();
+    if let Some(name) = &policy.name {
+        out.push_str(&format!(" name={name}"));
+    }
+    if let Some(ca) = &policy.ca {
+        out.push_str(&format!(" ca={}", ca.display()));
+    }
+    if !policy.pins.is_empty() {
+        out.push_str(&format!(" pins={}", policy.pins.len()));
+    }
+    if let Some(cert) = &policy.client_certificate {
+        out.push_str(&format!(" client_certificate={}", cert.display()));
+    }
+    out
 }
 
 #[cfg(test)]

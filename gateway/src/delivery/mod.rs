@@ -52,7 +52,7 @@ mod flow_tests;
 mod tests;
 
 pub use crate::routing::Destination;
-pub use client::{Broken, HopError, Outgoing, Session, Settings};
+pub use client::{Broken, Dsn, HopError, Outgoing, RcptDsn, Session, Settings};
 pub use hops::Walker;
 pub use wire::Reply;
 
@@ -227,13 +227,14 @@ impl DeliveryHandle {
     }
 }
 
-/// How long a destination whose next hops all failed is held: the first retry interval,
-/// between 1 s and 5 min.
+/// How long a destination whose next hops all failed is held: the first retry interval
+/// (at least 1 s), however long, so no message is tried sooner than `retry_intervals` says.
+/// A recovery is noticed sooner anyway: active checks run while it is held.
 fn hold_period(config: &Config) -> Duration {
     let first = config.queue.retry_intervals.first().map(|s| s.0);
     first
         .unwrap_or(Duration::from_secs(60))
-        .clamp(Duration::from_secs(1), Duration::from_secs(300))
+        .max(Duration::from_secs(1))
 }
 
 async fn run(

@@ -18,6 +18,9 @@ pub struct Write {
     pub delayed: Vec<Recipient>,
     /// Unix time until which delayed recipients are retried, for that DSN.
     pub expires: u64,
+    /// Recipients relayed to a next hop without DSN; those with `NOTIFY=SUCCESS` are named
+    /// in a `relayed` DSN.
+    pub relayed: Vec<Recipient>,
 }
 
 impl Write {
@@ -58,17 +61,26 @@ impl Write {
                 }
             }
         }
-        if !self.delayed.is_empty() {
+        let until = self.expires;
+        for (rcpts, action) in [
+            (&self.delayed, dsn::Action::Delayed { until }),
+            (&self.relayed, dsn::Action::Relayed),
+        ] {
+            // Only a recipient that asked for this notice (NOTIFY) makes the body worth reading.
+            let asked = rcpts.iter().any(|r| match action {
+                dsn::Action::Relayed => r.notify().success,
+                _ => r.notify().delay,
+            });
+            if env.sender.is_empty() || !asked {
+                continue;
+            }
             let body = self.queue.body(id).await.ok().flatten();
-            let rcpts: Vec<&Recipient> = self.delayed.iter().collect();
-            let action = dsn::Action::Delayed {
-                until: self.expires,
-            };
+            let rcpts: Vec<&Recipient> = rcpts.iter().collect();
             let body = body.as_deref().map_or(&[][..], |b| b);
             if let Some((envelope, body)) =
                 dsn::report(&self.hostname, &env, body, &rcpts, action, now)
             {
-                log::info!("{id} delayed; notice to <{}>", env.sender);
+                log::info!("{id} {action}; notice to <{}>", env.sender);
                 changes.push(Change::Insert { envelope, body });
             }
         }

@@ -16,6 +16,9 @@ pub struct Outcome {
     pub reply: Reply,
     /// The next hop that gave `reply`; `None` for our own verdicts (connect failures…).
     pub mta: Option<Arc<str>>,
+    /// The next hop offers DSN and was given the recipient's NOTIFY: reporting success
+    /// is its job from here on (RFC 3461 §6.2.1).
+    pub dsn_passed: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -24,6 +27,9 @@ pub struct Settled {
     /// should report them: expired ones stay open (pending or deferred), which the DSN
     /// reports as `4.4.7`.
     pub failed: Vec<Recipient>,
+    /// Recipients relayed in this attempt to a next hop without DSN (the `relayed` DSN
+    /// names those that asked for `NOTIFY=SUCCESS`).
+    pub relayed: Vec<Recipient>,
     /// No recipient is left to deliver: the message can be deleted.
     pub finished: bool,
 }
@@ -39,6 +45,7 @@ pub fn settle(
     on_expiry: Expired,
 ) -> Settled {
     let mut failed: Vec<Recipient> = Vec::new();
+    let mut relayed: Vec<Recipient> = Vec::new();
     for outcome in outcomes {
         let Some(rcpt) = env.recipients.get_mut(outcome.index) else {
             continue;
@@ -61,6 +68,8 @@ pub fn settle(
         crate::observe::metrics::recipient(env.id, &rcpt.status);
         if outcome.reply.is_permanent() {
             failed.push(rcpt.clone());
+        } else if outcome.reply.is_positive() && !outcome.dsn_passed {
+            relayed.push(rcpt.clone());
         }
     }
     let expired = !env.is_finished() && schedule::expired(env, now, queue);
@@ -74,19 +83,12 @@ pub fn settle(
         env.hold_for(crate::queue::Hold::Expired);
     } else if expired {
         for rcpt in env.recipients.iter_mut().filter(|r| r.status.is_open()) {
-            // The DSN gets the recipient still open, which it reports as expired (4.4.7);
-            // the last reply goes along as text, without a leading code that would
-            // replace 4.4.7 as the status.
-            let mut open = rcpt.clone();
+            // The DSN gets the recipient still open, which it reports as expired (4.4.7),
+            // with the last remote host and its reply as they were stored
+            // (`Remote-MTA`, `Diagnostic-Code: smtp;`).
+            let open = rcpt.clone();
             let last = match &rcpt.status {
-                RcptStatus::Deferred { reply, at } => {
-                    let text = format!("message expired; last reply: {reply}");
-                    open.status = RcptStatus::Deferred {
-                        reply: text,
-                        at: *at,
-                    };
-                    format!("; last reply: {reply}")
-                }
+                RcptStatus::Deferred { reply, .. } => format!("; last reply: {reply}"),
                 _ => String::new(),
             };
             failed.push(open);
@@ -100,7 +102,11 @@ pub fn settle(
         env.attempts += 1;
         env.next_attempt = schedule::next_attempt(now, env.attempts, queue);
     }
-    Settled { failed, finished }
+    Settled {
+        failed,
+        relayed,
+        finished,
+    }
 }
 
 /// The recipients to name in the one `delayed` DSN, when the message has waited `after`
@@ -139,6 +145,7 @@ mod tests {
             index,
             reply: Reply::local(code, text),
             mta: Some("mx.b.test".into()),
+            dsn_passed: false,
         }
     }
 
@@ -249,5 +256,56 @@ mod tests {
         assert!(delay_notice(&mut env, 1000 + 9 * 3600, four_hours).is_empty());
         let mut never = envelope(0);
         assert!(delay_notice(&mut never, 99_999, Duration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn dsns_carry_the_next_hops_reply_verbatim() {
+        let mut env = envelope(1000);
+        let refused = [outcome(0, 550, "no such user here")];
+        let settled = settle(&mut env, &refused, 1000, &queue_config(), Expired::Bounce);
+        let (_, dsn) = dsn::bounce(
+            "gw.test",
+            &env,
+            b"Subject: x\r\n\r\n",
+            &[&settled.failed[0]],
+            1000,
+        )
+        .expect("a DSN");
+        let dsn = String::from_utf8(dsn).expect("utf-8");
+        assert!(dsn.contains("Remote-MTA: dns; mx.b.test\r\n"), "{dsn}");
+        assert!(
+            dsn.contains("Diagnostic-Code: smtp; 550 no such user here\r\n"),
+            "{dsn}"
+        );
+        assert!(dsn.contains("Status: 5.0.0\r\n"), "{dsn}");
+    }
+
+    #[test]
+    fn the_expiry_dsn_names_the_last_remote_host_and_its_reply() {
+        let mut env = envelope(1000);
+        let deferred = [outcome(1, 451, "4.3.0 mailbox locked")];
+        let settled = settle(
+            &mut env,
+            &deferred,
+            1000 + 3601,
+            &queue_config(),
+            Expired::Bounce,
+        );
+        let one: Vec<&Recipient> = settled
+            .failed
+            .iter()
+            .filter(|r| r.address == "2@b.test")
+            .collect();
+        let (_, dsn) =
+            dsn::bounce("gw.test", &env, b"Subject: x\r\n\r\n", &one, 5000).expect("a DSN");
+        let dsn = String::from_utf8(dsn).expect("utf-8");
+        assert!(dsn.contains("Status: 4.4.7\r\n"), "{dsn}");
+        assert!(dsn.contains("Remote-MTA: dns; mx.b.test\r\n"), "{dsn}");
+        assert!(
+            dsn.contains("Diagnostic-Code: smtp; 451 4.3.0 mailbox locked\r\n"),
+            "{dsn}"
+        );
+        assert!(!dsn.contains("X-edgemx"), "{dsn}");
+        assert!(dsn.contains("<2@b.test>: delivery time expired; last reply: host mx.b.test said: 451 4.3.0 mailbox locked"), "{dsn}");
     }
 }

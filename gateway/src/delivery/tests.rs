@@ -28,6 +28,7 @@ fn outgoing<'a>(recipients: &'a [&'a str], body: &'a [u8]) -> Outgoing<'a> {
         body,
         eight_bit: false,
         smtputf8: false,
+        dsn: Default::default(),
     }
 }
 
@@ -345,4 +346,18 @@ async fn an_unreachable_destination_defers_queued_jobs_without_reconnecting() {
             report.outcomes[0].reply
         );
     }
+}
+
+#[test]
+fn the_hold_period_honours_retry_intervals_beyond_five_minutes() {
+    let config = |retry: &str| {
+        let text = format!(
+            "hostname = \"gw.test\"\ndata_dir = \"/nonexistent\"\n[[listener]]\naddress = \"127.0.0.1:2525\"\n\
+             [[domain]]\nname = \"b.test\"\nnext_hops = [\"127.0.0.1:25\"]\n\
+             [queue]\nretry_intervals = [\"{retry}\", \"2h\"]\n"
+        );
+        Config::parse(&text).expect("config")
+    };
+    assert_eq!(hold_period(&config("1h")), Duration::from_secs(3600));
+    assert_eq!(hold_period(&config("30s")), Duration::from_secs(30));
 }

@@ -43,20 +43,16 @@ impl Reply {
         (500..600).contains(&self.code)
     }
 
-    /// The text for envelope status and DSNs: `550 5.1.1 user unknown`. Replies without an
-    /// enhanced status code get the generic one of their class (RFC 3463), so DSNs always
-    /// have a `Status:` to report.
+    /// The text for envelope status and DSNs, verbatim as the peer sent it (lines joined by
+    /// a space): `550 no such user here`. Nothing is added: a DSN's `Diagnostic-Code: smtp;`
+    /// must carry the next hop's own words (RFC 3464 §2.3.6); the DSN derives its `Status:`
+    /// from the basic code when the reply has no enhanced one.
     pub fn text(&self) -> String {
         let joined = self.lines.join(" ");
-        if has_enhanced(&joined) {
-            format!("{} {joined}", self.code)
+        if joined.is_empty() {
+            self.code.to_string()
         } else {
-            let class = match self.code / 100 {
-                2 => 2,
-                5 => 5,
-                _ => 4,
-            };
-            format!("{} {class}.0.0 {joined}", self.code)
+            format!("{} {joined}", self.code)
         }
     }
 }
@@ -65,15 +61,6 @@ impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(&self.text())
     }
-}
-
-fn has_enhanced(text: &str) -> bool {
-    let code = text.split(' ').next().unwrap_or("");
-    let mut parts = code.split('.');
-    let class = parts.next().unwrap_or("");
-    matches!(class, "2" | "4" | "5")
-        && parts.clone().count() == 2
-        && parts.all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,11 +231,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reply_text_always_carries_an_enhanced_code() {
+    async fn reply_text_is_the_peers_reply_verbatim() {
         let with = parse(b"550 5.1.1 no such user\r\n").await.unwrap();
         assert_eq!(with.text(), "550 5.1.1 no such user");
-        let without = parse(b"451 try later\r\n").await.unwrap();
-        assert_eq!(without.text(), "451 4.0.0 try later");
+        let without = parse(b"550 no such user here\r\n").await.unwrap();
+        assert_eq!(without.text(), "550 no such user here");
     }
 
     #[tokio::test]

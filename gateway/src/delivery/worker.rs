@@ -6,7 +6,7 @@
 //! `idle_timeout`, then QUITs and ends. At most `max_connections_per_next_hop` workers run
 //! per destination, and a transaction needs one of `max_concurrent` global permits.
 
-use super::client::{Outgoing, Session};
+use super::client::{Dsn, Outgoing, RcptDsn, Session};
 use super::dest::DestQueue;
 use super::hops::Walker;
 use super::scheduler::Event;
@@ -190,12 +190,29 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
         .iter()
         .map(|&i| env.recipients.get(i).map_or("", |r| r.address.as_str()))
         .collect();
+    let rcpt_dsn: Vec<RcptDsn> = job
+        .rcpts
+        .iter()
+        .map(|&i| {
+            env.recipients
+                .get(i)
+                .map_or_else(RcptDsn::default, |r| RcptDsn {
+                    notify: r.notify,
+                    orcpt: r.orcpt.as_ref(),
+                })
+        })
+        .collect();
     let msg = Outgoing {
         sender: &env.sender,
         recipients: &addresses,
         body: &body,
         eight_bit: env.eight_bit,
         smtputf8: env.smtputf8,
+        dsn: Dsn {
+            ret: env.ret,
+            envid: env.envid.as_deref(),
+            rcpts: &rcpt_dsn,
+        },
     };
     let mut last = None;
     for round in 0..2 {
@@ -224,9 +241,11 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
                 log_attempt(job, Some(session), &got);
                 let reached = ReportKind::Attempted { reached: true };
                 let mta: Arc<str> = Arc::from(session.host());
+                let dsn_passed = session.offers_dsn();
                 let outcomes = job.rcpts.iter().zip(got).map(|(&index, reply)| Outcome {
                     index,
                     mta: (!reply.local).then(|| mta.clone()),
+                    dsn_passed: dsn_passed && !reply.local,
                     reply,
                 });
                 let outcomes = outcomes.collect();
@@ -283,6 +302,7 @@ fn all(job: &Job, reply: &Reply) -> Vec<Outcome> {
             index,
             reply: reply.clone(),
             mta: None,
+            dsn_passed: false,
         })
         .collect()
 }

@@ -12,10 +12,17 @@
 //! Non-ASCII recipient addresses use the `utf-8` address type with RFC 6533's
 //! `\x{HEX}` encoding, which is 7-bit.
 //!
+//! The sender's DSN requests (RFC 3461) are honoured here, whoever calls: a recipient is
+//! named only in the kinds of DSN its `NOTIFY` asks for (none for `NEVER`; failure and delay
+//! without NOTIFY), `RET=FULL` returns the whole message in a failure DSN (otherwise the
+//! headers only), and `ORCPT`/`ENVID` come back as `Original-Recipient` and
+//! `Original-Envelope-Id`.
+//!
 //! Replies stored by delivery may name the remote MTA as `host said: 550 5.1.1 …` (see
 //! [`remote_reply`]); that host becomes the `Remote-MTA` field.
 
 use super::{Envelope, RcptStatus, Recipient};
+use crate::smtp::proto::dsn::Ret;
 use crate::time::rfc5322_date;
 use std::fmt::Write;
 
@@ -32,6 +39,35 @@ pub enum Action {
     Failed,
     /// Still being retried until the given Unix time (a warning to the sender).
     Delayed { until: u64 },
+    /// Accepted by a next hop that does not offer DSN, for recipients with
+    /// `NOTIFY=SUCCESS`: no later notice can come (RFC 3461 §6.2.1).
+    Relayed,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed { .. } => "delayed",
+            Action::Relayed => "relayed",
+        }
+    }
+
+    /// Whether `rcpt` asked for this kind of DSN.
+    fn wanted_by(self, rcpt: &Recipient) -> bool {
+        let notify = rcpt.notify();
+        match self {
+            Action::Failed => notify.failure,
+            Action::Delayed { .. } => notify.delay,
+            Action::Relayed => notify.success,
+        }
+    }
 }
 
 /// The failure DSN for `failed` recipients of `original`, ready to enqueue; `None` for the
@@ -63,10 +99,21 @@ pub fn report(
     action: Action,
     now: u64,
 ) -> Option<(Envelope, Vec<u8>)> {
+    let recipients: Vec<&Recipient> = recipients
+        .iter()
+        .copied()
+        .filter(|r| action.wanted_by(r))
+        .collect();
     if original.sender.is_empty() || recipients.is_empty() {
         return None;
     }
-    let headers = original_headers(original_body);
+    let recipients = &recipients[..];
+    let full = action == Action::Failed && original.ret == Some(Ret::Full);
+    let headers = if full {
+        original_body
+    } else {
+        original_headers(original_body)
+    };
     let eight_bit = !headers.is_ascii();
     let mut boundary = new_boundary(now);
     while contains(headers, boundary.as_bytes()) {
@@ -76,11 +123,23 @@ pub fn report(
     write_headers(&mut out, hostname, original, action, &boundary, now);
     write_text(&mut out, hostname, original, recipients, action, &boundary);
     write_status(&mut out, hostname, original, recipients, action, &boundary);
-    let _ = write!(
-        out,
-        "--{boundary}\r\nContent-Description: Undelivered Message Headers\r\n\
-         Content-Type: text/rfc822-headers\r\n"
-    );
+    let _ = if full {
+        write!(
+            out,
+            "--{boundary}\r\nContent-Description: Undelivered Message\r\n\
+             Content-Type: message/rfc822\r\n"
+        )
+    } else {
+        write!(
+            out,
+            "--{boundary}\r\nContent-Description: {what}\r\n\
+             Content-Type: text/rfc822-headers\r\n",
+            what = match action {
+                Action::Relayed => "Message Headers",
+                _ => "Undelivered Message Headers",
+            }
+        )
+    };
     if eight_bit {
         out.push_str("Content-Transfer-Encoding: 8bit\r\n");
     }
@@ -116,6 +175,7 @@ fn write_headers(
     let subject = match action {
         Action::Failed => "Undelivered Mail Returned to Sender",
         Action::Delayed { .. } => "Delayed Mail (still being retried)",
+        Action::Relayed => "Successful Mail Delivery Report",
     };
     let _ = write!(
         out,
@@ -172,6 +232,15 @@ fn write_text(
                 until = rfc5322_date(until)
             );
         }
+        Action::Relayed => {
+            let _ = write!(
+                out,
+                "Your message, queued here on {queued} as {id}, was relayed to the\r\n\
+                 recipients below. The next system does not offer delivery notifications,\r\n\
+                 so this is the last report you will get about it.\r\n\r\n",
+                id = original.id
+            );
+        }
     }
     for r in recipients {
         let reply = reply_of(&r.status).map(split_reply);
@@ -179,7 +248,13 @@ fn write_text(
             (Some((Some(mta), text)), _) => format!("host {mta} said: {text}"),
             (Some((None, text)), _) => text.to_string(),
             (None, _) if action == Action::Failed => "delivery time expired".into(),
+            (None, _) if action == Action::Relayed => "relayed".into(),
             (None, _) => "not delivered yet".into(),
+        };
+        let detail = if action == Action::Failed && r.status.is_open() && reply.is_some() {
+            format!("delivery time expired; last reply: {detail}")
+        } else {
+            detail
         };
         let _ = write!(out, "<{}>: {}\r\n", seven_bit(&r.address), clean(&detail));
     }
@@ -198,22 +273,33 @@ fn write_status(
         out,
         "--{boundary}\r\nContent-Description: Delivery report\r\n\
          Content-Type: message/delivery-status\r\n\r\n\
-         Reporting-MTA: dns; {hostname}\r\n"
+"
     );
+    if let Some(envid) = &original.envid {
+        let _ = write!(out, "Original-Envelope-Id: {}\r\n", printable(envid));
+    }
+    let _ = write!(out, "Reporting-MTA: dns; {hostname}\r\n");
     if let Some(client) = original.client.split_whitespace().next() {
         let _ = write!(out, "Received-From-MTA: dns; {}\r\n", clean(client));
     }
     let _ = write!(out, "Arrival-Date: {}\r\n", rfc5322_date(original.received));
     for r in recipients {
         let reply = reply_of(&r.status).map(split_reply);
+        out.push_str("\r\n");
+        if let Some(orcpt) = &r.orcpt {
+            // Decoded, as Postfix reports it; what is not printable stays in xtext.
+            let _ = write!(
+                out,
+                "Original-Recipient: {};{}\r\n",
+                orcpt.kind,
+                printable(&orcpt.address)
+            );
+        }
         let _ = write!(
             out,
-            "\r\nFinal-Recipient: {}\r\nAction: {}\r\nStatus: {}\r\n",
+            "Final-Recipient: {}\r\nAction: {}\r\nStatus: {}\r\n",
             address_field(&r.address),
-            match action {
-                Action::Failed => "failed",
-                Action::Delayed { .. } => "delayed",
-            },
+            action.word(),
             status_code(&r.status, action)
         );
         if let Some((Some(mta), _)) = reply {
@@ -240,6 +326,10 @@ fn write_status(
 /// RFC 3463 status: the reply's enhanced code when it has one, else one derived from the
 /// basic code; `4.4.7` for recipients still open at expiry without a better code.
 fn status_code(status: &RcptStatus, action: Action) -> String {
+    if action == Action::Failed && status.is_open() {
+        // Still open when we gave up: expiry is the reason, whatever the last reply said.
+        return "4.4.7".into();
+    }
     let reply = reply_of(status).map(|r| split_reply(r).1);
     if let Some(code) = reply.and_then(enhanced_code) {
         return code.to_string();
@@ -252,127 +342,12 @@ fn status_code(status: &RcptStatus, action: Action) -> String {
         (Action::Failed, RcptStatus::Failed { .. }) => "5.0.0".into(),
         (Action::Failed, _) => "4.4.7".into(),
         (Action::Delayed { .. }, _) => "4.0.0".into(),
+        (Action::Relayed, _) => "2.0.0".into(),
     }
 }
 
-fn reply_of(status: &RcptStatus) -> Option<&str> {
-    match status {
-        RcptStatus::Deferred { reply, .. }
-        | RcptStatus::Failed { reply, .. }
-        | RcptStatus::Delivered { reply, .. } => Some(reply.as_str()).filter(|r| !r.is_empty()),
-        RcptStatus::Pending => None,
-    }
-}
-
-/// Splits `host said: reply` into the host and the reply.
-fn split_reply(reply: &str) -> (Option<&str>, &str) {
-    match reply.split_once(SAID) {
-        Some((mta, rest)) if !mta.is_empty() && !mta.contains(' ') => (Some(mta), rest),
-        _ => (None, reply),
-    }
-}
-
-fn starts_with_code(reply: &str) -> bool {
-    let b = reply.as_bytes();
-    b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit)
-}
-
-/// `5.1.1` out of `550 5.1.1 no such user` or `550-5.1.1 …`.
-fn enhanced_code(reply: &str) -> Option<&str> {
-    if !starts_with_code(reply) {
-        return None;
-    }
-    let token = reply.get(4..)?.split_whitespace().next()?;
-    let mut parts = token.split('.');
-    let class = parts.next()?;
-    let ok = matches!(class, "2" | "4" | "5")
-        && parts.clone().count() == 2
-        && parts.all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()));
-    ok.then_some(token)
-}
-
-/// `rfc822; a@b` or, for a non-ASCII address, `utf-8; ` with RFC 6533's 7-bit encoding.
-fn address_field(address: &str) -> String {
-    if address.is_ascii() && !address.bytes().any(|b| b.is_ascii_control()) {
-        format!("rfc822; {address}")
-    } else {
-        format!("utf-8; {}", seven_bit(address))
-    }
-}
-
-/// RFC 6533 `utf-8-addr-xtext`: characters outside printable ASCII, and `\`, `+`, `=`,
-/// become `\x{HEX}`; plain ASCII addresses are left as they are.
-fn seven_bit(address: &str) -> String {
-    if address.is_ascii() && !address.bytes().any(|b| b.is_ascii_control()) {
-        return address.to_string();
-    }
-    let mut out = String::with_capacity(address.len() * 2);
-    for c in address.chars() {
-        if c.is_ascii_graphic() && !matches!(c, '\\' | '+' | '=') {
-            out.push(c);
-        } else {
-            let _ = write!(out, "\\x{{{:X}}}", c as u32);
-        }
-    }
-    out
-}
-
-/// Diagnostic text on one 7-bit line: line breaks become spaces, other control and
-/// non-ASCII characters `?`, cut at [`MAX_DIAGNOSTIC`].
-fn clean(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_DIAGNOSTIC));
-    for c in text.chars().take(MAX_DIAGNOSTIC) {
-        out.push(match c {
-            '\r' | '\n' | '\t' => ' ',
-            c if c.is_ascii_graphic() || c == ' ' => c,
-            _ => '?',
-        });
-    }
-    out.trim_end().to_string()
-}
-
-/// The header block of a message: up to (not including) the empty line, cut at a line end
-/// if longer than [`MAX_HEADERS`].
-fn original_headers(body: &[u8]) -> &[u8] {
-    let end = find(body, b"\r\n\r\n").map_or(body.len(), |i| i + 2);
-    let headers = &body[..end];
-    if headers.len() <= MAX_HEADERS {
-        return headers;
-    }
-    let cut = headers[..MAX_HEADERS]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    &headers[..cut]
-}
-
-/// Appends `text` with every line ending (CRLF, bare LF, bare CR) written as CRLF.
-fn copy_lines(out: &mut Vec<u8>, text: &[u8]) {
-    let mut lines = text.split(|b| *b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        let last = lines.peek().is_none();
-        if last && line.is_empty() {
-            break;
-        }
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        for part in line.split(|b| *b == b'\r') {
-            out.extend_from_slice(part);
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-}
-
-fn new_boundary(now: u64) -> String {
-    format!("=_edgemx_{now:x}_{:016x}", fastrand::u64(..))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    find(haystack, needle).is_some()
-}
+mod text;
+use text::*;
 
 #[cfg(test)]
 mod tests;

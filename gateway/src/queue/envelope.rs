@@ -1,5 +1,6 @@
 //! Envelope and per-recipient delivery state, as stored beside each message.
 
+use crate::smtp::proto::dsn::{Notify, Orcpt, Ret};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -54,6 +55,12 @@ pub struct Envelope {
     /// The sender already got its one `delayed` DSN.
     #[serde(default)]
     pub delay_notified: bool,
+    /// DSN `RET=` (RFC 3461); records without it read as `None` (headers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ret: Option<Ret>,
+    /// DSN `ENVID=`, decoded; reported as `Original-Envelope-Id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envid: Option<String>,
 }
 
 /// Why a message is held (`Envelope::held`); shown by `queue list` and `queue show`.
@@ -117,6 +124,13 @@ pub struct Recipient {
     /// records written before routes existed read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// DSN `NOTIFY=`; `None` (and every record older than DSN support) means
+    /// [`Notify::DEFAULT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+    /// DSN `ORCPT=`, decoded; reported as `Original-Recipient` and passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orcpt: Option<Orcpt>,
 }
 
 /// Temporary and permanent failures are distinct: only `Pending` and `Deferred` recipients
@@ -137,6 +151,11 @@ impl RcptStatus {
 }
 
 impl Recipient {
+    /// The DSNs this recipient asked for (RFC 3461 NOTIFY).
+    pub fn notify(&self) -> Notify {
+        self.notify.unwrap_or(Notify::DEFAULT)
+    }
+
     /// A recipient still to be delivered; its routing domain is the lower-cased part after
     /// the last `@`.
     pub fn pending(address: impl Into<String>) -> Recipient {
@@ -150,6 +169,8 @@ impl Recipient {
             domain,
             status: RcptStatus::Pending,
             route: None,
+            notify: None,
+            orcpt: None,
         }
     }
 }
@@ -172,11 +193,51 @@ impl Envelope {
             held: false,
             hold: None,
             delay_notified: false,
+            ret: None,
+            envid: None,
         }
     }
 
     /// True when no recipient is left to deliver.
     pub fn is_finished(&self) -> bool {
         !self.recipients.iter().any(|r| r.status.is_open())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_without_dsn_fields_still_read() {
+        let old = r#"{"id":7,"sender":"a@x.test","recipients":[{"address":"b@y.test",
+            "domain":"y.test","status":"Pending"}],"received":1,"size":2,"smtputf8":false,
+            "eight_bit":false,"client":"c","attempts":0,"next_attempt":0}"#;
+        let env: Envelope = serde_json::from_str(old).expect("an old record");
+        assert_eq!((env.ret, env.envid.as_deref()), (None, None));
+        assert_eq!(env.recipients[0].notify(), Notify::DEFAULT);
+        assert_eq!(env.recipients[0].orcpt, None);
+    }
+
+    #[test]
+    fn dsn_fields_round_trip() {
+        let mut env = Envelope::new("a@x.test", vec![Recipient::pending("b@y.test")], 1);
+        env.ret = Some(Ret::Hdrs);
+        env.envid = Some("QQ+1".into());
+        env.recipients[0].notify = Some(Notify::default());
+        env.recipients[0].orcpt = Some(Orcpt {
+            kind: "rfc822".into(),
+            address: "b+x@y.test".into(),
+        });
+        let json = serde_json::to_string(&env).expect("encodes");
+        assert_eq!(
+            serde_json::from_str::<Envelope>(&json).expect("decodes"),
+            env
+        );
+        let plain = serde_json::to_string(&Envelope::new("a@x.test", Vec::new(), 1)).unwrap();
+        assert!(
+            !plain.contains("notify") && !plain.contains("envid"),
+            "{plain}"
+        );
     }
 }

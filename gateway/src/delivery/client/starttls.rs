@@ -26,6 +26,7 @@ impl Session {
             .map_err(|e| lost(who, "STARTTLS", e))?;
         if reply.code != 220 {
             if policy.mandatory() {
+                crate::observe::metrics::tls_failure("outbound", "starttls_refused");
                 // Always 4xx: a 5xx here must not bounce mail that a later attempt carries.
                 return Err(refused(Reply::local(
                     451,
@@ -39,6 +40,7 @@ impl Session {
         }
         if !self.io.buffer().is_empty() {
             // RFC 3207 §4.2 / response injection: nothing may precede the handshake.
+            crate::observe::metrics::tls_failure("outbound", "data_before_handshake");
             return Err(refused(Reply::local(
                 451,
                 format!("4.7.0 {who} sent data after its STARTTLS reply"),
@@ -46,7 +48,10 @@ impl Session {
         }
         let config = match self.settings.tls.get(policy) {
             Ok(config) => config,
-            Err(e) => return Err(refused(tls_failed(who, &format!("TLS policy: {e}")))),
+            Err(e) => {
+                let why = format!("TLS policy: {e}");
+                return Err(refused(tls_failed(who, &why, "policy")));
+            }
         };
         let Stream::Plain(tcp) = self.io.into_inner() else {
             return Err(refused(Reply::local(
@@ -59,14 +64,18 @@ impl Session {
         let handshake = tokio::time::timeout(limit, connector.connect(name, tcp));
         let stream = match handshake.await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(refused(tls_failed(who, &e.to_string()))),
-            Err(_) => return Err(refused(tls_failed(who, "timed out"))),
+            Ok(Err(e)) => {
+                let reason = super::tlsfail::handshake_reason(&e);
+                return Err(refused(tls_failed(who, &e.to_string(), reason)));
+            }
+            Err(_) => return Err(refused(tls_failed(who, "timed out", "timeout"))),
         };
         crate::observe::metrics::tls_session("outbound", &crate::tls::describe(stream.get_ref().1));
         let mut session = Session {
             tls: Some(crate::tls::describe(stream.get_ref().1)),
             io: BufReader::new(Stream::Tls(Box::new(stream))),
             ext: Extensions::default(),
+            client_certificate: policy.client_certificate.clone(),
             ..self
         };
         // A failure here is the TLS session failing (TLS 1.3 servers reject a client

@@ -3,6 +3,7 @@
 
 use super::{Broken, Outgoing, Session};
 use crate::delivery::wire::{self, Reply, WireError};
+use crate::smtp::proto::dsn::xtext;
 use std::fmt::Write as _;
 
 impl Session {
@@ -83,9 +84,25 @@ impl Session {
         if msg.smtputf8 {
             cmd.push_str(" SMTPUTF8");
         }
+        let dsn = self.ext.dsn.then_some(&msg.dsn);
+        if let Some(ret) = dsn.and_then(|d| d.ret) {
+            let _ = write!(cmd, " RET={ret}");
+        }
+        if let Some(envid) = dsn.and_then(|d| d.envid) {
+            let _ = write!(cmd, " ENVID={}", xtext(envid));
+        }
         cmd.push_str("\r\n");
-        for rcpt in msg.recipients {
-            let _ = write!(cmd, "RCPT TO:<{rcpt}>\r\n");
+        for (i, rcpt) in msg.recipients.iter().enumerate() {
+            let _ = write!(cmd, "RCPT TO:<{rcpt}>");
+            if let Some(r) = dsn.and_then(|d| d.rcpts.get(i)) {
+                if let Some(notify) = r.notify {
+                    let _ = write!(cmd, " NOTIFY={notify}");
+                }
+                if let Some(orcpt) = r.orcpt {
+                    let _ = write!(cmd, " ORCPT={orcpt}");
+                }
+            }
+            cmd.push_str("\r\n");
         }
         cmd.push_str("DATA\r\n");
         self.buf.clear();
@@ -203,6 +220,15 @@ impl Session {
 
     fn broken(&self, stage: &str, e: WireError, retry_safe: bool) -> Broken {
         let who = format!("{}[{}]:{}", self.host, self.peer.ip(), self.peer.port());
+        if let Some(alert) = self
+            .tls
+            .is_some()
+            .then(|| super::tlsfail::alert(&e))
+            .flatten()
+        {
+            let reply = self.refused_by_peer(&who, alert);
+            return Broken { reply, retry_safe };
+        }
         Broken {
             reply: Reply::local(
                 451,

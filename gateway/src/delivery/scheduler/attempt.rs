@@ -48,6 +48,7 @@ impl Scheduler {
                         index,
                         reply: down.reply.clone(),
                         mta: None,
+                        dsn_passed: false,
                     }));
                 continue;
             }

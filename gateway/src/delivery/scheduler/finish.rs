@@ -55,6 +55,7 @@ impl Scheduler {
         );
         let delayed = settle::delay_notice(&mut entry.env, now, flow.delay_notice.0);
         let failed = settled.failed;
+        let relayed = settled.relayed;
         let change = if settled.finished {
             Change::Delete(id)
         } else {
@@ -77,6 +78,7 @@ impl Scheduler {
             finished: settled.finished,
             delayed,
             expires: original.received + self.config.queue.max_lifetime.0.as_secs(),
+            relayed,
         };
         self.ctx
             .tracker
@@ -96,6 +98,7 @@ impl Scheduler {
             finished: false,
             delayed: Vec::new(),
             expires: 0,
+            relayed: Vec::new(),
         };
         let change = Change::Update(entry.env.clone());
         let run = write.run(entry.env.clone(), Vec::new(), None, change, unix_now());

@@ -66,6 +66,8 @@ pub struct Scheduler {
     /// Active checks in flight, and when the next round starts.
     checking: HashSet<Arc<Destination>>,
     next_check: Instant,
+    /// When the destinations that are down or held are checked next.
+    next_down_check: Instant,
 }
 
 struct Entry {
@@ -119,6 +121,7 @@ impl Scheduler {
             configured,
             checking: HashSet::new(),
             next_check: Instant::now() + config.flow.check_interval.0,
+            next_down_check: Instant::now() + down_check_interval(&config),
             routes,
             config,
             queue,
@@ -245,6 +248,12 @@ impl Scheduler {
     }
 }
 
+/// `flow.down_check_interval`, but never longer than `flow.check_interval`.
+fn down_check_interval(config: &Config) -> Duration {
+    let flow = &config.flow;
+    flow.down_check_interval.0.min(flow.check_interval.0)
+}
+
 fn unix_now_ms() -> u64 {
     let since = SystemTime::now().duration_since(UNIX_EPOCH);
     since.map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -254,26 +263,32 @@ fn unix_now_ms() -> u64 {
 /// the recipient domain (`mx` routes are tracked through their domains), watched for health.
 fn configured(config: &Config, routes: &mut Routes, health: &Health) -> Vec<Arc<Destination>> {
     let mut configured: Vec<Arc<Destination>> = Vec::new();
-    let mut probes: Vec<Recipient> = config
+    let mut probes: Vec<(Recipient, String)> = config
         .domains
         .iter()
-        .map(|d| Recipient::pending(format!("postmaster@{}", d.name)))
+        .map(|d| {
+            let probe = Recipient::pending(format!("postmaster@{}", d.name));
+            (probe, format!("domain {}", d.name))
+        })
         .collect();
     for route in &config.routes {
         let mut probe = Recipient::pending("postmaster@route.invalid");
         probe.route = Some(route.name.clone());
-        probes.push(probe);
+        probes.push((probe, format!("route {}", route.name)));
     }
-    for probe in &probes {
+    let mut used_by: HashMap<Arc<Destination>, Vec<String>> = HashMap::new();
+    for (probe, label) in &probes {
         let dest = routes.get(probe);
         if dest.domain.as_deref() == Some("route.invalid") {
             continue;
         }
+        used_by.entry(dest.clone()).or_default().push(label.clone());
         if !configured.contains(&dest) {
             health.track(&dest);
             configured.push(dest);
         }
     }
+    health.label(&used_by);
     configured
 }
 
@@ -292,3 +307,6 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -107,30 +107,46 @@ impl Scheduler {
         }
     }
 
-    /// Starts a round of active checks when one is due; returns when the next is.
+    /// Starts a round of active checks when one is due: of every watched destination each
+    /// `check_interval`, and of those down or held each `down_check_interval`, so a
+    /// recovery is noticed within that shorter period (plus `rise` checks run back to back,
+    /// see [`Self::checked`]). Returns when the next round is.
     pub(super) fn start_checks(&mut self) -> Instant {
         let now = Instant::now();
-        if now < self.next_check {
-            return self.next_check;
-        }
-        self.next_check = now + self.config.flow.check_interval.0;
-        let mut keep: HashSet<Arc<Destination>> = self.configured.iter().cloned().collect();
-        keep.extend(self.by_dest.keys().cloned());
-        self.health.retain(|d| keep.contains(d));
-        for dest in keep {
-            if !self.checking.insert(dest.clone()) {
-                continue;
+        if now >= self.next_check {
+            self.next_check = now + self.config.flow.check_interval.0;
+            let mut keep: HashSet<Arc<Destination>> = self.configured.iter().cloned().collect();
+            keep.extend(self.by_dest.keys().cloned());
+            self.health.retain(|d| keep.contains(d));
+            for dest in keep {
+                self.check(dest);
             }
-            let (ctx, events) = (self.ctx.clone(), self.events.clone());
-            self.ctx.tracker.spawn(async move {
-                let result = tokio::select! {
-                    result = ctx.walker.check(&dest) => result,
-                    _ = ctx.shutdown.cancelled() => return,
-                };
-                let _ = events.send(Event::Checked(dest, result));
-            });
         }
-        self.next_check
+        if now >= self.next_down_check {
+            self.next_down_check = now + super::down_check_interval(&self.config);
+            let mut waiting: HashSet<Arc<Destination>> = self.down.keys().cloned().collect();
+            let down = self.health.destinations().into_iter();
+            waiting.extend(down.filter(|d| self.health.down(d).is_some()));
+            for dest in waiting {
+                self.check(dest);
+            }
+        }
+        self.next_check.min(self.next_down_check)
+    }
+
+    /// Starts one active check of `dest` unless one is running.
+    fn check(&mut self, dest: Arc<Destination>) {
+        if !self.checking.insert(dest.clone()) {
+            return;
+        }
+        let (ctx, events) = (self.ctx.clone(), self.events.clone());
+        self.ctx.tracker.spawn(async move {
+            let result = tokio::select! {
+                result = ctx.walker.check(&dest) => result,
+                _ = ctx.shutdown.cancelled() => return,
+            };
+            let _ = events.send(Event::Checked(dest, result));
+        });
     }
 
     pub(super) fn checked(&mut self, dest: Arc<Destination>, result: Result<(), Reply>) {
@@ -145,6 +161,11 @@ impl Scheduler {
                 if !released && !marked_down && self.down.remove(&dest).is_some() {
                     self.ctx.walker.forget_failures();
                     self.recovered(&dest, "active check passed");
+                }
+                if marked_down {
+                    // Passed, but fewer than `rise` in a row: the next check at once, so
+                    // coming back takes one check period, not `rise` of them.
+                    self.check(dest);
                 }
             }
             Err(reply) => {

@@ -7,7 +7,8 @@
 //! depth, open connections, health) are rendered by [`render`] from a [`Scrape`].
 //!
 //! Other parts feed it through this API: `auth_verdict(method, result)` for SPF/DKIM/DMARC/ARC
-//! results, `next_hop_state(hop, up)` for next-hop health, `tls_session(direction, described)`.
+//! results, `next_hop_state(hop, up)` for next-hop health, `tls_session(direction, described)`,
+//! `tls_failure(direction, reason)`.
 
 mod render;
 
@@ -95,6 +96,16 @@ pub fn tls_session(direction: &'static str, described: &str) {
             ("version", version),
             ("cipher", cipher),
         ],
+        1.0,
+    );
+}
+
+/// A TLS session that failed or was refused, by `reason` (a fixed word from the caller:
+/// `starttls_refused`, `server_certificate`, `client_certificate_required`, …).
+pub fn tls_failure(direction: &'static str, reason: &'static str) {
+    add(
+        "edgemx_tls_failures_total",
+        &[("direction", direction), ("reason", reason)],
         1.0,
     );
 }

@@ -73,6 +73,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "TLS handshakes completed, by direction, version and cipher",
     ),
     (
+        "edgemx_tls_failures_total",
+        "counter",
+        "TLS sessions that failed or were refused, by direction and reason",
+    ),
+    (
         "edgemx_auth_verdicts_total",
         "counter",
         "Authentication verdicts, by method and result",

@@ -255,3 +255,66 @@ fn diagnostic_text_is_one_clean_line() {
     );
     assert_eq!(clean(&"x".repeat(5_000)).len(), MAX_DIAGNOSTIC);
 }
+
+#[test]
+fn notify_chooses_who_is_reported_and_ret_full_returns_the_message() {
+    use crate::smtp::proto::dsn::{Notify, Orcpt, Ret};
+    let failed = RcptStatus::Failed {
+        reply: "550 5.1.1 gone".into(),
+        at: 1,
+    };
+    let mut never = rcpt("never@example.com", failed.clone());
+    never.notify = Some(Notify::default());
+    let mut asked = rcpt("asked@example.com", failed);
+    asked.notify = Some(Notify {
+        failure: true,
+        ..Notify::default()
+    });
+    asked.orcpt = Some(Orcpt {
+        kind: "rfc822".into(),
+        address: "Asked+1@example.com".into(),
+    });
+    let mut env = original("a@example.org");
+    assert!(
+        bounce("h", &env, BODY, &[&never], 9).is_none(),
+        "NOTIFY=NEVER"
+    );
+    env.ret = Some(Ret::Full);
+    env.envid = Some("QQ 1".into());
+    let (_, body) = bounce("h", &env, BODY, &[&never, &asked], 9).expect("a DSN");
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(!text.contains("never@example.com"), "{text}");
+    assert!(text.contains("Original-Envelope-Id: QQ+201\r\n"), "{text}");
+    assert!(
+        text.contains("Original-Recipient: rfc822;Asked+1@example.com\r\nFinal-Recipient: rfc822; asked@example.com\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Content-Type: message/rfc822\r\n\r\nFrom: a@example.org"),
+        "{text}"
+    );
+    assert!(text.contains("secret body"), "RET=FULL: {text}");
+    let delayed = report("h", &env, BODY, &[&asked], Action::Delayed { until: 99 }, 9);
+    assert!(delayed.is_none(), "NOTIFY=FAILURE asks for no delay notice");
+    let relayed = report("h", &env, BODY, &[&asked], Action::Relayed, 9);
+    assert!(relayed.is_none(), "nor for a success notice");
+}
+
+#[test]
+fn ret_hdrs_and_the_default_return_headers_only() {
+    let failed = rcpt(
+        "x@example.com",
+        RcptStatus::Failed {
+            reply: "550 5.1.1 gone".into(),
+            at: 1,
+        },
+    );
+    let mut env = original("a@example.org");
+    for ret in [None, Some(crate::smtp::proto::dsn::Ret::Hdrs)] {
+        env.ret = ret;
+        let (_, body) = bounce("h", &env, BODY, &[&failed], 9).expect("a DSN");
+        let text = String::from_utf8(body).expect("utf-8");
+        assert!(text.contains("text/rfc822-headers"), "{text}");
+        assert!(!text.contains("secret body"), "{text}");
+    }
+}

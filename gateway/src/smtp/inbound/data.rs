@@ -139,6 +139,8 @@ impl Session {
             client: self.client(),
             held,
             hold: held.then_some(crate::queue::Hold::Quarantine),
+            ret: tx.params.ret,
+            envid: tx.params.envid.clone(),
             ..Envelope::new(sender, tx.rcpts, crate::time::unix_now())
         };
         let (sender, rcpts, size) = (

@@ -20,6 +20,7 @@ impl Session {
                 "SMTPUTF8".into(),
                 "ENHANCEDSTATUSCODES".into(),
                 "CHUNKING".into(),
+                "DSN".into(),
             ];
             if self.starttls && self.tls.is_none() {
                 lines.push("STARTTLS".into());

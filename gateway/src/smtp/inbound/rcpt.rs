@@ -7,7 +7,7 @@ use crate::policy::{self, Denial};
 use crate::smtp::proto::{ForwardPath, RcptParams, Reply};
 
 impl Session {
-    pub async fn rcpt(&mut self, to: ForwardPath, _params: RcptParams) -> Flow {
+    pub async fn rcpt(&mut self, to: ForwardPath, params: RcptParams) -> Flow {
         let max = self.ctx.config.limits.max_recipients;
         let Some(tx) = self.tx.as_ref() else {
             return self.refuse(Reply::bad_sequence());
@@ -33,7 +33,10 @@ impl Session {
         let Some(tx) = self.tx.as_mut() else {
             return self.refuse(Reply::bad_sequence());
         };
-        for recipient in accepted {
+        for mut recipient in accepted {
+            // DSN (RFC 3461): kept per recipient, also for each address an alias expands to.
+            recipient.notify = params.notify;
+            recipient.orcpt.clone_from(&params.orcpt);
             // Duplicates (also through aliases) are accepted again without storing twice.
             if !tx.rcpts.iter().any(|r| r.address == recipient.address) {
                 tx.rcpts.push(recipient);

@@ -14,7 +14,8 @@
 //! | `reply.rs` | [`Reply`] and its wire form; text sanitized against injection |
 //! | `catalog.rs` | the named replies (`Reply::ok()`, `Reply::relay_denied()`, …) |
 //! | `command.rs` | [`parse_command`], [`CommandError`] and its one mapping to replies |
-//! | `params.rs` | MAIL/RCPT parameters: SIZE, BODY, SMTPUTF8 |
+//! | `params.rs` | MAIL/RCPT parameters: SIZE, BODY, SMTPUTF8, DSN |
+//! | `dsn.rs` | DSN parameter values (RFC 3461): RET, ENVID, NOTIFY, ORCPT, xtext |
 //! | `address.rs` | reverse/forward paths, [`Mailbox`], [`RelayHack`] |
 //! | `domain.rs` | domain names and address literals |
 //! | `data.rs` | [`DataDecoder`], [`ChunkChecker`], [`dot_stuff`] |
@@ -24,6 +25,7 @@ mod catalog;
 pub mod command;
 pub mod data;
 pub mod domain;
+pub mod dsn;
 pub mod params;
 pub mod reply;
 

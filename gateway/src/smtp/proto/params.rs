@@ -1,6 +1,9 @@
 //! ESMTP parameters of MAIL and RCPT (RFC 5321 §4.1.2 `Mail-parameters`): SIZE (RFC 1870),
-//! BODY (RFC 6152), SMTPUTF8 (RFC 6531) and AUTH (RFC 4954, ignored). Nothing else is offered, so anything else is
+//! BODY (RFC 6152), SMTPUTF8 (RFC 6531), AUTH (RFC 4954, ignored) and DSN's RET, ENVID,
+//! NOTIFY and ORCPT (RFC 3461, see [`super::dsn`]). Nothing else is offered, so anything else is
 //! `555 5.5.4`; malformed or duplicated parameters are `501 5.5.4`.
+
+use super::dsn::{self, Notify, Orcpt, Ret};
 
 /// Longest keyword echoed back in a reply.
 const MAX_ECHO: usize = 32;
@@ -19,11 +22,16 @@ pub struct MailParams {
     pub size: Option<u64>,
     pub body: Body,
     pub smtputf8: bool,
+    pub ret: Option<Ret>,
+    /// Decoded from xtext.
+    pub envid: Option<String>,
 }
 
-/// No RCPT parameter is supported yet (DSN's NOTIFY/ORCPT would go here).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RcptParams {}
+pub struct RcptParams {
+    pub notify: Option<Notify>,
+    pub orcpt: Option<Orcpt>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
@@ -58,6 +66,9 @@ pub(super) fn parse_mail_params(s: &str) -> Result<MailParams, ParamError> {
             // RFC 4954 §5: clients that saw AUTH in EHLO may name the original submitter;
             // it is accepted and ignored, since trust comes from the session's grant.
             ("AUTH", Some(_)) => {}
+            ("RET", Some(v)) => params.ret = Some(dsn::parse_ret(v)?),
+            ("ENVID", Some(v)) => params.envid = Some(dsn::parse_envid(v)?),
+            ("RET" | "ENVID", None) => return Err(ParamError::BadValue(dsn_key(key))),
             _ => return Err(ParamError::Unsupported(echo(key))),
         }
     }
@@ -65,10 +76,30 @@ pub(super) fn parse_mail_params(s: &str) -> Result<MailParams, ParamError> {
 }
 
 pub(super) fn parse_rcpt_params(s: &str) -> Result<RcptParams, ParamError> {
-    match split(s)?.first() {
-        None => Ok(RcptParams {}),
-        Some((key, _)) => Err(ParamError::Unsupported(echo(key))),
+    let mut params = RcptParams::default();
+    for (key, value) in split(s)? {
+        match (key.to_ascii_uppercase().as_str(), value) {
+            ("NOTIFY", Some(v)) => params.notify = Some(dsn::parse_notify(v)?),
+            ("ORCPT", Some(v)) => params.orcpt = Some(dsn::parse_orcpt(v)?),
+            ("NOTIFY" | "ORCPT", None) => return Err(ParamError::BadValue(dsn_key(key))),
+            _ => return Err(ParamError::Unsupported(echo(key))),
+        }
     }
+    Ok(params)
+}
+
+impl From<dsn::Invalid> for ParamError {
+    fn from(e: dsn::Invalid) -> ParamError {
+        ParamError::BadValue(e.0)
+    }
+}
+
+/// The static name of a DSN keyword (for [`ParamError::BadValue`]).
+fn dsn_key(key: &str) -> &'static str {
+    ["RET", "ENVID", "NOTIFY", "ORCPT"]
+        .into_iter()
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .unwrap_or("DSN parameter")
 }
 
 /// `s` is what follows the path: empty, or SP-separated `KEY[=VALUE]` (extra spaces
@@ -122,7 +153,8 @@ mod tests {
             Ok(MailParams {
                 size: Some(1000),
                 body: Body::EightBitMime,
-                smtputf8: true
+                smtputf8: true,
+                ..MailParams::default()
             })
         );
         assert_eq!(parse_mail_params(""), Ok(MailParams::default()));
@@ -201,14 +233,57 @@ mod tests {
             Err(ParamError::Unsupported("BODY=BINARYMIME".into()))
         );
         assert_eq!(
-            parse_mail_params(" RET=HDRS"),
-            Err(ParamError::Unsupported("RET".into()))
+            parse_rcpt_params(" XNOTIFY=NEVER"),
+            Err(ParamError::Unsupported("XNOTIFY".into()))
         );
-        assert_eq!(
-            parse_rcpt_params(" notify=NEVER"),
-            Err(ParamError::Unsupported("NOTIFY".into()))
-        );
-        assert_eq!(parse_rcpt_params("  "), Ok(RcptParams {}));
+        assert_eq!(parse_rcpt_params("  "), Ok(RcptParams::default()));
         assert_eq!(parse_rcpt_params(" X Y=bad=bad"), Err(ParamError::Syntax));
+    }
+
+    #[test]
+    fn dsn_parameters_are_accepted_and_decoded() {
+        let mail = parse_mail_params(" RET=hdrs ENVID=QQ+2B314159 SIZE=5").unwrap();
+        assert_eq!(mail.ret, Some(Ret::Hdrs));
+        assert_eq!(mail.envid.as_deref(), Some("QQ+314159"));
+        let rcpt = parse_rcpt_params(" NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bb@x.test").unwrap();
+        let notify = rcpt.notify.unwrap();
+        assert!(notify.success && notify.failure && !notify.delay);
+        assert_eq!(rcpt.orcpt.unwrap().address, "a+b@x.test");
+        assert!(
+            parse_rcpt_params(" notify=never")
+                .unwrap()
+                .notify
+                .unwrap()
+                .never()
+        );
+    }
+
+    #[test]
+    fn malformed_dsn_parameters_are_bad_values() {
+        for bad in [" RET=ALL", " RET", " ENVID=a+zz", " ENVID"] {
+            assert!(
+                matches!(parse_mail_params(bad), Err(ParamError::BadValue(_))),
+                "{bad}"
+            );
+        }
+        for bad in [
+            " NOTIFY=NEVER,DELAY",
+            " NOTIFY=",
+            " NOTIFY",
+            " ORCPT=a@b",
+            " ORCPT=rfc822;+4",
+        ] {
+            assert!(
+                matches!(
+                    parse_rcpt_params(bad),
+                    Err(ParamError::BadValue(_) | ParamError::Syntax)
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_rcpt_params(" NOTIFY=SUCCESS notify=DELAY"),
+            Err(ParamError::Duplicate("NOTIFY".into()))
+        );
     }
 }

@@ -57,7 +57,7 @@ fn mail_with_params() {
     let params = MailParams {
         size: Some(1024),
         body: Body::EightBitMime,
-        smtputf8: false,
+        ..MailParams::default()
     };
     assert_eq!(
         cmd,
@@ -95,10 +95,10 @@ fn rcpt() {
         cmd,
         Ok(Command::Rcpt {
             to: ForwardPath::Postmaster,
-            params: RcptParams {}
+            params: RcptParams::default()
         })
     );
-    assert_eq!(code(b"RCPT TO:<a@b.example> NOTIFY=NEVER"), "555 5.5.4");
+    assert_eq!(code(b"RCPT TO:<a@b.example> XNOTIFY=NEVER"), "555 5.5.4");
     assert_eq!(code(b"RCPT TO:<>"), "501 5.1.3");
     assert_eq!(code(b"RCPT TO:a@b.example"), "501 5.1.3");
     assert_eq!(code(b"RCPT FROM:<a@b.example>"), "501 5.5.4");
@@ -234,5 +234,22 @@ fn error_replies_do_not_echo_raw_input() {
     assert!(
         wire.iter()
             .all(|&b| b == b'\r' || b == b'\n' || (0x20..0x7f).contains(&b))
+    );
+}
+
+#[test]
+fn dsn_parameters_are_accepted_and_malformed_ones_get_501() {
+    assert!(parse("MAIL FROM:<a@b.example> RET=HDRS ENVID=QQ314159").is_ok());
+    assert!(parse("RCPT TO:<a@b.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a@b.example").is_ok());
+    assert_eq!(code(b"MAIL FROM:<a@b.example> RET=BODY"), "501 5.5.4");
+    assert_eq!(code(b"MAIL FROM:<a@b.example> ENVID=a+ZZ"), "501 5.5.4");
+    assert_eq!(
+        code(b"RCPT TO:<a@b.example> NOTIFY=NEVER,FAILURE"),
+        "501 5.5.4"
+    );
+    assert_eq!(code(b"RCPT TO:<a@b.example> NOTIFY=SOMETIMES"), "501 5.5.4");
+    assert_eq!(
+        code(b"RCPT TO:<a@b.example> ORCPT=a@b.example"),
+        "501 5.5.4"
     );
 }
