@@ -10,6 +10,7 @@
 //! the [`Verdict`]; nothing here touches the queue.
 
 mod decide;
+mod dkim;
 mod header;
 mod verify;
 
