@@ -11,6 +11,7 @@
 
 mod decide;
 mod dkim;
+mod dmarc;
 mod header;
 mod verify;
 

@@ -82,14 +82,11 @@ pub async fn run(
         (Some(spf), Some((_, domain))) => (spf.clone(), domain),
         _ => (spf_helo.clone().unwrap_or_default(), helo),
     };
-    let dmarc = auth
-        .verify_dmarc(DmarcParameters::new(
-            &parsed,
-            &dkim,
-            spf_domain,
-            &spf_for_dmarc,
-        ))
-        .await;
+    let dmarc = super::dmarc::verify(
+        auth,
+        DmarcParameters::new(&parsed, &dkim, spf_domain, &spf_for_dmarc),
+    )
+    .await;
 
     let mut results = AuthenticationResults::new(authserv_id);
     if let Some(spf) = &spf_helo {
