@@ -139,7 +139,7 @@ async fn the_signing_entry_point_signs_only_outbound_mail() {
     );
     let dns = DnsServer::start(Zone::new().txt("ed1._domainkey.example.com", &record)).await;
     let config = Config::parse(&format!(
-        "hostname = \"gateway.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n[[auth.dkim]]\ndomain = \"example.com\"\nselector = \"ed1\"\n",
+        "hostname = \"gateway.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n[auth]\nverify = false\n[[auth.dkim]]\ndomain = \"example.com\"\nselector = \"ed1\"\n",
         dir.path().display()
     ))
     .unwrap();

@@ -12,7 +12,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A gateway checking inbound mail in monitor mode, so every verdict is relayed and readable.
 async fn monitor(dns: &DnsServer, backend: &FakeBackend) -> Gateway {
-    let extra = format!("{}\n[auth]\nverify = true\nmode = \"monitor\"\n", dns.config());
+    let extra = format!(
+        "{}\n[auth]\nverify = true\nmode = \"monitor\"\n",
+        dns.config()
+    );
     Gateway::start(backend.addr(), &extra).await
 }
 

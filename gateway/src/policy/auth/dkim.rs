@@ -140,8 +140,8 @@ mod tests {
     #[test]
     fn a_body_hash_mismatch_is_a_failure_with_its_reason() {
         let sig = signature("");
-        let output = DkimOutput::neutral(Error::Dkim(DkimError::FailedBodyHashMatch))
-            .with_signature(&sig);
+        let output =
+            DkimOutput::neutral(Error::Dkim(DkimError::FailedBodyHashMatch)).with_signature(&sig);
         assert_eq!(
             clauses(&[output], &[]),
             ";\r\n\tdkim=fail reason=\"body hash did not verify\" header.d=sender.example header.s=s1 header.b=YWJjZGVm"
@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn sha1_signatures_are_taken_out_before_verification() {
-        let message = b"DKIM-Signature: v=1; a=rsa-sha1; d=old.example; s=s; h=from; bh=AAAA; b=AAAA\r\n\
+        let message =
+            b"DKIM-Signature: v=1; a=rsa-sha1; d=old.example; s=s; h=from; bh=AAAA; b=AAAA\r\n\
 DKIM-Signature: v=1; a=rsa-sha256; d=new.example; s=s; h=from; bh=AAAA; b=AAAA\r\n\
 From: a@old.example\r\n\r\nbody\r\n";
         let mut parsed = AuthenticatedMessage::parse(message).unwrap();

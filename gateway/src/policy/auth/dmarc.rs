@@ -46,9 +46,12 @@ pub async fn verify(auth: &MessageAuthenticator, params: DmarcParameters<'_>) ->
     if failed.is_empty() || output.result() == DmarcResult::Pass {
         return output;
     }
-    let depends = identifiers
-        .iter()
-        .any(|id| *id != from && failed.iter().any(|p| id == p || id.ends_with(&format!(".{p}"))));
+    let depends = identifiers.iter().any(|id| {
+        *id != from
+            && failed
+                .iter()
+                .any(|p| id == p || id.ends_with(&format!(".{p}")))
+    });
     match depends {
         true => output.with_dkim_result(DmarcResult::TempError(Error::Dns(DnsError::Resolver(
             "no answer for a parent domain's DMARC record".into(),
@@ -176,7 +179,10 @@ mod tests {
 
     #[test]
     fn the_walk_queries_the_domain_then_each_parent() {
-        assert_eq!(walk("a.example.com"), ["a.example.com", "example.com", "com"]);
+        assert_eq!(
+            walk("a.example.com"),
+            ["a.example.com", "example.com", "com"]
+        );
         assert_eq!(walk("com"), Vec::<String>::new());
         let long = "a.b.c.d.e.f.g.h.example.com";
         let names = walk(long);
