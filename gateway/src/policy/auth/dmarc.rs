@@ -187,7 +187,7 @@ mod tests {
         let long = "a.b.c.d.e.f.g.h.example.com";
         let names = walk(long);
         assert_eq!(names[0], long);
-        assert_eq!(names[1], "e.f.g.h.example.com");
+        assert_eq!(names[1], "d.e.f.g.h.example.com", "the last 7 labels");
         assert_eq!(names.last().unwrap(), "com");
     }
 }
