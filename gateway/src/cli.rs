@@ -147,6 +147,9 @@ pub fn main() -> ExitCode {
             // The DKIM keys it names are part of it too (serve reads them at start).
             Ok(loaded) => match crate::dkim::Signer::load(&loaded) {
                 Ok(_) => {
+                    for warning in advice(&loaded) {
+                        eprintln!("{}: warning: {warning}", config.display());
+                    }
                     println!("{}: configuration is valid", config.display());
                     ExitCode::SUCCESS
                 }
@@ -178,6 +181,11 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Warnings about a valid configuration (see `config::advice`).
+fn advice(config: &Config) -> Vec<String> {
+    crate::config::advice::warnings(config, Path::new("/etc/resolv.conf"))
+}
+
 pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
     let fail = |errors: crate::config::ConfigErrors| {
         eprint!("{errors}");
@@ -200,6 +208,9 @@ fn serve(path: &Path) -> ExitCode {
     };
     crate::observe::init(&config.log);
     crate::server::memory::tune_allocator();
+    for warning in advice(&config) {
+        log::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

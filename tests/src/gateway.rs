@@ -25,6 +25,7 @@ pub fn config_text(
     } else {
         format!("[admin]\naddress = \"{}\"\n", free_port())
     };
+    let auth = no_checks(extra);
     format!(
         r#"hostname = "gateway.test"
 data_dir = "{data}"
@@ -41,11 +42,20 @@ level = "{log_level}"
 target = "stderr"
 
 {extra}
-{admin}"#,
+{admin}{auth}"#,
         data = data_dir.display(),
         log_level = log_level(),
     )
     .replace("{data_dir}", &data_dir.display().to_string())
+}
+
+/// `[auth] verify = false` unless the scenario configures `[auth]` itself: checks are on by
+/// default and need DNS, and tests without their own loopback DNS server must ask nothing.
+pub fn no_checks(extra: &str) -> &'static str {
+    match extra.contains("[auth") {
+        true => "",
+        false => "[auth]\nverify = false\n",
+    }
 }
 
 /// A gateway running inside the test's own runtime.
@@ -89,9 +99,10 @@ impl Gateway {
     pub async fn start_bare(dir: tempfile::TempDir, body: &str) -> Gateway {
         Self::start_with(dir, &[Role::Mx], |dir, addr| {
             format!(
-                "hostname = \"gateway.test\"\ndata_dir = \"{data}\"\n\n[[listener]]\naddress = \"{addr}\"\n\n[log]\nlevel = \"{level}\"\ntarget = \"stderr\"\n\n{body}\n",
+                "hostname = \"gateway.test\"\ndata_dir = \"{data}\"\n\n[[listener]]\naddress = \"{addr}\"\n\n[log]\nlevel = \"{level}\"\ntarget = \"stderr\"\n\n{body}\n{auth}",
                 data = dir.display(),
                 level = log_level(),
+                auth = no_checks(body),
             )
             .replace("{data_dir}", &dir.display().to_string())
         })

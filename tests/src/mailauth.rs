@@ -97,3 +97,57 @@ pub async fn verify(dns: &DnsServer, message: &[u8]) -> Vec<DkimResult> {
         .map(|o| o.result().clone())
         .collect()
 }
+
+/// An RSA key that signs DKIM with rsa-sha1, which RFC 8301 retired: mail-auth (with ring)
+/// signs with SHA-256 only, so the SHA-1 PKCS#1 v1.5 signature is made with the `rsa` crate.
+pub struct Sha1Key(rsa::RsaPrivateKey);
+
+impl Sha1Key {
+    /// A fresh RSA-2048 key and its TXT record (`v=DKIM1; k=rsa; p=…`).
+    pub fn generate() -> (Sha1Key, String) {
+        use rsa::pkcs8::DecodePrivateKey;
+        let pair = keygen::generate(Algorithm::Rsa).unwrap();
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pair.pem()).unwrap();
+        (Sha1Key(key), pair.record())
+    }
+
+    /// `text` with an rsa-sha1 signature of `domain`/`selector` prepended.
+    pub fn sign(self, domain: &str, selector: &str, text: &str) -> Vec<u8> {
+        use mail_auth::common::headers::HeaderWriter;
+        let signature = mail_auth::dkim::DkimSigner::from_key(self)
+            .domain(domain)
+            .selector(selector)
+            .headers(HEADERS.iter().copied())
+            .sign(text.as_bytes())
+            .unwrap();
+        let mut out = signature.to_header().into_bytes();
+        out.extend_from_slice(text.as_bytes());
+        out
+    }
+}
+
+impl mail_auth::common::crypto::SigningKey for Sha1Key {
+    type Hasher = mail_auth::common::crypto::Sha1;
+
+    fn sign(&self, input: impl mail_auth::common::headers::Writable) -> mail_auth::Result<Vec<u8>> {
+        // DER DigestInfo prefix for SHA-1 (RFC 8017 §9.2, note 1).
+        const PREFIX: &[u8] = &[
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ];
+        let mut data = Vec::new();
+        input.write(&mut data);
+        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &data);
+        let padding = rsa::Pkcs1v15Sign {
+            hash_len: Some(20),
+            prefix: PREFIX.into(),
+        };
+        self.0
+            .sign(padding, digest.as_ref())
+            .map_err(|e| mail_auth::Error::Io(e.to_string()))
+    }
+
+    fn algorithm(&self) -> mail_auth::common::crypto::Algorithm {
+        mail_auth::common::crypto::Algorithm::RsaSha1
+    }
+}

@@ -146,3 +146,56 @@ async fn bdat_last_gets_the_same_dmarc_verdict_as_data() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_dns_error_does_not_defer_a_sender_whose_own_record_exists() {
+    use edgemx_tests::dns::Zone;
+    // RFC 7489 §6.6.3: the parent (`_dmarc.test`) is asked about only when the From: domain
+    // has no record. Here every parent lookup fails, as with an authoritative-only resolver.
+    let dns = DnsServer::start(
+        Zone::new()
+            .txt("own.test", "v=spf1 ip4:127.0.0.1 -all")
+            .txt("_dmarc.own.test", "v=DMARC1; p=reject")
+            .txt("sub.orphan.test", "v=spf1 ip4:127.0.0.1 -all")
+            .servfail("_dmarc.orphan.test")
+            .txt("news.corp.test", "v=spf1 ip4:192.0.2.1 -all")
+            .txt("_dmarc.news.corp.test", "v=DMARC1; p=reject")
+            .txt("corp.test", "v=spf1 ip4:127.0.0.1 -all")
+            .servfail("_dmarc.corp.test")
+            .servfail("_dmarc.test"),
+    )
+    .await;
+    let backend = FakeBackend::start().await;
+    let gw = start(&dns, &backend, "").await;
+    // Its own record exists and SPF aligns exactly: delivered, whatever the parents say.
+    let reply = send_mail(
+        gw.addr,
+        "a@own.test",
+        &["user@example.com"],
+        &message("a@own.test", ""),
+    )
+    .await
+    .unwrap();
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
+    let got = backend.wait_for_messages(1, WAIT).await;
+    let ar = &auth_results(&got[0].data)[0];
+    assert!(ar.contains("dmarc=pass header.from=own.test"), "{ar}");
+    // No record of its own: the parent's record decides, so its DNS error defers.
+    let reply = send_mail(
+        gw.addr,
+        "a@sub.orphan.test",
+        &["user@example.com"],
+        &message("a@sub.orphan.test", ""),
+    )
+    .await
+    .unwrap();
+    assert!(reply.is("451 4.7.0"), "{reply:?}");
+    // Only relaxed alignment with the parent whose lookup failed could pass: still open.
+    let body = message("a@news.corp.test", "");
+    let reply = send_mail(gw.addr, "bounce@corp.test", &["user@example.com"], &body)
+        .await
+        .unwrap();
+    assert!(reply.is("451 4.7.0"), "{reply:?}");
+    assert_eq!(backend.messages().len(), 1);
+    gw.stop().await;
+}

@@ -245,6 +245,10 @@ async fn the_mx_change_plan_follows_the_live_ttl() {
         text.contains("from 7200s to 300s") && text.contains("now + 7200s"),
         "{text}"
     );
+    assert!(
+        text.contains("Restore the TTL to its original 7200s"),
+        "{text}"
+    );
     let (code, _) = edgemx(&[
         "dns",
         "plan-mx-change",
@@ -302,4 +306,39 @@ async fn the_configuration_supplies_resolvers_and_our_name() {
     ])
     .await;
     assert_eq!(code, 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_mx_ttl_is_never_raised_during_the_change_and_is_restored() {
+    use edgemx_tests::dns::Zone;
+    let dns = DnsServer::start(
+        Zone::new()
+            .ttl(60)
+            .mx("short.test", 10, "mx1.short.test")
+            .a("mx1.short.test", "127.0.0.1".parse().unwrap()),
+    )
+    .await;
+    let resolver = dns.addr.to_string();
+    let args = [
+        "dns",
+        "plan-mx-change",
+        "short.test",
+        "--to",
+        "mx1.short.test",
+    ];
+    let (code, out) = edgemx(&[&args[..], &["--json", "--resolver", &resolver]].concat()).await;
+    assert_eq!(code, 0, "{out}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["current_ttl"], 60);
+    assert_eq!(plan["low_ttl"], 60, "min(current TTL, --low-ttl 300)");
+    let at = |i: usize| plan["steps"][i]["at"].as_u64().unwrap();
+    assert_eq!(at(1), at(0), "nothing to wait for before the switch");
+    assert_eq!(at(2) - at(1), 60, "the old set expires after one 60s TTL");
+    let action = |i: usize| plan["steps"][i]["action"].as_str().unwrap().to_string();
+    assert!(action(1).contains("with TTL 60s"), "{}", action(1));
+    assert!(
+        action(2).contains("Restore the TTL to its original 60s"),
+        "{}",
+        action(2)
+    );
 }

@@ -45,6 +45,9 @@ pub fn run(action: UserAction, config: Option<Config>) -> ExitCode {
                 Err(e) => return fail(&e, EXIT_DATAERR),
             };
             let hash = crate::password::hash(&password);
+            if let Err(e) = create_parent(&path) {
+                return fail(&format!("{}: {e}", path.display()), EXIT_CANTCREAT);
+            }
             match users::set(&path, &name, Some(&hash)) {
                 Ok(existed) => {
                     let what = if existed { "updated" } else { "added" };
@@ -66,6 +69,19 @@ pub fn run(action: UserAction, config: Option<Config>) -> ExitCode {
             Err(e) => fail(&format!("{}: {e}", path.display()), EXIT_CANTCREAT),
         },
         (_, None) => fail("--config is required", EXIT_DATAERR),
+    }
+}
+
+/// Creates the users file's directory, as `serve` creates the data directory (mode 0700,
+/// missing parents too), so users can be added before the gateway first runs.
+fn create_parent(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+        None => Ok(()),
     }
 }
 

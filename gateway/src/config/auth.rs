@@ -15,7 +15,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
-    /// Check SPF, DKIM, DMARC and ARC on mail from clients without relay permission.
+    /// Check SPF, DKIM, DMARC and ARC on mail from clients without relay permission. On by
+    /// default: it needs a recursive resolver (`[dns]` or `/etc/resolv.conf`).
     pub verify: bool,
     /// The authserv-id of our Authentication-Results headers; empty means `hostname`.
     pub authserv_id: String,
@@ -95,7 +96,7 @@ pub fn default_key_path(data_dir: &Path, domain: &str, selector: &str) -> PathBu
 impl Default for Auth {
     fn default() -> Self {
         Auth {
-            verify: false,
+            verify: true,
             authserv_id: String::new(),
             mode: Mode::Enforce,
             quarantine: Quarantine::Mark,
@@ -223,9 +224,11 @@ mod tests {
     const BASE: &str = "hostname = \"mx1.example.net\"\ndata_dir = \"/tmp/x\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n";
 
     #[test]
-    fn defaults_are_off_with_our_hostname_as_authserv_id() {
+    fn verification_is_on_by_default_with_our_hostname_as_authserv_id() {
         let config = Config::parse(BASE).unwrap();
-        assert!(!config.auth.verify);
+        assert!(config.auth.verify);
+        let off = Config::parse(&format!("{BASE}[auth]\nverify = false\n")).unwrap();
+        assert!(!off.auth.verify);
         assert_eq!(config.auth.authserv_id, "mx1.example.net");
         assert_eq!(config.auth.timeout.0, std::time::Duration::from_secs(10));
     }

@@ -5,6 +5,7 @@
 //! other modules receive an already-valid [`Config`].
 
 mod admin;
+pub mod advice;
 pub mod auth;
 pub mod flow;
 mod network;

@@ -1,5 +1,6 @@
 //! First-boot setup: admin password, hostname, network, accepted domains (role and next
-//! hops), relay networks, TLS certificate; then a summary and one commit.
+//! hops), relay networks, TLS certificate, inbound SPF/DKIM/DMARC checks; then a summary and
+//! one commit.
 //!
 //! Every answer is checked as it is typed, with the same parsers the configuration uses.
 //! Questions about settings this gateway build does not know (found by asking it to
@@ -265,7 +266,35 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
             }
         }
     }
+    let verify = get!(ask_verify(term, &t));
+    let mut auth = t
+        .get("auth")
+        .and_then(Value::as_table)
+        .cloned()
+        .unwrap_or_default();
+    auth.insert("verify".into(), Value::Boolean(verify));
+    t.insert("auth".into(), Value::Table(auth));
     Answer::Done(t)
+}
+
+/// `[auth] verify`: the current setting is the default (the built-in default is on).
+fn ask_verify(term: &mut Term, t: &Table) -> Answer<bool> {
+    let current = t
+        .get("auth")
+        .and_then(|a| a.get("verify"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let answer = get!(ask(
+        term,
+        "Check SPF, DKIM and DMARC on inbound mail (needs a recursive DNS resolver): yes or no",
+        if current { "yes" } else { "no" },
+        |a| {
+            matches!(a, "yes" | "no")
+                .then_some(())
+                .ok_or("answer yes or no".into())
+        }
+    ));
+    Answer::Done(answer == "yes")
 }
 
 /// Whether the gateway accepts `[relay]` (empty `domain_key`) or a `[[domain]]` key.

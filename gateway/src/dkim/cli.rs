@@ -1,6 +1,7 @@
 //! `edgemx dkim keygen DOMAIN SELECTOR`: writes a new private key and prints the DNS TXT
 //! record to publish (stdout), with where the key went and the configuration to add
 //! (stderr), so `edgemx dkim keygen … > record.txt` captures only the record.
+//! `edgemx dkim record KEYFILE SELECTOR DOMAIN` prints the record of an existing key.
 
 use super::keygen::{self, Algorithm};
 use crate::config::auth::default_key_path;
@@ -25,6 +26,15 @@ pub enum DkimAction {
         #[arg(long, short, default_value = "/etc/edgemx/edgemx.toml")]
         config: PathBuf,
     },
+    /// Print the DNS TXT record of an existing key file again.
+    Record {
+        /// The PEM private key (PKCS#8 RSA or Ed25519, or PKCS#1 RSA).
+        key: PathBuf,
+        /// The selector (s=) it is published under.
+        selector: String,
+        /// The signing domain (d=).
+        domain: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -35,27 +45,72 @@ pub enum KeyAlgorithm {
     Ed25519,
 }
 
-/// sysexits(3) EX_USAGE, EX_SOFTWARE and EX_CANTCREAT.
+/// sysexits(3) EX_USAGE, EX_NOINPUT, EX_SOFTWARE and EX_CANTCREAT.
 const EXIT_USAGE: u8 = 64;
+const EXIT_NOINPUT: u8 = 66;
 const EXIT_SOFTWARE: u8 = 70;
 const EXIT_CANTCREAT: u8 = 73;
 
 pub fn run(action: DkimAction) -> ExitCode {
-    let DkimAction::Keygen {
-        domain,
-        selector,
-        algorithm,
-        out,
-        config,
-    } = action;
+    match action {
+        DkimAction::Keygen {
+            domain,
+            selector,
+            algorithm,
+            out,
+            config,
+        } => match names(&domain, &selector) {
+            Ok((domain, selector)) => keygen(domain, selector, algorithm, out, config),
+            Err(code) => code,
+        },
+        DkimAction::Record {
+            key,
+            selector,
+            domain,
+        } => match names(&domain, &selector) {
+            Ok((domain, selector)) => record(&key, &domain, &selector),
+            Err(code) => code,
+        },
+    }
+}
+
+/// The domain and selector, lower case and checked.
+fn names(domain: &str, selector: &str) -> Result<(String, String), ExitCode> {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let selector = selector.to_ascii_lowercase();
     for (what, name) in [("domain", &domain), ("selector", &selector)] {
         if !valid_name(name) {
             eprintln!("edgemx: {what} {name:?} is not a valid DNS name");
-            return ExitCode::from(EXIT_USAGE);
+            return Err(ExitCode::from(EXIT_USAGE));
         }
     }
+    Ok((domain, selector))
+}
+
+fn record(key: &std::path::Path, domain: &str, selector: &str) -> ExitCode {
+    let public = std::fs::read(key)
+        .map_err(|e| format!("cannot read {}: {e}", key.display()))
+        .and_then(|pem| keygen::public_of(&pem).map_err(|e| format!("{}: {e}", key.display())));
+    match public {
+        Ok((algorithm, public)) => {
+            let text = keygen::record_text(algorithm, &public);
+            println!("{}", keygen::zone_entry(domain, selector, &text));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgemx: {e}");
+            ExitCode::from(EXIT_NOINPUT)
+        }
+    }
+}
+
+fn keygen(
+    domain: String,
+    selector: String,
+    algorithm: KeyAlgorithm,
+    out: Option<PathBuf>,
+    config: PathBuf,
+) -> ExitCode {
     let path = match out {
         Some(path) => path,
         None => match crate::cli::load(&config) {

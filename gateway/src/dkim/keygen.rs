@@ -1,7 +1,10 @@
 //! `edgemx dkim keygen`: a new signing key written as PKCS#8 PEM (mode 0600) and the DNS
-//! TXT record that publishes its public half.
+//! TXT record that publishes its public half; `edgemx dkim record`: the record again, from
+//! an existing key file.
 //!
-//! Ed25519 keys come from ring. ring cannot generate RSA keys, so RSA-2048 generation uses
+//! Ed25519 keys are written as RFC 8410 PKCS#8 v1 (the private seed only): ring's own
+//! format is PKCS#8 v2 with the public key attached, which OpenSSL 3.0 refuses to read. The
+//! seed comes from ring's system random source. ring cannot generate RSA keys, so RSA-2048 generation uses
 //! the RustCrypto `rsa` crate (0.9) — for generation only: signing always goes through
 //! ring, so `rsa`'s non-constant-time private operations (RUSTSEC-2023-0071) never touch
 //! a key in service.
@@ -34,15 +37,19 @@ pub struct KeyPair {
 pub fn generate(algorithm: Algorithm) -> Result<KeyPair, String> {
     match algorithm {
         Algorithm::Ed25519 => {
-            let rng = ring::rand::SystemRandom::new();
-            let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            use ring::rand::SecureRandom;
+            let mut seed = [0u8; 32];
+            ring::rand::SystemRandom::new()
+                .fill(&mut seed)
                 .map_err(|e| format!("Ed25519 key generation failed: {e}"))?;
-            let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+            let mut pkcs8 = ED25519_PKCS8_V1_PREFIX.to_vec();
+            pkcs8.extend_from_slice(&seed);
+            let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
                 .map_err(|e| format!("Ed25519 key unusable: {e}"))?;
             Ok(KeyPair {
                 algorithm,
                 public: pair.public_key().as_ref().to_vec(),
-                pkcs8: pkcs8.as_ref().to_vec(),
+                pkcs8,
             })
         }
         Algorithm::Rsa => {
@@ -65,6 +72,51 @@ pub fn generate(algorithm: Algorithm) -> Result<KeyPair, String> {
     }
 }
 
+/// DER of an RFC 8410 OneAsymmetricKey v1 for Ed25519 up to the 32-byte seed: SEQUENCE,
+/// version 0, AlgorithmIdentifier { id-Ed25519 (1.3.101.112) }, OCTET STRING { OCTET STRING }.
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The algorithm and DKIM public key (as [`KeyPair`] holds it) of a PEM private key file:
+/// PKCS#8 Ed25519 (v1 or v2) or RSA, or PKCS#1 RSA.
+pub fn public_of(pem: &[u8]) -> Result<(Algorithm, Vec<u8>), String> {
+    use ring::signature::Ed25519KeyPair;
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let der =
+        PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("not a PEM private key: {e}"))?;
+    let rsa = match &der {
+        PrivateKeyDer::Pkcs8(pkcs8) => {
+            if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8.secret_pkcs8_der()) {
+                return Ok((Algorithm::Ed25519, pair.public_key().as_ref().to_vec()));
+            }
+            rsa::RsaPrivateKey::from_pkcs8_der(pkcs8.secret_pkcs8_der()).map_err(|e| e.to_string())
+        }
+        PrivateKeyDer::Pkcs1(pkcs1) => {
+            rsa::RsaPrivateKey::from_pkcs1_der(pkcs1.secret_pkcs1_der()).map_err(|e| e.to_string())
+        }
+        _ => return Err("an EC (SEC1) key: DKIM signs with RSA or Ed25519 only".into()),
+    };
+    let public = rsa
+        .map_err(|e| format!("neither an Ed25519 nor an RSA key: {e}"))?
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(|e| format!("RSA public key encoding failed: {e}"))?;
+    Ok((Algorithm::Rsa, public.as_bytes().to_vec()))
+}
+
+/// The TXT record text for a public key: `v=DKIM1; k=rsa; p=…`.
+pub fn record_text(algorithm: Algorithm, public: &[u8]) -> String {
+    let k = match algorithm {
+        Algorithm::Rsa => "rsa",
+        Algorithm::Ed25519 => "ed25519",
+    };
+    format!("v=DKIM1; k={k}; p={}", STANDARD.encode(public))
+}
+
 impl KeyPair {
     /// `-----BEGIN PRIVATE KEY-----` PEM, lines of 64 characters (RFC 7468).
     pub fn pem(&self) -> String {
@@ -80,17 +132,14 @@ impl KeyPair {
 
     /// The TXT record text: `v=DKIM1; k=rsa; p=…`.
     pub fn record(&self) -> String {
-        let k = match self.algorithm {
-            Algorithm::Rsa => "rsa",
-            Algorithm::Ed25519 => "ed25519",
-        };
-        format!("v=DKIM1; k={k}; p={}", STANDARD.encode(&self.public))
+        record_text(self.algorithm, &self.public)
     }
 }
 
-/// The zone-file line publishing `record`: `SELECTOR._domainkey.DOMAIN IN TXT "…" "…"`, the
-/// text split into strings of at most 255 bytes (RFC 1035 §3.3.14; RFC 6376 §3.6.2.2 joins
-/// them back).
+/// The zone-file line publishing `record`: `SELECTOR._domainkey.DOMAIN. IN TXT "…" "…"`, the
+/// owner absolute (a trailing dot, or a zone file appends its origin:
+/// `…example.com.example.com`), the text split into strings of at most 255 bytes
+/// (RFC 1035 §3.3.14; RFC 6376 §3.6.2.2 joins them back).
 pub fn zone_entry(domain: &str, selector: &str, record: &str) -> String {
     let strings: Vec<String> = record
         .as_bytes()
@@ -98,7 +147,7 @@ pub fn zone_entry(domain: &str, selector: &str, record: &str) -> String {
         .map(|chunk| format!("\"{}\"", String::from_utf8_lossy(chunk)))
         .collect();
     format!(
-        "{selector}._domainkey.{domain} IN TXT {}",
+        "{selector}._domainkey.{domain}. IN TXT {}",
         strings.join(" ")
     )
 }
@@ -130,7 +179,7 @@ mod tests {
         let record = format!("v=DKIM1; k=rsa; p={}", "A".repeat(400));
         let line = zone_entry("example.com", "s1", &record);
         assert!(
-            line.starts_with("s1._domainkey.example.com IN TXT \""),
+            line.starts_with("s1._domainkey.example.com. IN TXT \""),
             "{line}"
         );
         let strings: Vec<&str> = line

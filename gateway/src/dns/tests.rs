@@ -146,3 +146,48 @@ async fn servfail_is_temporary() {
     let err = resolver.mx_hosts("broken.test").await.unwrap_err();
     assert!(!err.is_permanent(), "{err}");
 }
+
+/// Every finding the audit can emit is in the README's findings table (`spf.lookup` was not).
+#[test]
+fn every_audit_finding_is_documented_in_the_readme() {
+    fn sources(dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            match path.is_dir() {
+                true => sources(&path, out),
+                false => out.push(std::fs::read_to_string(&path).unwrap()),
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("../README.md")).unwrap();
+    let mut texts = Vec::new();
+    sources(&root.join("src/dns/audit"), &mut texts);
+    let mut codes = Vec::new();
+    for text in &texts {
+        for (at, _) in text.match_indices("Level::") {
+            // `Level::Error, "spf.lookup"`: the first quoted word after the level.
+            let rest = &text[at..];
+            let Some(comma) = rest.find(',') else {
+                continue;
+            };
+            let after = rest[comma + 1..].trim_start();
+            let Some(quoted) = after.strip_prefix('"') else {
+                continue;
+            };
+            let code = quoted.split('"').next().unwrap_or_default();
+            if code.contains('.') && !code.contains(' ') {
+                codes.push(code.to_string());
+            }
+        }
+    }
+    assert!(codes.iter().any(|c| c == "spf.lookup"), "{codes:?}");
+    let missing: Vec<&String> = codes
+        .iter()
+        .filter(|c| !readme.contains(&format!("`{c}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in the README's findings table: {missing:?}"
+    );
+}

@@ -4,7 +4,9 @@
 //! The rule: a resolver may serve a record for its whole TTL after fetching it. So the TTL is
 //! lowered first, the switch waits one *old* TTL (until every cache holding the long-lived
 //! record has expired), the new set is published with the low TTL, the old hosts keep
-//! accepting for at least one *low* TTL more, and only then the TTL goes back up.
+//! accepting for at least one *low* TTL more, and only then the TTL goes back up — to the
+//! value it had. The low TTL is the smaller of the current TTL and `--low-ttl`: a record
+//! already shorter is never lengthened during the change.
 
 use crate::dns::Resolver;
 use hickory_resolver::proto::rr::{RData, RecordType};
@@ -19,6 +21,7 @@ pub struct Plan {
     /// TTL of the MX set as the resolver answered it now.
     pub current_ttl: u32,
     pub new: Vec<(u16, String)>,
+    /// The TTL used during the change: min(current TTL, `--low-ttl`) when an MX exists.
     pub low_ttl: u32,
     /// What is wrong with the new hosts today (unresolvable, aliases): fix before step 1.
     pub problems: Vec<String>,
@@ -79,6 +82,10 @@ pub async fn plan(
     // No MX published: nothing is cached that could send mail to the wrong place.
     let current_ttl = ttl.unwrap_or(0);
     let lower = current_ttl > low_ttl;
+    let low_ttl = match ttl {
+        Some(current) => current.min(low_ttl),
+        None => low_ttl,
+    };
     let switch = now + if lower { u64::from(current_ttl) } else { 0 };
     let settled = switch + u64::from(low_ttl);
     let names = |set: &[(u16, String)]| {
@@ -98,7 +105,7 @@ pub async fn plan(
         action: if lower {
             format!("Lower the TTL of the MX records of {domain} from {current_ttl}s to {low_ttl}s, keeping the same hosts ({}).", names(&current))
         } else {
-            format!("The MX TTL is already {current_ttl}s (at most {low_ttl}s): no need to lower it; prepare the new hosts.")
+            format!("The MX TTL is already {current_ttl}s (not above the low TTL): no need to lower it; prepare the new hosts.")
         },
         verify: vec![
             format!("every resolver in use answers the MX of {domain} with a TTL of at most {low_ttl}s"),
@@ -125,12 +132,15 @@ pub async fn plan(
     } else {
         old_only.join(", ")
     };
+    let restore = match ttl {
+        Some(original) => format!("Restore the TTL to its original {original}s."),
+        None => "Raise the TTL to its long-term value.".to_string(),
+    };
     steps.push(Step {
         at: settled,
         at_utc: iso(settled),
         action: format!(
-            "Every cache of the old set has expired (switch + {low_ttl}s). Restore the TTL to {}s. Keep {keep} accepting mail until senders' retries are over (their queue lifetime), then retire them.",
-            current_ttl.max(low_ttl)
+            "Every cache of the old set has expired (switch + {low_ttl}s). {restore} Keep {keep} accepting mail until senders' retries are over (their queue lifetime), then retire them."
         ),
         verify: vec![
             format!("no new connections reach {keep} from outside"),

@@ -10,6 +10,8 @@
 //! the [`Verdict`]; nothing here touches the queue.
 
 mod decide;
+mod dkim;
+mod dmarc;
 mod header;
 mod verify;
 
@@ -21,6 +23,7 @@ use crate::dkim::{KeyError, Signer};
 use crate::smtp::proto::Reply;
 use mail_auth::MessageAuthenticator;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 /// The header field that marks a message DMARC asked to quarantine.
 pub const QUARANTINE_HEADER: &str = "X-Edgemx-Quarantine";
@@ -48,7 +51,10 @@ pub enum Verdict {
 pub struct MailAuth {
     settings: Auth,
     hostname: String,
-    resolver: Option<MessageAuthenticator>,
+    dns: crate::config::Dns,
+    /// Built at load, or at the first message after a resolver appeared: inside the image
+    /// `/etc/resolv.conf` is written when DHCP delivers a lease, which may be after start.
+    resolver: OnceLock<MessageAuthenticator>,
     signer: Signer,
 }
 
@@ -57,24 +63,36 @@ impl MailAuth {
     /// inside the tokio runtime.
     pub fn load(config: &Config) -> Result<MailAuth, KeyError> {
         let signer = Signer::load(config)?;
-        let resolver = match config.auth.verify {
-            false => None,
-            true => match crate::dns::Resolver::new(&config.dns) {
-                Ok(resolver) => Some(MessageAuthenticator(resolver.hickory())),
-                Err(e) => {
-                    log::warn!(
-                        "auth: no DNS resolver ({e}); every check will be a temporary error"
-                    );
-                    None
-                }
-            },
-        };
-        Ok(MailAuth {
+        let auth = MailAuth {
             settings: config.auth.clone(),
             hostname: config.hostname.clone(),
-            resolver,
+            dns: config.dns.clone(),
+            resolver: OnceLock::new(),
             signer,
-        })
+        };
+        if config.auth.verify
+            && let Err(e) = crate::dns::Resolver::new(&config.dns).map(|r| auth.keep(r))
+        {
+            log::error!(
+                "auth: verify is on but there is no DNS resolver ({e}): every check is a temporary error (auth.dns_errors decides) until [dns] or /etc/resolv.conf names one"
+            );
+        }
+        Ok(auth)
+    }
+
+    fn keep(&self, resolver: crate::dns::Resolver) -> &MessageAuthenticator {
+        self.resolver
+            .get_or_init(|| MessageAuthenticator(resolver.hickory()))
+    }
+
+    /// The resolver, built now if none could be at load.
+    fn resolver(&self) -> Option<&MessageAuthenticator> {
+        if let Some(resolver) = self.resolver.get() {
+            return Some(resolver);
+        }
+        let resolver = crate::dns::Resolver::new(&self.dns).ok()?;
+        log::info!("auth: a DNS resolver is available now; checks run");
+        Some(self.keep(resolver))
     }
 
     /// Signs outbound mail, or checks inbound mail and records the result in its header.
@@ -87,7 +105,7 @@ impl MailAuth {
             return Verdict::Accept { held: false };
         }
         let id = self.settings.authserv_id.as_str();
-        let checks = match &self.resolver {
+        let checks = match self.resolver() {
             Some(resolver) => {
                 let limit = self.settings.timeout.0;
                 let run = verify::run(resolver, id, &self.hostname, origin, message);

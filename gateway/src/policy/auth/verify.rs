@@ -8,7 +8,6 @@
 
 use super::Origin;
 use super::decide::{Dmarc, Policy};
-use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator};
@@ -38,6 +37,7 @@ pub async fn run(
         };
     };
     parsed.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
+    let sha1 = super::dkim::withhold_sha1(&mut parsed);
     // Malformed signatures are reported as `dkim=neutral`, one line each: bound them too.
     let mut malformed = 0;
     parsed.errors.retain(|h| {
@@ -82,17 +82,13 @@ pub async fn run(
         (Some(spf), Some((_, domain))) => (spf.clone(), domain),
         _ => (spf_helo.clone().unwrap_or_default(), helo),
     };
-    let dmarc = auth
-        .verify_dmarc(DmarcParameters::new(
-            &parsed,
-            &dkim,
-            spf_domain,
-            &spf_for_dmarc,
-        ))
-        .await;
+    let dmarc = super::dmarc::verify(
+        auth,
+        DmarcParameters::new(&parsed, &dkim, spf_domain, &spf_for_dmarc),
+    )
+    .await;
 
-    let header_from = parsed.from.first().map_or("", |f| f.as_str());
-    let mut results = AuthenticationResults::new(authserv_id).with_dkim_results(&dkim, header_from);
+    let mut results = AuthenticationResults::new(authserv_id);
     if let Some(spf) = &spf_helo {
         results = results.with_spf_ehlo_result(spf, ip, helo);
     }
@@ -100,11 +96,13 @@ pub async fn run(
         results = results.with_spf_mailfrom_result(spf, ip, origin.mail_from, helo);
     }
     let results = results.with_arc_result(&arc, ip).with_dmarc_result(&dmarc);
-    let mut header = results.to_header();
-    if dkim.is_empty() {
-        // RFC 8601 §2.7.1: say that no signature was there rather than saying nothing.
-        insert_before_crlf(&mut header, ";\r\n\tdkim=none");
-    }
+    // mail-auth writes `ID;\r\n\tspf=…`; our DKIM clauses go first, as in the README.
+    let rest = results.to_string();
+    let rest = rest.strip_prefix(authserv_id).unwrap_or(&rest);
+    let header = format!(
+        "Authentication-Results: {authserv_id}{}{rest}\r\n",
+        super::dkim::clauses(&dkim, &sha1)
+    );
     record_verdicts(&header);
     Checks {
         header,
@@ -166,11 +164,6 @@ fn outcome(dmarc: &mail_auth::DmarcOutput) -> Dmarc {
 
 fn parse(message: &[u8]) -> Option<AuthenticatedMessage<'_>> {
     super::offload(message.len(), || AuthenticatedMessage::parse(message))
-}
-
-fn insert_before_crlf(header: &mut String, text: &str) {
-    let at = header.strip_suffix("\r\n").map_or(header.len(), str::len);
-    header.insert_str(at, text);
 }
 
 #[cfg(test)]
