@@ -199,8 +199,7 @@ async fn a_client_certificate_is_presented_to_a_backend_that_requires_one() {
         healthy: true,
         queue_messages: 0,
         queue_bytes: 0,
-        destinations: Default::default(),
-        connections_current: 0,
+        ..Default::default()
     });
     for reason in ["client_certificate_required", "client_certificate_rejected"] {
         let labels = format!("reason=\"{reason}\"");
