@@ -27,7 +27,11 @@ impl Session {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.conn.stream, Stream::Taken) else {
             return Flow::Close;
         };
-        let timeout = self.ctx.config.limits.command_timeout.0;
+        let limits = &self.ctx.config.limits;
+        let mut timeout = limits.command_timeout.0;
+        if *self.ctx.limiter.stress().borrow() {
+            timeout = timeout.min(limits.stress_timeout.0);
+        }
         let handshake = tokio::time::timeout(timeout, TlsAcceptor::from(config).accept(tcp));
         match handshake.await {
             Ok(Ok(tls)) => {
