@@ -1,12 +1,12 @@
-//! Lines longer than RFC 5322's 998 octets: refused at the end of DATA by default (nothing
-//! altered, the sender's MTA bounces to its user), or folded before DKIM signing with
-//! `limits.long_lines = "fold"`, so the relayed message has no long line and our signature
-//! still verifies.
+//! Lines longer than RFC 5322's 998 octets: folded by default, before we sign (our
+//! signature verifies on the relayed message) and after we verify (the sender's signature
+//! passes), so no long line leaves the gateway; or refused at the end of DATA with
+//! `limits.long_lines = "reject"`.
 
 use edgemx::dkim::keygen::Algorithm;
 use edgemx::smtp::proto::lines::longest_line;
 use edgemx_tests::dns::{DnsServer, Zone};
-use edgemx_tests::mailauth::{new_key, signed_message, verify};
+use edgemx_tests::mailauth::{new_key, signed, signed_message, verify};
 use edgemx_tests::{FakeBackend, Gateway, SmtpClient};
 use mail_auth::DkimResult;
 use std::time::Duration;
@@ -20,9 +20,9 @@ fn long_message(from: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_line_over_998_octets_is_refused_by_default_and_the_session_goes_on() {
+async fn with_reject_a_line_over_998_octets_is_refused_and_the_session_goes_on() {
     let backend = FakeBackend::start().await;
-    let gw = Gateway::start(backend.addr(), "").await;
+    let gw = Gateway::start(backend.addr(), "[limits]\nlong_lines = \"reject\"\n").await;
     let mut c = SmtpClient::connect(gw.addr).await.unwrap();
     c.expect("EHLO client.test", "250").await;
     c.expect("MAIL FROM:<a@sender.test>", "250").await;
@@ -41,7 +41,7 @@ async fn a_line_over_998_octets_is_refused_by_default_and_the_session_goes_on() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn folded_long_lines_are_signed_after_folding_and_verify() {
+async fn long_lines_of_our_mail_are_folded_before_signing_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     let (_, record) = new_key(
         &dir.path().join("dkim"),
@@ -53,7 +53,7 @@ async fn folded_long_lines_are_signed_after_folding_and_verify() {
     let backend = FakeBackend::start().await;
     // 127.0.0.1 may relay: its mail is outbound and signed.
     let extra = format!(
-        "{}\n[limits]\nlong_lines = \"fold\"\n[relay]\nnetworks = [\"127.0.0.0/8\"]\n\
+        "{}\n[relay]\nnetworks = [\"127.0.0.0/8\"]\n\
          [auth]\nverify = true\n[[auth.dkim]]\ndomain = \"example.com\"\nselector = \"k1\"\n",
         dns.config()
     );
@@ -72,5 +72,27 @@ async fn folded_long_lines_are_signed_after_folding_and_verify() {
     assert!(longest_line(&got[0].data) <= 998, "a long line was relayed");
     assert!(got[0].text().contains("DKIM-Signature"));
     assert_eq!(verify(&dns, &got[0].data).await, vec![DkimResult::Pass]);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_long_lines_are_folded_after_the_senders_signature_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, record) = new_key(dir.path(), Algorithm::Rsa, "signed.test", "s1");
+    let dns = DnsServer::start(Zone::new().txt("s1._domainkey.signed.test", &record)).await;
+    let backend = FakeBackend::start().await;
+    let extra = format!("{}\n[auth]\nverify = true\n", dns.config());
+    let gw = Gateway::start(backend.addr(), &extra).await;
+    let sender = "alice@signed.test";
+    let message =
+        String::from_utf8(signed(key, "signed.test", "s1", &long_message(sender))).unwrap();
+    let reply = edgemx_tests::send_mail(gw.addr, sender, &["user@example.com"], &message)
+        .await
+        .unwrap();
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
+    let got = backend.wait_for_messages(1, WAIT).await;
+    let ar = edgemx_tests::backend::header(&got[0].data, "Authentication-Results").unwrap();
+    assert!(ar.contains("dkim=pass"), "{ar}");
+    assert!(longest_line(&got[0].data) <= 998, "a long line was relayed");
     gw.stop().await;
 }

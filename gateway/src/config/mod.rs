@@ -130,7 +130,7 @@ pub enum LineEndings {
 pub enum LongLines {
     /// Refused at the end of DATA with `554 5.6.0`: nothing is altered.
     Reject,
-    /// Broken by CRLF SPACE before DKIM checks and signing (Postfix's way).
+    /// Broken by CRLF SPACE (Postfix's way), before we sign, after we verify.
     Fold,
 }
 
@@ -268,7 +268,7 @@ impl Default for Limits {
             stress_timeout: Span(Duration::from_secs(10)),
             inflight_bytes: Bytes(512 << 20),
             line_endings: LineEndings::Reject,
-            long_lines: LongLines::Reject,
+            long_lines: LongLines::Fold,
             shutdown_timeout: Span(Duration::from_secs(30)),
         }
     }

@@ -122,8 +122,12 @@ impl Session {
         let Some(tx) = self.tx.take() else {
             return self.refuse(Reply::bad_sequence());
         };
-        // Before DKIM verification and signing: a signature covers what is relayed.
-        if let Err(reply) = long_lines(self.ctx.config.limits.long_lines, &mut body) {
+        // Our mail is folded before it is signed, so the signature covers what is relayed;
+        // other mail after its signatures were verified, so the verdict is on what the
+        // sender signed. A refusal needs neither.
+        let policy = self.ctx.config.limits.long_lines;
+        let fold_first = policy == LongLines::Reject || self.outbound();
+        if fold_first && let Err(reply) = long_lines(policy, &mut body) {
             log::info!("{}: message refused: {reply}", self.peer);
             return self.refuse(reply);
         }
@@ -135,6 +139,10 @@ impl Session {
             Ok(held) => held,
             Err(reply) => return self.refuse(reply),
         };
+        if !fold_first {
+            // Folding cannot fail.
+            let _ = long_lines(policy, &mut body);
+        }
         let sender = match &tx.from {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),

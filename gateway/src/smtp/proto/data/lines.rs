@@ -1,8 +1,9 @@
 //! RFC 5322 §2.1.1 line length: at most 998 octets per line, CRLF excluded. A message
-//! with longer lines is refused (`limits.long_lines = "reject"`, the default) or has them
-//! broken Postfix's way (`"fold"`: CRLF SPACE inserted, `smtp_line_length_limit`). Either
-//! runs on the stored, CRLF-clean message before any DKIM verification or signing, so a
-//! signature we add covers exactly the bytes that are relayed.
+//! with longer lines has them broken Postfix's way (`limits.long_lines = "fold"`, the
+//! default: CRLF SPACE inserted, as `smtp_line_length_limit` does) or is refused
+//! (`"reject"`). Folding runs on the stored, CRLF-clean message before we sign it (so our
+//! signature covers exactly the bytes relayed) and after we verified the sender's
+//! signatures (so the verdict is on what the sender signed).
 
 /// The longest line RFC 5322 allows, CRLF excluded.
 pub const MAX_LINE: usize = 998;
