@@ -190,7 +190,9 @@ async fn read_reply(io: &mut BufReader<Box<dyn Io>>) -> std::io::Result<Reply> {
     }
 }
 
-fn tls_client(versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<rustls::ClientConfig> {
+pub fn tls_client(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -55,6 +55,36 @@ async fn recipients_beyond_the_limit_get_452() {
     gw.stop().await;
 }
 
+/// RFC 5321 §4.5.3.1.8: a client pipelining more recipients than we take keeps the first
+/// `max_recipients`, and the 452s for the rest are not errors that end the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_recipients_beyond_the_limit_keep_the_transaction() {
+    let backend = FakeBackend::start().await;
+    let gw = Gateway::start(backend.addr(), "[limits]\nmax_errors = 10\n").await;
+    let mut c = SmtpClient::connect(gw.addr).await.unwrap();
+    c.expect("EHLO client.test", "250").await;
+    let mut flight = String::from("MAIL FROM:<a@sender.test>\r\n");
+    for i in 0..111 {
+        flight.push_str(&format!("RCPT TO:<r{i}@example.com>\r\n"));
+    }
+    c.send(flight.as_bytes()).await;
+    assert!(c.reply().await.is("250"));
+    for i in 0..111 {
+        let reply = c.reply().await;
+        let expected = if i < 100 { "250" } else { "452 4.5.3" };
+        assert!(reply.is(expected), "RCPT {i}: {reply:?}");
+    }
+    assert!(
+        c.data("Subject: many\r\n\r\nhello\r\n")
+            .await
+            .is("250 2.0.0")
+    );
+    let got = backend.wait_for_messages(1, Duration::from_secs(30)).await;
+    let delivered: usize = got.iter().map(|m| m.rcpt_to.len()).sum();
+    assert_eq!(delivered, 100);
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_errors_close_the_session_with_421() {
     let backend = FakeBackend::start().await;

@@ -14,6 +14,11 @@ pub struct Admin {
     /// Serve `/metrics` and `/healthz`; loopback by default, so exposing them is a choice.
     pub enabled: bool,
     pub address: SocketAddr,
+    /// Connections served at once; when all are taken, the oldest one still sending its
+    /// request head makes room, so monitors are answered despite slow clients.
+    pub max_clients: usize,
+    /// Time a client has to send its whole request head (not per read).
+    pub head_timeout: Span,
     /// Mail-flow probes, one table per route or next hop.
     #[serde(rename = "probe")]
     pub probes: Vec<Probe>,
@@ -57,6 +62,8 @@ impl Default for Admin {
         Admin {
             enabled: true,
             address: SocketAddr::from(([127, 0, 0, 1], 9025)),
+            max_clients: 64,
+            head_timeout: Span(Duration::from_secs(2)),
             probes: Vec::new(),
         }
     }
@@ -83,6 +90,16 @@ pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
     };
     // Built only when a probe names a domain or route; it reads nothing but `config`.
     let table = (!config.admin.probes.is_empty()).then(|| crate::routing::Table::new(config));
+    if config.admin.max_clients == 0 {
+        add("admin.max_clients".into(), "0".into(), "must be at least 1");
+    }
+    if config.admin.head_timeout.0 < Duration::from_millis(100) {
+        add(
+            "admin.head_timeout".into(),
+            config.admin.head_timeout.to_string(),
+            "must be at least 100ms",
+        );
+    }
     let default_tls = config.delivery.tls.clone();
     for (i, probe) in config.admin.probes.iter_mut().enumerate() {
         let key = |field: &str| format!("admin.probe[{i}].{field}");

@@ -7,6 +7,7 @@
 mod admin;
 pub mod advice;
 pub mod auth;
+pub mod control;
 pub mod flow;
 mod network;
 mod nexthop;
@@ -81,6 +82,9 @@ pub struct Config {
     pub flow: Flow,
     #[serde(default)]
     pub admin: Admin,
+    /// Who may use the control socket besides root (`config/control.rs`).
+    #[serde(default)]
+    pub control: control::Control,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +125,16 @@ pub enum LineEndings {
     Normalize,
 }
 
+/// Message lines longer than RFC 5322's 998 octets (`smtp/proto/data/lines.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LongLines {
+    /// Refused at the end of DATA with `554 5.6.0`: nothing is altered.
+    Reject,
+    /// Broken by CRLF SPACE (Postfix's way), before we sign, after we verify.
+    Fold,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -137,13 +151,25 @@ pub struct Limits {
     pub max_messages_per_session: u32,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
-    /// Time allowed for the next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+    /// Time allowed for one whole command line, however it trickles in (RFC 5321
+    /// §4.5.3.2.7: at least 5 minutes).
     pub command_timeout: Span,
-    /// Time allowed between two reads inside DATA/BDAT (RFC 5321 §4.5.3.2.5-6: 3 minutes).
+    /// Time allowed between two reads inside DATA/BDAT (RFC 5321 §4.5.3.2.5-6: 3 minutes),
+    /// and the base of the phase's total deadline (`min_data_rate`).
     pub data_timeout: Span,
+    /// Bytes per second a client must keep up in DATA/BDAT: a phase may last
+    /// `data_timeout` plus the time its bytes take at this rate (Postfix's
+    /// `smtpd_min_data_rate`), so a trickle cannot hold a session open for ever.
+    pub min_data_rate: Bytes,
+    /// Share of `max_connections` in use (0–1) from which the gateway is under stress.
+    pub stress_threshold: f64,
+    /// Under stress, replaces `command_timeout` and `data_timeout` when shorter (Postfix's
+    /// stress-dependent `smtpd_timeout` of 10 s).
+    pub stress_timeout: Span,
     /// Message bytes held in memory by all sessions together; beyond it new messages get 452.
     pub inflight_bytes: Bytes,
     pub line_endings: LineEndings,
+    pub long_lines: LongLines,
     /// Time given to sessions in DATA and to deliveries when shutting down.
     pub shutdown_timeout: Span,
 }
@@ -218,6 +244,13 @@ fn yes() -> bool {
     true
 }
 
+impl Limits {
+    /// Sessions open from which the gateway is under stress (at least one).
+    pub fn stress_connections(&self) -> usize {
+        ((self.max_connections as f64 * self.stress_threshold).ceil() as usize).max(1)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -231,8 +264,12 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             command_timeout: Span(Duration::from_secs(300)),
             data_timeout: Span(Duration::from_secs(180)),
+            min_data_rate: Bytes(500),
+            stress_threshold: 0.8,
+            stress_timeout: Span(Duration::from_secs(10)),
             inflight_bytes: Bytes(512 << 20),
             line_endings: LineEndings::Reject,
+            long_lines: LongLines::Fold,
             shutdown_timeout: Span(Duration::from_secs(30)),
         }
     }

@@ -43,6 +43,7 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
         out.add(key, value, problem);
     }
     out.0.extend(super::admin::check(config));
+    out.0.extend(super::control::check(&mut config.control));
     out.0
         .extend(super::auth::check(&mut config.auth, &config.hostname));
     out.0
@@ -151,10 +152,19 @@ fn check_limits(config: &Config, out: &mut Findings) {
         ("limits.command_timeout", l.command_timeout),
         ("limits.data_timeout", l.data_timeout),
         ("limits.shutdown_timeout", l.shutdown_timeout),
+        ("limits.stress_timeout", l.stress_timeout),
     ] {
         if span.0.as_millis() < 100 {
             out.add(key, span, "must be at least 100ms");
         }
+    }
+    out.at_least("limits.min_data_rate", l.min_data_rate.0, 1);
+    if !(l.stress_threshold > 0.0 && l.stress_threshold <= 1.0) {
+        out.add(
+            "limits.stress_threshold",
+            l.stress_threshold,
+            "must be above 0 and at most 1",
+        );
     }
     if l.inflight_bytes.0 < l.max_message_size.0 {
         out.add(

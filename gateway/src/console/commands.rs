@@ -114,6 +114,10 @@ impl Session {
                 Ok(())
             }
             ["import"] => self.import(term),
+            ["renew-certificate"] => {
+                print(&render::tls(&self.ask(ConsoleRequest::RenewCert)?));
+                Ok(())
+            }
             ["queue", action, rest @ ..] => self.queue(action, rest.first().copied()),
             ["test", "route", address] => {
                 let v = self.ask(ConsoleRequest::Route {
@@ -448,7 +452,7 @@ Configuration is edited in a candidate and applied with commit:
   show diff | show candidate | show running-config
   commit [COMMENT] | commit check | commit confirmed SECONDS, then confirm
   rollback N (0 = running, 1 = previous) | discard | show history | export | import
-Operations: show status | show queue [DOMAIN] | show log [N] | show tls
+Operations: show status | show queue [DOMAIN] | show log [N] | show tls | renew-certificate
   queue flush [DOMAIN] | queue retry ID | queue delete ID | queue hold|release ID|DOMAIN|all
   show health | test route ADDRESS | probe HOST:PORT
   reboot | poweroff | factory-reset | password | terminal length N

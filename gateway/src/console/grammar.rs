@@ -41,6 +41,10 @@ const TOP: &[(&str, &str)] = &[
     ("queue", "act on queued mail"),
     ("test", "show what would happen to mail"),
     ("probe", "connect to a next hop: banner, EHLO, QUIT"),
+    (
+        "renew-certificate",
+        "new self-signed certificate (10 years), in use at once",
+    ),
     ("password", "change the admin password"),
     ("terminal", "terminal settings"),
     ("reboot", "restart the appliance"),
@@ -140,6 +144,7 @@ fn is_leaf(before: &[&str]) -> bool {
             | "reboot"
             | "poweroff"
             | "factory-reset"
+            | "renew-certificate"
             | "help"
             | "exit"
             | "quit"

@@ -167,8 +167,15 @@ pub static SECTIONS: &[Section] = &[
                 Kind::Int,
                 "sessions per client address",
             ),
-            k("command_timeout", Kind::Span, "wait for the next command"),
+            k("command_timeout", Kind::Span, "whole command line"),
             k("data_timeout", Kind::Span, "wait between reads in DATA"),
+            k("min_data_rate", Kind::Size, "bytes/s kept up in DATA/BDAT"),
+            k(
+                "stress_threshold",
+                Kind::Float,
+                "share of max_connections: stress",
+            ),
+            k("stress_timeout", Kind::Span, "timeouts under stress"),
             k(
                 "inflight_bytes",
                 Kind::Size,
@@ -178,6 +185,11 @@ pub static SECTIONS: &[Section] = &[
                 "line_endings",
                 Kind::Enum(&["reject", "normalize"]),
                 "bare CR/LF in DATA",
+            ),
+            k(
+                "long_lines",
+                Kind::Enum(&["reject", "fold"]),
+                "lines over 998 octets",
             ),
             k(
                 "shutdown_timeout",

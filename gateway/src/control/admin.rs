@@ -56,6 +56,8 @@ pub enum ConsoleRequest {
         cert: String,
         key: String,
     },
+    /// Generates a new self-signed certificate (when none is configured) and puts it in use.
+    RenewCert,
 }
 
 pub struct Admin {
@@ -149,6 +151,14 @@ impl Admin {
             ConsoleRequest::Route { address } => ops::route(&running, &address),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await,
             ConsoleRequest::InstallCert { cert, key } => ops::install_cert(&running, &cert, &key),
+            ConsoleRequest::RenewCert => {
+                let _one = self.commits.lock().await;
+                ops::renew_cert(&running)?;
+                // The same configuration again: the server rebuilds TLS from the new files.
+                self.publish(Arc::new((*running).clone())).await;
+                log::info!("self-signed certificate renewed from the console");
+                ops::tls(&running)
+            }
         }
     }
 

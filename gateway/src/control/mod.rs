@@ -9,16 +9,18 @@ mod client;
 mod der;
 mod format;
 mod ops;
+mod peer;
 
 pub use admin::{Admin, ConsoleRequest};
 pub use client::{ControlClient, Request};
+#[cfg(test)]
+pub(crate) use der::not_after;
 pub use format::{format_health, format_list, format_show};
 
 use crate::delivery::DeliveryHandle;
 use crate::queue::{Change, Queue, QueueId};
 use serde::Serialize;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Server {
     listener: UnixListener,
+    path: PathBuf,
     queue: Queue,
     deliveries: DeliveryHandle,
     admin: Arc<Admin>,
@@ -39,7 +42,8 @@ pub enum Response {
 }
 
 impl Server {
-    /// Binds the socket (replacing a stale one left by a crash) with mode 0600.
+    /// Binds the socket (replacing a stale one left by a crash) with mode 0600, or 0660
+    /// and owned by `control.group` when one is configured.
     pub fn bind(
         path: &Path,
         queue: Queue,
@@ -50,9 +54,11 @@ impl Server {
             std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let gid = admin.live.borrow().control.gid;
+        peer::restrict(path, gid)?;
         Ok(Server {
             listener,
+            path: path.to_path_buf(),
             queue,
             deliveries,
             admin,
@@ -60,13 +66,30 @@ impl Server {
     }
 
     pub async fn serve(self, shutdown: CancellationToken) {
+        let mut applied = self.admin.live.borrow().control.gid;
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 accepted = self.listener.accept() => accepted,
             };
+            // A committed `control.group` takes effect for the next client.
+            let gid = self.admin.live.borrow().control.gid;
+            if gid != applied {
+                match peer::restrict(&self.path, gid) {
+                    Ok(()) => applied = gid,
+                    Err(e) => log::warn!("control socket: cannot apply control.group: {e}"),
+                }
+            }
             match accepted {
                 Ok((stream, _)) => {
+                    // File modes are the first gate; the peer's credentials the second, so
+                    // a socket made reachable by mistake still answers only root and
+                    // `control.group`.
+                    if let Err(refusal) = peer::check(&stream, gid) {
+                        log::warn!("control socket: {refusal}");
+                        tokio::spawn(refuse(stream, refusal));
+                        continue;
+                    }
                     let (queue, deliveries) = (self.queue.clone(), self.deliveries.clone());
                     let admin = self.admin.clone();
                     tokio::spawn(async move { converse(stream, queue, deliveries, admin).await });
@@ -75,6 +98,22 @@ impl Server {
             }
         }
     }
+}
+
+/// Answers the first request of a client that may not use the socket with the refusal
+/// (read first, so the client sees the answer rather than a broken pipe), then closes.
+async fn refuse(stream: UnixStream, refusal: peer::Refusal) {
+    let response = Response::Error {
+        error: refusal.to_string(),
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_default();
+    out.push(b'\n');
+    let (read, mut write) = stream.into_split();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async move {
+        let _ = BufReader::new(read).lines().next_line().await;
+        let _ = write.write_all(&out).await;
+    })
+    .await;
 }
 
 async fn converse(stream: UnixStream, queue: Queue, deliveries: DeliveryHandle, admin: Arc<Admin>) {

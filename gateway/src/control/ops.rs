@@ -216,6 +216,19 @@ async fn read_reply(
 
 /// Checks the pair by building a server configuration from it, then stores it beside the
 /// generated certificate; returns the paths to put in `tls.certificate`/`tls.private_key`.
+/// Replaces the generated self-signed certificate; a configured one is renewed by its
+/// owner (install the new files, or `install-cert` and commit).
+pub fn renew_cert(config: &Config) -> Result<(), String> {
+    if let Some(path) = &config.tls.certificate {
+        return Err(format!(
+            "tls.certificate = {} is configured: renew it at its issuer and install it",
+            path.display()
+        ));
+    }
+    crate::tls::self_signed(&config.hostname, &config.data_dir.join("tls"))
+        .map_err(|e| e.to_string())
+}
+
 pub fn install_cert(config: &Config, cert: &str, key: &str) -> Result<Value, String> {
     let chain: Vec<_> = rustls_pemfile::certs(&mut cert.as_bytes())
         .collect::<Result<_, _>>()

@@ -3,21 +3,20 @@
 //! It runs on its own thread with its own single-threaded runtime, so it answers while the
 //! SMTP side has every worker busy. It speaks just enough HTTP/1.1 for scrapers and load
 //! balancers: one request per connection, GET only (405 otherwise), unknown paths 404, the
-//! request head capped at [`MAX_HEAD`] bytes and [`IO_TIMEOUT`] per read and write, at most
-//! [`MAX_CLIENTS`] at once (more are closed at once). It must not change any state.
+//! request head capped at [`MAX_HEAD`] bytes and `admin.head_timeout` in total, writes
+//! bounded by [`IO_TIMEOUT`], at most `admin.max_clients` at once; slow clients cannot
+//! starve `/healthz` (`slots.rs`). It must not change any state.
 
 use super::metrics;
 use super::scrape::View;
-use std::sync::Arc;
+use super::slots::Slots;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 const MAX_HEAD: usize = 8 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_CLIENTS: usize = 16;
 
 /// The running listener; [`Running::stop`] ends it and joins its thread.
 pub struct Running {
@@ -62,29 +61,40 @@ async fn serve(listener: TcpListener, view: View, stop: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         log::info!("admin HTTP listening on {addr} (/metrics, /healthz)");
     }
-    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let slots = Slots::new(view.config.admin.max_clients);
+    let head_timeout = view.config.admin.head_timeout.0;
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((mut stream, _)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let Ok(permit) = clients.clone().try_acquire_owned() else {
+        let Some(slot) = slots.take().await else {
             continue; // dropped: closes the connection
         };
         let view = view.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let _ = tokio::time::timeout(4 * IO_TIMEOUT, answer(stream, &view)).await;
+            let head = tokio::select! {
+                _ = slot.evicted.cancelled() => return,
+                head = tokio::time::timeout(head_timeout, read_head(&mut stream)) => {
+                    head.unwrap_or(Err(408))
+                }
+            };
+            slot.answering();
+            let _ = tokio::time::timeout(4 * IO_TIMEOUT, answer(stream, head, &view)).await;
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, view: &View) -> std::io::Result<()> {
-    let (status, content_type, body) = match read_head(&mut stream).await {
+async fn answer(
+    mut stream: TcpStream,
+    head: Result<String, u16>,
+    view: &View,
+) -> std::io::Result<()> {
+    let (status, content_type, body) = match head {
         Ok(head) => route(&head, view).await,
         Err(status) => (status, "text/plain", format!("{}\n", reason(status))),
     };
@@ -103,7 +113,8 @@ async fn answer(mut stream: TcpStream, view: &View) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The request line and headers, up to the blank line. Errors are HTTP status codes.
+/// The request line and headers, up to the blank line. Errors are HTTP status codes; the
+/// caller bounds the time.
 async fn read_head(stream: &mut TcpStream) -> Result<String, u16> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
@@ -111,10 +122,9 @@ async fn read_head(stream: &mut TcpStream) -> Result<String, u16> {
         if head.len() > MAX_HEAD {
             return Err(431);
         }
-        match tokio::time::timeout(IO_TIMEOUT, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(400),
-            Ok(Ok(n)) => head.extend_from_slice(&chunk[..n]),
-            Err(_) => return Err(408),
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Err(400),
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
         }
     }
     String::from_utf8(head).map_err(|_| 400)
@@ -174,6 +184,7 @@ mod tests {
     use crate::config::Config;
     use crate::queue::Queue;
     use crate::smtp::inbound::limits::Limiter;
+    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
@@ -184,11 +195,20 @@ mod tests {
         String::from_utf8_lossy(&answer).into_owned()
     }
 
-    #[tokio::test]
-    async fn requests_are_bounded_and_only_get_is_served() {
+    /// A listener on a free loopback port with `admin` settings; the view and the queue
+    /// to close at the end.
+    async fn listener(
+        admin: &str,
+    ) -> (
+        std::net::SocketAddr,
+        Running,
+        View,
+        Queue,
+        tempfile::TempDir,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "hostname = \"gw.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n",
+            "hostname = \"gw.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n[admin]\n{admin}\n",
             dir.path().display()
         );
         let config = Arc::new(Config::parse(&text).unwrap());
@@ -202,7 +222,61 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let running = start(listener, view.clone()).unwrap();
+        (addr, running, view, queue, dir)
+    }
 
+    #[tokio::test]
+    async fn slow_clients_cannot_starve_healthz() {
+        let (addr, running, _view, queue, _dir) = listener("").await;
+        // More clients than the old 16 slots and than the 64 slots now: each sends half a
+        // request head and then nothing.
+        let mut slow = Vec::new();
+        for _ in 0..80 {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\n")
+                .await
+                .unwrap();
+            slow.push(stream);
+        }
+        let ok = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            exchange(addr, b"GET /healthz HTTP/1.1\r\n\r\n"),
+        )
+        .await
+        .expect("no answer");
+        assert!(ok.starts_with("HTTP/1.1 200 "), "{ok:?}");
+        // A client that trickles its head is answered 408 once the total head time is up,
+        // however often it sends a byte.
+        let mut trickler = TcpStream::connect(addr).await.unwrap();
+        trickler
+            .write_all(b"GET /metrics HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 256];
+        while started.elapsed() < std::time::Duration::from_secs(30) {
+            tokio::select! {
+                read = trickler.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                },
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    let _ = trickler.write_all(b"X").await;
+                }
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
+        drop(slow);
+        running.stop().await;
+        queue.close().await;
+    }
+
+    #[tokio::test]
+    async fn requests_are_bounded_and_only_get_is_served() {
+        let (addr, running, view, queue, _dir) = listener("").await;
         let huge = format!(
             "GET /metrics HTTP/1.1\r\nX-Fill: {}\r\n\r\n",
             "a".repeat(20_000)

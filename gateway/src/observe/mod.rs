@@ -9,6 +9,7 @@
 //! | --- | --- |
 //! | `metrics/` | the metrics registry and every metric name; `render.rs`: the Prometheus text |
 //! | `http.rs` | the admin HTTP listener (`/metrics`, `/healthz`), on its own thread |
+//! | `slots.rs` | the admin listener's connection slots: slow clients cannot starve `/healthz` |
 //! | `scrape.rs` | what is read at scrape time: health, queue depth per destination |
 //! | `probe/` | mail-flow probes: RCPT probes of next hops (`rcpt.rs`), probe messages (`message.rs`) |
 
@@ -16,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod probe;
 pub mod scrape;
+mod slots;
 
 pub mod ring;
 

@@ -65,7 +65,8 @@ pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
         roots => builder
             .with_client_cert_verifier(ClientTrust::new(roots, &config.relay.client_names)?.ask()),
     };
-    let server = builder.with_single_cert(chain, key)?;
+    let mut server = builder.with_single_cert(chain, key)?;
+    resumption(&mut server)?;
     Ok(ServerTls {
         config: Arc::new(server),
         certificate: cert_path,
@@ -73,7 +74,27 @@ pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
     })
 }
 
-/// Writes `cert.pem` and `key.pem` (mode 0600) for `hostname` into `dir`.
+/// Session resumption (design: "session resumption both ways"): a reconnecting client
+/// skips the full handshake. Stateless tickets for TLS 1.3 and TLS 1.2 (RFC 5077), under
+/// keys that rotate every 6 hours (rustls' `Ticketer`, tickets live 12 hours), and session
+/// IDs for TLS 1.2 clients without ticket support, from a bounded in-memory cache. Each
+/// configuration gets its own ticket keys and cache, so a commit that changes client
+/// certificate trust cannot resume a session authenticated under the old one.
+fn resumption(server: &mut ServerConfig) -> Result<(), TlsError> {
+    server.ticketer = provider::Ticketer::new()?;
+    server.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    Ok(())
+}
+
+/// TLS 1.2 sessions remembered by ID (a few hundred bytes each).
+const SESSION_CACHE: usize = 4096;
+
+/// Validity of a generated certificate: ten years, renewed with `renew-certificate` on the
+/// console (a certificate valid until 4096 is refused by careful clients and hides expiry).
+const GENERATED_VALIDITY_DAYS: u64 = 3650;
+
+/// Writes `cert.pem` and `key.pem` (mode 0600) for `hostname` into `dir`, valid from a day
+/// ago (clocks disagree) for [`GENERATED_VALIDITY_DAYS`].
 pub fn self_signed(hostname: &str, dir: &Path) -> Result<(), TlsError> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
@@ -82,6 +103,11 @@ pub fn self_signed(hostname: &str, dir: &Path) -> Result<(), TlsError> {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, hostname);
+    let today = crate::time::unix_now() / 86_400;
+    let (y, m, d) = ymd(today.saturating_sub(1))?;
+    params.not_before = rcgen::date_time_ymd(y, m, d);
+    let (y, m, d) = ymd(today + GENERATED_VALIDITY_DAYS)?;
+    params.not_after = rcgen::date_time_ymd(y, m, d);
     let cert = params
         .self_signed(&key)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
@@ -96,6 +122,17 @@ pub fn self_signed(hostname: &str, dir: &Path) -> Result<(), TlsError> {
     write_private(&dir.join("cert.pem"), cert.pem().as_bytes())
         .map_err(|e| file_err(&dir.join("cert.pem"), e))?;
     Ok(())
+}
+
+/// Year, month and day of a day counted from 1970-01-01, in the types rcgen wants.
+fn ymd(days: u64) -> Result<(i32, u8, u8), TlsError> {
+    let (y, m, d) = crate::time::civil(days);
+    let bad = |e: std::num::TryFromIntError| TlsError::Generate(e.to_string());
+    Ok((
+        i32::try_from(y).map_err(bad)?,
+        u8::try_from(m).map_err(bad)?,
+        u8::try_from(d).map_err(bad)?,
+    ))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -163,4 +200,27 @@ pub fn describe(conn: &rustls::CommonState) -> String {
         .and_then(|s| s.suite().as_str())
         .unwrap_or("unknown");
     format!("{version} {suite}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_certificate_is_valid_for_ten_years_and_tickets_are_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "hostname = \"gw.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n",
+            dir.path().display()
+        );
+        let config = crate::config::Config::parse(&text).unwrap();
+        let tls = server(&config).unwrap();
+        assert!(tls.generated);
+        assert!(tls.config.ticketer.enabled(), "no session tickets");
+        let chain = read_chain(&tls.certificate).unwrap();
+        let until = crate::control::not_after(chain[0].as_ref()).expect("notAfter");
+        let year: u64 = until[..4].parse().unwrap();
+        let (now, _, _) = crate::time::civil(crate::time::unix_now() / 86_400);
+        assert!((now + 9..=now + 10).contains(&year), "valid until {until}");
+    }
 }

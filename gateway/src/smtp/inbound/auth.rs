@@ -5,6 +5,7 @@
 //! and counts towards `limits.max_errors`, which bounds guessing per connection; the slow
 //! hash ([`crate::password`]) bounds it per second. The hash runs on a blocking thread.
 
+use super::deadline::Pace;
 use super::io::{Line, ReadEnd};
 use super::session::{Flow, Session};
 use crate::config::Role;
@@ -12,6 +13,7 @@ use crate::policy::relay::RelayGrant;
 use crate::smtp::proto::Reply;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use std::time::Instant;
 
 /// Why an exchange ended without credentials.
 enum Exchange {
@@ -111,13 +113,15 @@ impl Session {
     async fn challenge(&mut self, prompt: &str) -> Result<Vec<u8>, Exchange> {
         self.conn
             .reply(&Reply::auth_challenge(&STANDARD.encode(prompt)));
-        let limits = &self.ctx.config.limits;
-        let (max, timeout) = (limits.max_line_length, limits.command_timeout.0);
+        let ctx = self.ctx.clone();
+        let limits = &ctx.config.limits;
+        let max = limits.max_line_length;
+        let mut pace = Pace::command(limits, Instant::now());
         let line = loop {
             if let Some(line) = self.conn.take_line(max) {
                 break line;
             }
-            match self.conn.fill(timeout).await {
+            match self.read_within(&mut pace).await {
                 Ok(_) => {}
                 Err(ReadEnd::Timeout) => {
                     self.conn.last_words(&Reply::timeout()).await;

@@ -2,9 +2,11 @@
 //! policy and size limit as DATA; the LAST chunk queues the message.
 
 use super::data::{Budget, line_endings};
+use super::deadline::Pace;
 use super::session::{Flow, Session};
 use crate::queue::QueueId;
 use crate::smtp::proto::{ChunkChecker, Reply};
+use std::time::Instant;
 
 /// A message being received in chunks.
 pub struct Chunking {
@@ -23,6 +25,7 @@ impl Session {
         };
         let mut remaining = size;
         let mut scratch = Vec::new();
+        let mut pace = Pace::transfer(&self.ctx.config.limits, Instant::now());
         loop {
             let input = self.conn.buffered();
             let take = input
@@ -44,7 +47,7 @@ impl Session {
             if remaining == 0 {
                 break;
             }
-            if let Err(end) = self.read_payload().await {
+            if let Err(end) = self.read_payload(&mut pace).await {
                 return end;
             }
         }
@@ -91,6 +94,7 @@ impl Session {
     /// for commands.
     pub async fn skip_chunk(&mut self, size: u64) -> Result<(), Flow> {
         let mut remaining = size;
+        let mut pace = Pace::transfer(&self.ctx.config.limits, Instant::now());
         loop {
             let take = self
                 .conn
@@ -102,7 +106,7 @@ impl Session {
             if remaining == 0 {
                 return Ok(());
             }
-            self.read_payload().await?;
+            self.read_payload(&mut pace).await?;
         }
     }
 }

@@ -2,14 +2,16 @@
 //! answer `250` only once the queue has it on disk.
 
 use super::BUDGET_UNIT;
+use super::deadline::Pace;
 use super::io::ReadEnd;
 use super::session::{Flow, Session};
-use crate::config::LineEndings as ConfigLineEndings;
+use crate::config::{LineEndings as ConfigLineEndings, LongLines};
 use crate::queue::{Envelope, QueueError, QueueId};
-use crate::smtp::proto::LineEndings;
 use crate::smtp::proto::{Body, DataDecoder, DataSummary, Feed, Reply, ReversePath};
+use crate::smtp::proto::{LineEndings, lines};
 use crate::time::rfc5322_date;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A session's share of `limits.inflight_bytes`, grown as its message grows.
@@ -55,6 +57,7 @@ impl Session {
         let mut budget = Budget::new(self.ctx.inflight.clone());
         let mut over_budget = false;
         let mut scratch = Vec::new();
+        let mut pace = Pace::transfer(limits, Instant::now());
         loop {
             let input = self.conn.buffered();
             let target = if over_budget { &mut scratch } else { &mut body };
@@ -72,7 +75,7 @@ impl Session {
                 over_budget = true;
                 body = Vec::new();
             }
-            if let Err(end) = self.read_payload().await {
+            if let Err(end) = self.read_payload(&mut pace).await {
                 return end;
             }
         }
@@ -95,12 +98,13 @@ impl Session {
         self.queue_message(id, body, summary).await
     }
 
-    /// Reads more message payload, waiting at most `limits.data_timeout`; on failure the
-    /// session ends (after a `421` for a timeout) and the message is not acknowledged.
-    pub async fn read_payload(&mut self) -> Result<(), Flow> {
-        match self.conn.fill(self.ctx.config.limits.data_timeout.0).await {
+    /// Reads more message payload within the phase's `pace` (`deadline.rs`); on failure
+    /// the session ends (after a `421` for a timeout) and the message is not acknowledged.
+    pub async fn read_payload(&mut self, pace: &mut Pace) -> Result<(), Flow> {
+        match self.read_within(pace).await {
             Ok(_) => Ok(()),
             Err(ReadEnd::Timeout) => {
+                log::info!("{}: too slow in DATA/BDAT, closing", self.peer);
                 self.conn.last_words(&Reply::timeout()).await;
                 Err(Flow::Close)
             }
@@ -118,6 +122,15 @@ impl Session {
         let Some(tx) = self.tx.take() else {
             return self.refuse(Reply::bad_sequence());
         };
+        // Our mail is folded before it is signed, so the signature covers what is relayed;
+        // other mail after its signatures were verified, so the verdict is on what the
+        // sender signed. A refusal needs neither.
+        let policy = self.ctx.config.limits.long_lines;
+        let fold_first = policy == LongLines::Reject || self.outbound();
+        if fold_first && let Err(reply) = long_lines(policy, &mut body) {
+            log::info!("{}: message refused: {reply}", self.peer);
+            return self.refuse(reply);
+        }
         if let Err(reply) = super::hops::check(&body, self.ctx.config.flow.max_hops) {
             log::info!("{}: message refused: {reply}", self.peer);
             return self.refuse(reply);
@@ -126,6 +139,10 @@ impl Session {
             Ok(held) => held,
             Err(reply) => return self.refuse(reply),
         };
+        if !fold_first {
+            // Folding cannot fail.
+            let _ = long_lines(policy, &mut body);
+        }
         let sender = match &tx.from {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
@@ -204,6 +221,22 @@ impl Session {
         }
         header.push_str(&format!("; {}\r\n", rfc5322_date(crate::time::unix_now())));
         out.extend_from_slice(header.as_bytes());
+    }
+}
+
+/// Applies `limits.long_lines` to a received message.
+fn long_lines(setting: LongLines, body: &mut Vec<u8>) -> Result<(), Reply> {
+    match setting {
+        LongLines::Reject if lines::longest_line(body) > lines::MAX_LINE => {
+            Err(Reply::line_too_long_in_data())
+        }
+        LongLines::Reject => Ok(()),
+        LongLines::Fold => {
+            if let Some(folded) = lines::fold(body, lines::MAX_LINE) {
+                *body = folded;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -110,10 +110,11 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes into the buffer; flushes pending replies first, since the client
-    /// may be waiting for them before it sends more.
-    pub async fn fill(&mut self, timeout: Duration) -> Result<usize, ReadEnd> {
-        self.flush().await.map_err(ReadEnd::Failed)?;
+    /// Reads more bytes into the buffer, waiting at most `timeout`. Cancel-safe: nothing
+    /// read is lost when the future is dropped. Pending replies are not written here: the
+    /// caller flushes first (`Session::read_within`), since the client may be waiting for
+    /// them before it sends more.
+    pub async fn read_some(&mut self, timeout: Duration) -> Result<usize, ReadEnd> {
         if self.pos > 0 && self.pos * 2 >= self.buf.len() {
             self.buf.drain(..self.pos);
             self.pos = 0;

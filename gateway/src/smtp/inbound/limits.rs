@@ -2,11 +2,16 @@
 //!
 //! A permit is taken right after `accept()`; beyond either cap the client hears `421` and
 //! the socket is closed, so an attacker's flood costs us one short write per connection.
+//!
+//! Stress: from `limits.stress_connections()` sessions on, the limiter says the gateway is
+//! under pressure and sessions shorten their timeouts (`deadline.rs`), as Postfix does when
+//! its process table is full, so slow clients cannot keep everyone else out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct Limiter {
@@ -18,6 +23,10 @@ struct Inner {
     // sessions already counted.
     max_total: AtomicUsize,
     max_per_ip: AtomicUsize,
+    /// Sessions from which we are under stress.
+    stress_at: AtomicUsize,
+    /// True while under stress; sessions waiting for input watch it.
+    stressed: watch::Sender<bool>,
     counts: Mutex<Counts>,
 }
 
@@ -45,6 +54,8 @@ impl Limiter {
             inner: Arc::new(Inner {
                 max_total: AtomicUsize::new(max_total),
                 max_per_ip: AtomicUsize::new(max_per_ip),
+                stress_at: AtomicUsize::new(max_total),
+                stressed: watch::Sender::new(false),
                 counts: Mutex::new(Counts::default()),
             }),
         }
@@ -65,6 +76,7 @@ impl Limiter {
         }
         *mine += 1;
         counts.total += 1;
+        self.inner.update_stress(counts.total);
         Ok(Permit {
             inner: self.inner.clone(),
             ip,
@@ -77,6 +89,18 @@ impl Limiter {
         self.inner.max_per_ip.store(max_per_ip, Ordering::Relaxed);
     }
 
+    /// Sessions from which the gateway counts as under stress.
+    pub fn set_stress_at(&self, sessions: usize) {
+        self.inner.stress_at.store(sessions, Ordering::Relaxed);
+        let total = self.open();
+        self.inner.update_stress(total);
+    }
+
+    /// Follows the stress state: true while the connection table is nearly full.
+    pub fn stress(&self) -> watch::Receiver<bool> {
+        self.inner.stressed.subscribe()
+    }
+
     /// Sessions open now.
     pub fn open(&self) -> usize {
         self.inner
@@ -84,6 +108,14 @@ impl Limiter {
             .lock()
             .map(|c| c.total)
             .unwrap_or_default()
+    }
+}
+
+impl Inner {
+    fn update_stress(&self, total: usize) {
+        let now = total >= self.stress_at.load(Ordering::Relaxed);
+        self.stressed
+            .send_if_modified(|s| std::mem::replace(s, now) != now);
     }
 }
 
@@ -95,6 +127,7 @@ impl Drop for Permit {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         counts.total = counts.total.saturating_sub(1);
+        self.inner.update_stress(counts.total);
         if let Some(n) = counts.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -120,5 +153,22 @@ mod tests {
         assert_eq!(limiter.admit(b).err(), Some(Refusal::Total));
         drop(p1);
         assert!(limiter.admit(a).is_ok());
+    }
+
+    #[test]
+    fn stress_follows_the_sessions_open() {
+        let limiter = Limiter::new(10, 10);
+        limiter.set_stress_at(2);
+        let stress = limiter.stress();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let p1 = limiter.admit(a).unwrap();
+        assert!(!*stress.borrow());
+        let p2 = limiter.admit(a).unwrap();
+        assert!(*stress.borrow());
+        drop(p2);
+        assert!(!*stress.borrow());
+        limiter.set_stress_at(1);
+        assert!(*stress.borrow());
+        drop(p1);
     }
 }

@@ -16,6 +16,7 @@
 mod auth;
 mod bdat;
 mod data;
+mod deadline;
 mod ehlo;
 mod etrn;
 mod hops;
@@ -73,8 +74,10 @@ impl Context {
     ) -> Arc<Context> {
         let limits = &config.limits;
         let units = (limits.inflight_bytes.0 as usize / BUDGET_UNIT).min(Semaphore::MAX_PERMITS);
+        let limiter = Limiter::new(limits.max_connections, limits.max_connections_per_ip);
+        limiter.set_stress_at(limits.stress_connections());
         Arc::new(Context {
-            limiter: Limiter::new(limits.max_connections, limits.max_connections_per_ip),
+            limiter,
             access: Access::new(&config),
             inflight: Arc::new(Semaphore::new(units)),
             config,
@@ -101,6 +104,7 @@ impl Context {
         let limits = &config.limits;
         self.limiter
             .set_caps(limits.max_connections, limits.max_connections_per_ip);
+        self.limiter.set_stress_at(limits.stress_connections());
         let deliveries = std::sync::OnceLock::new();
         if let Some(handle) = self.deliveries.get() {
             let _ = deliveries.set(handle.clone());

@@ -14,7 +14,9 @@ impl Session {
         };
         if tx.rcpts.len() >= max {
             // RFC 5321 §4.5.3.1.10: 452 lets the client send the rest in another transaction.
-            return self.refuse(Reply::too_many_recipients());
+            // It is flow control, not a client error (§4.5.3.1.8): counting it towards
+            // `max_errors` would close a pipelining client and lose what it already sent.
+            return self.decline(Reply::too_many_recipients());
         }
         let recipients = self.ctx.recipients.clone();
         let snapshot = recipients.maps.current();

@@ -6,6 +6,7 @@
 //! and BDAT consume their payload from the same buffer, so commands pipelined behind a
 //! message are executed only after it.
 
+use super::deadline::Pace;
 use super::io::{Conn, Line, ReadEnd};
 use super::limits::Permit;
 use super::{Context, bdat::Chunking};
@@ -116,16 +117,19 @@ impl Session {
     async fn command_loop(&mut self) -> &'static str {
         let ctx = self.ctx.clone();
         let limits = &ctx.config.limits;
-        let (max_line, timeout) = (limits.max_line_length, limits.command_timeout.0);
+        let max_line = limits.max_line_length;
+        // The budget of the command line being received, from when we were ready for it.
+        let mut pace: Option<Pace> = None;
         loop {
             let Some(line) = self.conn.take_line(max_line) else {
                 let shutdown = self.ctx.shutdown.clone();
+                let pace = pace.get_or_insert_with(|| Pace::command(limits, Instant::now()));
                 let filled = tokio::select! {
                     _ = shutdown.cancelled() => {
                         self.conn.last_words(&Reply::shutting_down()).await;
                         return "shutdown";
                     }
-                    filled = self.conn.fill(timeout) => filled,
+                    filled = self.read_within(pace) => filled,
                 };
                 match filled {
                     Ok(_) => continue,
@@ -137,6 +141,7 @@ impl Session {
                     Err(ReadEnd::Failed(_)) => return "read error",
                 }
             };
+            pace = None;
             self.commands += 1;
             let flow = match line {
                 Line::Complete(bytes) => self.dispatch(&bytes).await,
@@ -237,6 +242,15 @@ impl Session {
     pub fn refuse(&mut self, reply: Reply) -> Flow {
         crate::observe::metrics::rejected(&reply);
         self.errors += 1;
+        self.conn.reply(&reply);
+        Flow::Continue
+    }
+
+    /// Queues a refusal that is not the client's fault (a limit it could not know in
+    /// advance): counted in metrics, not towards `limits.max_errors`. `limits.max_commands`
+    /// still bounds how often a client may hear it.
+    pub fn decline(&mut self, reply: Reply) -> Flow {
+        crate::observe::metrics::rejected(&reply);
         self.conn.reply(&reply);
         Flow::Continue
     }

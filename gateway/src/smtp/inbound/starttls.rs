@@ -4,6 +4,7 @@
 use super::io::Stream;
 use super::session::{Flow, Session};
 use crate::smtp::proto::Reply;
+use tokio::io::AsyncWriteExt;
 use tokio_rustls::TlsAcceptor;
 
 impl Session {
@@ -27,10 +28,20 @@ impl Session {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.conn.stream, Stream::Taken) else {
             return Flow::Close;
         };
-        let timeout = self.ctx.config.limits.command_timeout.0;
+        let limits = &self.ctx.config.limits;
+        let mut timeout = limits.command_timeout.0;
+        if *self.ctx.limiter.stress().borrow() {
+            timeout = timeout.min(limits.stress_timeout.0);
+        }
         let handshake = tokio::time::timeout(timeout, TlsAcceptor::from(config).accept(tcp));
         match handshake.await {
-            Ok(Ok(tls)) => {
+            Ok(Ok(mut tls)) => {
+                // TLS 1.3 session tickets are queued after the handshake; send them now,
+                // not with our next reply, so a client that resumes later has them even
+                // if it leaves without another command.
+                if tls.flush().await.is_err() {
+                    return Flow::Close;
+                }
                 let described = crate::tls::describe(tls.get_ref().1);
                 log::debug!("{}: STARTTLS {described}", self.peer);
                 crate::observe::metrics::tls_session("inbound", &described);

@@ -256,6 +256,15 @@ impl Reply {
     /// Bare CR or LF in message data. 554 ("transaction failed", RFC 5321 §4.2.3) with 5.6.0
     /// ("other media error", RFC 3463): the content breaks the CRLF line structure. No
     /// registered enhanced code is more specific.
+    /// A line longer than RFC 5322 §2.1.1 allows, with `limits.long_lines = "reject"`.
+    pub fn line_too_long_in_data() -> Reply {
+        Reply::new(
+            554,
+            (5, 6, 0),
+            "Message has a line longer than 998 octets (RFC 5322 2.1.1)",
+        )
+    }
+
     pub fn bare_line_ending() -> Reply {
         Reply::new(554, (5, 6, 0), "Bare CR or LF in message data not allowed")
     }

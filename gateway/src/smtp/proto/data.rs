@@ -13,6 +13,7 @@
 //! visibly and is re-stuffed on relay.
 
 mod chunk;
+pub mod lines;
 mod scan;
 mod stuff;
 

@@ -31,7 +31,9 @@ pub mod reply;
 
 pub use address::{AddressError, ForwardPath, Mailbox, RelayHack, ReversePath};
 pub use command::{Command, CommandError, parse_command, parse_command_with};
-pub use data::{ChunkChecker, DataDecoder, DataError, DataSummary, Feed, LineEndings, dot_stuff};
+pub use data::{
+    ChunkChecker, DataDecoder, DataError, DataSummary, Feed, LineEndings, dot_stuff, lines,
+};
 pub use domain::Domain;
 pub use params::{Body, MailParams, ParamError, RcptParams};
 pub use reply::{EnhancedStatus, Reply};
