@@ -1,6 +1,7 @@
 //! Mutation fuzzing of the parsers that read untrusted or operator input, on stable Rust:
 //! SMTP commands (with their address and parameter parsers), addresses, DATA and BDAT
-//! decoding, the configuration parser and the routing map, alias and list loaders.
+//! decoding, the configuration parser, the routing map, alias and list loaders, the DSN
+//! parameters (with an xtext round trip) and the next-hop reply reader.
 //!
 //! Each target starts from its committed corpus (`tests/fuzz/corpus/TARGET/`) and runs
 //! `EDGEMX_FUZZ_ITERATIONS` mutated inputs (default 2,000: a bounded run for `scripts/test`;
@@ -15,6 +16,7 @@ use edgemx::smtp::proto::{
 };
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Byte strings the parsers branch on, spliced into inputs.
 const TOKENS: &[&[u8]] = &[
@@ -220,5 +222,43 @@ fn routing_map_alias_and_list_files() {
         let _ = RecipientMap::parse(&text, |name| (name == "cloud").then_some(0));
         let _ = Aliases::parse(&text);
         let _ = AddressList::parse(&text);
+    });
+}
+
+#[test]
+fn dsn_parameters_and_xtext() {
+    use edgemx::smtp::proto::dsn;
+    fuzz("dsn", |input| {
+        let text = String::from_utf8_lossy(input);
+        let _ = dsn::parse_ret(&text);
+        let _ = dsn::parse_envid(&text);
+        let _ = dsn::parse_notify(&text);
+        let _ = dsn::parse_orcpt(&text);
+        // What we write, we read back unchanged (ORCPT and ENVID go to next hops as xtext).
+        assert_eq!(dsn::unxtext(&dsn::xtext(&text)).as_deref(), Some(&*text));
+    });
+}
+
+#[test]
+fn next_hop_replies() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    fuzz("reply", |input| {
+        runtime.block_on(async {
+            let mut reader = input;
+            // Read every reply the bytes hold, as a pipelining client does.
+            for _ in 0..input.len() + 1 {
+                let before = reader.len();
+                match edgemx::delivery::read_reply(&mut reader, Duration::from_secs(1)).await {
+                    Ok(reply) => assert!(
+                        reader.len() < before,
+                        "a reply consumed no bytes: {reply:?}"
+                    ),
+                    Err(_) => break,
+                }
+            }
+        })
     });
 }

@@ -55,6 +55,9 @@ pub use crate::routing::Destination;
 pub use client::{Broken, Dsn, HopError, Outgoing, RcptDsn, Session, Settings};
 pub use hops::Walker;
 pub use wire::Reply;
+/// The next-hop reply reader; public for the parser fuzzing harness
+/// (tests/tests/fuzz_parsers.rs) until the SMTP client moves to `smtp::client`.
+pub use wire::{WireError, read_reply};
 
 use crate::config::Config;
 use crate::dns;
