@@ -63,8 +63,14 @@ fn console_keys_reach_the_guest() {
     let command = String::from_utf8_lossy(&out.stdout).to_string();
     // Ctrl-a (start of line) and Ctrl-c (drop the line) are console keys: QEMU's
     // escape moves to Ctrl-] and the terminal chardev takes no signals.
-    assert!(command.contains("-echr 0x1d"), "escape is Ctrl-]: {command}");
-    assert!(command.contains("signal=off"), "Ctrl-c reaches the guest: {command}");
+    assert!(
+        command.contains("-echr 0x1d"),
+        "escape is Ctrl-]: {command}"
+    );
+    assert!(
+        command.contains("signal=off"),
+        "Ctrl-c reaches the guest: {command}"
+    );
     let told = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
         told.contains("Ctrl-] x") && told.contains("system_powerdown"),
@@ -77,5 +83,8 @@ fn console_keys_reach_the_guest() {
         &["--monitor", monitor.to_str().expect("utf-8 path")],
     );
     let command = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(command.contains("signal=off"), "with --monitor too: {command}");
+    assert!(
+        command.contains("signal=off"),
+        "with --monitor too: {command}"
+    );
 }
