@@ -32,6 +32,7 @@
 //! when one comes back its mail is released at once, paced by `flow.drain_rate` and
 //! `flow.drain_concurrency`.
 
+pub mod budget;
 mod client;
 mod dest;
 mod drain;
@@ -45,6 +46,8 @@ mod wire;
 mod worker;
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod flow_tests;
@@ -52,6 +55,7 @@ mod flow_tests;
 mod tests;
 
 pub use crate::routing::Destination;
+pub use budget::Budget;
 pub use client::{Broken, Dsn, HopError, Outgoing, RcptDsn, Session, Settings};
 pub use hops::Walker;
 pub use wire::Reply;
@@ -117,13 +121,16 @@ impl Target {
 }
 
 /// Starts the scheduler (must run inside a tokio runtime). `resumed` is what
-/// `Queue::open` returned; new messages arrive through `queue.subscribe()`. When `shutdown`
-/// fires no new transaction starts; those in flight get `limits.shutdown_timeout` to finish,
-/// then are abandoned (their recipients keep their stored state).
+/// `Queue::open` returned; new messages arrive through `queue.subscribe()`. Bodies read for
+/// delivery are held within `budget` (the gateway shares `limits.inflight_bytes` with the
+/// inbound sessions). When `shutdown` fires no new transaction starts; those in flight get
+/// `limits.shutdown_timeout` to finish, then are abandoned (their recipients keep their
+/// stored state).
 pub fn start(
     config: Arc<Config>,
     queue: Queue,
     resumed: Vec<Envelope>,
+    budget: Arc<Budget>,
     shutdown: CancellationToken,
 ) -> DeliveryHandle {
     let tracker = TaskTracker::new();
@@ -149,6 +156,7 @@ pub fn start(
         max_connections_per_next_hop: config.delivery.max_connections_per_next_hop.max(1),
         idle_timeout: config.delivery.idle_timeout.0,
         permits: Arc::new(Semaphore::new(config.delivery.max_concurrent.max(1))),
+        budget,
         reports: events.clone(),
         shutdown: shutdown.clone(),
         grace: config.limits.shutdown_timeout.0,

@@ -32,7 +32,6 @@ impl Scheduler {
         let mut attempt = Attempt {
             jobs: 0,
             outcomes: Vec::new(),
-            body: None,
             gone: false,
             retry_now: false,
         };
@@ -116,9 +115,6 @@ impl Scheduler {
         attempt.jobs = attempt.jobs.saturating_sub(1);
         attempt.outcomes.extend(report.outcomes);
         attempt.gone |= report.kind == ReportKind::Gone;
-        if attempt.body.is_none() {
-            attempt.body = report.body;
-        }
         if attempt.jobs == 0 {
             self.settle(report.id);
         }

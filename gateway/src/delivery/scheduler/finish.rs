@@ -79,10 +79,11 @@ impl Scheduler {
             delayed,
             expires: original.received + self.config.queue.max_lifetime.0.as_secs(),
             relayed,
+            budget: self.ctx.budget.clone(),
         };
         self.ctx
             .tracker
-            .spawn(write.run(original, failed, attempt.body, change, now));
+            .spawn(write.run(original, failed, change, now));
     }
 
     /// Writes the envelope as the scheduler holds it (after hold or release); the entry
@@ -99,9 +100,10 @@ impl Scheduler {
             delayed: Vec::new(),
             expires: 0,
             relayed: Vec::new(),
+            budget: self.ctx.budget.clone(),
         };
         let change = Change::Update(entry.env.clone());
-        let run = write.run(entry.env.clone(), Vec::new(), None, change, unix_now());
+        let run = write.run(entry.env.clone(), Vec::new(), change, unix_now());
         self.ctx.tracker.spawn(run);
     }
 }

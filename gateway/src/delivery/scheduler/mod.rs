@@ -93,7 +93,6 @@ enum State {
 struct Attempt {
     jobs: usize,
     outcomes: Vec<Outcome>,
-    body: Option<Arc<Vec<u8>>>,
     gone: bool,
     retry_now: bool,
 }
@@ -240,7 +239,6 @@ impl Scheduler {
                     dest: dq.dest.clone(),
                     kind: ReportKind::Abandoned,
                     outcomes: Vec::new(),
-                    body: None,
                 });
             }
         }
