@@ -60,7 +60,7 @@ async fn deliver_all(budget: u64, sizes: &[usize]) -> (u64, usize, Vec<Vec<u8>>)
     (budget.peak(), seen.most_in_data, seen.messages.clone())
 }
 
-fn config_text(dir: &std::path::Path, backend: SocketAddr) -> String {
+pub(super) fn config_text(dir: &std::path::Path, backend: SocketAddr) -> String {
     format!(
         r#"
         hostname = "gw.test"

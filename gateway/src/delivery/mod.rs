@@ -48,6 +48,8 @@ mod worker;
 #[cfg(test)]
 mod budget_tests;
 #[cfg(test)]
+mod corrupt_tests;
+#[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod flow_tests;
@@ -75,6 +77,8 @@ use tokio_util::task::TaskTracker;
 #[derive(Clone)]
 pub struct DeliveryHandle {
     commands: mpsc::UnboundedSender<Command>,
+    /// To re-check a corrupt body before releasing its message.
+    queue: Queue,
     tracker: TaskTracker,
     health: Health,
 }
@@ -163,10 +167,11 @@ pub fn start(
         tracker: tracker.clone(),
     });
     let new = queue.subscribe();
-    let scheduler = Scheduler::new(config, queue, ctx, events, health.clone());
+    let scheduler = Scheduler::new(config, queue.clone(), ctx, events, health.clone());
     tracker.spawn(run(scheduler, resumed, new, command_rx, event_rx, shutdown));
     DeliveryHandle {
         commands,
+        queue,
         tracker,
         health,
     }
@@ -199,9 +204,32 @@ impl DeliveryHandle {
         self.ask(|reply| Command::Hold(target, reply)).await
     }
 
-    /// Releases held messages and attempts them now; returns how many were held.
+    /// Releases held messages and attempts them now; returns how many were held. A message
+    /// held because its body failed its checksum is released only by its id, after its body
+    /// is read again: still corrupt, it stays held and the error says why.
     pub async fn release(&self, target: Target) -> Result<usize, String> {
+        if let Target::Message(id) = &target {
+            self.recheck(*id).await?;
+        }
         self.ask(|reply| Command::Release(target, reply)).await
+    }
+
+    async fn recheck(&self, id: QueueId) -> Result<(), String> {
+        let env = self.queue.envelope(id).await.map_err(|e| e.to_string())?;
+        let Some(env) = env.filter(|e| e.held) else {
+            return Ok(());
+        };
+        if !matches!(env.hold, Some(crate::queue::Hold::Corrupt { .. })) {
+            return Ok(());
+        }
+        match self.queue.body(id).await {
+            Err(crate::queue::QueueError::Corrupt { detail, .. }) => Err(format!(
+                "{id}: stored body is still corrupt ({detail}); held again, \
+                 `edgemx queue delete {id}` removes it"
+            )),
+            Err(e) => Err(format!("{id}: cannot read the body to check it: {e}")),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Delivers now (paced for a domain or everything, see `flow.drain_rate`), lifting

@@ -65,7 +65,7 @@ pub struct Job {
     pub rcpts: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportKind {
     /// `outcomes` holds the replies; `reached`: a next hop answered the transaction, so
     /// the destination is up.
@@ -74,6 +74,8 @@ pub enum ReportKind {
     Unreachable { permanent: bool },
     /// The message is no longer in the queue.
     Gone,
+    /// The stored body failed its checksum; the queue has held the message durably.
+    Corrupt(String),
     /// Shutdown came first; nothing is known about these recipients.
     Abandoned,
 }
@@ -144,7 +146,7 @@ pub(super) async fn work(dq: Arc<DestQueue>, ctx: Arc<Ctx>) {
             },
             Step::Unreachable(first, reply) => (job, first, reply),
         };
-        let kind = first.kind;
+        let kind = first.kind.clone();
         log_attempt(&job, None, std::slice::from_ref(&reply));
         ctx.send(first);
         // Do not hammer a dead destination: what is queued for it shares the verdict; the
@@ -152,7 +154,7 @@ pub(super) async fn work(dq: Arc<DestQueue>, ctx: Arc<Ctx>) {
         for other in dq.drain() {
             log_attempt(&other, None, std::slice::from_ref(&reply));
             let outcomes = all(&other, &reply);
-            ctx.send(report(&dq, &other, kind, outcomes));
+            ctx.send(report(&dq, &other, kind.clone(), outcomes));
         }
     }
     if let Some(session) = conn.take() {
@@ -178,9 +180,9 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
     let body = match job.msg.body(ctx.queue.as_ref()).await {
         Ok(Some(body)) => body,
         Ok(None) => return Step::Done(report(dq, job, ReportKind::Gone, Vec::new())),
-        // The queue has held it durably (checksum mismatch): forget it like a deleted one.
-        Err(QueueError::Corrupt { .. }) => {
-            return Step::Done(report(dq, job, ReportKind::Gone, Vec::new()));
+        // The queue has held it durably (checksum mismatch); the scheduler holds it too.
+        Err(QueueError::Corrupt { detail, .. }) => {
+            return Step::Done(report(dq, job, ReportKind::Corrupt(detail), Vec::new()));
         }
         Err(e) => {
             let reply = Reply::local(

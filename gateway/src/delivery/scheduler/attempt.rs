@@ -33,6 +33,7 @@ impl Scheduler {
             jobs: 0,
             outcomes: Vec::new(),
             gone: false,
+            corrupt: None,
             retry_now: false,
         };
         let held = Instant::now();
@@ -115,6 +116,9 @@ impl Scheduler {
         attempt.jobs = attempt.jobs.saturating_sub(1);
         attempt.outcomes.extend(report.outcomes);
         attempt.gone |= report.kind == ReportKind::Gone;
+        if let ReportKind::Corrupt(detail) = report.kind {
+            attempt.corrupt = Some(detail);
+        }
         if attempt.jobs == 0 {
             self.settle(report.id);
         }

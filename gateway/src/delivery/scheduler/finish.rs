@@ -5,7 +5,7 @@
 use super::{Scheduler, State};
 use crate::delivery::record::Write;
 use crate::delivery::settle;
-use crate::queue::{Change, QueueId};
+use crate::queue::{Change, Hold, QueueId};
 use crate::time::unix_now;
 
 impl Scheduler {
@@ -26,6 +26,15 @@ impl Scheduler {
         };
         if attempt.gone {
             self.forget(id);
+            return;
+        }
+        if let Some(detail) = attempt.corrupt {
+            // `Queue::body` has written the hold; keep the message here as held too, so
+            // `queue release` finds it and re-checks the body, and `queue delete` forgets it.
+            // Nothing was sent, so the other jobs' outcomes (held destinations) are moot.
+            entry.env.held = false;
+            entry.env.hold_for(Hold::Corrupt { detail });
+            entry.state = State::Held;
             return;
         }
         if attempt.outcomes.is_empty() && !entry.env.is_finished() {

@@ -94,6 +94,8 @@ struct Attempt {
     jobs: usize,
     outcomes: Vec<Outcome>,
     gone: bool,
+    /// Why the body failed its checksum, when it did.
+    corrupt: Option<String>,
     retry_now: bool,
 }
 
