@@ -86,12 +86,6 @@ pub async fn run_with_admin(
         queue_path.display(),
         resumed.len()
     );
-    let deliveries = delivery::start(
-        config.clone(),
-        queue.clone(),
-        resumed,
-        shutdown.child_token(),
-    );
     let recipients = crate::policy::Recipients::start(&config, &shutdown)
         .map_err(|e| StartError::Routing(e.to_string()))?;
     let ctx = Context::new(
@@ -101,6 +95,15 @@ pub async fn run_with_admin(
         Some(server_tls.config),
         shutdown.clone(),
         mail_auth,
+    );
+    // One budget for message bytes: received and not yet queued, or read for delivery.
+    let budget = delivery::Budget::shared(ctx.inflight.clone(), config.limits.inflight_bytes.0);
+    let deliveries = delivery::start(
+        config.clone(),
+        queue.clone(),
+        resumed,
+        budget,
+        shutdown.child_token(),
     );
     let _ = ctx.deliveries.set(deliveries.clone());
     let admin = match admin {

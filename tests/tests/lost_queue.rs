@@ -58,7 +58,8 @@ async fn serve_refuses_an_empty_or_missing_queue_file_where_a_queue_existed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_body_is_held_with_the_reason_and_not_delivered() {
+async fn corrupt_body_is_held_with_the_reason_not_delivered_released_only_when_sound_and_deletable()
+{
     let down = FakeBackend::start().await;
     let backend_addr = down.stop();
     let dir = tempfile::tempdir().unwrap();
@@ -96,6 +97,31 @@ async fn corrupt_body_is_held_with_the_reason_and_not_delivered() {
         listed.contains("1 message(s)"),
         "kept, not deleted: {listed}"
     );
+    let id = listed
+        .split_whitespace()
+        .next()
+        .expect("the message's id")
+        .to_string();
+    let out = |args: &[&str]| {
+        let out = gw.cli(args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (shown, text) = out(&["queue", "show", &id]);
+    assert!(shown && text.contains("stored body is corrupt"), "{text}");
+    // A release reads the body again: still corrupt, it stays held and the reply says why.
+    let (released, text) = out(&["queue", "release", &id]);
+    assert!(
+        !released && text.contains("still corrupt") && text.contains("CRC-32"),
+        "{text}"
+    );
+    let (_, text) = out(&["queue", "list"]);
+    assert!(text.contains("HELD: stored body is corrupt"), "{text}");
+    let (deleted, text) = out(&["queue", "delete", &id]);
+    assert!(deleted, "{text}");
+    let (_, text) = out(&["queue", "list"]);
+    assert!(text.contains("0 message(s)"), "{text}");
     assert!(backend.messages().is_empty(), "corrupt mail was delivered");
     assert!(gw.terminate().success());
 }

@@ -215,12 +215,17 @@ fn counted(
 /// The envelope and the message headers (not the body: operators see who and what, the
 /// content stays private unless they read the store themselves).
 async fn show(queue: &Queue, id: QueueId) -> Result<serde_json::Value, String> {
+    // The body first: a corrupt one is held by this read, and the envelope then says why
+    // (its headers cannot be trusted, so none are shown).
+    let body = match queue.body(id).await {
+        Err(crate::queue::QueueError::Corrupt { .. }) => None,
+        other => other.map_err(|e| e.to_string())?,
+    };
     let envelope = queue
         .envelope(id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no message {id} in the queue"))?;
-    let body = queue.body(id).await.map_err(|e| e.to_string())?;
     let headers = body
         .map(|b| {
             let end = b

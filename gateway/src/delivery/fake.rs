@@ -57,6 +57,9 @@ pub struct Seen {
     pub messages: Vec<Vec<u8>>,
     /// Negotiated TLS versions, one per handshake.
     pub tls: Vec<String>,
+    /// Transactions between `354` and the final reply now, and the most at once.
+    pub in_data: usize,
+    pub most_in_data: usize,
 }
 
 pub struct Fake {
@@ -199,6 +202,11 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
                     return;
                 }
                 out.clear();
+                {
+                    let mut seen = seen.lock().unwrap();
+                    seen.in_data += 1;
+                    seen.most_in_data = seen.most_in_data.max(seen.in_data);
+                }
                 let mut data = Vec::new();
                 loop {
                     let mut raw = Vec::new();
@@ -211,7 +219,11 @@ async fn serve(mut io: BufReader<Box<dyn Io>>, script: Arc<Script>, seen: Arc<Mu
                     }
                     data.extend_from_slice(&raw);
                 }
-                seen.lock().unwrap().messages.push(data);
+                {
+                    let mut seen = seen.lock().unwrap();
+                    seen.messages.push(data);
+                    seen.in_data -= 1;
+                }
                 if script.stall_after_data {
                     std::future::pending::<()>().await;
                 }

@@ -64,7 +64,8 @@ async fn flow_extra(
     let config = Arc::new(Config::parse(&text).unwrap());
     let (queue, resumed) = Queue::open(&config.queue_path(), &config.queue).unwrap();
     let shutdown = CancellationToken::new();
-    let handle = start(config, queue.clone(), resumed, shutdown.clone());
+    let budget = Budget::new(config.limits.inflight_bytes.0);
+    let handle = start(config, queue.clone(), resumed, budget, shutdown.clone());
     Flow {
         queue,
         handle,
@@ -280,7 +281,8 @@ async fn throughput_to_smtp_sink() {
     let (queue, resumed) = Queue::open(&config.queue_path(), &config.queue).unwrap();
     let shutdown = CancellationToken::new();
     let started = std::time::Instant::now();
-    let handle = start(config, queue.clone(), resumed, shutdown.clone());
+    let budget = Budget::new(config.limits.inflight_bytes.0);
+    let handle = start(config, queue.clone(), resumed, budget, shutdown.clone());
     while queue.stats().messages > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

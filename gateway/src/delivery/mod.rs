@@ -32,6 +32,7 @@
 //! when one comes back its mail is released at once, paced by `flow.drain_rate` and
 //! `flow.drain_concurrency`.
 
+pub mod budget;
 mod client;
 mod dest;
 mod drain;
@@ -45,13 +46,20 @@ mod wire;
 mod worker;
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
+mod corrupt_tests;
+#[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
+mod stall_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::routing::Destination;
+pub use budget::Budget;
 pub use client::{Broken, Dsn, HopError, Outgoing, RcptDsn, Session, Settings};
 pub use hops::Walker;
 pub use wire::Reply;
@@ -74,6 +82,8 @@ use tokio_util::task::TaskTracker;
 #[derive(Clone)]
 pub struct DeliveryHandle {
     commands: mpsc::UnboundedSender<Command>,
+    /// To re-check a corrupt body before releasing its message.
+    queue: Queue,
     tracker: TaskTracker,
     health: Health,
 }
@@ -120,13 +130,16 @@ impl Target {
 }
 
 /// Starts the scheduler (must run inside a tokio runtime). `resumed` is what
-/// `Queue::open` returned; new messages arrive through `queue.subscribe()`. When `shutdown`
-/// fires no new transaction starts; those in flight get `limits.shutdown_timeout` to finish,
-/// then are abandoned (their recipients keep their stored state).
+/// `Queue::open` returned; new messages arrive through `queue.subscribe()`. Bodies read for
+/// delivery are held within `budget` (the gateway shares `limits.inflight_bytes` with the
+/// inbound sessions). When `shutdown` fires no new transaction starts; those in flight get
+/// `limits.shutdown_timeout` to finish, then are abandoned (their recipients keep their
+/// stored state).
 pub fn start(
     config: Arc<Config>,
     queue: Queue,
     resumed: Vec<Envelope>,
+    budget: Arc<Budget>,
     shutdown: CancellationToken,
 ) -> DeliveryHandle {
     let tracker = TaskTracker::new();
@@ -152,16 +165,18 @@ pub fn start(
         max_connections_per_next_hop: config.delivery.max_connections_per_next_hop.max(1),
         idle_timeout: config.delivery.idle_timeout.0,
         permits: Arc::new(Semaphore::new(config.delivery.max_concurrent.max(1))),
+        budget,
         reports: events.clone(),
         shutdown: shutdown.clone(),
         grace: config.limits.shutdown_timeout.0,
         tracker: tracker.clone(),
     });
     let new = queue.subscribe();
-    let scheduler = Scheduler::new(config, queue, ctx, events, health.clone());
+    let scheduler = Scheduler::new(config, queue.clone(), ctx, events, health.clone());
     tracker.spawn(run(scheduler, resumed, new, command_rx, event_rx, shutdown));
     DeliveryHandle {
         commands,
+        queue,
         tracker,
         health,
     }
@@ -194,9 +209,32 @@ impl DeliveryHandle {
         self.ask(|reply| Command::Hold(target, reply)).await
     }
 
-    /// Releases held messages and attempts them now; returns how many were held.
+    /// Releases held messages and attempts them now; returns how many were held. A message
+    /// held because its body failed its checksum is released only by its id, after its body
+    /// is read again: still corrupt, it stays held and the error says why.
     pub async fn release(&self, target: Target) -> Result<usize, String> {
+        if let Target::Message(id) = &target {
+            self.recheck(*id).await?;
+        }
         self.ask(|reply| Command::Release(target, reply)).await
+    }
+
+    async fn recheck(&self, id: QueueId) -> Result<(), String> {
+        let env = self.queue.envelope(id).await.map_err(|e| e.to_string())?;
+        let Some(env) = env.filter(|e| e.held) else {
+            return Ok(());
+        };
+        if !matches!(env.hold, Some(crate::queue::Hold::Corrupt { .. })) {
+            return Ok(());
+        }
+        match self.queue.body(id).await {
+            Err(crate::queue::QueueError::Corrupt { detail, .. }) => Err(format!(
+                "{id}: stored body is still corrupt ({detail}); held again, \
+                 `edgemx queue delete {id}` removes it"
+            )),
+            Err(e) => Err(format!("{id}: cannot read the body to check it: {e}")),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Delivers now (paced for a domain or everything, see `flow.drain_rate`), lifting

@@ -1,6 +1,7 @@
 //! Recording an attempt: the envelope's new state and the DSN for its failed recipients,
 //! written in one `queue.apply` so a crash never keeps one without the other.
 
+use super::budget::{self, Budget, Held};
 use super::scheduler::Event;
 use crate::queue::dsn;
 use crate::queue::{Change, Envelope, Queue, Recipient};
@@ -21,20 +22,17 @@ pub struct Write {
     /// Recipients relayed to a next hop without DSN; those with `NOTIFY=SUCCESS` are named
     /// in a `relayed` DSN.
     pub relayed: Vec<Recipient>,
+    /// A DSN that quotes the body reads it within the byte budget, like a delivery.
+    pub budget: Arc<Budget>,
 }
 
 impl Write {
-    pub async fn run(
-        self,
-        env: Envelope,
-        failed: Vec<Recipient>,
-        body: Option<Arc<Vec<u8>>>,
-        change: Change,
-        now: u64,
-    ) {
+    pub async fn run(self, env: Envelope, failed: Vec<Recipient>, change: Change, now: u64) {
         let id = env.id;
         let mut changes = Vec::with_capacity(2);
         let mut bounced = false;
+        // Held until the DSNs are written: the body read and the notices quoting it.
+        let mut held = None;
         if !failed.is_empty() {
             let to: Vec<&str> = failed.iter().map(|r| r.address.as_str()).collect();
             if env.sender.is_empty() {
@@ -43,10 +41,7 @@ impl Write {
                     to.join(">,<")
                 );
             } else {
-                let body = match body {
-                    Some(body) => Some(body),
-                    None => self.queue.body(id).await.ok().flatten(),
-                };
+                let body = self.body(&env, &mut held).await;
                 let rcpts: Vec<&Recipient> = failed.iter().collect();
                 let dsn = dsn::bounce(
                     &self.hostname,
@@ -74,7 +69,7 @@ impl Write {
             if env.sender.is_empty() || !asked {
                 continue;
             }
-            let body = self.queue.body(id).await.ok().flatten();
+            let body = self.body(&env, &mut held).await;
             let rcpts: Vec<&Recipient> = rcpts.iter().collect();
             let body = body.as_deref().map_or(&[][..], |b| b);
             if let Some((envelope, body)) =
@@ -101,8 +96,17 @@ impl Write {
             // restart (at least once; a duplicate is possible, a loss is not).
             Err(e) => log::error!("{id} cannot record the delivery result: {e}"),
         }
+        drop(held);
         if !self.finished {
             let _ = self.events.send(Event::Applied(id));
         }
+    }
+
+    /// The body for a DSN, read once the budget has room for it (and its quoted copy).
+    async fn body(&self, env: &Envelope, held: &mut Option<Held>) -> Option<Arc<Vec<u8>>> {
+        if held.is_none() {
+            *held = self.budget.take(budget::cost(env.size)).await;
+        }
+        self.queue.body(env.id).await.ok().flatten()
     }
 }

@@ -262,6 +262,7 @@ fn ctx(per_hop: usize) -> (Arc<Ctx>, mpsc::UnboundedReceiver<Event>) {
         max_connections_per_next_hop: per_hop,
         idle_timeout: Duration::from_secs(1),
         permits: Arc::new(Semaphore::new(8)),
+        budget: super::Budget::new(64 << 20),
         reports,
         shutdown: CancellationToken::new(),
         grace: Duration::from_secs(1),

@@ -6,6 +6,7 @@
 //! `idle_timeout`, then QUITs and ends. At most `max_connections_per_next_hop` workers run
 //! per destination, and a transaction needs one of `max_concurrent` global permits.
 
+use super::budget::{self, Budget};
 use super::client::{Dsn, Outgoing, RcptDsn, Session};
 use super::dest::DestQueue;
 use super::hops::Walker;
@@ -16,21 +17,25 @@ use crate::queue::{Envelope, Queue, QueueError, QueueId};
 use crate::routing::Destination;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OnceCell, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// A message as seen by one attempt; shared by its jobs so the body is read once.
+/// A message as seen by one attempt, shared by its jobs. Each job reads the body itself,
+/// within the byte budget, and drops it when its transaction ends: a body kept for a job
+/// still waiting in another destination's queue would hold budget that the worker ahead of
+/// that job may be waiting for (a deadlock). Most messages have one job.
 pub struct Message {
     pub env: Envelope,
-    body: OnceCell<Arc<Vec<u8>>>,
+    /// Unit tests only: the body, as no queue is there to read it from.
+    preloaded: Option<Arc<Vec<u8>>>,
 }
 
 impl Message {
     pub fn new(env: Envelope) -> Message {
         Message {
             env,
-            body: OnceCell::new(),
+            preloaded: None,
         }
     }
 
@@ -38,22 +43,19 @@ impl Message {
     pub fn with_body(env: Envelope, body: Vec<u8>) -> Message {
         Message {
             env,
-            body: OnceCell::new_with(Some(Arc::new(body))),
+            preloaded: Some(Arc::new(body)),
         }
     }
 
     /// `Ok(None)`: the message is gone from the queue (deleted by the operator).
     async fn body(&self, queue: Option<&Queue>) -> Result<Option<Arc<Vec<u8>>>, QueueError> {
-        if let Some(body) = self.body.get() {
+        if let Some(body) = &self.preloaded {
             return Ok(Some(body.clone()));
         }
         let Some(queue) = queue else {
             return Ok(None);
         };
-        match queue.body(self.env.id).await? {
-            Some(body) => Ok(Some(self.body.get_or_init(|| async { body }).await.clone())),
-            None => Ok(None),
-        }
+        queue.body(self.env.id).await
     }
 }
 
@@ -63,7 +65,7 @@ pub struct Job {
     pub rcpts: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportKind {
     /// `outcomes` holds the replies; `reached`: a next hop answered the transaction, so
     /// the destination is up.
@@ -72,6 +74,8 @@ pub enum ReportKind {
     Unreachable { permanent: bool },
     /// The message is no longer in the queue.
     Gone,
+    /// The stored body failed its checksum; the queue has held the message durably.
+    Corrupt(String),
     /// Shutdown came first; nothing is known about these recipients.
     Abandoned,
 }
@@ -81,7 +85,6 @@ pub struct Report {
     pub dest: Arc<Destination>,
     pub kind: ReportKind,
     pub outcomes: Vec<Outcome>,
-    pub body: Option<Arc<Vec<u8>>>,
 }
 
 /// What workers share.
@@ -93,6 +96,8 @@ pub struct Ctx {
     pub max_connections_per_next_hop: usize,
     pub idle_timeout: Duration,
     pub permits: Arc<Semaphore>,
+    /// Message bytes delivery may hold (shared with inbound sessions).
+    pub budget: Arc<Budget>,
     pub reports: mpsc::UnboundedSender<Event>,
     pub shutdown: CancellationToken,
     /// How long an in-flight transaction may continue after shutdown began.
@@ -113,7 +118,7 @@ pub(super) async fn work(dq: Arc<DestQueue>, ctx: Arc<Ctx>) {
     while let Some(job) = dq.next(&ctx, conn.is_some()).await {
         let Ok(permit) = ctx.permits.clone().acquire_owned().await else {
             // The semaphore is never closed; should it be, the stored state stays as is.
-            ctx.send(report(&dq, &job, ReportKind::Abandoned, Vec::new(), None));
+            ctx.send(report(&dq, &job, ReportKind::Abandoned, Vec::new()));
             break;
         };
         let grace = async {
@@ -124,7 +129,7 @@ pub(super) async fn work(dq: Arc<DestQueue>, ctx: Arc<Ctx>) {
             step = deliver(&dq, &ctx, &mut conn, &job) => step,
             _ = grace => {
                 dq.close(&mut conn);
-                Step::Done(report(&dq, &job, ReportKind::Abandoned, Vec::new(), None))
+                Step::Done(report(&dq, &job, ReportKind::Abandoned, Vec::new()))
             }
         };
         drop(permit);
@@ -141,7 +146,7 @@ pub(super) async fn work(dq: Arc<DestQueue>, ctx: Arc<Ctx>) {
             },
             Step::Unreachable(first, reply) => (job, first, reply),
         };
-        let kind = first.kind;
+        let kind = first.kind.clone();
         log_attempt(&job, None, std::slice::from_ref(&reply));
         ctx.send(first);
         // Do not hammer a dead destination: what is queued for it shares the verdict; the
@@ -149,7 +154,7 @@ pub(super) async fn work(dq: Arc<DestQueue>, ctx: Arc<Ctx>) {
         for other in dq.drain() {
             log_attempt(&other, None, std::slice::from_ref(&reply));
             let outcomes = all(&other, &reply);
-            ctx.send(report(&dq, &other, kind, outcomes, None));
+            ctx.send(report(&dq, &other, kind.clone(), outcomes));
         }
     }
     if let Some(session) = conn.take() {
@@ -168,12 +173,16 @@ enum Step {
 
 async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Job) -> Step {
     let env = &job.msg.env;
+    // Held until this transaction ends (the body and its dot-stuffed copy are dropped then).
+    let Some(_held) = ctx.budget.take(budget::cost(env.size)).await else {
+        return Step::Done(report(dq, job, ReportKind::Abandoned, Vec::new()));
+    };
     let body = match job.msg.body(ctx.queue.as_ref()).await {
         Ok(Some(body)) => body,
-        Ok(None) => return Step::Done(report(dq, job, ReportKind::Gone, Vec::new(), None)),
-        // The queue has held it durably (checksum mismatch): forget it like a deleted one.
-        Err(QueueError::Corrupt { .. }) => {
-            return Step::Done(report(dq, job, ReportKind::Gone, Vec::new(), None));
+        Ok(None) => return Step::Done(report(dq, job, ReportKind::Gone, Vec::new())),
+        // The queue has held it durably (checksum mismatch); the scheduler holds it too.
+        Err(QueueError::Corrupt { detail, .. }) => {
+            return Step::Done(report(dq, job, ReportKind::Corrupt(detail), Vec::new()));
         }
         Err(e) => {
             let reply = Reply::local(
@@ -182,7 +191,7 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
             );
             log_attempt(job, None, std::slice::from_ref(&reply));
             let kind = ReportKind::Attempted { reached: false };
-            return Step::Done(report(dq, job, kind, all(job, &reply), None));
+            return Step::Done(report(dq, job, kind, all(job, &reply)));
         }
     };
     let addresses: Vec<&str> = job
@@ -227,7 +236,7 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
                     let kind = ReportKind::Unreachable {
                         permanent: e.permanent,
                     };
-                    let report = report(dq, job, kind, all(job, &e.reply), Some(body));
+                    let report = report(dq, job, kind, all(job, &e.reply));
                     return match e.permanent {
                         true => Step::Unreachable(report, e.reply),
                         false => Step::GiveBack(report, e.reply),
@@ -255,7 +264,7 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
                     dq.track(true, false);
                     session.quit().await;
                 }
-                return Step::Done(report(dq, job, reached, outcomes, Some(body)));
+                return Step::Done(report(dq, job, reached, outcomes));
             }
             Err(broken) => {
                 // A cached connection the peer closed meanwhile: nothing was delivered, so
@@ -276,22 +285,15 @@ async fn deliver(dq: &DestQueue, ctx: &Ctx, conn: &mut Option<Session>, job: &Jo
     }
     let reply = last.unwrap_or_else(|| Reply::local(451, "4.4.2 connection lost"));
     let kind = ReportKind::Attempted { reached: false };
-    Step::Done(report(dq, job, kind, all(job, &reply), Some(body)))
+    Step::Done(report(dq, job, kind, all(job, &reply)))
 }
 
-fn report(
-    dq: &DestQueue,
-    job: &Job,
-    kind: ReportKind,
-    outcomes: Vec<Outcome>,
-    body: Option<Arc<Vec<u8>>>,
-) -> Report {
+fn report(dq: &DestQueue, job: &Job, kind: ReportKind, outcomes: Vec<Outcome>) -> Report {
     Report {
         id: job.msg.env.id,
         dest: dq.dest.clone(),
         kind,
         outcomes,
-        body,
     }
 }
 

@@ -118,7 +118,11 @@ impl Session {
         let limit = self.settings.command_timeout;
         let buf = std::mem::take(&mut self.buf);
         let written = wire::write_all(&mut self.io, &buf, limit).await;
-        self.buf = buf;
+        // A large message's copy must not outlive its transaction on a cached connection:
+        // its share of the byte budget ends with the transaction.
+        if buf.capacity() <= 1 << 20 {
+            self.buf = buf;
+        }
         written.map_err(|e| self.broken("MAIL FROM", e, true))?;
         if reuse {
             self.read(limit)
@@ -191,10 +195,6 @@ impl Session {
     }
 
     fn stuff_body(&mut self, body: &[u8]) {
-        if self.buf.capacity() > 1 << 20 {
-            // Do not keep a huge message's buffer alive for the rest of the connection.
-            self.buf = Vec::new();
-        }
         self.buf.clear();
         // The one copy of the body: CRLF, dot-stuffed, with the end-of-data mark.
         crate::smtp::proto::dot_stuff(body, &mut self.buf);
@@ -211,7 +211,11 @@ impl Session {
         let limit = self.settings.data_timeout;
         let buf = std::mem::take(&mut self.buf);
         let written = wire::write_all(&mut self.io, &buf, limit).await;
-        self.buf = buf;
+        // A large message's copy must not outlive its transaction on a cached connection:
+        // its share of the byte budget ends with the transaction.
+        if buf.capacity() <= 1 << 20 {
+            self.buf = buf;
+        }
         written.map_err(|e| self.broken("message data", e, false))?;
         self.read(limit)
             .await

@@ -32,8 +32,8 @@ impl Scheduler {
         let mut attempt = Attempt {
             jobs: 0,
             outcomes: Vec::new(),
-            body: None,
             gone: false,
+            corrupt: None,
             retry_now: false,
         };
         let held = Instant::now();
@@ -116,8 +116,8 @@ impl Scheduler {
         attempt.jobs = attempt.jobs.saturating_sub(1);
         attempt.outcomes.extend(report.outcomes);
         attempt.gone |= report.kind == ReportKind::Gone;
-        if attempt.body.is_none() {
-            attempt.body = report.body;
+        if let ReportKind::Corrupt(detail) = report.kind {
+            attempt.corrupt = Some(detail);
         }
         if attempt.jobs == 0 {
             self.settle(report.id);

@@ -5,7 +5,7 @@
 use super::{Scheduler, State};
 use crate::delivery::record::Write;
 use crate::delivery::settle;
-use crate::queue::{Change, QueueId};
+use crate::queue::{Change, Hold, QueueId};
 use crate::time::unix_now;
 
 impl Scheduler {
@@ -26,6 +26,15 @@ impl Scheduler {
         };
         if attempt.gone {
             self.forget(id);
+            return;
+        }
+        if let Some(detail) = attempt.corrupt {
+            // `Queue::body` has written the hold; keep the message here as held too, so
+            // `queue release` finds it and re-checks the body, and `queue delete` forgets it.
+            // Nothing was sent, so the other jobs' outcomes (held destinations) are moot.
+            entry.env.held = false;
+            entry.env.hold_for(Hold::Corrupt { detail });
+            entry.state = State::Held;
             return;
         }
         if attempt.outcomes.is_empty() && !entry.env.is_finished() {
@@ -79,10 +88,11 @@ impl Scheduler {
             delayed,
             expires: original.received + self.config.queue.max_lifetime.0.as_secs(),
             relayed,
+            budget: self.ctx.budget.clone(),
         };
         self.ctx
             .tracker
-            .spawn(write.run(original, failed, attempt.body, change, now));
+            .spawn(write.run(original, failed, change, now));
     }
 
     /// Writes the envelope as the scheduler holds it (after hold or release); the entry
@@ -99,9 +109,10 @@ impl Scheduler {
             delayed: Vec::new(),
             expires: 0,
             relayed: Vec::new(),
+            budget: self.ctx.budget.clone(),
         };
         let change = Change::Update(entry.env.clone());
-        let run = write.run(entry.env.clone(), Vec::new(), None, change, unix_now());
+        let run = write.run(entry.env.clone(), Vec::new(), change, unix_now());
         self.ctx.tracker.spawn(run);
     }
 }

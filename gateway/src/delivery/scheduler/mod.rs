@@ -93,8 +93,9 @@ enum State {
 struct Attempt {
     jobs: usize,
     outcomes: Vec<Outcome>,
-    body: Option<Arc<Vec<u8>>>,
     gone: bool,
+    /// Why the body failed its checksum, when it did.
+    corrupt: Option<String>,
     retry_now: bool,
 }
 
@@ -240,7 +241,6 @@ impl Scheduler {
                     dest: dq.dest.clone(),
                     kind: ReportKind::Abandoned,
                     outcomes: Vec::new(),
-                    body: None,
                 });
             }
         }

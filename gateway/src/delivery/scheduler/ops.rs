@@ -98,7 +98,9 @@ impl Scheduler {
         count
     }
 
-    /// Lifts the hold (durably) and makes the messages due at once.
+    /// Lifts the hold (durably) and makes the messages due at once. A message held for a
+    /// corrupt body is released only by its id, after `DeliveryHandle::release` has read the
+    /// body again and found it sound: released in bulk it would only be held again.
     fn release_held(&mut self, target: &Target) -> usize {
         let mut count = 0;
         for id in self.matching(target) {
@@ -106,6 +108,10 @@ impl Scheduler {
                 continue;
             };
             if !entry.env.held {
+                continue;
+            }
+            let corrupt = matches!(entry.env.hold, Some(crate::queue::Hold::Corrupt { .. }));
+            if corrupt && !matches!(target, Target::Message(_)) {
                 continue;
             }
             entry.env.release();

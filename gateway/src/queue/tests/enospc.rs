@@ -6,12 +6,12 @@ use super::*;
 use std::io::Write;
 
 /// A tmpfs of `size` mounted on a temporary directory, detached again on drop.
-struct Tmpfs {
+pub(crate) struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
+    pub(crate) fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().expect("tempdir");
         let options = format!("size={size},mode=0700");
         nix::mount::mount(
@@ -25,7 +25,7 @@ impl Tmpfs {
         Tmpfs { dir }
     }
 
-    fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         self.dir.path()
     }
 }
@@ -40,7 +40,7 @@ impl Drop for Tmpfs {
 }
 
 /// Writes zeros to `path` until the file system is full.
-fn fill(path: &std::path::Path) {
+pub(crate) fn fill(path: &std::path::Path) {
     let mut file = std::fs::File::create(path).expect("filler");
     let block = vec![0u8; 64 << 10];
     loop {

@@ -4,7 +4,7 @@
 mod checksum;
 mod crash;
 mod disk_full;
-mod enospc;
+pub(crate) mod enospc;
 mod lost;
 mod perf;
 
