@@ -1,0 +1,29 @@
+//! Signed A/B firmware updates: the bundle format and its checks, the keys this build
+//! trusts, fetching a bundle and writing it into the inactive slot, and the commands
+//! (`edgemx firmware …`, the console's `request firmware …`).
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `bundle` | format, manifest, signing, signature and payload checks (design note there) |
+//! | `keys` | the embedded trusted public keys, key ids, reading signing keys |
+//! | `fetch` | the streaming HTTP/1.1 GET (http and https, no redirects, size limit) |
+//! | `install` | verify pass, write pass into the inactive slot, read-back, seal |
+//! | `cli` | `edgemx firmware verify|inspect|sign` |
+//!
+//! Nothing here writes to `gw-data`, and nothing here ever opens the running slot for
+//! writing.
+
+pub mod bundle;
+pub mod cli;
+pub mod fetch;
+pub mod install;
+pub mod keys;
+
+#[cfg(test)]
+mod tests;
+
+/// The image family this build's firmware belongs to; bundles must name it.
+pub const COMPATIBLE: &str = "edgemx-x86_64";
+/// Size of a slot partition in the image (`SLOT_MIB` in scripts/build-image); host-side
+/// checks use it, the appliance reads the real size from sysfs.
+pub const SLOT_SIZE: u64 = 64 * 1024 * 1024;
