@@ -22,7 +22,7 @@
 //! | [`console`] | the operator CLI (serial console) |
 //! | [`password`] | salted slow password hashes (SMTP AUTH users, console admin) |
 //! | [`init`] | PID 1 duties inside the appliance image |
-//! | [`firmware`] | signed A/B updates: bundle format and checks, trusted keys, install into the inactive slot |
+//! | [`firmware`] | the A/B firmware slots, GRUB's boot counting, signed update bundles and their install |
 //!
 //! Data flows one way: listener → session → policy/routing → queue (durable) → `250` →
 //! scheduler → delivery → backend → queue state. Nothing downstream calls back upstream

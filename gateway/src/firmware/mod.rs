@@ -1,23 +1,27 @@
-//! Signed A/B firmware updates: the bundle format and its checks, the keys this build
-//! trusts, fetching a bundle and writing it into the inactive slot, and the commands
-//! (`edgemx firmware …`, the console's `request firmware …`).
+//! Signed A/B firmware updates: the two slots and GRUB's boot counting, the bundle format
+//! and its checks, the keys this build trusts, fetching a bundle and writing it into the
+//! inactive slot, and the commands (`edgemx firmware …`, the console's `… firmware …`).
 //!
 //! | file | owns |
 //! | --- | --- |
+//! | `bootenv` | GRUB's environment block on the ESP: boot counting (`ORDER`, `X_OK`, `X_TRY`), arm/commit/rollback |
+//! | `slot` | the two slots: which booted, their partitions, their state for the operator |
 //! | `bundle` | format, manifest, signing, signature and payload checks (design note there) |
 //! | `keys` | the embedded trusted public keys, key ids, reading signing keys |
 //! | `fetch` | the streaming HTTP/1.1 GET (http and https, no redirects, size limit) |
 //! | `install` | verify pass, write pass into the inactive slot, read-back, seal |
 //! | `cli` | `edgemx firmware verify|inspect|sign` |
 //!
-//! Nothing here writes to `gw-data`, and nothing here ever opens the running slot for
-//! writing.
+//! Nothing here writes to `gw-data` except the one-line install record, and nothing here
+//! ever opens the running slot for writing.
 
+pub mod bootenv;
 pub mod bundle;
 pub mod cli;
 pub mod fetch;
 pub mod install;
 pub mod keys;
+pub mod slot;
 
 #[cfg(test)]
 mod tests;

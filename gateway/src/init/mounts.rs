@@ -160,7 +160,7 @@ fn wait_for_partition(name: &str, wait: Duration) -> Option<String> {
     let deadline = Instant::now() + wait;
     let mut told = false;
     loop {
-        if let Some(dev) = find_partition(name) {
+        if let Some(dev) = crate::firmware::slot::find_partition(name) {
             return Some(dev);
         }
         if Instant::now() >= deadline {
@@ -174,35 +174,6 @@ fn wait_for_partition(name: &str, wait: Duration) -> Option<String> {
         super::modules::rescan();
         thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// `/dev/NAME` of the first block device whose GPT partition name is `name`.
-fn find_partition(name: &str) -> Option<String> {
-    let mut found: Vec<String> = fs::read_dir("/sys/class/block")
-        .ok()?
-        .flatten()
-        .filter_map(|entry| {
-            let uevent = fs::read_to_string(entry.path().join("uevent")).ok()?;
-            let field = |key: &str| {
-                uevent
-                    .lines()
-                    .find_map(|l| l.strip_prefix(key))
-                    .map(str::to_string)
-            };
-            (field("PARTNAME=")?.as_str() == name).then(|| field("DEVNAME="))?
-        })
-        .collect();
-    // Deterministic choice when several disks carry the name (e.g. the USB
-    // stick the appliance was installed from is still plugged in).
-    found.sort();
-    if found.len() > 1 {
-        warn!(
-            "several {name} partitions ({}); using {}",
-            found.join(", "),
-            found[0]
-        );
-    }
-    found.into_iter().next().map(|dev| format!("/dev/{dev}"))
 }
 
 /// Copies `/etc/edgemx/defaults/NAME` to `/data/NAME` unless it exists,
