@@ -21,6 +21,8 @@ use edgemx_tests::{FakeBackend, ReceivedMessage, SmtpClient, send_mail};
 
 #[path = "boot/console.rs"]
 mod serial_console;
+#[path = "boot/firmware.rs"]
+mod firmware;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};

@@ -43,6 +43,7 @@ const TOP: &[(&str, &str)] = &[
     ("probe", "connect to a next hop: banner, EHLO, QUIT"),
     ("password", "change the admin password"),
     ("terminal", "terminal settings"),
+    ("request", "firmware install, rollback and commit"),
     ("reboot", "restart the appliance"),
     ("poweroff", "shut the appliance down"),
     (
@@ -63,6 +64,7 @@ const SHOW: &[(&str, &str)] = &[
     ("log", "recent log lines"),
     ("tls", "certificate, TLS versions, CPU crypto features"),
     ("health", "up/down state of every next hop"),
+    ("system", "the appliance: firmware slots"),
 ];
 
 pub fn next(before: &[&str], table: &Table) -> Next {
@@ -84,6 +86,23 @@ pub fn next(before: &[&str], table: &Table) -> Next {
         ["show"] => fixed(SHOW),
         ["show", "queue"] => free("<DOMAIN>", "only this domain", true),
         ["show", "log"] => free("<N>", "lines (default 50)", true),
+        ["show", "system"] => fixed(&[("firmware", "both slots, boot state, last update")]),
+        ["show", "system", "firmware"] => done(),
+        ["show", "system", ..] => Next::default(),
+        ["request"] => fixed(&[("firmware", "signed firmware updates (A/B slots)")]),
+        ["request", "firmware"] => fixed(&[
+            ("install", "fetch a signed bundle into the other slot, arm a trial boot"),
+            ("rollback", "boot the other (good) slot next"),
+            ("commit", "mark the running trial slot good now"),
+        ]),
+        ["request", "firmware", "install"] => free("<URL>", "http:// or https:// bundle URL", false),
+        ["request", "firmware", "install", _] => Next {
+            words: vec![w("allow-downgrade", "accept a lower version if the bundle permits it")],
+            complete: true,
+            ..Next::default()
+        },
+        ["request", "firmware", "install", _, "allow-downgrade"] => done(),
+        ["request", "firmware", "rollback" | "commit"] => done(),
         ["show", _] => done(),
         ["set", path @ ..] => path_next(path, table, true),
         ["delete", path @ ..] => path_next(path, table, false),

@@ -56,6 +56,10 @@ pub enum ConsoleRequest {
         cert: String,
         key: String,
     },
+    /// `show system firmware`, `request firmware …` (and `edgemx firmware …` on the appliance).
+    Firmware {
+        op: crate::firmware::ops::FirmwareOp,
+    },
 }
 
 pub struct Admin {
@@ -149,6 +153,11 @@ impl Admin {
             ConsoleRequest::Route { address } => ops::route(&running, &address),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await,
             ConsoleRequest::InstallCert { cert, key } => ops::install_cert(&running, &cert, &key),
+            ConsoleRequest::Firmware { op } => {
+                // Bundle URLs may name a host: resolve it as delivery would ([dns]).
+                let resolver = crate::dns::Resolver::new(&running.dns).ok();
+                crate::firmware::ops::execute(op, resolver.as_ref()).await
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! `edgemx firmware verify|inspect|sign`: host-side (and appliance-side) bundle tools.
+//! `edgemx firmware verify|inspect|sign`: host-side (and appliance-side) bundle tools, and
+//! `edgemx firmware status|install|rollback|commit` against the appliance's gateway.
 //!
 //! `verify` and `inspect` read the whole bundle through the same checks an install makes
 //! (signature, trusted key, compatible string, sizes, every payload hash) and exit 0, or
@@ -7,6 +8,8 @@
 use super::bundle::{self, Artifact, Manifest, Policy, Verified};
 use super::install::{self, Context, Source};
 use super::keys::{self, Keyring};
+use super::ops::FirmwareOp;
+use crate::control::{ConsoleRequest, ControlClient, Request};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +18,8 @@ const EXIT_USAGE: u8 = 64;
 const EXIT_DATAERR: u8 = 65;
 const EXIT_NOINPUT: u8 = 66;
 const EXIT_CANTCREAT: u8 = 73;
+/// Refusals and failures reported by the gateway (the reason is printed).
+const EXIT_UNAVAILABLE: u8 = 69;
 
 #[derive(Subcommand)]
 pub enum FirmwareAction {
@@ -24,6 +29,33 @@ pub enum FirmwareAction {
     Inspect(Check),
     /// Sign a payload (a slot file system image) into a bundle.
     Sign(Sign),
+    /// Generate a PKCS#8 Ed25519 signing key into FILE; prints its public key line.
+    Keygen {
+        file: PathBuf,
+    },
+    /// On the appliance: both slots, boot state, last trial and install.
+    Status(Appliance),
+    /// On the appliance: fetch a bundle into the other slot and arm a trial boot.
+    Install {
+        /// http:// or https:// URL of the bundle.
+        url: String,
+        /// Accept a lower version than the running one, if the bundle permits it.
+        #[arg(long)]
+        allow_downgrade: bool,
+        #[command(flatten)]
+        on: Appliance,
+    },
+    /// On the appliance: boot the other (good) slot next.
+    Rollback(Appliance),
+    /// On the appliance: mark the running trial slot good now.
+    Commit(Appliance),
+}
+
+/// The running gateway these commands talk to (its control socket).
+#[derive(clap::Args)]
+pub struct Appliance {
+    #[arg(long, short, default_value = "/etc/edgemx/edgemx.toml")]
+    config: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -103,6 +135,21 @@ pub fn run(action: FirmwareAction) -> ExitCode {
             }
             Err(code) => code,
         },
+        FirmwareAction::Keygen { file } => keygen(&file),
+        FirmwareAction::Status(on) => remote(&on, FirmwareOp::Status),
+        FirmwareAction::Install {
+            url,
+            allow_downgrade,
+            on,
+        } => remote(
+            &on,
+            FirmwareOp::Install {
+                url,
+                allow_downgrade,
+            },
+        ),
+        FirmwareAction::Rollback(on) => remote(&on, FirmwareOp::Rollback),
+        FirmwareAction::Commit(on) => remote(&on, FirmwareOp::Commit),
         FirmwareAction::Sign(sign) => match make(&sign) {
             Ok(()) => ExitCode::SUCCESS,
             Err((code, message)) => {
@@ -110,6 +157,60 @@ pub fn run(action: FirmwareAction) -> ExitCode {
                 ExitCode::from(code)
             }
         },
+    }
+}
+
+fn keygen(file: &Path) -> ExitCode {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let rng = ring::rand::SystemRandom::new();
+    let made = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| "no randomness".to_string())
+        .and_then(|pkcs8| {
+            let pair = keys::private(pkcs8.as_ref()).map_err(|e| e.to_string())?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(file)
+                .and_then(|mut f| f.write_all(pkcs8.as_ref()).and_then(|()| f.sync_all()))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            Ok(pair)
+        });
+    match made {
+        Ok(pair) => {
+            println!("{}", keys::public_text(&pair));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgemx: {e}");
+            ExitCode::from(EXIT_CANTCREAT)
+        }
+    }
+}
+
+fn remote(on: &Appliance, op: FirmwareOp) -> ExitCode {
+    let config = match crate::cli::load(&on.config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let status = matches!(op, FirmwareOp::Status);
+    let request = Request::Console {
+        call: ConsoleRequest::Firmware { op },
+    };
+    match ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request)) {
+        Ok(v) if status => {
+            print!("{}", super::ops::format_status(&v));
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            println!("{}", v.as_str().unwrap_or("done"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgemx: firmware: {e}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
     }
 }
 

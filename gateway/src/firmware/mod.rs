@@ -10,7 +10,8 @@
 //! | `keys` | the embedded trusted public keys, key ids, reading signing keys |
 //! | `fetch` | the streaming HTTP/1.1 GET (http and https, no redirects, size limit) |
 //! | `install` | verify pass, write pass into the inactive slot, read-back, seal |
-//! | `cli` | `edgemx firmware verify|inspect|sign` |
+//! | `ops` | status, install, rollback, commit for the console and the control socket |
+//! | `cli` | `edgemx firmware verify|inspect|sign|keygen`, and `status|install|rollback|commit` on the appliance |
 //!
 //! Nothing here writes to `gw-data` except the one-line install record, and nothing here
 //! ever opens the running slot for writing.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod fetch;
 pub mod install;
 pub mod keys;
+pub mod ops;
 pub mod slot;
 
 #[cfg(test)]
