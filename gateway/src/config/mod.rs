@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod auth;
+pub mod boot;
 pub mod flow;
 mod network;
 mod nexthop;
@@ -80,6 +81,9 @@ pub struct Config {
     pub flow: Flow,
     #[serde(default)]
     pub admin: Admin,
+    /// Trial boots and the health watchdog, applied by init (`boot.rs`).
+    #[serde(default)]
+    pub boot: boot::Boot,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -346,6 +350,7 @@ impl Config {
         if let Some(network) = &config.network {
             errors.extend(network::check(network));
         }
+        errors.extend(boot::check(&config.boot));
         if errors.is_empty() {
             config.text = text.to_string();
             Ok(config)
