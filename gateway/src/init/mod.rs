@@ -15,6 +15,7 @@
 //! | `mounts` | `/proc`, `/sys`, `/dev`, `/run`; finding and mounting `gw-data` and the ESP; first-boot defaults |
 //! | `modules` | loading the initramfs's kernel modules with `finit_module` in build-time order |
 //! | `net`, `netif`, `dhcp` | network settings, interface/route ioctls, the DHCP client |
+//! | `grow`, `gpt` | `gw-data` fills its disk: GPT backup moved to the end, partition, kernel, ext4 grown |
 //! | `watchdog` | arming and pinging `/dev/watchdog` from the main loop, while the health monitor lives |
 //! | `trial`, `judge` | the health gate (commit a trial slot, or fail it and reboot) and the health watchdog |
 //! | `power` | the power button (`KEY_POWER` from evdev) |
@@ -37,6 +38,8 @@
 mod console;
 mod dhcp;
 mod getty;
+mod gpt;
+mod grow;
 mod judge;
 mod modules;
 mod mounts;
@@ -105,8 +108,9 @@ fn boot() {
     }
     enable_sysrq_signals();
     modules::load_all();
-    if let Err(e) = mounts::data(DATA_WAIT) {
-        error!("{e}; the gateway starts once /data is available");
+    match mounts::data(DATA_WAIT) {
+        Ok(()) => grow::run(std::path::Path::new("/data")),
+        Err(e) => error!("{e}; the gateway starts once /data is available"),
     }
     if let Err(e) = mounts::esp() {
         error!("{e}; the booted firmware cannot be committed");
