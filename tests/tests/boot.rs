@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use edgemx_tests::{FakeBackend, ReceivedMessage, SmtpClient, send_mail};
 
-#[path = "boot/console.rs"]
-mod serial_console;
 #[path = "boot/firmware.rs"]
 mod firmware;
+#[path = "boot/console.rs"]
+mod serial_console;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};

@@ -42,7 +42,15 @@ impl Dir {
     fn sign(&self, key: &str, version: &str, out: &str, extra: &[&str]) {
         let key = self.s(&format!("{key}.pk8"));
         let (payload, out) = (self.s("payload.img"), self.s(out));
-        let mut args = vec!["sign", "--key", &key, "--version", version, "--build", "test"];
+        let mut args = vec![
+            "sign",
+            "--key",
+            &key,
+            "--version",
+            version,
+            "--build",
+            "test",
+        ];
         args.extend(["--out", &out]);
         if !extra.contains(&"--from") {
             args.extend(["--payload", &payload]);
@@ -70,7 +78,11 @@ impl Dir {
 
 fn refused(got: (Option<i32>, String), reason: &str) {
     assert_eq!(got.0, Some(65), "{}", got.1);
-    assert!(got.1.contains(reason), "{:?} does not name {reason:?}", got.1);
+    assert!(
+        got.1.contains(reason),
+        "{:?} does not name {reason:?}",
+        got.1
+    );
 }
 
 #[test]
@@ -84,9 +96,16 @@ fn bundles_verify_against_their_key_and_each_fault_is_named() {
 
     let (code, out) = d.verify("v10.bundle", "dev", &[]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("good: version 10 (test) for edgemx-x86_64"), "{out}");
+    assert!(
+        out.contains("good: version 10 (test) for edgemx-x86_64"),
+        "{out}"
+    );
     let inspect = run(&["inspect", &d.s("v10.bundle"), "--trust", &d.s("dev.pub")]);
-    assert!(text(&inspect).contains("\"version\": 10"), "{}", text(&inspect));
+    assert!(
+        text(&inspect).contains("\"version\": 10"),
+        "{}",
+        text(&inspect)
+    );
 
     refused(d.verify("v10.bundle", "other", &[]), "unknown key");
     d.sign("other", "10", "stranger.bundle", &[]);
@@ -105,7 +124,12 @@ fn bundles_verify_against_their_key_and_each_fault_is_named() {
     d.edit("v10.bundle", "short.bundle", |b| b.truncate(b.len() - 5000));
     refused(d.verify("short.bundle", "dev", &[]), "truncated");
 
-    d.sign("dev", "10", "arm.bundle", &["--compatible", "edgemx-aarch64"]);
+    d.sign(
+        "dev",
+        "10",
+        "arm.bundle",
+        &["--compatible", "edgemx-aarch64"],
+    );
     refused(d.verify("arm.bundle", "dev", &[]), "wrong compatible");
 
     d.sign("dev", "9", "v9.bundle", &[]);
@@ -115,9 +139,15 @@ fn bundles_verify_against_their_key_and_each_fault_is_named() {
     refused(d.verify("v9.bundle", "dev", &asked), "does not permit");
     d.sign("dev", "9", "v9ok.bundle", &["--allow-downgrade"]);
     assert_eq!(d.verify("v9ok.bundle", "dev", &asked).0, Some(0));
-    refused(d.verify("v9ok.bundle", "dev", &running), "downgrade refused");
+    refused(
+        d.verify("v9ok.bundle", "dev", &running),
+        "downgrade refused",
+    );
 
-    refused(d.verify("v10.bundle", "dev", &["--slot-size", "2000000"]), "does not fit");
+    refused(
+        d.verify("v10.bundle", "dev", &["--slot-size", "2000000"]),
+        "does not fit",
+    );
 
     // Version N+1 of the same payload, re-signed without the payload file.
     let from = d.s("v10.bundle");
@@ -130,5 +160,8 @@ fn bundles_verify_against_their_key_and_each_fault_is_named() {
         b[b.len() - payload.len()..].to_vec()
     };
     assert_eq!(tail(&d.path("v11.bundle")), payload);
-    assert_eq!(run(&["verify", &d.s("missing.bundle")]).status.code(), Some(66));
+    assert_eq!(
+        run(&["verify", &d.s("missing.bundle")]).status.code(),
+        Some(66)
+    );
 }

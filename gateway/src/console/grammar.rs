@@ -91,13 +91,21 @@ pub fn next(before: &[&str], table: &Table) -> Next {
         ["show", "system", ..] => Next::default(),
         ["request"] => fixed(&[("firmware", "signed firmware updates (A/B slots)")]),
         ["request", "firmware"] => fixed(&[
-            ("install", "fetch a signed bundle into the other slot, arm a trial boot"),
+            (
+                "install",
+                "fetch a signed bundle into the other slot, arm a trial boot",
+            ),
             ("rollback", "boot the other (good) slot next"),
             ("commit", "mark the running trial slot good now"),
         ]),
-        ["request", "firmware", "install"] => free("<URL>", "http:// or https:// bundle URL", false),
+        ["request", "firmware", "install"] => {
+            free("<URL>", "http:// or https:// bundle URL", false)
+        }
         ["request", "firmware", "install", _] => Next {
-            words: vec![w("allow-downgrade", "accept a lower version if the bundle permits it")],
+            words: vec![w(
+                "allow-downgrade",
+                "accept a lower version if the bundle permits it",
+            )],
             complete: true,
             ..Next::default()
         },

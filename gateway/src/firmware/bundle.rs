@@ -72,7 +72,9 @@ pub enum BundleError {
     Manifest(String),
     #[error("wrong compatible string {found:?} (this firmware accepts {want:?})")]
     Incompatible { found: String, want: String },
-    #[error("downgrade refused: version {offered} is lower than the running version {running}{why}")]
+    #[error(
+        "downgrade refused: version {offered} is lower than the running version {running}{why}"
+    )]
     Downgrade {
         offered: u64,
         running: u64,
@@ -222,7 +224,10 @@ fn check_shape(m: &Manifest) -> Result<(), BundleError> {
     let p = &m.payload;
     let bad = |what: &str| Err(BundleError::Manifest(what.to_string()));
     if p.kind != PAYLOAD_KIND {
-        return bad(&format!("payload kind {:?} is not {PAYLOAD_KIND:?}", p.kind));
+        return bad(&format!(
+            "payload kind {:?} is not {PAYLOAD_KIND:?}",
+            p.kind
+        ));
     }
     if p.block_size == 0 || p.size.div_ceil(u64::from(p.block_size)) != p.blocks.len() as u64 {
         return bad("the block list does not cover the payload size");
@@ -322,7 +327,8 @@ impl<'a> PayloadCheck<'a> {
 
 /// Signs `manifest` with `key`: the header and manifest bytes (the seal); the payload follows.
 pub fn sign(manifest: &Manifest, key: &Ed25519KeyPair) -> Result<Vec<u8>, BundleError> {
-    let json = serde_json::to_vec_pretty(manifest).map_err(|e| BundleError::Manifest(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(manifest).map_err(|e| BundleError::Manifest(e.to_string()))?;
     let len = u32::try_from(json.len())
         .ok()
         .filter(|l| *l <= MAX_MANIFEST)

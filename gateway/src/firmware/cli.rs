@@ -30,9 +30,7 @@ pub enum FirmwareAction {
     /// Sign a payload (a slot file system image) into a bundle.
     Sign(Sign),
     /// Generate a PKCS#8 Ed25519 signing key into FILE; prints its public key line.
-    Keygen {
-        file: PathBuf,
-    },
+    Keygen { file: PathBuf },
     /// On the appliance: both slots, boot state, last trial and install.
     Status(Appliance),
     /// On the appliance: fetch a bundle into the other slot and arm a trial boot.
@@ -130,7 +128,10 @@ pub fn run(action: FirmwareAction) -> ExitCode {
         FirmwareAction::Inspect(check) => match checked(&check) {
             Ok(v) => {
                 println!("key: {}", v.key);
-                println!("{}", serde_json::to_string_pretty(&v.manifest).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v.manifest).unwrap_or_default()
+                );
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -264,9 +265,8 @@ fn checked(check: &Check) -> Result<Verified, ExitCode> {
 }
 
 fn make(sign: &Sign) -> Result<(), (u8, String)> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| (EXIT_NOINPUT, format!("{}: {e}", p.display())))
-    };
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| (EXIT_NOINPUT, format!("{}: {e}", p.display())));
     let key = keys::private(&read(&sign.key)?)
         .map_err(|e| (EXIT_DATAERR, format!("{}: {e}", sign.key.display())))?;
     let (payload, mut artifacts, old_build) = match (&sign.from, &sign.payload) {
@@ -306,7 +306,8 @@ fn make(sign: &Sign) -> Result<(), (u8, String)> {
     };
     let seal = bundle::sign(&manifest, &key).map_err(|e| (EXIT_DATAERR, e.to_string()))?;
     let cant = |p: &Path, e: std::io::Error| (EXIT_CANTCREAT, format!("{}: {e}", p.display()));
-    std::fs::write(&sign.out, [seal.as_slice(), &payload].concat()).map_err(|e| cant(&sign.out, e))?;
+    std::fs::write(&sign.out, [seal.as_slice(), &payload].concat())
+        .map_err(|e| cant(&sign.out, e))?;
     if let Some(path) = &sign.seal_out {
         std::fs::write(path, &seal).map_err(|e| cant(path, e))?;
     }

@@ -143,7 +143,9 @@ where
             .await?;
         read += n;
         if n == 0 || read >= MAX_HEAD {
-            return Err(FetchError::Status("an incomplete or oversized header".into()));
+            return Err(FetchError::Status(
+                "an incomplete or oversized header".into(),
+            ));
         }
         let line = line.trim_end();
         if status.is_empty() {
@@ -192,8 +194,14 @@ async fn resolve(host: &str, resolver: Option<&Resolver>) -> Result<IpAddr, Fetc
         reason,
     };
     let resolver = resolver.ok_or_else(|| fail("no resolver configured".into()))?;
-    let addrs = resolver.addresses(host).await.map_err(|e| fail(e.to_string()))?;
-    addrs.first().copied().ok_or_else(|| fail("no address".into()))
+    let addrs = resolver
+        .addresses(host)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| fail("no address".into()))
 }
 
 async fn tls(
@@ -228,12 +236,24 @@ mod tests {
     #[test]
     fn urls_parse_with_scheme_host_port_and_path() {
         let u = Url::parse("http://10.0.2.101/fw/edgemx.bundle").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (false, "10.0.2.101", 80, "/fw/edgemx.bundle"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (false, "10.0.2.101", 80, "/fw/edgemx.bundle")
+        );
         let u = Url::parse("https://Updates.Example:8443").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (true, "updates.example", 8443, "/"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "updates.example", 8443, "/")
+        );
         let u = Url::parse("http://[::1]:8080/b").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 8080));
-        for bad in ["ftp://x/y", "http://", "http://u:p@h/x", "http://h/a b", "h/x"] {
+        for bad in [
+            "ftp://x/y",
+            "http://",
+            "http://u:p@h/x",
+            "http://h/a b",
+            "h/x",
+        ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
     }

@@ -126,7 +126,10 @@ pub async fn install(
     slot.seek(SeekFrom::Start(0)).map_err(write)?;
     // Plain blocking writes of one block at a time: an install is rare, the control task
     // runs it on its own, and a 1 MiB write does not hold a worker for long.
-    read_payload(&mut body, &second, |block| slot.write_all(block).map_err(write)).await?;
+    read_payload(&mut body, &second, |block| {
+        slot.write_all(block).map_err(write)
+    })
+    .await?;
     slot.sync_all().map_err(write)?;
     read_back(&mut slot, &second)?;
     write_at(&mut slot, target.size - SEAL_REGION, &second.seal).map_err(write)?;
@@ -162,9 +165,8 @@ async fn open(source: &Source, ctx: &Context<'_>) -> Result<Body, InstallError> 
             Ok(Box::pin(file))
         }
         Source::Url(url) => {
-            let limit = HEADER_LEN as u64
-                + u64::from(super::bundle::MAX_MANIFEST)
-                + ctx.policy.max_payload;
+            let limit =
+                HEADER_LEN as u64 + u64::from(super::bundle::MAX_MANIFEST) + ctx.policy.max_payload;
             let (body, _) = fetch::get(url, limit, ctx.resolver, ctx.ca).await?;
             Ok(body)
         }

@@ -94,7 +94,10 @@ impl Keyring {
     }
 
     pub fn find(&self, id: KeyId) -> Option<&[u8]> {
-        self.keys.iter().find(|(k, _)| *k == id).map(|(_, key)| &key[..])
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, key)| &key[..])
     }
 
     pub fn ids(&self) -> impl Iterator<Item = KeyId> + '_ {
@@ -111,11 +114,10 @@ pub fn public_text(key: &Ed25519KeyPair) -> String {
 pub fn private(bytes: &[u8]) -> Result<Ed25519KeyPair, KeyError> {
     let der = match std::str::from_utf8(bytes) {
         Ok(text) if text.contains("-----BEGIN PRIVATE KEY-----") => {
-            let body: String = text
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect();
-            STANDARD.decode(body.trim()).map_err(|_| KeyError::Private)?
+            let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+            STANDARD
+                .decode(body.trim())
+                .map_err(|_| KeyError::Private)?
         }
         _ => bytes.to_vec(),
     };

@@ -78,13 +78,19 @@ fn target(slot: Slot) -> Result<Target, String> {
     })
 }
 
-async fn install(url: &str, allow_downgrade: bool, resolver: Option<&Resolver>) -> Result<Value, String> {
+async fn install(
+    url: &str,
+    allow_downgrade: bool,
+    resolver: Option<&Resolver>,
+) -> Result<Value, String> {
     let running = slot::booted().ok_or("the running slot is unknown (no edgemx.slot=)")?;
     let inactive = running.other();
     let keys = Keyring::embedded();
     let active = target(running)?;
     let to = target(inactive)?;
-    let version = install::read_seal(&active, &keys).ok().map(|v| v.manifest.version);
+    let version = install::read_seal(&active, &keys)
+        .ok()
+        .map(|v| v.manifest.version);
     let source = Source::parse(url).map_err(|e| e.to_string())?;
     let ctx = Context {
         keys: &keys,
@@ -97,9 +103,13 @@ async fn install(url: &str, allow_downgrade: bool, resolver: Option<&Resolver>) 
         resolver,
         ca: Path::new(super::fetch::CA_BUNDLE),
     };
-    log::info!("firmware: installing {url} into slot {inactive} (running slot {running}, version {version:?})");
+    log::info!(
+        "firmware: installing {url} into slot {inactive} (running slot {running}, version {version:?})"
+    );
     // Refusals happen in the verify pass, before the slot or the boot environment change.
-    install::verify(&source, &ctx).await.map_err(|e| e.to_string())?;
+    install::verify(&source, &ctx)
+        .await
+        .map_err(|e| e.to_string())?;
     BootEnv::esp()
         .update(|s| {
             s.mark_bad(inactive);
@@ -109,7 +119,8 @@ async fn install(url: &str, allow_downgrade: bool, resolver: Option<&Resolver>) 
     let done = install::install(&source, &to, Some(&active.device), &ctx)
         .await
         .map_err(|e| e.to_string())?;
-    bootenv::arm_trial(inactive).map_err(|e| format!("installed, but arming the trial failed: {e}"))?;
+    bootenv::arm_trial(inactive)
+        .map_err(|e| format!("installed, but arming the trial failed: {e}"))?;
     let m = &done.manifest;
     let text = format!(
         "version {} ({}) in slot {inactive}, trial boot armed; reboot to try it",
@@ -123,7 +134,11 @@ fn status() -> Result<Value, String> {
     let keys = Keyring::embedded();
     let boot = BootEnv::esp().state().unwrap_or_default();
     let booted = slot::booted();
-    let seals = [Slot::A, Slot::B].map(|s| target(s).ok().and_then(|t| install::read_seal(&t, &keys).ok()));
+    let seals = [Slot::A, Slot::B].map(|s| {
+        target(s)
+            .ok()
+            .and_then(|t| install::read_seal(&t, &keys).ok())
+    });
     let installed = [seals[0].is_some(), seals[1].is_some()];
     let states = slot::states(&boot, booted, installed);
     let slots: Vec<Value> = states
@@ -175,7 +190,10 @@ pub fn format_status(v: &Value) -> String {
             marks.join(", ")
         ));
     }
-    for (key, label) in [("last_result", "last trial"), ("last_install", "last install")] {
+    for (key, label) in [
+        ("last_result", "last trial"),
+        ("last_install", "last install"),
+    ] {
         if let Some(text) = v[key].as_str() {
             out.push_str(&format!("{label}: {text}\n"));
         }

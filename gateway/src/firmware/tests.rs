@@ -126,7 +126,10 @@ async fn each_kind_of_bad_bundle_is_refused_with_its_reason() {
     let mut tampered = good.clone();
     let at = HEADER_LEN + 20; // inside the manifest JSON
     tampered[at] ^= 1;
-    assert!(matches!(refusal(s.verify(&tampered).await), BundleError::BadSignature(_)));
+    assert!(matches!(
+        refusal(s.verify(&tampered).await),
+        BundleError::BadSignature(_)
+    ));
 
     let mut tampered = good.clone();
     let last = tampered.len() - 10;
@@ -134,14 +137,29 @@ async fn each_kind_of_bad_bundle_is_refused_with_its_reason() {
     assert_eq!(refusal(s.verify(&tampered).await), BundleError::Block(2));
 
     let cut = &good[..good.len() - 1000];
-    assert_eq!(refusal(s.verify(cut).await), BundleError::Truncated("the payload"));
-    assert_eq!(refusal(s.verify(&good[..50]).await), BundleError::Truncated("the header"));
-    assert_eq!(refusal(s.verify(&[good.as_slice(), b"x"].concat()).await), BundleError::Trailing);
-    assert_eq!(refusal(s.verify(b"PK\x03\x04 a zip file, say").await), BundleError::NotABundle);
+    assert_eq!(
+        refusal(s.verify(cut).await),
+        BundleError::Truncated("the payload")
+    );
+    assert_eq!(
+        refusal(s.verify(&good[..50]).await),
+        BundleError::Truncated("the header")
+    );
+    assert_eq!(
+        refusal(s.verify(&[good.as_slice(), b"x"].concat()).await),
+        BundleError::Trailing
+    );
+    assert_eq!(
+        refusal(s.verify(b"PK\x03\x04 a zip file, say").await),
+        BundleError::NotABundle
+    );
 
     let stranger = key();
     let r = refusal(s.verify(&make(&stranger, &manifest(6, &p), &p)).await);
-    assert_eq!(r, BundleError::UnknownKey(KeyId::of(stranger.public_key().as_ref())));
+    assert_eq!(
+        r,
+        BundleError::UnknownKey(KeyId::of(stranger.public_key().as_ref()))
+    );
 
     let mut m = manifest(6, &p);
     m.compatible = "edgemx-aarch64".into();
@@ -157,7 +175,14 @@ async fn a_downgrade_needs_both_the_operator_and_the_manifest() {
     let mut s = Setup::new(ring_of(&k));
     let p = payload(3);
     let old = make(&k, &manifest(4, &p), &p);
-    assert!(matches!(refusal(s.verify(&old).await), BundleError::Downgrade { offered: 4, running: 5, .. }));
+    assert!(matches!(
+        refusal(s.verify(&old).await),
+        BundleError::Downgrade {
+            offered: 4,
+            running: 5,
+            ..
+        }
+    ));
     s.policy.allow_downgrade = true;
     let r = refusal(s.verify(&old).await);
     assert!(r.to_string().contains("does not permit"), "{r}");
@@ -193,16 +218,29 @@ async fn install_writes_the_payload_and_seal_and_refusals_leave_the_slot_untouch
     let last = tampered.len() - 1;
     tampered[last] ^= 0x80;
     let stranger = key();
-    for bad in [tampered, make(&stranger, &manifest(6, &p), &p), make(&k, &manifest(3, &p), &p)] {
+    for bad in [
+        tampered,
+        make(&stranger, &manifest(6, &p), &p),
+        make(&k, &manifest(3, &p), &p),
+    ] {
         let src = Source::File(s.file("bad.bundle", &bad));
         let r = install::install(&src, &target, Some(&active.device), &s.ctx()).await;
         assert!(r.is_err());
-        assert_eq!(digest(&target.device), before, "a refused bundle wrote to the slot");
+        assert_eq!(
+            digest(&target.device),
+            before,
+            "a refused bundle wrote to the slot"
+        );
     }
-    assert!(install::read_seal(&target, &s.keys).is_err(), "an untouched slot has no seal");
+    assert!(
+        install::read_seal(&target, &s.keys).is_err(),
+        "an untouched slot has no seal"
+    );
 
     let src = Source::File(s.file("good.bundle", &good));
-    let v = install::install(&src, &target, Some(&active.device), &s.ctx()).await.unwrap();
+    let v = install::install(&src, &target, Some(&active.device), &s.ctx())
+        .await
+        .unwrap();
     let written = std::fs::read(&target.device).unwrap();
     assert_eq!(&written[..p.len()], p.as_slice());
     let seal = install::read_seal(&target, &s.keys).unwrap();
@@ -222,7 +260,10 @@ async fn install_never_writes_the_running_slot() {
     // Another name for the same file is the same slot.
     let link = s.dir.path().join("link");
     std::os::unix::fs::symlink(&active.device, &link).unwrap();
-    let alias = Target { device: link, size: SLOT };
+    let alias = Target {
+        device: link,
+        size: SLOT,
+    };
     let r = install::install(&src, &alias, Some(&active.device), &s.ctx()).await;
     assert!(matches!(r, Err(InstallError::ActiveSlot(_))), "{r:?}");
     assert_eq!(digest(&active.device), before);
@@ -235,7 +276,9 @@ async fn an_install_cut_short_leaves_a_slot_without_a_seal() {
     let target = s.slot("slot-b");
     let p = payload(6);
     let src = Source::File(s.file("v6.bundle", &make(&k, &manifest(6, &p), &p)));
-    install::install(&src, &target, None, &s.ctx()).await.unwrap();
+    install::install(&src, &target, None, &s.ctx())
+        .await
+        .unwrap();
     // What the write pass does first: clear the seal. A power cut after it (payload half
     // written) must read as empty, not as the old or the new version.
     let mut slot = std::fs::read(&target.device).unwrap();
@@ -248,8 +291,16 @@ async fn an_install_cut_short_leaves_a_slot_without_a_seal() {
         Err(InstallError::Bundle(BundleError::NotABundle))
     ));
     // And a second install succeeds.
-    install::install(&src, &target, None, &s.ctx()).await.unwrap();
-    assert_eq!(install::read_seal(&target, &s.keys).unwrap().manifest.version, 6);
+    install::install(&src, &target, None, &s.ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        install::read_seal(&target, &s.keys)
+            .unwrap()
+            .manifest
+            .version,
+        6
+    );
 }
 
 /// Serves `body` for every request with the given status and headers; returns the URL.
@@ -287,8 +338,13 @@ async fn install_over_http_streams_into_the_slot() {
     let p = payload(7);
     let url = serve(make(&k, &manifest(7, &p), &p), OK).await;
     let src = Source::parse(&url).unwrap();
-    install::install(&src, &target, None, &s.ctx()).await.unwrap();
-    assert_eq!(&std::fs::read(&target.device).unwrap()[..p.len()], p.as_slice());
+    install::install(&src, &target, None, &s.ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        &std::fs::read(&target.device).unwrap()[..p.len()],
+        p.as_slice()
+    );
 }
 
 #[tokio::test]
@@ -304,10 +360,26 @@ async fn http_refusals_name_the_reason_and_write_nothing() {
     let liar = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", good.len()).leak();
     let cases: Vec<(Vec<u8>, &'static str, &str)> = vec![
         (short, liar, "truncated"),
-        (good.clone(), "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.test/x\r\nContent-Length: 0\r\n\r\n", "redirect"),
-        (good.clone(), "HTTP/1.1 404 Not Found\r\nContent-Length: {len}\r\n\r\n", "404"),
-        (good.clone(), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "Content-Length"),
-        (vec![0u8; 16], "HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n", "at most"),
+        (
+            good.clone(),
+            "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.test/x\r\nContent-Length: 0\r\n\r\n",
+            "redirect",
+        ),
+        (
+            good.clone(),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: {len}\r\n\r\n",
+            "404",
+        ),
+        (
+            good.clone(),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "Content-Length",
+        ),
+        (
+            vec![0u8; 16],
+            "HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n",
+            "at most",
+        ),
     ];
     for (body, head, reason) in cases {
         let url = serve(body, head).await;

@@ -26,7 +26,11 @@ fn edgemx(args: &[&str]) -> String {
         .output()
         .expect("edgemx runs");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "edgemx {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "edgemx {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text
 }
 
@@ -68,7 +72,10 @@ fn bundles() -> Bundles {
         ("/next.bundle", next),
         ("/tampered.bundle", tampered),
         ("/older.bundle", sign("older.bundle", n - 1, &key)),
-        ("/stranger.bundle", sign("stranger.bundle", n + 1, &stranger)),
+        (
+            "/stranger.bundle",
+            sign("stranger.bundle", n + 1, &stranger),
+        ),
     ]);
     Bundles { _dir: dir, files }
 }
@@ -104,7 +111,9 @@ async fn serve(bundles: &Bundles) -> Server {
                 let text = String::from_utf8_lossy(&head);
                 let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let Some(body) = files.get(path.as_str()) else {
-                    let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await;
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                        .await;
                     return;
                 };
                 let nth = {
@@ -130,7 +139,11 @@ async fn serve(bundles: &Bundles) -> Server {
             });
         }
     });
-    Server { port, throttle, sent }
+    Server {
+        port,
+        throttle,
+        sent,
+    }
 }
 
 /// Byte range of partition `n` in the image.
@@ -141,7 +154,10 @@ fn partition(n: u32) -> (u64, u64) {
         .output()
         .expect("partx runs (util-linux)");
     let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
     assert_eq!(v.len(), 2, "partx: {text}");
     (v[0] * 512, v[1])
 }
@@ -156,15 +172,22 @@ fn written(disk: &Disk, (start, len): (u64, u64)) -> bool {
         .expect("qemu-img map runs");
     let map: serde_json::Value = serde_json::from_slice(&out.stdout).expect("qemu-img map JSON");
     map.as_array().into_iter().flatten().any(|e| {
-        let (s, l) = (e["start"].as_u64().unwrap_or(0), e["length"].as_u64().unwrap_or(0));
-        e["depth"].as_u64() == Some(0) && e["data"].as_bool() == Some(true) && s < start + len && start < s + l
+        let (s, l) = (
+            e["start"].as_u64().unwrap_or(0),
+            e["length"].as_u64().unwrap_or(0),
+        );
+        e["depth"].as_u64() == Some(0)
+            && e["data"].as_bool() == Some(true)
+            && s < start + len
+            && start < s + l
     })
 }
 
 /// `request firmware install URL/path`; returns the console's answer.
 fn install(vm: &mut SerialVm, path: &str, within: Duration) -> String {
     vm.serial.skip();
-    vm.serial.line(&format!("request firmware install {URL}{path}"));
+    vm.serial
+        .line(&format!("request firmware install {URL}{path}"));
     let out = vm.serial.expect("\nmx.boot.test> ", within);
     assert!(out.contains("firmware"), "{out}");
     out
@@ -185,7 +208,10 @@ fn until_state(vm: &mut SerialVm, slot: &str, state: &str, within: Duration) -> 
         if out.contains(&row) {
             return out;
         }
-        assert!(Instant::now() < deadline, "slot {slot} not {state} within {within:?}:\n{out}");
+        assert!(
+            Instant::now() < deadline,
+            "slot {slot} not {state} within {within:?}:\n{out}"
+        );
         std::thread::sleep(Duration::from_secs(2));
     }
 }
@@ -210,7 +236,10 @@ async fn a_signed_update_is_refused_when_bad_installed_when_good_and_committed_a
     ] {
         let out = install(&mut vm, path, INSTALL);
         assert!(out.contains(reason), "{path}: {out}");
-        assert!(!written(&disk, slot_b), "{path}: refused, yet slot B was written");
+        assert!(
+            !written(&disk, slot_b),
+            "{path}: refused, yet slot B was written"
+        );
     }
     vm.run("show system firmware", "last install");
 
@@ -218,7 +247,10 @@ async fn a_signed_update_is_refused_when_bad_installed_when_good_and_committed_a
     let out = install(&mut vm, "/next.bundle", INSTALL);
     assert!(out.contains("trial boot armed"), "{out}");
     let installed = started.elapsed();
-    assert!(written(&disk, slot_b), "the install wrote nothing to slot B");
+    assert!(
+        written(&disk, slot_b),
+        "the install wrote nothing to slot B"
+    );
     until_state(&mut vm, "B", "trial", STEP);
 
     vm.serial.line("reboot");
@@ -233,7 +265,13 @@ async fn a_signed_update_is_refused_when_bad_installed_when_good_and_committed_a
     );
     assert!(out.contains("\nA     good"), "{out}");
 
-    let r = send_mail(vm.smtp, "a@client.test", &["bob@boot.test"], &message("after", "bob@boot.test")).await;
+    let r = send_mail(
+        vm.smtp,
+        "a@client.test",
+        &["bob@boot.test"],
+        &message("after", "bob@boot.test"),
+    )
+    .await;
     assert_eq!(r.map(|r| r.code), Ok(250));
     delivered(&sink, "after").await;
 }
@@ -248,11 +286,15 @@ async fn a_power_cut_during_the_install_boots_the_old_slot_and_a_second_install_
     let extra = ["--update-port".to_string(), server.port.to_string()];
     let mut vm = SerialVm::boot_with("fw-cut", &disk, sink_port, &extra).await;
     vm.wizard();
-    vm.serial.line(&format!("request firmware install {URL}/next.bundle"));
+    vm.serial
+        .line(&format!("request firmware install {URL}/next.bundle"));
     // Cut the power once the write pass has sent (and the guest written) a few MiB.
     let deadline = Instant::now() + INSTALL;
     while server.sent.load(Ordering::SeqCst) < 4 << 20 {
-        assert!(Instant::now() < deadline, "the write pass did not get going");
+        assert!(
+            Instant::now() < deadline,
+            "the write pass did not get going"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     vm.qemu.start_kill().expect("kill QEMU");
@@ -263,7 +305,10 @@ async fn a_power_cut_during_the_install_boots_the_old_slot_and_a_second_install_
     vm.serial.expect("loading slot A", BIOS_BOOT);
     login(&mut vm);
     let out = until_state(&mut vm, "A", "active", GATE);
-    assert!(out.contains("\nB     empty"), "a half-written slot must read as empty:\n{out}");
+    assert!(
+        out.contains("\nB     empty"),
+        "a half-written slot must read as empty:\n{out}"
+    );
     let out = install(&mut vm, "/next.bundle", INSTALL);
     assert!(out.contains("trial boot armed"), "{out}");
     until_state(&mut vm, "B", "trial", STEP);
