@@ -395,6 +395,19 @@ mod tests {
     }
 
     #[test]
+    fn firmware_commands_take_a_url_and_an_optional_allow_downgrade() {
+        let t = Table::new();
+        let ok = |line: &str| check(&split(line), &t).is_ok();
+        assert!(ok("show system firmware"));
+        assert!(ok("request firmware install http://10.0.2.101/edgemx.bundle"));
+        assert!(ok("request firmware install https://u.test/b allow-downgrade"));
+        assert!(ok("request firmware rollback") && ok("request firmware commit"));
+        assert!(!ok("request firmware install"), "the URL is required");
+        assert!(!ok("request firmware install http://x/b now"));
+        assert!(!ok("request firmware commit now") && !ok("show system"));
+    }
+
+    #[test]
     fn help_and_completion_agree() {
         let t = Table::new();
         assert!(help("show ", &t).contains("running-config"));
