@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use edgemx_tests::{FakeBackend, ReceivedMessage, SmtpClient, send_mail};
 
+#[path = "boot/firmware.rs"]
+mod firmware;
 #[path = "boot/console.rs"]
 mod serial_console;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

@@ -90,7 +90,6 @@ fn write_at(dev: &mut (impl Write + Seek), offset: u64, bytes: &[u8]) -> io::Res
 struct Fields {
     my_lba: u64,
     alternate_lba: u64,
-    last_usable: u64,
     entries_lba: u64,
     count: u32,
     entry_size: u32,
@@ -100,7 +99,6 @@ fn fields(h: &[u8]) -> Fields {
     Fields {
         my_lba: u64_at(h, 24),
         alternate_lba: u64_at(h, 32),
-        last_usable: u64_at(h, 48),
         entries_lba: u64_at(h, 72),
         count: u32_at(h, 80),
         entry_size: u32_at(h, 84),
@@ -215,8 +213,9 @@ impl Gpt {
         fields(&self.header).alternate_lba
     }
 
+    #[cfg(test)]
     pub fn last_usable(&self) -> u64 {
-        fields(&self.header).last_usable
+        u64_at(&self.header, 48)
     }
 
     /// The last usable LBA once the backup sits at the end of a disk of
