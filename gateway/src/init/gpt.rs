@@ -225,11 +225,16 @@ impl Gpt {
         disk_sectors - 1 - entries_sectors - 1
     }
 
-    /// Whether the table already ends at the disk's end and `name` fills it.
+    /// Whether the table already ends at the disk's end and `name` fills it
+    /// (within 1 MiB).
     pub fn fills(&self, name: &str, disk_sectors: u64) -> Result<bool, GptError> {
         let entry = self.last_partition(name)?;
-        Ok(self.backup_lba() == disk_sectors - 1
-            && entry.last_lba >= self.last_usable_for(disk_sectors))
+        // Less than 1 MiB to gain (image tools leave alignment slack) is not worth a rewrite.
+        let gain = self
+            .last_usable_for(disk_sectors)
+            .saturating_sub(entry.last_lba)
+            * self.sector;
+        Ok(self.backup_lba() == disk_sectors - 1 && gain < 1 << 20)
     }
 
     fn last_partition(&self, name: &str) -> Result<Entry, GptError> {

@@ -66,6 +66,19 @@ impl Disk {
         )
     }
 
+    /// The ESP's FAT is consistent (dosfstools' checker, read-only).
+    fn assert_esp_clean(&self) {
+        let (offset, size) = self.partition("esp");
+        let esp = self._dir.path().join("esp.vfat");
+        run(Command::new("dd")
+            .arg(format!("if={}", self.path.display()))
+            .arg(format!("of={}", esp.display()))
+            .args(["bs=1M", "iflag=skip_bytes,count_bytes", "status=none"])
+            .arg(format!("skip={offset}"))
+            .arg(format!("count={size}")));
+        run(Command::new("fsck.fat").arg("-n").arg(&esp));
+    }
+
     fn read_grubenv(&self) -> Vec<u8> {
         let local = self._dir.path().join("grubenv.out");
         run(Command::new("mcopy")
@@ -117,6 +130,7 @@ impl Disk {
 }
 
 fn state(disk: &Disk) -> BootState {
+    disk.assert_esp_clean();
     BootState::from_env(&Env::parse(&disk.read_grubenv()).expect("a valid grubenv"))
 }
 
