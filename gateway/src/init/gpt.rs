@@ -43,6 +43,9 @@ pub struct Entry {
     pub name: String,
 }
 
+/// A header sector and its entries array.
+type TableCopy = (Vec<u8>, Vec<u8>);
+
 /// A partition table as read from a disk.
 #[derive(Debug, Clone)]
 pub struct Gpt {
@@ -152,7 +155,7 @@ impl Gpt {
         dev: &mut (impl Read + Seek),
         sector: u64,
         lba: u64,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, GptError> {
+    ) -> Result<Option<TableCopy>, GptError> {
         let Ok(mut header) = read_at(dev, lba * sector, sector as usize) else {
             return Ok(None);
         };

@@ -94,12 +94,10 @@ fn run() {
                     gave_up = !reboot_unhealthy(&why, &settings);
                 }
             }
-            Some(Verdict::Reboot(why)) => {
-                if !gave_up {
-                    gave_up = !reboot_unhealthy(&why, &settings);
-                }
+            Some(Verdict::Reboot(why)) if !gave_up => {
+                gave_up = !reboot_unhealthy(&why, &settings);
             }
-            None => {}
+            Some(Verdict::Reboot(_)) | None => {}
         }
         if judge.committed() {
             gave_up = false;
