@@ -23,6 +23,8 @@ use edgemx_tests::{FakeBackend, ReceivedMessage, SmtpClient, send_mail};
 mod firmware;
 #[path = "boot/console.rs"]
 mod serial_console;
+#[path = "boot/update.rs"]
+mod update;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};

@@ -14,8 +14,9 @@ pub const AUTO_PERCENT: u64 = 5;
 /// …and its ceiling.
 pub const AUTO_CAP: u64 = 256 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reserve {
+    #[default]
     Auto,
     Fixed(Bytes),
 }
@@ -27,12 +28,6 @@ impl Reserve {
             Reserve::Auto => (fs_size.saturating_mul(AUTO_PERCENT) / 100).min(AUTO_CAP),
             Reserve::Fixed(b) => b.0,
         }
-    }
-}
-
-impl Default for Reserve {
-    fn default() -> Self {
-        Reserve::Auto
     }
 }
 

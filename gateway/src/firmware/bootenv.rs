@@ -31,6 +31,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::slot::Slot;
@@ -305,9 +306,16 @@ impl BootEnv {
         });
         written.map_err(|e| self.io(e))?;
         fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.io(e))
+        let dir = File::open(dir).map_err(|e| self.io(e))?;
+        dir.sync_all().map_err(|e| self.io(e))?;
+        // FAT keeps the cluster chains of the replaced file in its allocation
+        // table, which an fsync of the file and the directory did not always
+        // write out (seen: a power cut right after left a chain mtools refused).
+        // SAFETY: `dir` is an open descriptor for the duration of the call.
+        if unsafe { nix::libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(self.io(std::io::Error::last_os_error()));
+        }
+        Ok(())
     }
 
     /// Reads the state (defaults when torn), lets `change` edit it, writes it

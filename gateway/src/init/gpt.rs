@@ -43,6 +43,9 @@ pub struct Entry {
     pub name: String,
 }
 
+/// A header sector and its entries array.
+type TableCopy = (Vec<u8>, Vec<u8>);
+
 /// A partition table as read from a disk.
 #[derive(Debug, Clone)]
 pub struct Gpt {
@@ -90,7 +93,6 @@ fn write_at(dev: &mut (impl Write + Seek), offset: u64, bytes: &[u8]) -> io::Res
 struct Fields {
     my_lba: u64,
     alternate_lba: u64,
-    last_usable: u64,
     entries_lba: u64,
     count: u32,
     entry_size: u32,
@@ -100,7 +102,6 @@ fn fields(h: &[u8]) -> Fields {
     Fields {
         my_lba: u64_at(h, 24),
         alternate_lba: u64_at(h, 32),
-        last_usable: u64_at(h, 48),
         entries_lba: u64_at(h, 72),
         count: u32_at(h, 80),
         entry_size: u32_at(h, 84),
@@ -154,7 +155,7 @@ impl Gpt {
         dev: &mut (impl Read + Seek),
         sector: u64,
         lba: u64,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, GptError> {
+    ) -> Result<Option<TableCopy>, GptError> {
         let Ok(mut header) = read_at(dev, lba * sector, sector as usize) else {
             return Ok(None);
         };
@@ -215,8 +216,9 @@ impl Gpt {
         fields(&self.header).alternate_lba
     }
 
+    #[cfg(test)]
     pub fn last_usable(&self) -> u64 {
-        fields(&self.header).last_usable
+        u64_at(&self.header, 48)
     }
 
     /// The last usable LBA once the backup sits at the end of a disk of
@@ -226,11 +228,16 @@ impl Gpt {
         disk_sectors - 1 - entries_sectors - 1
     }
 
-    /// Whether the table already ends at the disk's end and `name` fills it.
+    /// Whether the table already ends at the disk's end and `name` fills it
+    /// (within 1 MiB).
     pub fn fills(&self, name: &str, disk_sectors: u64) -> Result<bool, GptError> {
         let entry = self.last_partition(name)?;
-        Ok(self.backup_lba() == disk_sectors - 1
-            && entry.last_lba >= self.last_usable_for(disk_sectors))
+        // Less than 1 MiB to gain (image tools leave alignment slack) is not worth a rewrite.
+        let gain = self
+            .last_usable_for(disk_sectors)
+            .saturating_sub(entry.last_lba)
+            * self.sector;
+        Ok(self.backup_lba() == disk_sectors - 1 && gain < 1 << 20)
     }
 
     fn last_partition(&self, name: &str) -> Result<Entry, GptError> {

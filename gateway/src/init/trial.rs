@@ -84,13 +84,20 @@ fn run() {
         BEATS.fetch_add(1, Ordering::Relaxed);
         match judge.observe(Instant::now(), probe.check()) {
             Some(Verdict::Commit) => commit(&env, booted, on_trial, &settings),
-            Some(Verdict::FailTrial(why)) => fail_trial(booted, &env, &why),
-            Some(Verdict::Reboot(why)) => {
-                if !gave_up {
+            Some(Verdict::FailTrial(why)) => {
+                // GRUB boots a spent trial only when no other slot is good: rebooting
+                // would loop, so the reboot budget on gw-data bounds it instead.
+                if other_is_good(&env, booted) {
+                    fail_trial(booted, &env, &why);
+                } else if !gave_up {
+                    let why = format!("{why} (no other good slot to fall back to)");
                     gave_up = !reboot_unhealthy(&why, &settings);
                 }
             }
-            None => {}
+            Some(Verdict::Reboot(why)) if !gave_up => {
+                gave_up = !reboot_unhealthy(&why, &settings);
+            }
+            Some(Verdict::Reboot(_)) | None => {}
         }
         if judge.committed() {
             gave_up = false;
@@ -135,13 +142,27 @@ fn settle(env: &BootEnv, booted: Slot) -> bool {
     }
 }
 
+fn other_is_good(env: &BootEnv, booted: Option<Slot>) -> bool {
+    match (booted, env.state()) {
+        (Some(slot), Ok(state)) => state.ok[slot.other().index()],
+        _ => false,
+    }
+}
+
 fn commit(env: &BootEnv, booted: Option<Slot>, on_trial: bool, settings: &Boot) {
     let Some(slot) = booted else {
         warn!("firmware: healthy, but the kernel command line names no slot (edgemx.slot=)");
         return;
     };
     match env.update(|s| {
-        s.commit(slot);
+        if on_trial {
+            s.commit(slot);
+        } else {
+            // Only the try counter: an operator's rollback made during this boot
+            // (ORDER changed) must survive the gate passing.
+            s.ok[slot.index()] = true;
+            s.tries[slot.index()] = 0;
+        }
         Ok(())
     }) {
         Ok(()) => {
