@@ -82,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         action: crate::dkim::cli::DkimAction,
     },
+    /// Signed firmware bundles: verify, inspect, sign.
+    Firmware {
+        #[command(subcommand)]
+        action: crate::firmware::cli::FirmwareAction,
+    },
     /// PID 1 duties inside the appliance image.
     Init,
 }
@@ -177,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Probes { config, json } => probes(&config, json),
         Command::Dns { action } => crate::dns::audit::cli::run(action),
         Command::Dkim { action } => crate::dkim::cli::run(action),
+        Command::Firmware { action } => crate::firmware::cli::run(action),
         Command::Init => crate::init::run(),
     }
 }

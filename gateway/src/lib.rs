@@ -22,6 +22,7 @@
 //! | [`console`] | the operator CLI (serial console) |
 //! | [`password`] | salted slow password hashes (SMTP AUTH users, console admin) |
 //! | [`init`] | PID 1 duties inside the appliance image |
+//! | [`firmware`] | the A/B firmware slots, GRUB's boot counting, signed update bundles and their install |
 //!
 //! Data flows one way: listener → session → policy/routing → queue (durable) → `250` →
 //! scheduler → delivery → backend → queue state. Nothing downstream calls back upstream
@@ -34,6 +35,7 @@ pub mod control;
 pub mod delivery;
 pub mod dkim;
 pub mod dns;
+pub mod firmware;
 pub mod init;
 pub mod observe;
 pub mod password;

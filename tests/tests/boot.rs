@@ -19,10 +19,14 @@ use std::time::{Duration, Instant};
 
 use edgemx_tests::{FakeBackend, ReceivedMessage, SmtpClient, send_mail};
 
+#[path = "boot/firmware.rs"]
+mod firmware;
 #[path = "boot/run_qemu.rs"]
 mod run_qemu;
 #[path = "boot/console.rs"]
 mod serial_console;
+#[path = "boot/update.rs"]
+mod update;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};

@@ -7,11 +7,13 @@
 mod admin;
 pub mod advice;
 pub mod auth;
+pub mod boot;
 pub mod control;
 pub mod flow;
 mod network;
 mod nexthop;
 mod relay;
+mod reserve;
 pub mod routes;
 pub mod store;
 mod tlspolicy;
@@ -23,6 +25,7 @@ pub use flow::{Flow, MxRole};
 pub use network::{NetMode, Network};
 pub use nexthop::{NextHop, valid_hostname};
 pub use relay::{Relay, Role, parse_cidr};
+pub use reserve::Reserve;
 pub use tlspolicy::{Pin, TlsMode, TlsPolicy};
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
@@ -85,6 +88,9 @@ pub struct Config {
     /// Who may use the control socket besides root (`config/control.rs`).
     #[serde(default)]
     pub control: control::Control,
+    /// Trial boots and the health watchdog, applied by init (`boot.rs`).
+    #[serde(default)]
+    pub boot: boot::Boot,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,7 +197,8 @@ pub struct Queue {
     /// Message bytes held at most.
     pub max_bytes: Bytes,
     /// Free space kept on the data partition; below it new mail gets `452 4.3.1`.
-    pub min_free_space: Bytes,
+    /// `auto` (default): 5 % of the file system, at most 256 MiB (`reserve.rs`).
+    pub min_free_space: Reserve,
     /// Waits between delivery attempts; the last one repeats.
     pub retry_intervals: Vec<Span>,
     /// Random spread applied to each wait, as a fraction (0.1 = ±10 %).
@@ -281,7 +288,7 @@ impl Default for Queue {
         Queue {
             max_messages: 1_000_000,
             max_bytes: Bytes(8 << 30),
-            min_free_space: Bytes(256 << 20),
+            min_free_space: Reserve::Auto,
             retry_intervals: minutes
                 .iter()
                 .map(|m| Span(Duration::from_secs(m * 60)))
@@ -384,6 +391,7 @@ impl Config {
         if let Some(network) = &config.network {
             errors.extend(network::check(network));
         }
+        errors.extend(boot::check(&config.boot));
         if errors.is_empty() {
             config.text = text.to_string();
             Ok(config)

@@ -98,6 +98,28 @@ impl Session {
     fn dispatch(&mut self, term: &mut Term, words: &[Word]) -> Done {
         let w: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
         match w.as_slice() {
+            ["show", "system", "firmware"] => {
+                let v = self.firmware(crate::firmware::ops::FirmwareOp::Status)?;
+                print(&crate::firmware::ops::format_status(&v));
+                Ok(())
+            }
+            ["request", "firmware", action, rest @ ..] => {
+                use crate::firmware::ops::FirmwareOp;
+                let op = match (*action, rest) {
+                    ("install", [url, more @ ..]) => FirmwareOp::Install {
+                        url: url.to_string(),
+                        allow_downgrade: more == ["allow-downgrade"],
+                    },
+                    ("rollback", _) => FirmwareOp::Rollback,
+                    _ => FirmwareOp::Commit,
+                };
+                if matches!(op, FirmwareOp::Install { .. }) {
+                    print("verifying the bundle, then writing it into the other slot ...\n");
+                }
+                let v = self.firmware(op)?;
+                print(&format!("{}\n", v.as_str().unwrap_or("done")));
+                Ok(())
+            }
             ["show", what, rest @ ..] => self.show(term, what, rest),
             ["set", ..] => self.set(words),
             ["delete", ..] => self.delete(words),
@@ -433,6 +455,12 @@ impl Session {
 
     fn ask(&mut self, call: ConsoleRequest) -> Result<Value, Failure> {
         self.link.console(call).map_err(Failure::plain)
+    }
+
+    fn firmware(&mut self, op: crate::firmware::ops::FirmwareOp) -> Result<Value, Failure> {
+        // A failed install is reported as what it is, not as a console error.
+        self.ask(ConsoleRequest::Firmware { op })
+            .map_err(|f| Failure::plain(format!("firmware: {}", f.message)))
     }
 
     fn say(&mut self, call: ConsoleRequest) -> Done {

@@ -47,6 +47,7 @@ const TOP: &[(&str, &str)] = &[
     ),
     ("password", "change the admin password"),
     ("terminal", "terminal settings"),
+    ("request", "firmware install, rollback and commit"),
     ("reboot", "restart the appliance"),
     ("poweroff", "shut the appliance down"),
     (
@@ -67,6 +68,7 @@ const SHOW: &[(&str, &str)] = &[
     ("log", "recent log lines"),
     ("tls", "certificate, TLS versions, CPU crypto features"),
     ("health", "up/down state of every next hop"),
+    ("system", "the appliance: firmware slots"),
 ];
 
 pub fn next(before: &[&str], table: &Table) -> Next {
@@ -88,6 +90,31 @@ pub fn next(before: &[&str], table: &Table) -> Next {
         ["show"] => fixed(SHOW),
         ["show", "queue"] => free("<DOMAIN>", "only this domain", true),
         ["show", "log"] => free("<N>", "lines (default 50)", true),
+        ["show", "system"] => fixed(&[("firmware", "both slots, boot state, last update")]),
+        ["show", "system", "firmware"] => done(),
+        ["show", "system", ..] => Next::default(),
+        ["request"] => fixed(&[("firmware", "signed firmware updates (A/B slots)")]),
+        ["request", "firmware"] => fixed(&[
+            (
+                "install",
+                "fetch a signed bundle into the other slot, arm a trial boot",
+            ),
+            ("rollback", "boot the other (good) slot next"),
+            ("commit", "mark the running trial slot good now"),
+        ]),
+        ["request", "firmware", "install"] => {
+            free("<URL>", "http:// or https:// bundle URL", false)
+        }
+        ["request", "firmware", "install", _] => Next {
+            words: vec![w(
+                "allow-downgrade",
+                "accept a lower version if the bundle permits it",
+            )],
+            complete: true,
+            ..Next::default()
+        },
+        ["request", "firmware", "install", _, "allow-downgrade"] => done(),
+        ["request", "firmware", "rollback" | "commit"] => done(),
         ["show", _] => done(),
         ["set", path @ ..] => path_next(path, table, true),
         ["delete", path @ ..] => path_next(path, table, false),
@@ -370,6 +397,19 @@ mod tests {
         );
         assert!(check(&split("set domain a.test tls"), &t).is_err());
         assert!(check(&split("reboot now"), &t).is_err());
+    }
+
+    #[test]
+    fn firmware_commands_take_a_url_and_an_optional_allow_downgrade() {
+        let t = Table::new();
+        let ok = |line: &str| check(&split(line), &t).is_ok();
+        assert!(ok("show system firmware"));
+        assert!(ok("request firmware install http://10.0.2.101/edgemx.bundle"));
+        assert!(ok("request firmware install https://u.test/b allow-downgrade"));
+        assert!(ok("request firmware rollback") && ok("request firmware commit"));
+        assert!(!ok("request firmware install"), "the URL is required");
+        assert!(!ok("request firmware install http://x/b now"));
+        assert!(!ok("request firmware commit now") && !ok("show system"));
     }
 
     #[test]

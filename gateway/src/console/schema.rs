@@ -283,6 +283,33 @@ pub static SECTIONS: &[Section] = &[
             ),
         ],
     },
+    Section {
+        name: "boot",
+        shape: Shape::Table,
+        help: "trial boots and the health watchdog (applied by init at boot)",
+        keys: &[
+            k(
+                "healthy_for",
+                Kind::Span,
+                "healthy this long: the booted firmware is committed",
+            ),
+            k(
+                "trial_deadline",
+                Kind::Span,
+                "a trial not healthy by then fails; back to the old slot",
+            ),
+            k(
+                "unhealthy_reboot_after",
+                Kind::Span,
+                "reboot when the gateway stays unhealthy this long",
+            ),
+            k(
+                "max_unhealthy_reboots",
+                Kind::Int,
+                "then stay up for the operator (counted on gw-data)",
+            ),
+        ],
+    },
 ];
 
 pub fn section(name: &str) -> Option<&'static Section> {

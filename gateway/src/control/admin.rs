@@ -58,6 +58,10 @@ pub enum ConsoleRequest {
     },
     /// Generates a new self-signed certificate (when none is configured) and puts it in use.
     RenewCert,
+    /// `show system firmware`, `request firmware …` (and `edgemx firmware …` on the appliance).
+    Firmware {
+        op: crate::firmware::ops::FirmwareOp,
+    },
 }
 
 pub struct Admin {
@@ -158,6 +162,11 @@ impl Admin {
                 self.publish(Arc::new((*running).clone())).await;
                 log::info!("self-signed certificate renewed from the console");
                 ops::tls(&running)
+            }
+            ConsoleRequest::Firmware { op } => {
+                // Bundle URLs may name a host: resolve it as delivery would ([dns]).
+                let resolver = crate::dns::Resolver::new(&running.dns).ok();
+                crate::firmware::ops::execute(op, resolver.as_ref()).await
             }
         }
     }

@@ -12,10 +12,12 @@
 //! | file | duty |
 //! | --- | --- |
 //! | `console` | init's own log lines on `/dev/console`, prefixed `init:` |
-//! | `mounts` | `/proc`, `/sys`, `/dev`, `/run`; finding and mounting `gw-data`; first-boot defaults |
+//! | `mounts` | `/proc`, `/sys`, `/dev`, `/run`; finding and mounting `gw-data` and the ESP; first-boot defaults |
 //! | `modules` | loading the initramfs's kernel modules with `finit_module` in build-time order |
 //! | `net`, `netif`, `dhcp` | network settings, interface/route ioctls, the DHCP client |
-//! | `watchdog` | arming and pinging `/dev/watchdog` from the main loop |
+//! | `grow`, `gpt` | `gw-data` fills its disk: GPT backup moved to the end, partition, kernel, ext4 grown |
+//! | `watchdog` | arming and pinging `/dev/watchdog` from the main loop, while the health monitor lives |
+//! | `trial`, `judge` | the health gate (commit a trial slot, or fail it and reboot) and the health watchdog |
 //! | `power` | the power button (`KEY_POWER` from evdev) |
 //! | `supervise` | the main loop: starting, reaping and restarting the gateway, signals |
 //! | `getty` | the operator console (`edgemx console`) on ttyS0, restarted after each logout |
@@ -36,6 +38,9 @@
 mod console;
 mod dhcp;
 mod getty;
+mod gpt;
+mod grow;
+mod judge;
 mod modules;
 mod mounts;
 mod net;
@@ -43,6 +48,7 @@ mod netif;
 mod power;
 mod shutdown;
 mod supervise;
+mod trial;
 mod watchdog;
 
 use std::panic::{self, AssertUnwindSafe};
@@ -102,13 +108,18 @@ fn boot() {
     }
     enable_sysrq_signals();
     modules::load_all();
-    if let Err(e) = mounts::data(DATA_WAIT) {
-        error!("{e}; the gateway starts once /data is available");
+    match mounts::data(DATA_WAIT) {
+        Ok(()) => grow::run(std::path::Path::new("/data")),
+        Err(e) => error!("{e}; the gateway starts once /data is available"),
+    }
+    if let Err(e) = mounts::esp() {
+        error!("{e}; the booted firmware cannot be committed");
     }
     net::set_hostname();
     net::start(NET_WAIT);
     power::watch();
     modules::release();
+    trial::start();
 }
 
 /// Adds "signal processes" (64) to the kernel's default SysRq mask so the

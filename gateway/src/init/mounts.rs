@@ -19,8 +19,10 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 const DATA: &str = "/data";
 const PARTNAME: &str = "gw-data";
 const DEFAULTS: &str = "/etc/edgemx/defaults";
+const ESP_PARTNAME: &str = "esp";
 
 static DATA_MOUNTED: AtomicBool = AtomicBool::new(false);
+static ESP_MOUNTED: AtomicBool = AtomicBool::new(false);
 
 /// Mounts /proc, /sys, /dev (devtmpfs: Debian's kernel does not mount it),
 /// /dev/pts, /run and /tmp. Failures are logged; boot goes on.
@@ -96,6 +98,29 @@ pub fn data(wait: Duration) -> Result<(), String> {
     Ok(())
 }
 
+/// Mounts the EFI system partition (GPT name `esp`, FAT) at
+/// [`crate::firmware::bootenv::ESP_MOUNT`]: GRUB's environment block lives
+/// there, outside gw-data, so a factory reset keeps the firmware's boot state.
+pub fn esp() -> Result<(), String> {
+    let target = crate::firmware::bootenv::ESP_MOUNT;
+    let device = crate::firmware::slot::find_partition(ESP_PARTNAME)
+        .ok_or_else(|| format!("no partition named {ESP_PARTNAME} found"))?;
+    fs::create_dir_all(target).map_err(|e| format!("cannot create {target}: {e}"))?;
+    // flush: FAT has no journal; write each file out on close as well as on fsync.
+    let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some(device.as_str()),
+        target,
+        Some("vfat"),
+        flags,
+        Some("flush"),
+    )
+    .map_err(|e| format!("cannot mount {device} ({ESP_PARTNAME}) on {target}: {e}"))?;
+    ESP_MOUNTED.store(true, Ordering::Release);
+    info!("{target}: mounted {device} ({ESP_PARTNAME})");
+    Ok(())
+}
+
 /// Marker written by the console's `factory-reset`: erase `/data` (configuration,
 /// revisions, admin account, queue) before anything reads it, so the defaults are
 /// written afresh and the console's setup wizard runs.
@@ -139,6 +164,12 @@ fn factory_reset() {
 /// Unmounts /data after the last writer is gone; falls back to a read-only
 /// remount, then to a lazy unmount, so the journal is clean either way.
 pub fn unmount_data() {
+    if ESP_MOUNTED.swap(false, Ordering::AcqRel) {
+        let esp = crate::firmware::bootenv::ESP_MOUNT;
+        if let Err(e) = umount2(esp, MntFlags::empty()) {
+            warn!("cannot unmount {esp}: {e}");
+        }
+    }
     if !data_mounted() {
         return;
     }
@@ -160,7 +191,7 @@ fn wait_for_partition(name: &str, wait: Duration) -> Option<String> {
     let deadline = Instant::now() + wait;
     let mut told = false;
     loop {
-        if let Some(dev) = find_partition(name) {
+        if let Some(dev) = crate::firmware::slot::find_partition(name) {
             return Some(dev);
         }
         if Instant::now() >= deadline {
@@ -174,35 +205,6 @@ fn wait_for_partition(name: &str, wait: Duration) -> Option<String> {
         super::modules::rescan();
         thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// `/dev/NAME` of the first block device whose GPT partition name is `name`.
-fn find_partition(name: &str) -> Option<String> {
-    let mut found: Vec<String> = fs::read_dir("/sys/class/block")
-        .ok()?
-        .flatten()
-        .filter_map(|entry| {
-            let uevent = fs::read_to_string(entry.path().join("uevent")).ok()?;
-            let field = |key: &str| {
-                uevent
-                    .lines()
-                    .find_map(|l| l.strip_prefix(key))
-                    .map(str::to_string)
-            };
-            (field("PARTNAME=")?.as_str() == name).then(|| field("DEVNAME="))?
-        })
-        .collect();
-    // Deterministic choice when several disks carry the name (e.g. the USB
-    // stick the appliance was installed from is still plugged in).
-    found.sort();
-    if found.len() > 1 {
-        warn!(
-            "several {name} partitions ({}); using {}",
-            found.join(", "),
-            found[0]
-        );
-    }
-    found.into_iter().next().map(|dev| format!("/dev/{dev}"))
 }
 
 /// Copies `/etc/edgemx/defaults/NAME` to `/data/NAME` unless it exists,

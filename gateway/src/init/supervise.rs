@@ -279,7 +279,7 @@ fn listener_ports() -> Vec<u16> {
 }
 
 /// Whether a TCP socket is in LISTEN state on `port` (IPv4 or IPv6).
-fn is_listening(port: u16) -> bool {
+pub(super) fn is_listening(port: u16) -> bool {
     let wanted = format!(":{port:04X}");
     ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
         fs::read_to_string(table).is_ok_and(|text| {

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{error, info, warn};
 use nix::libc::c_int;
 
 nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, c_int);
@@ -22,9 +22,16 @@ const TIMEOUT_SECS: c_int = 60;
 /// Ping this often (well inside the timeout, and inside drivers' maximums).
 const INTERVAL: Duration = Duration::from_secs(10);
 
+/// The health monitor (`trial`) counts as hung after this long without a probe:
+/// then pinging stops and the hardware resets the machine.
+const MONITOR_STALL: Duration = Duration::from_secs(120);
+
 pub struct Watchdog {
     file: File,
     next: Instant,
+    beats: u64,
+    beat_seen: Instant,
+    stalled: bool,
 }
 
 impl Watchdog {
@@ -51,12 +58,31 @@ impl Watchdog {
         Some(Watchdog {
             file,
             next: Instant::now(),
+            beats: 0,
+            beat_seen: Instant::now(),
+            stalled: false,
         })
     }
 
-    /// Pings the watchdog when due.
+    /// Pings the watchdog when due, unless the health monitor has hung (it
+    /// follows the gateway; init's main loop alone proves too little).
     pub fn ping_if_due(&mut self) {
         if Instant::now() < self.next {
+            return;
+        }
+        let beats = super::trial::beats();
+        if beats != self.beats {
+            (self.beats, self.beat_seen) = (beats, Instant::now());
+        }
+        // 0: the monitor never started (logged where it failed); init alone then.
+        if beats > 0 && self.beat_seen.elapsed() > MONITOR_STALL {
+            if !self.stalled {
+                error!(
+                    "the health monitor has not run for {} s; leaving the hardware watchdog to reset the machine",
+                    MONITOR_STALL.as_secs()
+                );
+                self.stalled = true;
+            }
             return;
         }
         if let Err(e) = self.file.write_all(b"\0") {

@@ -24,9 +24,17 @@ pub struct View {
     pub shutdown: CancellationToken,
 }
 
+/// Present only in the initramfs of a test build that must fail its health check.
+pub const TEST_UNHEALTHY: &str = "/etc/edgemx/TEST-UNHEALTHY";
+
 impl View {
     /// `Ok` when a load balancer may send mail here; otherwise why not.
     pub async fn health(&self) -> Result<(), String> {
+        // TEST SWITCH: only firmware built with `EDGEMX_TEST_UNHEALTHY=1` (scripts/build-image)
+        // carries this file; the boot tests use it to prove a failed trial falls back.
+        if std::path::Path::new(TEST_UNHEALTHY).exists() {
+            return Err("test build (EDGEMX_TEST_UNHEALTHY): never healthy".into());
+        }
         if self.shutdown.is_cancelled() {
             return Err("shutting down".into());
         }

@@ -39,7 +39,7 @@ impl Counters {
 pub(super) struct Limits {
     pub max_messages: u64,
     pub max_bytes: u64,
-    pub min_free_space: u64,
+    pub min_free_space: config::Reserve,
     /// The directory holding the database: whose filesystem must keep the reserve.
     pub dir: PathBuf,
 }
@@ -53,7 +53,7 @@ impl Limits {
         Limits {
             max_messages: config.max_messages,
             max_bytes: config.max_bytes.0,
-            min_free_space: config.min_free_space.0,
+            min_free_space: config.min_free_space,
             dir,
         }
     }
@@ -76,9 +76,14 @@ impl Limits {
         }
     }
 
-    fn free_space(&self) -> Option<u64> {
+    /// Free bytes and the reserve to keep, which may scale with the file system's size.
+    fn free_space(&self) -> Option<(u64, u64)> {
         match nix::sys::statvfs::statvfs(&self.dir) {
-            Ok(s) => Some(s.blocks_available().saturating_mul(s.fragment_size())),
+            Ok(s) => Some((
+                s.blocks_available().saturating_mul(s.fragment_size()),
+                self.min_free_space
+                    .bytes(s.blocks().saturating_mul(s.fragment_size())),
+            )),
             Err(e) => {
                 // Not knowing the free space must not stop mail; the commit itself will fail
                 // if the disk is really full.
@@ -94,7 +99,7 @@ pub(super) struct Batch<'a> {
     messages: u64,
     bytes: u64,
     /// Free bytes on the filesystem, asked once per batch and only if needed.
-    free: Option<Option<u64>>,
+    free: Option<Option<(u64, u64)>>,
     /// Bytes taken by earlier messages of this batch, not yet on disk.
     taken: u64,
     failing: Option<String>,
@@ -121,17 +126,16 @@ impl Batch<'_> {
                 self.bytes, l.max_bytes
             )));
         }
-        if l.min_free_space > 0 {
+        if l.min_free_space != config::Reserve::Fixed(config::Bytes(0)) {
             let free = *self.free.get_or_insert_with(|| l.free_space());
-            if let Some(free) = free {
+            if let Some((free, reserve)) = free {
                 let left = free
                     .saturating_sub(self.taken)
                     .saturating_sub(on_disk(size));
-                if left < l.min_free_space {
+                if left < reserve {
                     return Err(QueueError::Full(format!(
-                        "{free} bytes free on {}, keeping {} in reserve",
+                        "{free} bytes free on {}, keeping {reserve} in reserve",
                         l.dir.display(),
-                        l.min_free_space
                     )));
                 }
             }

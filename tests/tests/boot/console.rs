@@ -12,17 +12,27 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
-const STEP: Duration = Duration::from_secs(60);
-const PASSWORD: &str = "appliance pass 1";
+pub(super) const STEP: Duration = Duration::from_secs(60);
+pub(super) const PASSWORD: &str = "appliance pass 1";
 
-struct SerialVm {
-    _qemu: Child,
-    serial: Pty,
-    smtp: SocketAddr,
+pub(super) struct SerialVm {
+    pub(super) qemu: Child,
+    pub(super) serial: Pty,
+    pub(super) smtp: SocketAddr,
 }
 
 impl SerialVm {
     async fn boot(name: &str, disk: &Disk, sink_port: u16) -> SerialVm {
+        Self::boot_with(name, disk, sink_port, &[]).await
+    }
+
+    /// Boots with more `scripts/run-qemu` options (e.g. `--update-port N`).
+    pub(super) async fn boot_with(
+        name: &str,
+        disk: &Disk,
+        sink_port: u16,
+        extra: &[String],
+    ) -> SerialVm {
         let smtp_port = free_port();
         let socket = disk.path.with_file_name(format!("{name}.serial"));
         let monitor = disk.path.with_file_name(format!("{name}.monitor"));
@@ -40,6 +50,7 @@ impl SerialVm {
             .arg(&monitor)
             .arg("--serial")
             .arg(&socket)
+            .args(extra)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -61,14 +72,14 @@ impl SerialVm {
         };
         let reader = stream.try_clone().expect("clone the serial stream");
         SerialVm {
-            _qemu: qemu,
+            qemu,
             serial: Pty::over(name, Box::new(reader), Box::new(stream)),
             smtp: SocketAddr::from((Ipv4Addr::LOCALHOST, smtp_port)),
         }
     }
 
     /// A console command; returns its output up to and with the next prompt.
-    fn run(&mut self, line: &str, needle: &str) -> String {
+    pub(super) fn run(&mut self, line: &str, needle: &str) -> String {
         self.serial.skip();
         let start = self.serial.text().len();
         self.serial.line(line);
@@ -83,12 +94,12 @@ impl SerialVm {
         out
     }
 
-    fn answer(&mut self, question: &str, reply: &str) {
+    pub(super) fn answer(&mut self, question: &str, reply: &str) {
         self.serial.expect(question, STEP);
         self.serial.line(reply);
     }
 
-    fn wizard(&mut self) {
+    pub(super) fn wizard(&mut self) {
         self.serial.expect("Welcome to edgemx", BIOS_BOOT);
         self.answer("New admin password: ", PASSWORD);
         self.answer("Repeat the password: ", PASSWORD);
@@ -122,13 +133,13 @@ impl SerialVm {
     }
 }
 
-fn message(id: &str, to: &str) -> String {
+pub(super) fn message(id: &str, to: &str) -> String {
     format!(
         "From: a@client.test\r\nTo: {to}\r\nMessage-ID: <{id}@client.test>\r\nSubject: {id}\r\n\r\nvia the console\r\n"
     )
 }
 
-async fn delivered(sink: &FakeBackend, id: &str) {
+pub(super) async fn delivered(sink: &FakeBackend, id: &str) {
     let want = format!("<{id}@client.test>");
     let deadline = Instant::now() + DELIVERY;
     while !sink

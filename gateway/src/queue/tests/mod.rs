@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub(super) fn config() -> config::Queue {
     config::Queue {
-        min_free_space: Bytes(0),
+        min_free_space: config::Reserve::Fixed(Bytes(0)),
         ..config::Queue::default()
     }
 }
@@ -423,7 +423,7 @@ async fn byte_quota_and_free_space_reserve_refuse_mail() {
     queue.close().await;
 
     let reserve = config::Queue {
-        min_free_space: Bytes(u64::MAX / 2),
+        min_free_space: config::Reserve::Fixed(Bytes(u64::MAX / 2)),
         ..config()
     };
     let (queue, _) = Queue::open(&dir.path().join("b.redb"), &reserve).expect("open");
