@@ -56,7 +56,10 @@ fn unmet(wants: &[Want], config: &str) -> Vec<String> {
         .filter_map(|want| match want {
             Want::Value(name, v) => match value(name) {
                 Some(got) if &got == v => None,
-                got => Some(format!("{name}={v} (got: {})", got.as_deref().unwrap_or("unset"))),
+                got => Some(format!(
+                    "{name}={v} (got: {})",
+                    got.as_deref().unwrap_or("unset")
+                )),
             },
             Want::Unset(name) => value(name).map(|got| format!("{name} unset (got: {got})")),
         })
@@ -105,9 +108,14 @@ fn an_option_dropped_by_olddefconfig_is_named() {
 
 #[test]
 fn buildroot_builds_from_the_same_fragment() {
-    let buildroot = std::fs::read_to_string(repo_root().join("buildroot/board/edgemx/linux.fragment"))
-        .expect("buildroot/board/edgemx/linux.fragment");
-    assert_eq!(buildroot, fragment(), "the Buildroot fragment differs from image/kernel/edgemx.config");
+    let buildroot =
+        std::fs::read_to_string(repo_root().join("buildroot/board/edgemx/linux.fragment"))
+            .expect("buildroot/board/edgemx/linux.fragment");
+    assert_eq!(
+        buildroot,
+        fragment(),
+        "the Buildroot fragment differs from image/kernel/edgemx.config"
+    );
 }
 
 /// The cache directory of the built kernel (scripts/build-kernel prints it).
@@ -142,9 +150,11 @@ fn the_built_kernel_config_holds_every_option_of_the_fragment() {
 #[test]
 fn buildroot_starts_from_the_same_tinyconfig_base() {
     let built = built_kernel().join("tiny.defconfig");
-    let built = std::fs::read_to_string(&built).unwrap_or_else(|e| panic!("{}: {e}", built.display()));
-    let ours = std::fs::read_to_string(repo_root().join("buildroot/board/edgemx/linux-tiny.defconfig"))
-        .expect("buildroot/board/edgemx/linux-tiny.defconfig");
+    let built =
+        std::fs::read_to_string(&built).unwrap_or_else(|e| panic!("{}: {e}", built.display()));
+    let ours =
+        std::fs::read_to_string(repo_root().join("buildroot/board/edgemx/linux-tiny.defconfig"))
+            .expect("buildroot/board/edgemx/linux-tiny.defconfig");
     assert_eq!(
         ours, built,
         "buildroot/board/edgemx/linux-tiny.defconfig is not `make tinyconfig savedefconfig` of this source: copy it from the kernel cache"
@@ -159,5 +169,8 @@ fn buildroot_defconfig_keeps_every_line() {
     let status = std::process::Command::new(repo_root().join("scripts/check-buildroot"))
         .status()
         .expect("scripts/check-buildroot runs");
-    assert!(status.success(), "scripts/check-buildroot failed (see above)");
+    assert!(
+        status.success(),
+        "scripts/check-buildroot failed (see above)"
+    );
 }
