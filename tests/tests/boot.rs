@@ -53,6 +53,25 @@ async fn uefi_boot_accepts_mail_and_relays_it_to_the_host() {
     boot_accepts_mail_and_relays_it(Firmware::Uefi, UEFI_BOOT).await;
 }
 
+/// The same image path with Debian's generic kernel (`EDGEMX_KERNEL=debian`
+/// scripts/build-image, path in `EDGEMX_DEBIAN_IMAGE`): init loads the modules
+/// its hardware needs, then the gateway takes mail as on our kernel.
+#[tokio::test(flavor = "multi_thread")]
+async fn debian_kernel_boot_loads_modules_and_accepts_mail() {
+    let disk = Disk::overlay_of(&image("EDGEMX_DEBIAN_IMAGE"));
+    let sink = FakeBackend::start().await;
+    let vm = Vm::boot("debian", &disk, Firmware::Bios, sink.addr().port());
+    let ready = vm.wait_for_banner(BIOS_BOOT).await;
+    eprintln!(
+        "BOOT TIME debian-kernel: SMTP banner {:.1} s after QEMU start",
+        ready.as_secs_f64()
+    );
+    vm.assert_console("-amd64, slot a)");
+    vm.assert_console("kernel modules for this hardware");
+    let ids = send_messages(&vm, "debian", 1).await;
+    assert_delivered(&sink, &ids).await;
+}
+
 async fn boot_accepts_mail_and_relays_it(firmware: Firmware, boot: Duration) {
     let disk = Disk::overlay();
     let sink = FakeBackend::start().await;
@@ -68,6 +87,12 @@ async fn boot_accepts_mail_and_relays_it(firmware: Firmware, boot: Duration) {
         Duration::from_secs(10),
     )
     .await;
+    // Our kernel (scripts/build-kernel) has every driver built in: no modules.
+    vm.assert_console("-edgemx, slot a)");
+    assert!(
+        !vm.console_has("kernel modules for this hardware"),
+        "[{name}] init loaded modules on a kernel with every driver built in"
+    );
 
     let ids = send_messages(&vm, "boot", 1).await;
     let got = assert_delivered(&sink, &ids).await;
@@ -200,12 +225,15 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The image under test, from `EDGEMX_IMAGE` (relative paths are taken from
-/// the current directory or the repository root).
-fn image() -> PathBuf {
-    let Some(path) = std::env::var_os("EDGEMX_IMAGE") else {
+/// The image under test, from the environment variable `var` (relative
+/// paths are taken from the current directory or the repository root):
+/// `EDGEMX_IMAGE` (out/edgemx.img) or `EDGEMX_DEBIAN_IMAGE`
+/// (out/edgemx-debian.img, built with `EDGEMX_KERNEL=debian
+/// EDGEMX_IMAGE_NAME=edgemx-debian scripts/build-image`).
+fn image(var: &str) -> PathBuf {
+    let Some(path) = std::env::var_os(var) else {
         panic!(
-            "EDGEMX_IMAGE is not set: build the image with scripts/build-image and set EDGEMX_IMAGE=out/edgemx.img"
+            "{var} is not set: build the image with scripts/build-image (see scripts/test) and set {var}"
         );
     };
     let path = PathBuf::from(path);
@@ -214,7 +242,7 @@ fn image() -> PathBuf {
         .find(|p| p.is_file());
     let Some(found) = found else {
         panic!(
-            "EDGEMX_IMAGE={} does not exist: run scripts/build-image",
+            "{var}={} does not exist: run scripts/build-image",
             path.display()
         );
     };
@@ -237,12 +265,15 @@ struct Disk {
 
 impl Disk {
     fn overlay() -> Disk {
+        Disk::overlay_of(&image("EDGEMX_IMAGE"))
+    }
+
+    fn overlay_of(base: &Path) -> Disk {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("disk.qcow2");
-        let base = image();
         let status = std::process::Command::new("qemu-img")
             .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-            .arg(&base)
+            .arg(base)
             .arg(&path)
             .status()
             .expect("qemu-img runs (package qemu-utils)");
