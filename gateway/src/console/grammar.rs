@@ -404,8 +404,12 @@ mod tests {
         let t = Table::new();
         let ok = |line: &str| check(&split(line), &t).is_ok();
         assert!(ok("show system firmware"));
-        assert!(ok("request firmware install http://10.0.2.101/edgemx.bundle"));
-        assert!(ok("request firmware install https://u.test/b allow-downgrade"));
+        assert!(ok(
+            "request firmware install http://10.0.2.101/edgemx.bundle"
+        ));
+        assert!(ok(
+            "request firmware install https://u.test/b allow-downgrade"
+        ));
         assert!(ok("request firmware rollback") && ok("request firmware commit"));
         assert!(!ok("request firmware install"), "the URL is required");
         assert!(!ok("request firmware install http://x/b now"));
