@@ -165,7 +165,7 @@ mod tests {
         Limits {
             max_messages: u64::MAX,
             max_bytes: u64::MAX,
-            min_free_space: reserve,
+            min_free_space: config::Reserve::Fixed(config::Bytes(reserve)),
             dir: PathBuf::from("."),
         }
     }
@@ -177,7 +177,7 @@ mod tests {
         let mut batch = limits.batch(&counters);
         // 400 KiB above the reserve: 100 one-kilobyte messages are 100 KiB of bodies but
         // 800 KiB of pages, so only the first 50 fit.
-        batch.free = Some(Some((1 << 20) + 400 * 1024));
+        batch.free = Some(Some(((1 << 20) + 400 * 1024, 1 << 20)));
         let taken = (0..100).filter(|_| batch.take(1024).is_ok()).count();
         assert_eq!(taken, 50);
     }

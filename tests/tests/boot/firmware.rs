@@ -32,7 +32,7 @@ impl Disk {
         let path = dir.path().join("disk.img");
         run(Command::new("cp")
             .arg("--sparse=always")
-            .arg(image())
+            .arg(image("EDGEMX_IMAGE"))
             .arg(&path));
         Disk { _dir: dir, path }
     }

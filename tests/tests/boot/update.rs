@@ -41,8 +41,8 @@ struct Bundles {
 }
 
 fn bundles() -> Bundles {
-    let base = image().with_file_name("edgemx.bundle");
-    let trusted = image().with_file_name("trusted.keys");
+    let base = image("EDGEMX_IMAGE").with_file_name("edgemx.bundle");
+    let trusted = image("EDGEMX_IMAGE").with_file_name("trusted.keys");
     let key = std::env::var_os("EDGEMX_SIGNING_KEY")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".work/signing/dev.pk8"));
@@ -150,7 +150,7 @@ async fn serve(bundles: &Bundles) -> Server {
 fn partition(n: u32) -> (u64, u64) {
     let out = Command::new("partx")
         .args(["-g", "-b", "-o", "START,SIZE", "-n", &n.to_string()])
-        .arg(image())
+        .arg(image("EDGEMX_IMAGE"))
         .output()
         .expect("partx runs (util-linux)");
     let text = String::from_utf8_lossy(&out.stdout);
