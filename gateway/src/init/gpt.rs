@@ -228,13 +228,23 @@ impl Gpt {
         disk_sectors - 1 - entries_sectors - 1
     }
 
+    /// The last sector a grown partition takes on a disk of `disk_sectors`
+    /// sectors: the last usable one, rounded down so the partition ends on a
+    /// 1 MiB boundary (as partitioning tools align; the file system's 4 KiB
+    /// blocks then fill it exactly).
+    pub fn grown_last_for(&self, disk_sectors: u64) -> u64 {
+        let align = ((1 << 20) / self.sector).max(1);
+        let end = (self.last_usable_for(disk_sectors) + 1) / align * align;
+        end.saturating_sub(1)
+    }
+
     /// Whether the table already ends at the disk's end and `name` fills it
     /// (within 1 MiB).
     pub fn fills(&self, name: &str, disk_sectors: u64) -> Result<bool, GptError> {
         let entry = self.last_partition(name)?;
         // Less than 1 MiB to gain (image tools leave alignment slack) is not worth a rewrite.
         let gain = self
-            .last_usable_for(disk_sectors)
+            .grown_last_for(disk_sectors)
             .saturating_sub(entry.last_lba)
             * self.sector;
         Ok(self.backup_lba() == disk_sectors - 1 && gain < 1 << 20)
@@ -270,7 +280,7 @@ impl Gpt {
         let entries_sectors = (self.entries.len() as u64).div_ceil(sector);
         let backup_entries = last - entries_sectors;
         let last_usable = self.last_usable_for(disk_sectors);
-        entry.last_lba = entry.last_lba.max(last_usable);
+        entry.last_lba = entry.last_lba.max(self.grown_last_for(disk_sectors));
 
         let size = fields(&self.header).entry_size as usize;
         put_u64(&mut self.entries[entry.index * size..], 40, entry.last_lba);
