@@ -1,6 +1,6 @@
 //! Memory of a real `edgemx serve` process receiving and delivering large messages at once:
-//! the peak resident size stays within the documented formula (README, "Memory per
-//! session") and, once the queue is empty, the memory of the message buffers is returned to
+//! the peak resident size stays within the documented formula (docs/mail-flow.md, "Memory
+//! per session") and, once the queue is empty, the memory of the message buffers is returned to
 //! the system instead of staying resident. Figures are printed, the bounds asserted.
 
 use edgemx_tests::gateway::GatewayProcess;
@@ -91,7 +91,7 @@ async fn large_messages_stay_within_the_memory_formula_and_are_given_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (after, peak) = resident(gw.pid());
-    // The README's formula: base + inflight_bytes (received and delivered bodies together)
+    // The documented formula (docs/mail-flow.md): base + inflight_bytes (received and delivered bodies together)
     // + redb's cache.
     let bound = base + INFLIGHT + REDB_CACHE;
     eprintln!(

@@ -2,6 +2,8 @@
 
 use edgemx_tests::{FakeBackend, Gateway, SmtpClient};
 
+const DENIED: &str = "550 5.7.1 Relay access denied";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_served_domains_are_accepted_and_relay_tricks_are_refused() {
     let backend = FakeBackend::start().await;
@@ -14,26 +16,28 @@ async fn only_served_domains_are_accepted_and_relay_tricks_are_refused() {
             .await;
     }
     c.expect("RCPT TO:<Postmaster>", "250 2.1.5").await;
+    // Each trick and the reply it gets. A domain we do not serve, and every address form
+    // that some downstream server might route elsewhere, is a relay attempt: refused by
+    // policy. An address with a second `@` after the domain is not an address at all.
     let refused = [
-        "user@elsewhere.test",
-        "user@sub.example.com",
-        "user@example.com.evil.test",
-        "user%evil.test@example.com",
-        "evil.test!user@example.com",
-        "\"user@evil.test\"@example.com",
-        "\"user%evil.test\"@example.com",
-        "@example.com:user@evil.test",
-        "@evil.test:user@example.com",
-        "user@[127.0.0.1]",
-        "user@[IPv6:::1]",
-        "user@example.com@evil.test",
+        ("user@elsewhere.test", DENIED),
+        ("user@sub.example.com", DENIED),
+        ("user@example.com.evil.test", DENIED),
+        ("user%evil.test@example.com", DENIED),
+        ("evil.test!user@example.com", DENIED),
+        ("\"user@evil.test\"@example.com", DENIED),
+        ("\"user%evil.test\"@example.com", DENIED),
+        ("@example.com:user@evil.test", DENIED),
+        ("@evil.test:user@example.com", DENIED),
+        ("user@[127.0.0.1]", DENIED),
+        ("user@[IPv6:::1]", DENIED),
+        (
+            "user@example.com@evil.test",
+            "501 5.1.3 Bad recipient address syntax",
+        ),
     ];
-    for address in refused {
-        let reply = c.command(&format!("RCPT TO:<{address}>")).await;
-        assert!(
-            reply.is("550 5.7.1") || reply.code == 501 || reply.code == 553,
-            "{address} was not refused: {reply:?}"
-        );
+    for (address, expected) in refused {
+        c.expect(&format!("RCPT TO:<{address}>"), expected).await;
     }
     gw.stop().await;
 }

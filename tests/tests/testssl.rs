@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 /// Findings that come from the generated self-signed certificate, not from the TLS setup:
 /// nobody can chain it to a CA, it names `gateway.test` and not 127.0.0.1, it has no CRL or
 /// OCSP, and its ten years exceed what public CAs issue (a deliberate choice for a
-/// certificate that is only ever used opportunistically; README "TLS").
+/// certificate that is only ever used opportunistically; docs/configuration.md, "TLS inbound").
 const SELF_SIGNED: &[&str] = &[
     "cert_chain_of_trust",
     "cert_trust",

@@ -87,10 +87,10 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_subdomain_example_validates_every_route() {
-        let readme = include_str!("../../../README.md");
-        let section = readme
-            .split("### Example: subdomain segmentation")
+    fn the_documented_subdomain_example_validates_every_route() {
+        let routing = include_str!("../../../docs/routing.md");
+        let section = routing
+            .split("## Example: subdomain segmentation")
             .nth(1)
             .unwrap();
         let toml = section.split("```toml\n").nth(1).unwrap();

@@ -1,6 +1,7 @@
 //! The byte budget of delivery: message bodies read from the queue to be sent are held
 //! within `limits.inflight_bytes`, the same budget that caps messages being received, so
-//! one figure bounds the message data the process holds (README, "Memory per session").
+//! one figure bounds the message data the process holds (docs/mail-flow.md, "Memory per
+//! session").
 //!
 //! Invariants: budget is held only by a worker that is delivering (from reading the body to
 //! the end of its transaction) and by a result being written (a DSN that quotes the body),

@@ -96,7 +96,7 @@ pub async fn run(
         results = results.with_spf_mailfrom_result(spf, ip, origin.mail_from, helo);
     }
     let results = results.with_arc_result(&arc, ip).with_dmarc_result(&dmarc);
-    // mail-auth writes `ID;\r\n\tspf=…`; our DKIM clauses go first, as in the README.
+    // mail-auth writes `ID;\r\n\tspf=…`; our DKIM clauses go first, as in docs/authentication.md.
     let rest = results.to_string();
     let rest = rest.strip_prefix(authserv_id).unwrap_or(&rest);
     let header = format!(
