@@ -349,7 +349,8 @@ impl Admin {
 
 /// Keys whose new values apply only when the gateway starts again (they size structures
 /// made once at start: the queue's admission limits, the delivery pool, the resolver,
-/// the logger, the in-flight budget).
+/// the logger, the in-flight budget). The delivery timeouts and the EHLO name apply to
+/// the next outbound connection (`delivery::hops::Walker::reconfigure`).
 fn restart_needed(old: &str, new: &str) -> Vec<String> {
     const AT_START: &[&str] = &[
         "limits.inflight_bytes",
@@ -357,9 +358,6 @@ fn restart_needed(old: &str, new: &str) -> Vec<String> {
         "queue.max_bytes",
         "queue.min_free_space",
         "queue.max_batch",
-        "delivery.connect_timeout",
-        "delivery.command_timeout",
-        "delivery.data_timeout",
         "delivery.max_connections_per_next_hop",
         "delivery.max_messages_per_connection",
         "delivery.idle_timeout",

@@ -13,7 +13,7 @@ use crate::dns::{DnsError, Resolver};
 use crate::routing::Destination;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// The walk failed: no hop could be used.
@@ -25,11 +25,12 @@ pub struct Unreachable {
 }
 
 pub struct Walker {
-    pub settings: Arc<Settings>,
+    /// Our EHLO name and the timeouts; replaced by a console commit ([`Walker::reconfigure`]).
+    settings: RwLock<Arc<Settings>>,
     pub resolver: Option<Resolver>,
     /// Our names and addresses: MX records at or below our preference are dropped
     /// (RFC 5321 §5.1).
-    pub us: Us,
+    us: RwLock<Us>,
     /// How long an unreachable address is skipped.
     pub dead_for: Duration,
     dead: Mutex<HashMap<SocketAddr, (Instant, Reply)>>,
@@ -43,18 +44,35 @@ impl Walker {
         dead_for: Duration,
     ) -> Walker {
         Walker {
-            settings,
+            settings: RwLock::new(settings),
             resolver,
-            us: Us::new(hostname, &[]),
+            us: RwLock::new(Us::new(hostname, &[])),
             dead_for,
             dead: Mutex::new(HashMap::new()),
         }
     }
 
     /// Also counts `names` (host names or addresses) as this gateway.
-    pub fn our_names(mut self, hostname: &str, names: &[String]) -> Walker {
-        self.us = Us::new(hostname, names);
+    pub fn our_names(self, hostname: &str, names: &[String]) -> Walker {
+        *self.us.write().unwrap_or_else(|e| e.into_inner()) = Us::new(hostname, names);
         self
+    }
+
+    /// A committed configuration: new sessions say the new host name in EHLO, use the new
+    /// timeouts and count the new names as ours. Sessions already open (cached
+    /// connections) keep what they greeted with until they close.
+    pub fn reconfigure(&self, config: &crate::config::Config) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Settings::new(config));
+        *self.us.write().unwrap_or_else(|e| e.into_inner()) =
+            Us::new(&config.hostname, &config.flow.our_names);
+    }
+
+    /// The session settings in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub async fn open(&self, dest: &Destination) -> Result<Session, Unreachable> {
@@ -94,7 +112,8 @@ impl Walker {
                     last = Some(reply);
                     continue;
                 }
-                match Session::open(addr, &host, &dest.tls, &self.settings).await {
+                let settings = self.settings();
+                match Session::open(addr, &host, &dest.tls, &settings).await {
                     Ok(session) => return Ok(session),
                     Err(HopError { reply, unreachable }) => {
                         log::info!("next hop {host}[{addr}] for {dest} failed: {reply}");
@@ -152,7 +171,8 @@ impl Walker {
                         addrs,
                     });
                 }
-                let usable = secondary::usable(mx, &self.us).map_err(|best| {
+                let us = self.us.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let usable = secondary::usable(mx, &us).map_err(|best| {
                     log::warn!(
                         "mail for {domain} deferred: this gateway ({} at MX preference {}) is \
                          the most preferred MX host, so there is no better host to hand it to; \

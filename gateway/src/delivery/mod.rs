@@ -54,6 +54,8 @@ mod fake;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
+mod reload_tests;
+#[cfg(test)]
 mod stall_tests;
 #[cfg(test)]
 mod tests;

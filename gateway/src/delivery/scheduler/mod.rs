@@ -300,6 +300,7 @@ impl Scheduler {
         self.routes = Routes::new(config.clone());
         self.configured = configured(&config, &mut self.routes, &self.health);
         self.hold = super::hold_period(&config);
+        self.ctx.walker.reconfigure(&config);
         self.config = config;
         let ids: Vec<QueueId> = self.messages.keys().copied().collect();
         for id in ids {
