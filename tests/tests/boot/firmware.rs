@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Short gate times so a trial is decided within a boot test.
-const FAST_GATE: &str = "\n[boot]\nhealthy_for = \"3s\"\ntrial_deadline = \"20s\"\n";
+const FAST_GATE: &str = "\n[boot]\nhealthy_for = \"3s\"\ntrial_deadline = \"20s\"\n[queue]\nretry_intervals = [\"2s\"]\n";
 const GRUBENV: &str = "::/boot/grub/grubenv";
 
 fn run(cmd: &mut Command) -> String {
@@ -215,12 +215,16 @@ async fn a_trial_slot_that_never_gets_healthy_falls_back_to_slot_a_by_itself() {
     boot.apply(&mut armed);
     disk.write_grubenv(&armed.to_block().expect("block"));
 
-    let sink = FakeBackend::start().await;
+    // No next hop while slot B is on trial: what B accepts stays in the queue on gw-data,
+    // and slot A delivers it after the fallback (issue 13: data survives a rollback).
+    let sink_port = super::free_port();
     let started = Instant::now();
-    let vm = Vm::boot("bad-trial", &disk, Firmware::Bios, sink.addr().port());
+    let vm = Vm::boot("bad-trial", &disk, Firmware::Bios, sink_port);
     vm.wait_for_console("slot b)", BIOS_BOOT).await;
     vm.wait_for_console("firmware: slot B on trial", BIOS_BOOT)
         .await;
+    vm.wait_for_banner(BIOS_BOOT).await;
+    let during_trial = send_messages(&vm, "during-trial", 1).await;
     vm.wait_for_console("failed its health gate", BIOS_BOOT)
         .await;
     vm.assert_console("EDGEMX_TEST_UNHEALTHY");
@@ -237,8 +241,10 @@ async fn a_trial_slot_that_never_gets_healthy_falls_back_to_slot_a_by_itself() {
     );
     vm.wait_for_console("firmware: slot A committed", Duration::from_secs(60))
         .await;
+    let sink = FakeBackend::start_on(std::net::SocketAddr::from(([127, 0, 0, 1], sink_port))).await;
     let ids = send_messages(&vm, "fallback", 1).await;
     assert_delivered(&sink, &ids).await;
+    assert_delivered(&sink, &during_trial).await;
     vm.power_cut().await;
 
     let after = state(&disk);
