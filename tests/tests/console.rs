@@ -432,3 +432,51 @@ async fn garbage_input_never_crashes_the_console_or_the_gateway() {
     .unwrap();
     assert_eq!(reply.code, 250);
 }
+
+/// `show queue DOMAIN`, `show queue ID` (one message in full) and `show log N` (issue 17
+/// defect 4: help listed them and they answered "the command is incomplete").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_queue_takes_a_domain_or_an_id_and_show_log_a_count() {
+    // A next hop nobody listens on: the message stays queued, deferred.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), down, "");
+    let reply = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["bob@example.com"],
+        &body("q1", "bob@example.com"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let id = reply
+        .text
+        .rsplit(' ')
+        .next()
+        .expect("the 250 names the queue id")
+        .to_string();
+    assert_eq!(id.len(), 16, "{reply:?}");
+
+    let mut pty = console("show-queue", &gw, None);
+    prompt(&mut pty);
+    run(&mut pty, "show queue example.com", &id);
+    let other = cmd(&mut pty, "show queue other.test");
+    assert!(!other.contains(&id), "another domain lists it:\n{other}");
+    let one = run(
+        &mut pty,
+        &format!("show queue {id}"),
+        "from:      <a@client.test>",
+    );
+    assert!(
+        one.contains("rcpt:      bob@example.com") && one.contains("attempts:"),
+        "{one}"
+    );
+    // The test gateway logs at WARN: its one warning is the domain without validation.
+    run(&mut pty, "show log 20", "accepts every recipient");
+    pty.line("exit");
+    pty.wait_exit(STEP);
+}

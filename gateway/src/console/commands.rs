@@ -234,7 +234,16 @@ impl Session {
                     lines.join("\n") + "\n"
                 }
             }
-            "queue" => self.queue_text(rest.first().copied())?,
+            "queue" => match rest.first().copied().and_then(queue_id) {
+                Some(id) => {
+                    let v = self
+                        .link
+                        .call(&Request::Show { id })
+                        .map_err(Failure::plain)?;
+                    crate::control::format_show(&v)
+                }
+                None => self.queue_text(rest.first().copied())?,
+            },
             _ => return Err(Failure::at(1, "unknown")),
         };
         term.page(&text, self.page);
@@ -485,3 +494,9 @@ Operations: show status | show queue [DOMAIN] | show log [N] | show tls | renew-
   show health | test route ADDRESS | probe HOST:PORT
   reboot | poweroff | factory-reset | password | terminal length N
 ";
+
+/// A queue id as `show queue` prints it (16 hex digits); anything else is a domain.
+fn queue_id(word: &str) -> Option<QueueId> {
+    let id = word.len() == 16 && word.bytes().all(|b| b.is_ascii_hexdigit());
+    id.then(|| word.parse().ok()).flatten()
+}

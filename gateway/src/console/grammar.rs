@@ -64,7 +64,10 @@ const SHOW: &[(&str, &str)] = &[
     ("diff", "changes between running and candidate"),
     ("history", "stored revisions"),
     ("status", "version, uptime, queue, connections"),
-    ("queue", "queued messages, optionally for one domain"),
+    (
+        "queue",
+        "queued messages: all, one domain, or one message by id",
+    ),
     ("log", "recent log lines"),
     ("tls", "certificate, TLS versions, CPU crypto features"),
     ("health", "up/down state of every next hop"),
@@ -88,8 +91,13 @@ pub fn next(before: &[&str], table: &Table) -> Next {
     match before {
         [] => fixed(TOP),
         ["show"] => fixed(SHOW),
-        ["show", "queue"] => free("<DOMAIN>", "only this domain", true),
+        ["show", "queue"] => free(
+            "<DOMAIN|ID>",
+            "only this domain, or one message (16 hex digits)",
+            true,
+        ),
         ["show", "log"] => free("<N>", "lines (default 50)", true),
+        ["show", "queue" | "log", _] => done(),
         ["show", "system"] => fixed(&[("firmware", "both slots, boot state, last update")]),
         ["show", "system", "firmware"] => done(),
         ["show", "system", ..] => Next::default(),
@@ -396,6 +404,15 @@ mod tests {
             .is_ok()
         );
         assert!(check(&split("set domain a.test tls"), &t).is_err());
+        for line in [
+            "show queue",
+            "show queue a.test",
+            "show queue 0000000000000001",
+        ] {
+            assert!(check(&split(line), &t).is_ok(), "{line}");
+        }
+        assert!(check(&split("show log 20"), &t).is_ok());
+        assert!(check(&split("show queue a.test b.test"), &t).is_err());
         assert!(check(&split("reboot now"), &t).is_err());
     }
 
