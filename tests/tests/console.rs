@@ -103,10 +103,15 @@ async fn the_wizard_sets_up_domains_and_password_and_mail_flows_without_a_restar
     pty.line(&new.addr().to_string());
     pty.expect("Another domain", STEP);
     pty.line("");
-    if pty.expect_any(&["Networks allowed to relay", "TLS certificate"], STEP) == 0 {
-        pty.line("");
-        pty.expect("TLS certificate", STEP);
-    }
+    // Checked as typed with commit's own rules (issue 17 defect 3: /33 was taken here
+    // and refused only at Apply).
+    pty.expect("Networks allowed to relay", STEP);
+    pty.line("10.0.2.0/33");
+    pty.expect("10.0.2.0/33: not a network", STEP);
+    pty.line("10.0.2.1/24");
+    pty.expect("host bits set; did you mean 10.0.2.0/24?", STEP);
+    pty.line("10.0.2.0/24");
+    pty.expect("TLS certificate", STEP);
     pty.line("");
     // The test gateway's configuration has the checks off (no DNS here): that is the default.
     pty.expect("Check SPF, DKIM and DMARC on inbound mail", STEP);
@@ -125,7 +130,7 @@ async fn the_wizard_sets_up_domains_and_password_and_mail_flows_without_a_restar
     assert!(stored.starts_with("admin:$pbkdf2-sha256$"), "{stored}");
     let file = std::fs::read_to_string(&gw.config_path).unwrap();
     assert!(
-        file.contains("new.test") && file.contains("192.0.2.10/24"),
+        file.contains("new.test") && file.contains("192.0.2.10/24") && file.contains("10.0.2.0/24"),
         "{file}"
     );
     let written = edgemx::config::Config::parse(&file).unwrap();

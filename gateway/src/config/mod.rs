@@ -22,7 +22,7 @@ mod validate;
 
 pub use admin::{Admin, Probe};
 pub use flow::{Flow, MxRole};
-pub use network::{NetMode, Network};
+pub use network::{NetMode, Network, parse_cidr as parse_network_cidr};
 pub use nexthop::{NextHop, valid_hostname};
 pub use relay::{Relay, Role, parse_cidr};
 pub use reserve::Reserve;

@@ -21,8 +21,14 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
     print(
         "\nWelcome to edgemx. This setup asks a few questions, shows a summary and applies it.\nDefaults are in [brackets]; Enter takes them. Ctrl-C starts over.\n\n",
     );
+    let mut password = None;
     loop {
-        let Some(password) = login::choose(term) else {
+        // Chosen once: a configuration the gateway refuses sends the operator back to the
+        // questions, not to the password.
+        if password.is_none() {
+            password = login::choose(term);
+        }
+        let Some(chosen) = password.clone() else {
             return false;
         };
         match questions(term, session) {
@@ -54,7 +60,7 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
                         continue;
                     }
                 }
-                if let Err(e) = login::set(passwd, &password) {
+                if let Err(e) = login::set(passwd, &chosen) {
                     print(&format!("cannot store the admin password: {e}\n"));
                     return false;
                 }
@@ -66,7 +72,10 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
                 print("Setup complete. Type `help` for the commands, `?` anywhere for choices.\n");
                 return true;
             }
-            Answer::Again => print("\nStarting over.\n\n"),
+            Answer::Again => {
+                password = None;
+                print("\nStarting over.\n\n");
+            }
             Answer::End => return false,
         }
     }
@@ -113,10 +122,10 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
     net.insert("mode".into(), mode.clone().into());
     if mode == "static" {
         let address = get!(ask(term, "Address with prefix (A.B.C.D/N)", "", |a| {
-            let ok = a.split_once('/').is_some_and(|(ip, n)| {
-                ip.parse::<std::net::Ipv4Addr>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= 32)
-            });
-            ok.then_some(()).ok_or("write it as 192.0.2.10/24".into())
+            // The rule `commit` applies to network.address.
+            crate::config::parse_network_cidr(a)
+                .map(|_| ())
+                .ok_or("write it as 192.0.2.10/24".into())
         }));
         net.insert("address".into(), address.into());
         let gateway = get!(ask(term, "Default gateway (empty for none)", "", |a| {
@@ -205,15 +214,12 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
             "Networks allowed to relay (CIDR, space separated, empty for none)",
             "",
             |a| {
-                a.split_whitespace()
-                    .all(|n| {
-                        n.parse::<std::net::IpAddr>().is_ok()
-                            || n.split_once('/').is_some_and(|(ip, l)| {
-                                ip.parse::<std::net::IpAddr>().is_ok() && l.parse::<u8>().is_ok()
-                            })
-                    })
-                    .then_some(())
-                    .ok_or("write networks as 10.0.0.0/8".into())
+                // The rules `commit` applies to relay.networks (config::parse_cidr).
+                a.split_whitespace().try_for_each(|n| {
+                    crate::config::parse_cidr(n)
+                        .map(|_| ())
+                        .map_err(|e| format!("{n}: {e}"))
+                })
             }
         ));
         if !nets.is_empty() {
