@@ -2,10 +2,10 @@
 //! it, and every message still goes out exactly once, even one larger than the budget.
 
 use super::fake::{self, Script};
+use super::support::config_text;
 use super::*;
 use crate::queue::Recipient;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 const KIB: u64 = 1024;
@@ -58,31 +58,6 @@ async fn deliver_all(budget: u64, sizes: &[usize]) -> (u64, usize, Vec<Vec<u8>>)
     assert!(budget.peak() <= budget.total());
     let seen = fake.seen.lock().unwrap();
     (budget.peak(), seen.most_in_data, seen.messages.clone())
-}
-
-pub(super) fn config_text(dir: &std::path::Path, backend: SocketAddr) -> String {
-    format!(
-        r#"
-        hostname = "gw.test"
-        data_dir = "{dir}"
-        [[listener]]
-        address = "127.0.0.1:2525"
-        [[domain]]
-        name = "b.test"
-        next_hops = ["{backend}"]
-        [queue]
-        retry_intervals = ["1s"]
-        retry_jitter = 0.0
-        [delivery]
-        tls = "none"
-        connect_timeout = "5s"
-        command_timeout = "5s"
-        data_timeout = "5s"
-        [limits]
-        shutdown_timeout = "1s"
-        "#,
-        dir = dir.display()
-    )
 }
 
 /// Each large message delivered exactly once (by its numbered subject).

@@ -2,11 +2,10 @@
 //! again (still corrupt: it stays held and the reply says why; sound: released and
 //! delivered), a release in bulk leaves it held, and `queue delete` removes it.
 
-use super::budget_tests::config_text;
 use super::fake::{self, Script};
+use super::support::{config_text, stop, until};
 use super::*;
 use crate::queue::{Change, Hold, Recipient};
-use std::time::Instant;
 
 /// Flips one byte of `needle`'s first occurrence in the file at `path`.
 fn flip_inside(path: &std::path::Path, needle: &[u8]) {
@@ -25,14 +24,6 @@ fn body(tag: &str) -> Vec<u8> {
         body.extend_from_slice(format!("{tag} line {n:04} of the body\r\n").as_bytes());
     }
     body
-}
-
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,11 +87,7 @@ async fn release_rechecks_a_corrupt_body_and_delete_removes_it() {
         queue.list().await.is_ok_and(|l| l.is_empty())
     })
     .await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), handle.stopped())
-        .await
-        .unwrap();
-    queue.close().await;
+    stop(handle, shutdown, queue.clone()).await;
     let seen = fake.seen.lock().unwrap();
     assert_eq!(seen.messages.len(), 1, "only the released message went out");
     assert!(String::from_utf8_lossy(&seen.messages[0]).contains("Subject: kept"));

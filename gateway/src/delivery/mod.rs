@@ -58,6 +58,8 @@ mod reload_tests;
 #[cfg(test)]
 mod stall_tests;
 #[cfg(test)]
+mod support;
+#[cfg(test)]
 mod tests;
 
 pub use crate::routing::Destination;

@@ -1,22 +1,20 @@
 //! A console commit reaches delivery: the next connection greets with the new host name
 //! (issue 17: the EHLO kept the boot-time name until a restart).
 
-use super::budget_tests::config_text;
 use super::fake::{self, Script};
+use super::support::{config_text, stop, until};
 use super::*;
 use crate::queue::Recipient;
-use std::time::Instant;
 
 /// Enqueues one message and waits until the queue is empty again (delivered).
 async fn deliver_one(queue: &Queue, n: usize) {
     let env = Envelope::new("s@a.test", vec![Recipient::pending("r@b.test")], 1);
     let body = format!("Subject: {n}\r\n\r\nhi\r\n").into_bytes();
     queue.enqueue(env, body).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !queue.list().await.unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "message {n} not delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(&format!("message {n} delivered"), async || {
+        queue.list().await.is_ok_and(|l| l.is_empty())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -45,11 +43,7 @@ async fn a_committed_host_name_is_the_next_connections_ehlo() {
     let renamed = text.replace("hostname = \"gw.test\"", "hostname = \"renamed.test\"");
     handle.reload(Arc::new(Config::parse(&renamed).unwrap()));
     deliver_one(&queue, 2).await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), handle.stopped())
-        .await
-        .unwrap();
-    queue.close().await;
+    stop(handle, shutdown, queue).await;
 
     let seen = fake.seen.lock().unwrap();
     let ehlos = |commands: &[String]| -> Vec<String> {

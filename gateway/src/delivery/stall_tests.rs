@@ -3,42 +3,16 @@
 //! Once space is freed the queue recovers by itself and the mail goes out, once.
 
 use super::fake::{self, Script};
+use super::support::{self, stop, until};
 use super::*;
 use crate::queue::Recipient;
 use crate::queue::tests::enospc::{Tmpfs, fill};
-use std::time::Instant;
 
+/// The shared configuration without a free-space reserve (the tmpfs is tiny) and with
+/// active checks every second.
 fn config_text(dir: &std::path::Path, backend: std::net::SocketAddr) -> String {
-    format!(
-        r#"
-        hostname = "gw.test"
-        data_dir = "{dir}"
-        [[listener]]
-        address = "127.0.0.1:2525"
-        [[domain]]
-        name = "b.test"
-        next_hops = ["{backend}"]
-        [queue]
-        retry_intervals = ["1s"]
-        retry_jitter = 0.0
-        min_free_space = "0"
-        [delivery]
-        tls = "none"
-        [flow]
-        check_interval = "1s"
-        [limits]
-        shutdown_timeout = "1s"
-        "#,
-        dir = dir.display()
-    )
-}
-
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::config_text(dir, backend).replacen("[queue]\n", "[queue]\nmin_free_space = \"0\"\n", 1)
+        + "\n[flow]\ncheck_interval = \"1s\"\n"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,10 +71,6 @@ async fn no_delivery_starts_while_the_queue_cannot_commit() {
         queue.list().await.is_ok_and(|l| l.is_empty())
     })
     .await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), handle.stopped())
-        .await
-        .unwrap();
-    queue.close().await;
+    stop(handle, shutdown, queue).await;
     assert_eq!(fake.seen.lock().unwrap().messages.len(), 1);
 }
