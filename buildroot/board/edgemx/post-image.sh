@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Buildroot post-image: the same GPT layout as scripts/build-image, from
-# Buildroot's kernel (bzImage), initramfs (rootfs.cpio.lz4) and GRUB images.
+# Buildroot's kernel (bzImage), initramfs (rootfs.cpio.zst) and GRUB images.
 set -euo pipefail
 IMAGES=${BINARIES_DIR:?}
 EXT=${BR2_EXTERNAL_EDGEMX_PATH:?}
@@ -14,7 +14,7 @@ sed -e "s/@SLOT_A_UUID@/ED6E-000A/" -e "s|@CMDLINE@|$CMDLINE|" -e "s/@VERSION@/b
     "$REPO/image/grub/grub.cfg" > "$WORK/esp/boot/grub/grub.cfg"
 cp "$IMAGES/efi-part/EFI/BOOT/bootx64.efi" "$WORK/esp/EFI/BOOT/BOOTX64.EFI"
 cp "$IMAGES/bzImage" "$WORK/slot-a/vmlinuz"
-cp "$IMAGES/rootfs.cpio.lz4" "$WORK/slot-a/initrd.img"
+cp "$IMAGES/rootfs.cpio.zst" "$WORK/slot-a/initrd.img"
 mkfat() { rm -f "$1"; mkfs.vfat -C -F 32 -s 1 -i "$3" -n "$4" "$1" $(($2 * 1024)) >/dev/null
           if [ $# -gt 4 ]; then mcopy -s -i "$1" "${@:5}" ::/; fi; }
 mkfat "$WORK/esp.vfat" 64 "$ESP_ID" EDGEMX-ESP "$WORK"/esp/EFI "$WORK"/esp/boot
