@@ -485,3 +485,69 @@ async fn show_queue_takes_a_domain_or_an_id_and_show_log_a_count() {
     pty.line("exit");
     pty.wait_exit(STEP);
 }
+
+/// A pasted private key is not shown on the console (issue 17 defect 3); the certificate
+/// is, and the pair is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wizard_takes_a_pasted_key_without_showing_it() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), "");
+    let identity = edgemx_tests::pki::Ca::new("Paste CA").issue("setup.test", &["setup.test"]);
+    let passwd = dir.path().join("admin");
+    let mut pty = console("wizard-paste", &gw, Some(&passwd));
+    for (question, answer) in [
+        ("New admin password: ", "correct horse"),
+        ("Repeat the password: ", "correct horse"),
+        ("Hostname", "setup.test"),
+        ("Network: dhcp or static", ""),
+        ("Accepted domain", "new.test"),
+    ] {
+        pty.expect(question, STEP);
+        pty.line(answer);
+    }
+    if pty.expect_any(&["Role for new.test", "Next hops for new.test"], STEP) == 0 {
+        pty.line("");
+        pty.expect("Next hops for new.test", STEP);
+    }
+    pty.line(&backend.addr().to_string());
+    pty.expect("Another domain", STEP);
+    pty.line("");
+    pty.expect("Networks allowed to relay", STEP);
+    pty.line("");
+    pty.expect("TLS certificate", STEP);
+    pty.line("paste");
+    pty.expect("Paste the certificate chain (PEM)", STEP);
+    for line in identity.cert_pem.lines() {
+        pty.line(line);
+    }
+    pty.line("");
+    pty.expect("(it is not shown):", STEP);
+    let shown_before = pty.text().len();
+    for line in identity.key_pem.lines() {
+        pty.line(line);
+    }
+    pty.line("");
+    pty.expect("lines read, not shown", STEP);
+    pty.expect("Check SPF, DKIM and DMARC on inbound mail", STEP);
+    let after_prompt = pty.text()[shown_before..].to_string();
+    let body = identity
+        .key_pem
+        .lines()
+        .find(|l| !l.starts_with("-----"))
+        .expect("a base64 line");
+    assert!(
+        !after_prompt.contains(body) && !after_prompt.contains("PRIVATE KEY"),
+        "the key was echoed:\n{after_prompt}"
+    );
+    // The certificate itself was echoed as it was pasted (nothing secret in it).
+    let cert_body = identity.cert_pem.lines().nth(1).expect("a base64 line");
+    assert!(pty.text().contains(cert_body));
+    pty.line("");
+    pty.expect("Apply this configuration? [yes]: ", STEP);
+    pty.line("yes");
+    pty.expect("Setup complete", STEP);
+    prompt(&mut pty);
+    pty.line("exit");
+    pty.wait_exit(STEP);
+}

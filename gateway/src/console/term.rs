@@ -88,19 +88,7 @@ impl Term {
     /// A line read without echo (passwords).
     pub fn secret(&mut self, prompt: &str) -> Option<String> {
         print(prompt);
-        let stdin = std::io::stdin();
-        let saved = nix::sys::termios::tcgetattr(stdin.as_fd()).ok();
-        if let Some(saved) = &saved {
-            let mut quiet = saved.clone();
-            quiet
-                .local_flags
-                .remove(nix::sys::termios::LocalFlags::ECHO);
-            let _ = nix::sys::termios::tcsetattr(
-                stdin.as_fd(),
-                nix::sys::termios::SetArg::TCSANOW,
-                &quiet,
-            );
-        }
+        let quiet = NoEcho::new();
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         let got = loop {
@@ -113,15 +101,26 @@ impl Term {
                 break true;
             }
         };
-        if let Some(saved) = &saved {
-            let _ = nix::sys::termios::tcsetattr(
-                stdin.as_fd(),
-                nix::sys::termios::SetArg::TCSANOW,
-                saved,
-            );
-        }
+        drop(quiet);
         print("\n");
         got.then(|| String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// [`Term::block`] without echo, for a pasted private key: the terminal (and anyone
+    /// watching it or its scrollback) never shows the key; a line says how much was read.
+    /// The prompt is printed once echo is off, so nothing typed after it is shown.
+    pub fn secret_block(&mut self, prompt: &str, end: &str) -> Option<String> {
+        let quiet = NoEcho::new();
+        print(prompt);
+        let text = self.block(end);
+        drop(quiet);
+        if let Some(text) = &text {
+            print(&format!(
+                "({} lines read, not shown)\n",
+                text.lines().count()
+            ));
+        }
+        text
     }
 
     /// Pasted lines up to (not including) a line equal to `end`, or an empty line when
@@ -266,3 +265,33 @@ impl Hinter for Assist {
 impl Highlighter for Assist {}
 impl Validator for Assist {}
 impl Helper for Assist {}
+
+/// The terminal's echo off while it lives (passwords, pasted private keys); the saved
+/// settings come back on drop, also when reading failed.
+struct NoEcho(Option<nix::sys::termios::Termios>);
+
+impl NoEcho {
+    fn new() -> NoEcho {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(stdin.as_fd()).ok();
+        if let Some(saved) = &saved {
+            let mut quiet = saved.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &quiet);
+        }
+        NoEcho(saved)
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin().as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}

@@ -247,8 +247,10 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
             let Some(cert) = term.block("") else {
                 return Answer::Again;
             };
-            print("Paste the private key (PEM), then an empty line:\n");
-            let Some(key) = term.block("") else {
+            let Some(key) = term.secret_block(
+                "Paste the private key (PEM), then an empty line (it is not shown):\n",
+                "",
+            ) else {
                 return Answer::Again;
             };
             match session
