@@ -63,9 +63,7 @@ pub fn tls(config: &Config) -> Result<Value, String> {
         .clone()
         .unwrap_or_else(|| config.data_dir.join("tls").join("cert.pem"));
     let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let chain: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .filter_map(Result::ok)
-        .collect();
+    let chain = crate::tls::pem_certificates(&pem).unwrap_or_default();
     let leaf = chain
         .first()
         .ok_or_else(|| format!("{}: no PEM certificate", path.display()))?;
@@ -230,13 +228,12 @@ pub fn renew_cert(config: &Config) -> Result<(), String> {
 }
 
 pub fn install_cert(config: &Config, cert: &str, key: &str) -> Result<Value, String> {
-    let chain: Vec<_> = rustls_pemfile::certs(&mut cert.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate: {e}"))?;
+    let chain =
+        crate::tls::pem_certificates(cert.as_bytes()).map_err(|e| format!("certificate: {e}"))?;
     if chain.is_empty() {
         return Err("certificate: no -----BEGIN CERTIFICATE----- block found".into());
     }
-    let der = rustls_pemfile::private_key(&mut key.as_bytes())
+    let der = crate::tls::pem_private_key(key.as_bytes())
         .map_err(|e| format!("key: {e}"))?
         .ok_or("key: no -----BEGIN PRIVATE KEY----- block found")?;
     rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(

@@ -167,13 +167,29 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         reason,
     };
     let pem = fs::read(path).map_err(|e| err(e.to_string()))?;
-    let chain: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(e.to_string()))?;
+    let chain = pem_certificates(&pem).map_err(err)?;
     if chain.is_empty() {
         return Err(err("no PEM certificate found".into()));
     }
     Ok(chain)
+}
+
+/// Every certificate in a PEM text (other sections are skipped).
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM text; `None` when it has none.
+pub fn pem_private_key(pem: &[u8]) -> Result<Option<PrivateKeyDer<'static>>, String> {
+    use rustls::pki_types::pem::{self, PemObject};
+    match PrivateKeyDer::from_pem_slice(pem) {
+        Ok(key) => Ok(Some(key)),
+        Err(pem::Error::NoItemsFound) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
@@ -182,8 +198,8 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         reason,
     };
     let pem = fs::read(path).map_err(|e| err(e.to_string()))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| err(e.to_string()))?
+    pem_private_key(&pem)
+        .map_err(err)?
         .ok_or_else(|| err("no PEM private key found".into()))
 }
 
