@@ -140,10 +140,14 @@ pub async fn run_with_admin(
 
     shutdown.cancelled().await;
     log::info!("shutting down: no new connections, finishing messages in progress");
-    let _ = accepting.await;
+    // One deadline for everything that waits on a peer (listeners, sessions, deliveries,
+    // the control socket, the admin listener); only the queue's last commit is awaited
+    // whatever it takes, since it is what makes a 250 true.
     let deadline = config.limits.shutdown_timeout.0;
+    let until = tokio::time::Instant::now() + deadline;
+    join_by("SMTP listeners", until, accepting).await;
     ctx.sessions.close();
-    if tokio::time::timeout(deadline, ctx.sessions.wait())
+    if tokio::time::timeout_at(until, ctx.sessions.wait())
         .await
         .is_err()
     {
@@ -153,20 +157,32 @@ pub async fn run_with_admin(
             deadline
         );
     }
-    if tokio::time::timeout(deadline, deliveries.stopped())
+    if tokio::time::timeout_at(until, deliveries.stopped())
         .await
         .is_err()
     {
         log::warn!("deliveries still running after {deadline:?}; abandoned (they will be retried)");
     }
-    let _ = control_task.await;
+    join_by("control socket", until, control_task).await;
     queue.close().await;
-    if let Some(admin) = admin {
-        admin.stop().await;
+    if let Some(admin) = admin
+        && tokio::time::timeout_at(until, admin.stop()).await.is_err()
+    {
+        log::warn!("admin HTTP listener still running at the shutdown deadline; left behind");
     }
     let _ = std::fs::remove_file(config.control_socket());
     log::info!("stopped");
     Ok(())
+}
+
+/// Awaits a task until the shutdown deadline: a panic is logged as an error (it is not
+/// silently dropped), a task still running then is left behind with a warning.
+async fn join_by(what: &str, until: tokio::time::Instant, task: tokio::task::JoinHandle<()>) {
+    match tokio::time::timeout_at(until, task).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::error!("{what}: task failed during shutdown: {e}"),
+        Err(_) => log::warn!("{what} still running at the shutdown deadline; left behind"),
+    }
 }
 
 fn start_admin(
@@ -216,4 +232,22 @@ pub async fn on_signals(shutdown: CancellationToken) {
     };
     log::info!("{name} received");
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn join_by_survives_a_panicked_task_and_leaves_a_stuck_one_at_the_deadline() {
+        let until = tokio::time::Instant::now() + Duration::from_millis(200);
+        let panicked = tokio::spawn(async { panic!("a listener bug") });
+        super::join_by("panicking", until, panicked).await;
+        let stuck = tokio::spawn(std::future::pending::<()>());
+        super::join_by("stuck", until, stuck).await;
+        assert!(
+            tokio::time::Instant::now() >= until,
+            "returned before the deadline"
+        );
+    }
 }

@@ -88,8 +88,10 @@ impl Reloader {
             let config = live.borrow_and_update().clone();
             self.apply(config).await;
         }
-        for (_, running) in self.listeners.drain() {
-            let _ = running.task.await;
+        for (addr, running) in self.listeners.drain() {
+            if let Err(e) = running.task.await {
+                log::error!("SMTP listener on {addr} failed: {e}");
+            }
         }
     }
 
@@ -150,7 +152,9 @@ impl Reloader {
         for addr in gone {
             if let Some(running) = self.listeners.remove(&addr) {
                 running.stop.cancel();
-                let _ = running.task.await;
+                if let Err(e) = running.task.await {
+                    log::error!("SMTP listener on {addr} failed: {e}");
+                }
                 log::info!("SMTP no longer listening on {addr}");
             }
         }
