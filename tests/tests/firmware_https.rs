@@ -3,6 +3,7 @@
 //! `lighttpd` and `lighttpd-mod-openssl`, installed by scripts/setup) on loopback.
 
 use edgemx::firmware::fetch::{self, FetchError, Url};
+use edgemx_tests::gateway::free_port;
 use edgemx_tests::pki::Ca;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,10 +20,7 @@ impl Lighttpd {
     fn start(dir: &Path, cert_pem: &str, key_pem: &str) -> Lighttpd {
         let pem = dir.join("server.pem");
         std::fs::write(&pem, format!("{cert_pem}{key_pem}")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
+        let port = free_port().port();
         let conf = dir.join("lighttpd.conf");
         std::fs::write(
             &conf,
