@@ -16,14 +16,32 @@ async fn list_as_nobody(gw: &Gateway) -> (bool, String) {
     let config = dir.join("edgemx.toml");
     std::fs::write(&config, &gw.config.text).unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A copy nobody can reach: the checkout (and its target/) may sit under a 0700
+    // directory, as in a clone made in `mktemp -d`.
+    // A hard link writes nothing; a copy (another file system) may meet ETXTBSY while a
+    // concurrently forked test process still holds its write descriptor: try again then.
+    let bin = dir.join("edgemx-as-nobody");
+    if std::fs::hard_link(edgemx_tests::gateway::binary(), &bin).is_err() {
+        std::fs::copy(edgemx_tests::gateway::binary(), &bin).unwrap();
+    }
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(edgemx_tests::gateway::binary())
-            .args(["queue", "list", "--config"])
-            .arg(&config)
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .output()
-            .expect("run edgemx as nobody")
+        let mut tries = 0;
+        loop {
+            let run = std::process::Command::new(&bin)
+                .args(["queue", "list", "--config"])
+                .arg(&config)
+                .uid(NOBODY)
+                .gid(NOBODY)
+                .output();
+            match run {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                run => break run.expect("run edgemx as nobody"),
+            }
+        }
     })
     .await
     .unwrap();
