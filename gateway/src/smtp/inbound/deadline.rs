@@ -78,17 +78,31 @@ impl Session {
         let mut stress = self.ctx.limiter.stress();
         loop {
             let stressed = *stress.borrow_and_update();
-            let Some(wait) = pace.wait(Instant::now(), stressed.then_some(stress_timeout)) else {
+            let now = Instant::now();
+            let Some(wait) = pace.wait(now, stressed.then_some(stress_timeout)) else {
                 return Err(ReadEnd::Timeout);
             };
+            // A deadline that has passed is not lifted by what wakes us at the same moment:
+            // bytes arriving at that instant, or the stress ending because the other
+            // sessions were cut at the same tick. Otherwise a trickling client under stress
+            // gets a fresh budget exactly when it should be cut.
+            let deadline = now + wait;
             tokio::select! {
+                biased;
                 read = self.conn.read_some(wait) => {
+                    if read.is_ok() && Instant::now() >= deadline {
+                        return Err(ReadEnd::Timeout);
+                    }
                     if let Ok(n) = read {
                         pace.received(n);
                     }
                     return read;
                 }
-                Ok(()) = stress.changed() => {}
+                Ok(()) = stress.changed() => {
+                    if Instant::now() >= deadline {
+                        return Err(ReadEnd::Timeout);
+                    }
+                }
             }
         }
     }
