@@ -323,7 +323,7 @@ fn probes(path: &Path, json: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(data) => {
-            print!("{}", crate::observe::probe::format_status(&data));
+            print!("{}", crate::probe::format_status(&data));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -15,7 +15,8 @@
 //! | [`delivery`] | SMTP client, next-hop selection and failover, connection reuse, scheduler |
 //! | [`tls`] | rustls configurations (ring provider), certificates, client-certificate trust, per-policy verifiers |
 //! | [`dns`] | hickory resolver construction; the DNS audit (`edgemx dns check`, `plan-mx-change`) |
-//! | [`observe`] | logging (journald or stderr), metrics and the admin HTTP listener, mail-flow probes |
+//! | [`observe`] | logging (journald or stderr), the events the data path publishes, the metrics registry (a value subscribed to them) and the admin HTTP listener |
+//! | [`probe`] | mail-flow probes of next hops and probe messages, one [`probe::Probes`] per gateway |
 //! | [`time`] | wall clock, RFC 5322 and log time stamps |
 //! | [`server`] | the gateway assembled: start order and the one shutdown path |
 //! | [`control`] | the root-only control socket used by `edgemx queue …` |
@@ -40,6 +41,7 @@ pub mod init;
 pub mod observe;
 pub mod password;
 pub mod policy;
+pub mod probe;
 pub mod queue;
 pub mod routing;
 pub mod server;

@@ -8,8 +8,11 @@ use crate::config::Config;
 use crate::control;
 use crate::delivery;
 use crate::observe;
+use crate::observe::events::Events;
+use crate::observe::metrics::Metrics;
+use crate::probe::Probes;
 use crate::queue::{Queue, QueueError};
-use crate::smtp::inbound::Context;
+use crate::smtp::inbound::{Context, Parts};
 use crate::tls::{self, TlsError};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -67,7 +70,13 @@ pub async fn run_with_admin(
     let config = Arc::new(config);
     prepare_data_dir(&config)?;
     let server_tls = tls::server(&config)?;
-    let mail_auth = crate::policy::auth::MailAuth::load(&config)?;
+    // What happened on the data path is published here; the registry and the probes
+    // subscribe before anything can publish.
+    let events = Events::new();
+    let metrics = Metrics::new();
+    metrics.count(&events);
+    let probes = Probes::new(metrics.clone(), &events);
+    let mail_auth = crate::policy::auth::MailAuth::load(&config)?.publishing(&events);
     if server_tls.generated {
         log::info!(
             "generated a self-signed ECDSA P-256 certificate: {}",
@@ -86,31 +95,50 @@ pub async fn run_with_admin(
         queue_path.display(),
         resumed.len()
     );
-    let recipients = crate::policy::Recipients::start(&config, &shutdown)
+    let recipients = crate::policy::Recipients::start(&config, &events, &shutdown)
         .map_err(|e| StartError::Routing(e.to_string()))?;
-    let ctx = Context::new(
-        config.clone(),
-        queue.clone(),
-        recipients,
-        Some(server_tls.config),
-        shutdown.clone(),
-        mail_auth,
-    );
     // One budget for message bytes: received and not yet queued, or read for delivery.
-    let budget = delivery::Budget::shared(ctx.inflight.clone(), config.limits.inflight_bytes.0);
+    let inflight = Context::budget(&config);
+    let budget = delivery::Budget::shared(inflight.clone(), config.limits.inflight_bytes.0);
     let deliveries = delivery::start(
         config.clone(),
         queue.clone(),
         resumed,
         budget,
+        &events,
         shutdown.child_token(),
     );
-    let _ = ctx.deliveries.set(deliveries.clone());
+    let ctx = Context::new(
+        config.clone(),
+        Parts {
+            queue: queue.clone(),
+            recipients,
+            tls: Some(server_tls.config),
+            shutdown: shutdown.clone(),
+            mail_auth,
+            inflight,
+            deliveries: deliveries.clone(),
+            events: events.clone(),
+        },
+    );
     let admin = match admin {
-        Some(listener) => Some(start_admin(listener, &config, &queue, &ctx, &shutdown)?),
+        Some(listener) => {
+            let view = observe::scrape::View {
+                config: config.clone(),
+                queue: queue.clone(),
+                limiter: ctx.limiter.clone(),
+                shutdown: shutdown.clone(),
+                metrics,
+                probe_waiting: {
+                    let probes = probes.clone();
+                    Arc::new(move || probes.waiting())
+                },
+            };
+            Some(observe::http::start(listener, view).map_err(StartError::Admin)?)
+        }
         None => None,
     };
-    observe::probe::start(config.clone(), shutdown.child_token());
+    probes.start(config.clone(), shutdown.child_token());
     // The live configuration: console commits publish here; `reload` applies it.
     let (live, live_rx) = watch::channel(config.clone());
     let (applied, applied_rx) = watch::channel(config.clone());
@@ -126,6 +154,7 @@ pub async fn run_with_admin(
         queue.clone(),
         deliveries.clone(),
         console_admin,
+        probes,
     )
     .map_err(|e| StartError::Control {
         path: config.control_socket().display().to_string(),
@@ -183,22 +212,6 @@ async fn join_by(what: &str, until: tokio::time::Instant, task: tokio::task::Joi
         Ok(Err(e)) => log::error!("{what}: task failed during shutdown: {e}"),
         Err(_) => log::warn!("{what} still running at the shutdown deadline; left behind"),
     }
-}
-
-fn start_admin(
-    listener: std::net::TcpListener,
-    config: &Arc<Config>,
-    queue: &Queue,
-    ctx: &Arc<Context>,
-    shutdown: &CancellationToken,
-) -> Result<observe::http::Running, StartError> {
-    let view = observe::scrape::View {
-        config: config.clone(),
-        queue: queue.clone(),
-        limiter: ctx.limiter.clone(),
-        shutdown: shutdown.clone(),
-    };
-    observe::http::start(listener, view).map_err(StartError::Admin)
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartError> {

@@ -65,6 +65,8 @@ pub struct Gateway {
     pub addrs: Vec<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config: Config,
+    /// The admin HTTP listener (`/metrics`, `/healthz`) of this gateway alone.
+    pub admin: SocketAddr,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), server::StartError>>,
 }
@@ -132,12 +134,20 @@ impl Gateway {
         let text = text(dir.path(), addr);
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server::run(config.clone(), bound, shutdown.clone()));
+        let admin_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind admin");
+        let admin = admin_listener.local_addr().expect("admin addr");
+        let task = tokio::spawn(server::run_with_admin(
+            config.clone(),
+            bound,
+            Some(admin_listener),
+            shutdown.clone(),
+        ));
         Gateway {
             addr,
             addrs,
             dir,
             config,
+            admin,
             shutdown,
             task,
         }
@@ -151,6 +161,11 @@ impl Gateway {
             other => panic!("gateway did not stop cleanly: {other:?}"),
         }
         self.dir
+    }
+
+    /// This gateway's metrics, as a scraper reads them.
+    pub async fn metrics(&self) -> String {
+        crate::admin::scrape(self.admin).await
     }
 
     pub fn begin_shutdown(&self) {

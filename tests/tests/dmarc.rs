@@ -54,6 +54,14 @@ async fn monitor_mode_relays_a_dmarc_failure_with_the_verdict_recorded() {
     assert!(ar.contains("header.from=reject.test"), "{ar}");
     assert!(ar.contains("policy.dmarc=reject"), "{ar}");
     assert!(!got[0].text().contains("X-Edgemx-Quarantine"));
+    // The verdict is counted by this gateway's registry, once.
+    let metrics = gw.metrics().await;
+    let fail = r#"{method="dmarc",result="fail"}"#;
+    assert_eq!(
+        edgemx_tests::admin::sample(&metrics, "edgemx_auth_verdicts_total", fail),
+        Some(1.0),
+        "{metrics}"
+    );
     gw.stop().await;
 }
 

@@ -1,12 +1,12 @@
-//! The admin listener of a real `edgemx serve` process: counters scraped over HTTP after
-//! mail went through, queue depth per destination while a backend is down, connections,
-//! and `/healthz` turning 503 when the queue is full and during shutdown.
+//! The admin listener of a gateway: counters scraped over HTTP after mail went through,
+//! queue depth per destination while a backend is down, connections, and `/healthz`
+//! turning 503 when the queue is full and during shutdown.
 //!
-//! Each test runs its own gateway process, so the process-wide counters start at zero.
+//! The gateways run in this one process, side by side: each has its own registry, so
+//! every one's counters start at zero.
 
 use edgemx_tests::admin::{http, sample, scrape, sum};
-use edgemx_tests::gateway::free_port;
-use edgemx_tests::{Backend, FakeBackend, GatewayProcess, SmtpClient, send_mail};
+use edgemx_tests::{Backend, FakeBackend, Gateway, SmtpClient, send_mail};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -56,16 +56,14 @@ async fn counters_queue_depth_and_connections_are_scraped_over_http() {
     };
     let backend = FakeBackend::start_with("127.0.0.1:0".parse().unwrap(), tls).await;
     let down = FakeBackend::start().await.stop();
-    let admin = free_port();
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         "[[domain]]\nname = \"down.test\"\nnext_hops = [\"{down}\"]\n\
-         [admin]\naddress = \"{admin}\"\n\
          [limits]\nmax_connections_per_ip = 2\n\
          [queue]\nretry_intervals = [\"1s\"]\nretry_jitter = 0.0\n\
          [flow]\ncheck_interval = \"200ms\"\n"
     );
-    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    let gw = Gateway::start(backend.addr(), &extra).await;
+    let admin = gw.admin;
     let before = scrape(admin).await;
     assert_eq!(counter(&before, "edgemx_messages_accepted_total"), 0.0);
     assert_eq!(counter(&before, "edgemx_up"), 1.0);
@@ -134,7 +132,7 @@ async fn counters_queue_depth_and_connections_are_scraped_over_http() {
         &["direction=\"outbound\""],
     );
     assert!(outbound >= 1.0, "{text}");
-    // Six SMTP connections since the first scrape (the start-up check made one before).
+    // Six SMTP connections since the first scrape.
     let made =
         counter(&text, "edgemx_connections_total") - counter(&before, "edgemx_connections_total");
     assert_eq!(made, 6.0);
@@ -165,16 +163,15 @@ async fn counters_queue_depth_and_connections_are_scraped_over_http() {
         http(admin, "GET", "/healthz").await.unwrap(),
         (200, "ok\n".into())
     );
-    assert!(gw.terminate().success());
+    drop((_first, _second, third));
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_fails_when_the_queue_is_full_connections_are_exhausted_or_shutting_down() {
     let down = FakeBackend::start().await.stop();
-    let admin = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let extra = format!("[admin]\naddress = \"{admin}\"\n[queue]\nmax_messages = 1\n");
-    let gw = GatewayProcess::spawn(dir.path(), down, &extra);
+    let gw = Gateway::start(down, "[queue]\nmax_messages = 1\n").await;
+    let admin = gw.admin;
     wait_health(admin, 200).await;
     let reply = send_mail(gw.addr, "a@sender.test", &["b@example.com"], BODY).await;
     assert!(reply.unwrap().is("250"));
@@ -182,16 +179,13 @@ async fn healthz_fails_when_the_queue_is_full_connections_are_exhausted_or_shutt
     assert!(why.contains("queue full"), "{why}");
     let text = scrape(admin).await;
     assert_eq!(counter(&text, "edgemx_healthy"), 0.0);
-    assert!(gw.terminate().success());
+    gw.stop().await;
 
     // Every connection slot taken: not healthy, yet the admin side still answers.
     let backend = FakeBackend::start().await;
-    let admin = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        "[admin]\naddress = \"{admin}\"\n[limits]\nmax_connections = 2\nmax_connections_per_ip = 2\n"
-    );
-    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    let extra = "[limits]\nmax_connections = 2\nmax_connections_per_ip = 2\n";
+    let gw = Gateway::start(backend.addr(), extra).await;
+    let admin = gw.admin;
     wait_health(admin, 200).await;
     let _one = SmtpClient::connect(gw.addr).await.unwrap();
     let _two = SmtpClient::connect(gw.addr).await.unwrap();
@@ -201,15 +195,13 @@ async fn healthz_fails_when_the_queue_is_full_connections_are_exhausted_or_shutt
     assert_eq!(counter(&text, "edgemx_connections_current"), 2.0);
     drop((_one, _two));
     wait_health(admin, 200).await;
-    assert!(gw.terminate().success());
+    gw.stop().await;
 
-    // A healthy gateway with a message in DATA: SIGTERM makes it wait for that message,
-    // and /healthz says 503 meanwhile, so load balancers stop sending at once.
+    // A healthy gateway with a message in DATA: a shutdown (what SIGTERM starts) waits for
+    // that message, and /healthz says 503 meanwhile, so load balancers stop sending at once.
     let backend = FakeBackend::start().await;
-    let admin = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let extra = format!("[admin]\naddress = \"{admin}\"\n[limits]\nshutdown_timeout = \"20s\"\n");
-    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    let gw = Gateway::start(backend.addr(), "[limits]\nshutdown_timeout = \"20s\"\n").await;
+    let admin = gw.admin;
     wait_health(admin, 200).await;
     let mut c = SmtpClient::connect(gw.addr).await.unwrap();
     c.expect("EHLO client.test", "250").await;
@@ -217,14 +209,10 @@ async fn healthz_fails_when_the_queue_is_full_connections_are_exhausted_or_shutt
     c.expect("RCPT TO:<b@example.com>", "250").await;
     c.expect("DATA", "354").await;
     c.send(b"Subject: in flight\r\n\r\npart one\r\n").await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(gw.pid()),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    gw.begin_shutdown();
     let why = wait_health(admin, 503).await;
     assert!(why.contains("shutting down"), "{why}");
     c.send(b"part two\r\n.\r\n").await;
     assert!(c.reply().await.is("250"));
-    assert!(gw.terminate().success());
+    gw.stop().await;
 }

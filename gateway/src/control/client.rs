@@ -39,7 +39,7 @@ pub enum Request {
     },
     /// The up/down state of every watched next hop.
     Health,
-    /// The mail-flow probes' state ([`crate::observe::probe::Status`] per target).
+    /// The mail-flow probes' state ([`crate::probe::Status`] per target).
     Probes,
 }
 

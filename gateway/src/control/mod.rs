@@ -18,6 +18,7 @@ pub(crate) use der::not_after;
 pub use format::{format_health, format_list, format_show};
 
 use crate::delivery::DeliveryHandle;
+use crate::probe::Probes;
 use crate::queue::{Change, Queue, QueueId};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub struct Server {
     queue: Queue,
     deliveries: DeliveryHandle,
     admin: Arc<Admin>,
+    probes: Arc<Probes>,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +51,7 @@ impl Server {
         queue: Queue,
         deliveries: DeliveryHandle,
         admin: Arc<Admin>,
+        probes: Arc<Probes>,
     ) -> std::io::Result<Server> {
         if path.exists() {
             std::fs::remove_file(path)?;
@@ -62,6 +65,7 @@ impl Server {
             queue,
             deliveries,
             admin,
+            probes,
         })
     }
 
@@ -91,8 +95,10 @@ impl Server {
                         continue;
                     }
                     let (queue, deliveries) = (self.queue.clone(), self.deliveries.clone());
-                    let admin = self.admin.clone();
-                    tokio::spawn(async move { converse(stream, queue, deliveries, admin).await });
+                    let (admin, probes) = (self.admin.clone(), self.probes.clone());
+                    tokio::spawn(async move {
+                        converse(stream, queue, deliveries, admin, probes).await
+                    });
                 }
                 Err(e) => log::warn!("control socket accept failed: {e}"),
             }
@@ -116,7 +122,13 @@ async fn refuse(stream: UnixStream, refusal: peer::Refusal) {
     .await;
 }
 
-async fn converse(stream: UnixStream, queue: Queue, deliveries: DeliveryHandle, admin: Arc<Admin>) {
+async fn converse(
+    stream: UnixStream,
+    queue: Queue,
+    deliveries: DeliveryHandle,
+    admin: Arc<Admin>,
+    probes: Arc<Probes>,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -125,7 +137,7 @@ async fn converse(stream: UnixStream, queue: Queue, deliveries: DeliveryHandle, 
                 Ok(data) => Response::Ok { data },
                 Err(error) => Response::Error { error },
             },
-            Ok(request) => execute(request, &queue, &deliveries).await,
+            Ok(request) => execute(request, &queue, &deliveries, &probes).await,
             Err(e) => Response::Error {
                 error: format!("bad request: {e}"),
             },
@@ -138,7 +150,12 @@ async fn converse(stream: UnixStream, queue: Queue, deliveries: DeliveryHandle, 
     }
 }
 
-async fn execute(request: Request, queue: &Queue, deliveries: &DeliveryHandle) -> Response {
+async fn execute(
+    request: Request,
+    queue: &Queue,
+    deliveries: &DeliveryHandle,
+    probes: &Probes,
+) -> Response {
     let result = match request {
         Request::List => queue
             .list()
@@ -189,7 +206,7 @@ async fn execute(request: Request, queue: &Queue, deliveries: &DeliveryHandle) -
             n.and_then(|n| counted(n, "scheduled for delivery now", &target))
         }
         Request::Health => Ok(json(&deliveries.health())),
-        Request::Probes => Ok(json(&crate::observe::probe::status())),
+        Request::Probes => Ok(json(&probes.status())),
     };
     match result {
         Ok(data) => Response::Ok { data },

@@ -38,6 +38,7 @@ async fn deliver_all(budget: u64, sizes: &[usize]) -> (u64, usize, Vec<Vec<u8>>)
         queue.clone(),
         resumed,
         budget.clone(),
+        &Default::default(),
         shutdown.clone(),
     );
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -20,6 +20,7 @@ mod transaction;
 
 use super::wire::{self, Reply, Stream, WireError};
 use crate::config::{self, TlsMode, TlsPolicy};
+use crate::observe::events::{Direction, Event, Events};
 use crate::smtp::proto::dsn::{Notify, Orcpt, Ret};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,17 +37,28 @@ pub struct Settings {
     pub data_timeout: Duration,
     /// One rustls configuration per TLS policy, built on first use.
     pub tls: crate::tls::ClientConfigs,
+    /// Where TLS sessions and failures are reported.
+    pub events: Events,
 }
 
 impl Settings {
-    pub fn new(config: &config::Config) -> Settings {
+    pub fn new(config: &config::Config, events: &Events) -> Settings {
         Settings {
             helo: config.hostname.clone(),
             connect_timeout: config.delivery.connect_timeout.0,
             command_timeout: config.delivery.command_timeout.0,
             data_timeout: config.delivery.data_timeout.0,
             tls: crate::tls::ClientConfigs::default(),
+            events: events.clone(),
         }
+    }
+
+    /// Reports a failed or refused outbound TLS session.
+    fn tls_failure(&self, reason: &'static str) {
+        self.events.publish(&Event::TlsFailure {
+            direction: Direction::Outbound,
+            reason,
+        });
     }
 }
 
@@ -284,7 +296,7 @@ fn lost(who: &str, stage: &str, e: WireError) -> HopError {
     ))
 }
 
-fn tls_failed(who: &str, why: &str, reason: &'static str) -> Reply {
-    crate::observe::metrics::tls_failure("outbound", reason);
+fn tls_failed(settings: &Settings, who: &str, why: &str, reason: &'static str) -> Reply {
+    settings.tls_failure(reason);
     Reply::local(451, format!("4.7.5 TLS handshake with {who} failed: {why}"))
 }

@@ -10,6 +10,7 @@
 //! back); [`Health::snapshot`] is what metrics and the console read.
 
 use super::wire::Reply;
+use crate::observe::events::{Event, Events};
 use crate::routing::Destination;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,8 @@ pub struct Health {
     inner: Arc<Mutex<HashMap<Arc<Destination>, Entry>>>,
     fall: u32,
     rise: u32,
+    /// Where state changes are announced (`edgemx_next_hop_up`).
+    events: Events,
 }
 
 struct Entry {
@@ -77,18 +80,26 @@ pub enum Seen {
 }
 
 impl Health {
-    pub fn new(fall: u32, rise: u32) -> Health {
+    pub fn new(fall: u32, rise: u32, events: &Events) -> Health {
         Health {
             inner: Arc::new(Mutex::new(HashMap::new())),
             fall: fall.max(1),
             rise: rise.max(1),
+            events: events.clone(),
         }
+    }
+
+    fn announce(&self, dest: &Destination, up: bool) {
+        self.events.publish(&Event::HopState {
+            hop: &dest.to_string(),
+            up,
+        });
     }
 
     /// Starts tracking `dest` (as up) if it is not known yet.
     pub fn track(&self, dest: &Arc<Destination>) {
         self.lock().entry(dest.clone()).or_insert_with(|| {
-            crate::observe::metrics::next_hop_state(&dest.to_string(), true);
+            self.announce(dest, true);
             Entry::new(State::Up)
         });
     }
@@ -123,7 +134,7 @@ impl Health {
             Change::WentDown => {
                 entry.state = State::Down;
                 entry.since = SystemTime::now();
-                crate::observe::metrics::next_hop_state(&dest.to_string(), false);
+                self.announce(dest, false);
                 let why = entry.last_error.as_ref().map(Reply::text);
                 log::warn!(
                     "next hop {dest} is DOWN after {} consecutive failures: {}",
@@ -136,7 +147,7 @@ impl Health {
                 entry.state = State::Up;
                 entry.since = SystemTime::now();
                 entry.last_error = None;
-                crate::observe::metrics::next_hop_state(&dest.to_string(), true);
+                self.announce(dest, true);
                 log::info!("next hop {dest} is UP again (was down {was}s)");
             }
             Change::Same => {}
@@ -155,7 +166,7 @@ impl Health {
             entry.state = State::Up;
             entry.since = SystemTime::now();
             entry.last_error = None;
-            crate::observe::metrics::next_hop_state(&dest.to_string(), true);
+            self.announce(dest, true);
             log::info!("next hop {dest} marked UP ({why})");
         }
     }
@@ -262,7 +273,7 @@ mod tests {
 
     #[test]
     fn it_takes_fall_failures_to_go_down_and_rise_checks_to_come_back() {
-        let (health, d) = (Health::new(2, 2), dest());
+        let (health, d) = (Health::new(2, 2, &Events::new()), dest());
         assert_eq!(health.observe(&d, failed()), Change::Same);
         assert!(health.down(&d).is_none());
         assert_eq!(health.observe(&d, failed()), Change::WentDown);
@@ -283,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_delivery_is_proof_enough() {
-        let (health, d) = (Health::new(1, 5), dest());
+        let (health, d) = (Health::new(1, 5, &Events::new()), dest());
         assert_eq!(health.observe(&d, failed()), Change::WentDown);
         assert_eq!(health.snapshot()[0].state, State::Down);
         assert_eq!(health.observe(&d, Seen::Delivered), Change::WentUp);

@@ -62,7 +62,9 @@ impl Walker {
     /// timeouts and count the new names as ours. Sessions already open (cached
     /// connections) keep what they greeted with until they close.
     pub fn reconfigure(&self, config: &crate::config::Config) {
-        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Settings::new(config));
+        let mut settings = self.settings.write().unwrap_or_else(|e| e.into_inner());
+        *settings = Arc::new(Settings::new(config, &settings.events));
+        drop(settings);
         *self.us.write().unwrap_or_else(|e| e.into_inner()) =
             Us::new(&config.hostname, &config.flow.our_names);
     }

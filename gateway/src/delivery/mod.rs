@@ -144,6 +144,7 @@ pub fn start(
     queue: Queue,
     resumed: Vec<Envelope>,
     budget: Arc<Budget>,
+    published: &crate::observe::events::Events,
     shutdown: CancellationToken,
 ) -> DeliveryHandle {
     let tracker = TaskTracker::new();
@@ -158,10 +159,10 @@ pub fn start(
             None
         }
     };
-    let settings = Arc::new(Settings::new(&config));
+    let settings = Arc::new(Settings::new(&config, published));
     let walker = hops::Walker::new(settings, resolver, &config.hostname, hold_period(&config))
         .our_names(&config.hostname, &config.flow.our_names);
-    let health = Health::new(config.flow.fall, config.flow.rise);
+    let health = Health::new(config.flow.fall, config.flow.rise, published);
     let ctx = Arc::new(worker::Ctx {
         walker,
         queue: Some(queue.clone()),
@@ -171,6 +172,7 @@ pub fn start(
         permits: Arc::new(Semaphore::new(config.delivery.max_concurrent.max(1))),
         budget,
         reports: events.clone(),
+        published: published.clone(),
         shutdown: shutdown.clone(),
         grace: config.limits.shutdown_timeout.0,
         tracker: tracker.clone(),

@@ -36,6 +36,7 @@ async fn a_committed_host_name_is_the_next_connections_ehlo() {
         queue.clone(),
         resumed,
         Budget::new(64 << 20),
+        &Default::default(),
         shutdown.clone(),
     );
     deliver_one(&queue, 1).await;

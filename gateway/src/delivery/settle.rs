@@ -1,9 +1,11 @@
 //! The outcome of one delivery attempt applied to an envelope: per-recipient status, expiry,
-//! the next attempt. Pure, so the rules are tested without sockets or a store.
+//! the next attempt. Pure but for the events it publishes (delivered, deferred, bounced), so
+//! the rules are tested without sockets or a store.
 
 use super::wire::Reply;
 use crate::config;
 use crate::config::flow::Expired;
+use crate::observe::events::{Event, Events};
 use crate::queue::{Envelope, RcptStatus, Recipient};
 use crate::queue::{dsn, schedule};
 use std::sync::Arc;
@@ -43,6 +45,7 @@ pub fn settle(
     now: u64,
     queue: &config::Queue,
     on_expiry: Expired,
+    events: &Events,
 ) -> Settled {
     let mut failed: Vec<Recipient> = Vec::new();
     let mut relayed: Vec<Recipient> = Vec::new();
@@ -65,7 +68,10 @@ pub fn settle(
         } else {
             RcptStatus::Deferred { reply, at: now }
         };
-        crate::observe::metrics::recipient(env.id, &rcpt.status);
+        events.publish(&Event::Recipient {
+            id: env.id,
+            status: &rcpt.status,
+        });
         if outcome.reply.is_permanent() {
             failed.push(rcpt.clone());
         } else if outcome.reply.is_positive() && !outcome.dsn_passed {
@@ -94,7 +100,10 @@ pub fn settle(
             failed.push(open);
             let reply = format!("4.4.7 message expired, not delivered{last}");
             rcpt.status = RcptStatus::Failed { reply, at: now };
-            crate::observe::metrics::recipient(env.id, &rcpt.status);
+            events.publish(&Event::Recipient {
+                id: env.id,
+                status: &rcpt.status,
+            });
         }
     }
     let finished = env.is_finished();
@@ -166,7 +175,14 @@ mod tests {
             outcome(1, 450, "4.2.1 busy"),
             outcome(2, 550, "5.1.1 unknown"),
         ];
-        let settled = settle(&mut env, &outcomes, 1000, &queue_config(), Expired::Bounce);
+        let settled = settle(
+            &mut env,
+            &outcomes,
+            1000,
+            &queue_config(),
+            Expired::Bounce,
+            &Events::new(),
+        );
         assert_eq!(settled.failed, [env.recipients[2].clone()]);
         assert!(!settled.finished);
         assert!(matches!(
@@ -192,7 +208,14 @@ mod tests {
             outcome(1, 250, "2.0.0 ok"),
             outcome(2, 554, "5.7.1 no"),
         ];
-        let settled = settle(&mut env, &outcomes, 1000, &queue_config(), Expired::Bounce);
+        let settled = settle(
+            &mut env,
+            &outcomes,
+            1000,
+            &queue_config(),
+            Expired::Bounce,
+            &Events::new(),
+        );
         assert_eq!(settled.failed, [env.recipients[2].clone()]);
         assert!(settled.finished);
         assert_eq!(env.attempts, 0);
@@ -212,6 +235,7 @@ mod tests {
             1000 + 3601,
             &queue_config(),
             Expired::Bounce,
+            &Events::new(),
         );
         assert!(settled.finished);
         // The DSN sees the last deferral (it reports 4.4.7 or that reply's own status).
@@ -235,7 +259,14 @@ mod tests {
     fn expired_mail_can_be_held_instead_of_bounced() {
         let mut env = envelope(1000);
         let outcomes = [outcome(0, 451, "4.4.1 connect failed")];
-        let settled = settle(&mut env, &outcomes, 5000, &queue_config(), Expired::Hold);
+        let settled = settle(
+            &mut env,
+            &outcomes,
+            5000,
+            &queue_config(),
+            Expired::Hold,
+            &Events::new(),
+        );
         assert!(settled.failed.is_empty() && !settled.finished);
         assert!(env.held);
         assert!(env.recipients.iter().all(|r| r.status.is_open()));
@@ -262,7 +293,14 @@ mod tests {
     fn dsns_carry_the_next_hops_reply_verbatim() {
         let mut env = envelope(1000);
         let refused = [outcome(0, 550, "no such user here")];
-        let settled = settle(&mut env, &refused, 1000, &queue_config(), Expired::Bounce);
+        let settled = settle(
+            &mut env,
+            &refused,
+            1000,
+            &queue_config(),
+            Expired::Bounce,
+            &Events::new(),
+        );
         let (_, dsn) = dsn::bounce(
             "gw.test",
             &env,
@@ -290,6 +328,7 @@ mod tests {
             1000 + 3601,
             &queue_config(),
             Expired::Bounce,
+            &Events::new(),
         );
         let one: Vec<&Recipient> = settled
             .failed

@@ -18,6 +18,7 @@ fn settings() -> Arc<Settings> {
         command_timeout: Duration::from_secs(2),
         data_timeout: Duration::from_secs(2),
         tls: crate::tls::ClientConfigs::default(),
+        events: Default::default(),
     })
 }
 
@@ -264,6 +265,7 @@ fn ctx(per_hop: usize) -> (Arc<Ctx>, mpsc::UnboundedReceiver<Event>) {
         permits: Arc::new(Semaphore::new(8)),
         budget: super::Budget::new(64 << 20),
         reports,
+        published: Default::default(),
         shutdown: CancellationToken::new(),
         grace: Duration::from_secs(1),
         tracker: TaskTracker::new(),

@@ -99,6 +99,8 @@ pub struct Ctx {
     /// Message bytes delivery may hold (shared with inbound sessions).
     pub budget: Arc<Budget>,
     pub reports: mpsc::UnboundedSender<Event>,
+    /// Where settled recipients are announced (metrics, probes).
+    pub published: crate::observe::events::Events,
     pub shutdown: CancellationToken,
     /// How long an in-flight transaction may continue after shutdown began.
     pub grace: Duration,

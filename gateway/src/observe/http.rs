@@ -7,7 +7,6 @@
 //! bounded by [`IO_TIMEOUT`], at most `admin.max_clients` at once; slow clients cannot
 //! starve `/healthz` (`slots.rs`). It must not change any state.
 
-use super::metrics;
 use super::scrape::View;
 use super::slots::Slots;
 use std::time::Duration;
@@ -161,7 +160,7 @@ async fn route(head: &str, view: &View) -> (u16, &'static str, String) {
     (
         200,
         "text/plain; version=0.0.4; charset=utf-8",
-        metrics::render(&scrape),
+        view.metrics.render(&scrape),
     )
 }
 
@@ -218,6 +217,8 @@ mod tests {
             queue: queue.clone(),
             limiter: Limiter::new(10, 10),
             shutdown: CancellationToken::new(),
+            metrics: crate::observe::metrics::Metrics::new(),
+            probe_waiting: Arc::new(Vec::new) as crate::observe::scrape::Waiting,
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

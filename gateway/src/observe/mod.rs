@@ -11,11 +11,15 @@
 //! | `http.rs` | the admin HTTP listener (`/metrics`, `/healthz`), on its own thread |
 //! | `slots.rs` | the admin listener's connection slots: slow clients cannot starve `/healthz` |
 //! | `scrape.rs` | what is read at scrape time: health, queue depth per destination |
-//! | `probe/` | mail-flow probes: RCPT probes of next hops (`rcpt.rs`), probe messages (`message.rs`) |
+//! | `events.rs` | the events the data path publishes (accepted, delivered, hop down…) |
+//! | `ring.rs` | the last log lines, for the console's `show log` |
+//!
+//! The registry is a value (one per running gateway) that subscribes to the events;
+//! nothing below `server` calls it. The mail-flow probes are the top-level `probe` module.
 
+pub mod events;
 pub mod http;
 pub mod metrics;
-pub mod probe;
 pub mod scrape;
 mod slots;
 

@@ -5,7 +5,7 @@
 //! another connection, the queue admits a message (quotas, free-space reserve, not closed)
 //! and the store answers a read. It only reads; it never changes the queue.
 
-use super::metrics::Scrape;
+use super::metrics::{Metrics, Scrape};
 use crate::config::Config;
 use crate::queue::{Queue, QueueId};
 use crate::routing::Routes;
@@ -22,7 +22,14 @@ pub struct View {
     pub limiter: Limiter,
     /// Fired when the gateway begins to shut down: from then on it is unhealthy.
     pub shutdown: CancellationToken,
+    /// The gateway's registry, rendered at each scrape.
+    pub metrics: Arc<Metrics>,
+    /// How long each message probe's message has waited, by next hop (the probes own it).
+    pub probe_waiting: Waiting,
 }
+
+/// Read at scrape time: seconds each probe message has waited, by next hop.
+pub type Waiting = Arc<dyn Fn() -> Vec<(String, f64)> + Send + Sync>;
 
 /// Present only in the initramfs of a test build that must fail its health check.
 pub const TEST_UNHEALTHY: &str = "/etc/edgemx/TEST-UNHEALTHY";
@@ -72,7 +79,7 @@ impl View {
             queue_failing: self.queue.failing().is_some(),
             destinations,
             connections_current: self.limiter.open() as u64,
-            probe_waiting: super::probe::waiting(),
+            probe_waiting: (self.probe_waiting)(),
         }
     }
 }

@@ -31,7 +31,8 @@ pub struct Callout {
 }
 
 impl Callout {
-    pub fn new(config: &Arc<Config>) -> Callout {
+    /// `events` hears of the TLS sessions callouts open.
+    pub fn new(config: &Arc<Config>, events: &crate::observe::events::Events) -> Callout {
         let resolver = Resolver::new(&config.dns).ok();
         let settings = config.routing.callout.clone();
         // An unreachable backend address is skipped for a while, so that a dead backend
@@ -39,7 +40,7 @@ impl Callout {
         let dead_for = settings.negative_ttl.0.min(Duration::from_secs(60));
         Callout {
             walker: Walker::new(
-                Arc::new(Settings::new(config)),
+                Arc::new(Settings::new(config, events)),
                 resolver,
                 &config.hostname,
                 dead_for,

@@ -31,6 +31,7 @@ impl Recipients {
     /// Must run inside a tokio runtime.
     pub fn start(
         config: &Arc<Config>,
+        events: &crate::observe::events::Events,
         shutdown: &CancellationToken,
     ) -> Result<Arc<Recipients>, LoadError> {
         let table = Arc::new(Table::new(config));
@@ -39,7 +40,7 @@ impl Recipients {
         let interval = config.routing.reload_interval.0;
         tokio::spawn(maps.clone().watch(interval, watching.clone()));
         Ok(Arc::new(Recipients {
-            callout: Callout::new(config),
+            callout: Callout::new(config, events),
             unreachable: config.routing.callout.unreachable,
             table,
             maps,

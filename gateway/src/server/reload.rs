@@ -96,10 +96,13 @@ impl Reloader {
     }
 
     async fn apply(&mut self, config: Arc<Config>) {
-        let old = self.contexts.borrow().config.clone();
+        let (old, events) = {
+            let current = self.contexts.borrow();
+            (current.config.clone(), current.events.clone())
+        };
         // Checked at commit already; a key file that vanished since keeps the old setup.
         let mail_auth = match crate::policy::auth::MailAuth::load(&config) {
-            Ok(m) => m,
+            Ok(m) => m.publishing(&events),
             Err(e) => {
                 log::error!("new configuration not applied: {e}");
                 self.applied.send_replace(config);
@@ -116,7 +119,7 @@ impl Reloader {
         // Routes, maps and recipient validation are rebuilt from the new configuration;
         // the old table's watcher ends when the last session holding it is done.
         let shutdown = self.contexts.borrow().shutdown.clone();
-        let recipients = match crate::policy::Recipients::start(&config, &shutdown) {
+        let recipients = match crate::policy::Recipients::start(&config, &events, &shutdown) {
             Ok(r) => Some(r),
             Err(e) => {
                 log::error!("new configuration: routing: {e}; keeping the previous routes");

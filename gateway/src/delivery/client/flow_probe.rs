@@ -1,5 +1,5 @@
 //! The mail-flow probe on an open session: MAIL with a configured sender, RCPT, RSET, without
-//! sending a message. Used by [`crate::observe::probe`] (the callout uses `probe.rs`).
+//! sending a message. Used by [`crate::probe`] (the callout uses `probe.rs`).
 
 use super::Session;
 use crate::delivery::Reply;

@@ -8,6 +8,7 @@
 use super::{Extensions, HopError, Session, lost, refused, tls_failed};
 use crate::config::TlsPolicy;
 use crate::delivery::wire::{Reply, Stream};
+use crate::observe::events::{Direction, Event};
 use tokio::io::BufReader;
 
 impl Session {
@@ -26,7 +27,7 @@ impl Session {
             .map_err(|e| lost(who, "STARTTLS", e))?;
         if reply.code != 220 {
             if policy.mandatory() {
-                crate::observe::metrics::tls_failure("outbound", "starttls_refused");
+                self.settings.tls_failure("starttls_refused");
                 // Always 4xx: a 5xx here must not bounce mail that a later attempt carries.
                 return Err(refused(Reply::local(
                     451,
@@ -40,7 +41,7 @@ impl Session {
         }
         if !self.io.buffer().is_empty() {
             // RFC 3207 §4.2 / response injection: nothing may precede the handshake.
-            crate::observe::metrics::tls_failure("outbound", "data_before_handshake");
+            self.settings.tls_failure("data_before_handshake");
             return Err(refused(Reply::local(
                 451,
                 format!("4.7.0 {who} sent data after its STARTTLS reply"),
@@ -50,7 +51,7 @@ impl Session {
             Ok(config) => config,
             Err(e) => {
                 let why = format!("TLS policy: {e}");
-                return Err(refused(tls_failed(who, &why, "policy")));
+                return Err(refused(tls_failed(&self.settings, who, &why, "policy")));
             }
         };
         let Stream::Plain(tcp) = self.io.into_inner() else {
@@ -66,13 +67,29 @@ impl Session {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 let reason = super::tlsfail::handshake_reason(&e);
-                return Err(refused(tls_failed(who, &e.to_string(), reason)));
+                return Err(refused(tls_failed(
+                    &self.settings,
+                    who,
+                    &e.to_string(),
+                    reason,
+                )));
             }
-            Err(_) => return Err(refused(tls_failed(who, "timed out", "timeout"))),
+            Err(_) => {
+                return Err(refused(tls_failed(
+                    &self.settings,
+                    who,
+                    "timed out",
+                    "timeout",
+                )));
+            }
         };
-        crate::observe::metrics::tls_session("outbound", &crate::tls::describe(stream.get_ref().1));
+        let described = crate::tls::describe(stream.get_ref().1);
+        self.settings.events.publish(&Event::TlsSession {
+            direction: Direction::Outbound,
+            described: &described,
+        });
         let mut session = Session {
-            tls: Some(crate::tls::describe(stream.get_ref().1)),
+            tls: Some(described),
             io: BufReader::new(Stream::Tls(Box::new(stream))),
             ext: Extensions::default(),
             client_certificate: policy.client_certificate.clone(),

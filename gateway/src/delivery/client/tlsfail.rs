@@ -54,7 +54,7 @@ impl Session {
                 format!("4.7.5 TLS session with {who} ended by the peer ({alert:?})"),
             ),
         };
-        crate::observe::metrics::tls_failure("outbound", reason);
+        self.settings.tls_failure(reason);
         Reply::local(451, text)
     }
 }

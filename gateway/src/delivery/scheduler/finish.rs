@@ -61,6 +61,7 @@ impl Scheduler {
             now,
             &self.config.queue,
             flow.expired,
+            &self.ctx.published,
         );
         let delayed = settle::delay_notice(&mut entry.env, now, flow.delay_notice.0);
         let failed = settled.failed;

@@ -23,7 +23,10 @@ fn health_rows_for_the_same_next_hop_tell_policy_and_users_apart() {
         tls = "none"
     "#;
     let config = Arc::new(Config::parse(text).expect("config"));
-    let (mut routes, health) = (Routes::new(config.clone()), Health::new(2, 2));
+    let (mut routes, health) = (
+        Routes::new(config.clone()),
+        Health::new(2, 2, &Default::default()),
+    );
     let configured = configured(&config, &mut routes, &health);
     assert_eq!(configured.len(), 2);
     let rows = health.snapshot();

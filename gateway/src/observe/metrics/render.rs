@@ -1,7 +1,7 @@
 //! The Prometheus text exposition (format 0.0.4): every family's HELP and TYPE, the
 //! counted samples and the values read at scrape time.
 
-use super::{ACCEPTED, BOUNCED, CONNECTIONS, DEFERRED, DELIVERED, LABELLED};
+use super::Metrics;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -135,52 +135,58 @@ pub struct Scrape {
     pub probe_waiting: Vec<(String, f64)>,
 }
 
-/// The whole exposition: every family with its HELP and TYPE, then its samples.
-pub fn render(scrape: &Scrape) -> String {
-    let labelled = LABELLED.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut out = String::with_capacity(4096);
-    for (name, kind, help) in FAMILIES {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        let plain = match *name {
-            "edgemx_up" => Some(1),
-            "edgemx_healthy" => Some(u64::from(scrape.healthy)),
-            "edgemx_messages_accepted_total" => Some(ACCEPTED.load(Relaxed)),
-            "edgemx_delivered_total" => Some(DELIVERED.load(Relaxed)),
-            "edgemx_deferred_total" => Some(DEFERRED.load(Relaxed)),
-            "edgemx_bounced_total" => Some(BOUNCED.load(Relaxed)),
-            "edgemx_queue_messages" => Some(scrape.queue_messages),
-            "edgemx_queue_bytes" => Some(scrape.queue_bytes),
-            "edgemx_queue_commit_failing" => Some(u64::from(scrape.queue_failing)),
-            "edgemx_connections_current" => Some(scrape.connections_current),
-            "edgemx_connections_total" => Some(CONNECTIONS.load(Relaxed)),
-            _ => None,
-        };
-        if let Some(value) = plain {
-            let _ = writeln!(out, "{name} {value}");
-        }
-        for (dest, (messages, age)) in &scrape.destinations {
-            let labels = label_set(&[("destination", dest)]);
-            match *name {
-                "edgemx_queue_destination_messages" => {
-                    let _ = writeln!(out, "{name}{labels} {messages}");
+impl Metrics {
+    /// The whole exposition: every family with its HELP and TYPE, then its samples.
+    pub fn render(&self, scrape: &Scrape) -> String {
+        let labelled = self
+            .labelled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut out = String::with_capacity(4096);
+        for (name, kind, help) in FAMILIES {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            let plain = match *name {
+                "edgemx_up" => Some(1),
+                "edgemx_healthy" => Some(u64::from(scrape.healthy)),
+                "edgemx_messages_accepted_total" => Some(self.accepted.load(Relaxed)),
+                "edgemx_delivered_total" => Some(self.delivered.load(Relaxed)),
+                "edgemx_deferred_total" => Some(self.deferred.load(Relaxed)),
+                "edgemx_bounced_total" => Some(self.bounced.load(Relaxed)),
+                "edgemx_queue_messages" => Some(scrape.queue_messages),
+                "edgemx_queue_bytes" => Some(scrape.queue_bytes),
+                "edgemx_queue_commit_failing" => Some(u64::from(scrape.queue_failing)),
+                "edgemx_connections_current" => Some(scrape.connections_current),
+                "edgemx_connections_total" => Some(self.connections.load(Relaxed)),
+                _ => None,
+            };
+            if let Some(value) = plain {
+                let _ = writeln!(out, "{name} {value}");
+            }
+            for (dest, (messages, age)) in &scrape.destinations {
+                let labels = label_set(&[("destination", dest)]);
+                match *name {
+                    "edgemx_queue_destination_messages" => {
+                        let _ = writeln!(out, "{name}{labels} {messages}");
+                    }
+                    "edgemx_queue_destination_oldest_age_seconds" => {
+                        let _ = writeln!(out, "{name}{labels} {age}");
+                    }
+                    _ => {}
                 }
-                "edgemx_queue_destination_oldest_age_seconds" => {
-                    let _ = writeln!(out, "{name}{labels} {age}");
+            }
+            if *name == "edgemx_probe_message_waiting_seconds" {
+                for (hop, secs) in &scrape.probe_waiting {
+                    let labels = label_set(&[("next_hop", hop)]);
+                    let _ = writeln!(out, "{name}{labels} {secs:.3}");
                 }
-                _ => {}
+            }
+            for (labels, value) in labelled.get(name).into_iter().flatten() {
+                let _ = writeln!(out, "{name}{labels} {value}");
             }
         }
-        if *name == "edgemx_probe_message_waiting_seconds" {
-            for (hop, secs) in &scrape.probe_waiting {
-                let labels = label_set(&[("next_hop", hop)]);
-                let _ = writeln!(out, "{name}{labels} {secs:.3}");
-            }
-        }
-        for (labels, value) in labelled.get(name).into_iter().flatten() {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
+        out
     }
-    out
 }
 
 /// `{a="x",b="y"}` with the exposition format's escapes; values are cut to 128 characters.
@@ -209,7 +215,7 @@ pub(super) fn label_set(labels: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{auth_verdict, next_hop_state, rejected};
+    use super::super::super::events::{Event, Events};
     use super::*;
     use crate::smtp::proto::Reply;
 
@@ -219,12 +225,21 @@ mod tests {
             label_set(&[("a", "x\"y\\z\n"), ("b", "ok")]),
             r#"{a="x\"y\\z\n",b="ok"}"#
         );
-        auth_verdict("spf", "pass");
-        next_hop_state("10.0.0.1:25", true);
-        next_hop_state("10.0.0.1:25", false);
-        let text = render(&Scrape::default());
+        let (metrics, events) = (Metrics::new(), Events::new());
+        metrics.count(&events);
+        events.publish(&Event::AuthVerdict {
+            method: "spf",
+            result: "pass",
+        });
+        for up in [true, false] {
+            events.publish(&Event::HopState {
+                hop: "10.0.0.1:25",
+                up,
+            });
+        }
+        let text = metrics.render(&Scrape::default());
         assert!(text.contains("# TYPE edgemx_auth_verdicts_total counter\n"));
-        assert!(text.contains("edgemx_auth_verdicts_total{method=\"spf\",result=\"pass\"} "));
+        assert!(text.contains("edgemx_auth_verdicts_total{method=\"spf\",result=\"pass\"} 1\n"));
         assert!(text.contains("edgemx_next_hop_up{next_hop=\"10.0.0.1:25\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap_or_default();
@@ -234,14 +249,36 @@ mod tests {
 
     #[test]
     fn refusals_are_labelled_by_the_subject_of_their_enhanced_status() {
-        rejected(&Reply::relay_denied());
-        let text = render(&Scrape::default());
+        let (metrics, events) = (Metrics::new(), Events::new());
+        metrics.count(&events);
+        events.publish(&Event::Rejected(&Reply::relay_denied()));
+        let text = metrics.render(&Scrape::default());
         let code = Reply::relay_denied().code;
         assert!(
             text.contains(&format!(
-                "edgemx_smtp_rejected_total{{reason=\"policy\",code=\"{code}\"}}"
+                "edgemx_smtp_rejected_total{{reason=\"policy\",code=\"{code}\"}} 1\n"
             )),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn two_registries_count_apart() {
+        let (one, two) = (Metrics::new(), Metrics::new());
+        let (events_one, events_two) = (Events::new(), Events::new());
+        one.count(&events_one);
+        two.count(&events_two);
+        events_one.publish(&Event::Accepted);
+        events_one.publish(&Event::Accepted);
+        events_two.publish(&Event::Accepted);
+        let scrape = Scrape::default();
+        assert!(
+            one.render(&scrape)
+                .contains("\nedgemx_messages_accepted_total 2\n")
+        );
+        assert!(
+            two.render(&scrape)
+                .contains("\nedgemx_messages_accepted_total 1\n")
         );
     }
 }

@@ -20,6 +20,7 @@ pub use decide::{Action, Dmarc, Policy, decide};
 use crate::config::Config;
 use crate::config::auth::Auth;
 use crate::dkim::{KeyError, Signer};
+use crate::observe::events::{Event, Events};
 use crate::smtp::proto::Reply;
 use mail_auth::MessageAuthenticator;
 use std::net::IpAddr;
@@ -56,9 +57,17 @@ pub struct MailAuth {
     /// `/etc/resolv.conf` is written when DHCP delivers a lease, which may be after start.
     resolver: OnceLock<MessageAuthenticator>,
     signer: Signer,
+    /// Where the verdicts are announced.
+    events: Events,
 }
 
 impl MailAuth {
+    /// Announces the verdicts of every check on `events`.
+    pub fn publishing(mut self, events: &Events) -> MailAuth {
+        self.events = events.clone();
+        self
+    }
+
     /// Loads the signing keys and builds the resolver (when verification is on). Must run
     /// inside the tokio runtime.
     pub fn load(config: &Config) -> Result<MailAuth, KeyError> {
@@ -69,6 +78,7 @@ impl MailAuth {
             dns: config.dns.clone(),
             resolver: OnceLock::new(),
             signer,
+            events: Events::new(),
         };
         if config.auth.verify
             && let Err(e) = crate::dns::Resolver::new(&config.dns).map(|r| auth.keep(r))
@@ -118,6 +128,9 @@ impl MailAuth {
             }
             None => verify::unfinished(id, "no DNS resolver"),
         };
+        for (method, result) in verify::verdicts(&checks.header) {
+            self.events.publish(&Event::AuthVerdict { method, result });
+        }
         let action = decide(&checks.dmarc, &self.settings);
         log::info!(
             "auth {} from=<{}> {:?}: {}",

@@ -103,22 +103,15 @@ pub async fn run(
         "Authentication-Results: {authserv_id}{}{rest}\r\n",
         super::dkim::clauses(&dkim, &sha1)
     );
-    record_verdicts(&header);
     Checks {
         header,
         dmarc: outcome(&dmarc),
     }
 }
 
-/// Feeds `edgemx_auth_verdicts_total` from the field we wrote: every `method=result` of
-/// the four methods, read back from the one place that states them.
-fn record_verdicts(header: &str) {
-    for (method, result) in verdicts(header) {
-        crate::observe::metrics::auth_verdict(method, result);
-    }
-}
-
-fn verdicts(header: &str) -> Vec<(&str, &str)> {
+/// Every `method=result` of the four methods in the field we wrote, read back from the
+/// one place that states them (published for `edgemx_auth_verdicts_total`).
+pub(super) fn verdicts(header: &str) -> Vec<(&str, &str)> {
     header
         .split(|c: char| c == ';' || c.is_whitespace())
         .filter_map(|word| word.split_once('='))
@@ -135,7 +128,6 @@ fn verdicts(header: &str) -> Vec<(&str, &str)> {
 /// The field written when the checks could not run to the end (`reason` says why): the
 /// verdict is temperror.
 pub fn unfinished(authserv_id: &str, reason: &str) -> Checks {
-    crate::observe::metrics::auth_verdict("dmarc", "temperror");
     Checks {
         header: format!(
             "Authentication-Results: {authserv_id};\r\n\tdmarc=temperror reason=\"{reason}\"\r\n"

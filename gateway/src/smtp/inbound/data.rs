@@ -6,6 +6,7 @@ use super::deadline::Pace;
 use super::io::ReadEnd;
 use super::session::{Flow, Session};
 use crate::config::{LineEndings as ConfigLineEndings, LongLines};
+use crate::observe::events::Event;
 use crate::queue::{Envelope, QueueError, QueueId};
 use crate::smtp::proto::{Body, DataDecoder, DataSummary, Feed, Reply, ReversePath};
 use crate::smtp::proto::{LineEndings, lines};
@@ -168,7 +169,7 @@ impl Session {
         match self.ctx.queue.enqueue(envelope, body).await {
             Ok(stored) => {
                 self.messages += 1;
-                crate::observe::metrics::accepted();
+                self.ctx.events.publish(&Event::Accepted);
                 log::info!(
                     "queued {} from=<{sender}> size={size} rcpts={rcpts} client={} tls={}",
                     stored.id,

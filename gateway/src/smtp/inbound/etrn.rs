@@ -59,9 +59,7 @@ impl Session {
         if !served {
             return self.answer(Reply::etrn_node_refused(&arg, "not a domain served here"));
         }
-        let Some(deliveries) = self.ctx.deliveries.get() else {
-            return self.answer(Reply::etrn_unable(&arg));
-        };
+        let deliveries = &self.ctx.deliveries;
         let target = Target::Domain { name, subdomains };
         match deliveries.flush(target).await {
             Ok(0) => self.answer(Reply::etrn_nothing(&arg)),

@@ -29,6 +29,7 @@ mod session;
 mod starttls;
 
 use crate::config::{Config, Role};
+use crate::observe::events::{Event, Events};
 use crate::policy::auth::MailAuth;
 use crate::policy::relay::Access;
 use crate::queue::Queue;
@@ -57,37 +58,52 @@ pub struct Context {
     pub inflight: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
-    /// The scheduler, for ETRN; set once delivery has started.
-    pub deliveries: std::sync::OnceLock<crate::delivery::DeliveryHandle>,
+    /// The scheduler, for ETRN.
+    pub deliveries: crate::delivery::DeliveryHandle,
     /// SPF/DKIM/DMARC/ARC checks and DKIM signing at the end of each message.
     pub mail_auth: MailAuth,
+    /// Where sessions announce what happened (accepted, refused, TLS): metrics count it.
+    pub events: Events,
+}
+
+/// What a [`Context`] is built from besides the configuration.
+pub struct Parts {
+    pub queue: Queue,
+    pub recipients: Arc<crate::policy::Recipients>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub shutdown: CancellationToken,
+    pub mail_auth: MailAuth,
+    /// The in-flight byte budget, shared with delivery ([`Context::budget`] makes one).
+    pub inflight: Arc<Semaphore>,
+    pub deliveries: crate::delivery::DeliveryHandle,
+    pub events: Events,
 }
 
 impl Context {
-    pub fn new(
-        config: Arc<Config>,
-        queue: Queue,
-        recipients: Arc<crate::policy::Recipients>,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        shutdown: CancellationToken,
-        mail_auth: MailAuth,
-    ) -> Arc<Context> {
+    /// The in-flight message budget for `limits.inflight_bytes`, in [`BUDGET_UNIT`]s.
+    pub fn budget(config: &Config) -> Arc<Semaphore> {
+        let units =
+            (config.limits.inflight_bytes.0 as usize / BUDGET_UNIT).min(Semaphore::MAX_PERMITS);
+        Arc::new(Semaphore::new(units))
+    }
+
+    pub fn new(config: Arc<Config>, parts: Parts) -> Arc<Context> {
         let limits = &config.limits;
-        let units = (limits.inflight_bytes.0 as usize / BUDGET_UNIT).min(Semaphore::MAX_PERMITS);
         let limiter = Limiter::new(limits.max_connections, limits.max_connections_per_ip);
         limiter.set_stress_at(limits.stress_connections());
         Arc::new(Context {
             limiter,
             access: Access::new(&config),
-            inflight: Arc::new(Semaphore::new(units)),
+            inflight: parts.inflight,
             config,
-            queue,
-            recipients,
-            tls,
-            shutdown,
+            queue: parts.queue,
+            recipients: parts.recipients,
+            tls: parts.tls,
+            shutdown: parts.shutdown,
             sessions: TaskTracker::new(),
-            deliveries: std::sync::OnceLock::new(),
-            mail_auth,
+            deliveries: parts.deliveries,
+            mail_auth: parts.mail_auth,
+            events: parts.events,
         })
     }
 
@@ -105,10 +121,6 @@ impl Context {
         self.limiter
             .set_caps(limits.max_connections, limits.max_connections_per_ip);
         self.limiter.set_stress_at(limits.stress_connections());
-        let deliveries = std::sync::OnceLock::new();
-        if let Some(handle) = self.deliveries.get() {
-            let _ = deliveries.set(handle.clone());
-        }
         Arc::new(Context {
             access: Access::new(&config),
             config,
@@ -119,8 +131,9 @@ impl Context {
             inflight: self.inflight.clone(),
             shutdown: self.shutdown.clone(),
             sessions: self.sessions.clone(),
-            deliveries,
+            deliveries: self.deliveries.clone(),
             mail_auth,
+            events: self.events.clone(),
         })
     }
 }
@@ -155,7 +168,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        crate::observe::metrics::connection_accepted();
+        ctx.events.publish(&Event::ConnectionAccepted);
         let permit = ctx.limiter.admit(peer.ip());
         let ctx2 = ctx.clone();
         ctx.sessions.spawn(async move {
@@ -171,7 +184,7 @@ pub async fn serve(
                         Refusal::Total => ("too many connections", "total"),
                         Refusal::PerIp => ("too many connections from your address", "per_ip"),
                     };
-                    crate::observe::metrics::connection_refused(label);
+                    ctx2.events.publish(&Event::ConnectionRefused(label));
                     log::info!("refused connection from {peer}: {why}");
                     conn.last_words(&Reply::too_many_connections()).await;
                 }

@@ -11,6 +11,7 @@ use super::io::{Conn, Line, ReadEnd};
 use super::limits::Permit;
 use super::{Context, bdat::Chunking};
 use crate::config::Role;
+use crate::observe::events::Event;
 use crate::policy::relay::RelayGrant;
 use crate::queue::Recipient;
 use crate::smtp::proto::{Command, MailParams, Reply, ReversePath, parse_command_with};
@@ -240,7 +241,7 @@ impl Session {
 
     /// Queues a failure reply and counts it towards `limits.max_errors`.
     pub fn refuse(&mut self, reply: Reply) -> Flow {
-        crate::observe::metrics::rejected(&reply);
+        self.ctx.events.publish(&Event::Rejected(&reply));
         self.errors += 1;
         self.conn.reply(&reply);
         Flow::Continue
@@ -250,7 +251,7 @@ impl Session {
     /// advance): counted in metrics, not towards `limits.max_errors`. `limits.max_commands`
     /// still bounds how often a client may hear it.
     pub fn decline(&mut self, reply: Reply) -> Flow {
-        crate::observe::metrics::rejected(&reply);
+        self.ctx.events.publish(&Event::Rejected(&reply));
         self.conn.reply(&reply);
         Flow::Continue
     }

@@ -3,6 +3,7 @@
 
 use super::io::Stream;
 use super::session::{Flow, Session};
+use crate::observe::events::{Direction, Event};
 use crate::smtp::proto::Reply;
 use tokio::io::AsyncWriteExt;
 use tokio_rustls::TlsAcceptor;
@@ -44,7 +45,10 @@ impl Session {
                 }
                 let described = crate::tls::describe(tls.get_ref().1);
                 log::debug!("{}: STARTTLS {described}", self.peer);
-                crate::observe::metrics::tls_session("inbound", &described);
+                self.ctx.events.publish(&Event::TlsSession {
+                    direction: Direction::Inbound,
+                    described: &described,
+                });
                 self.tls = Some(described);
                 if let Some(chain) = tls.get_ref().1.peer_certificates() {
                     self.client_certificate(chain);

@@ -21,28 +21,31 @@ pub struct Target {
     pub us: Us,
 }
 
-pub async fn run(
-    target: Target,
-    settings: Arc<Settings>,
-    resolver: Option<Resolver>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let started = Instant::now();
-        let limit = target.probe.timeout.0;
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            result = tokio::time::timeout(limit, once(&target, &settings, resolver.as_ref())) => {
-                result.unwrap_or_else(|_| Err(format!("no answer within {:?}", limit)))
+impl super::Probes {
+    pub(super) async fn rcpt(
+        self: Arc<Self>,
+        target: Target,
+        settings: Arc<Settings>,
+        resolver: Option<Resolver>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let started = Instant::now();
+            let limit = target.probe.timeout.0;
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                result = tokio::time::timeout(limit, once(&target, &settings, resolver.as_ref())) => {
+                    result.unwrap_or_else(|_| Err(format!("no answer within {:?}", limit)))
+                }
+            };
+            self.record(&target.key, result, started);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(target.probe.interval.0) => {}
             }
-        };
-        super::record(&target.key, result, started);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(target.probe.interval.0) => {}
         }
+        self.unregister(&target.key);
     }
-    super::unregister(&target.key);
 }
 
 /// One probe: every address of the hop in turn until one accepts the recipient. `Ok` holds

@@ -1,0 +1,124 @@
+//! What happened on the data path, published once and read by whoever subscribed: the
+//! metrics registry counts events, the probes watch for their own messages being delivered.
+//!
+//! Owns the event vocabulary. Publishers (the SMTP session, the queue writer's callers,
+//! delivery, next-hop health, the authentication checks) know nothing of their readers,
+//! so no module below `server` imports metrics or probes. Subscribers run synchronously on
+//! the publisher's thread: they must be cheap and never block (a counter, a map lookup).
+
+use crate::queue::{QueueId, RcptStatus};
+use crate::smtp::proto::Reply;
+use std::sync::{Arc, RwLock};
+
+/// One thing that happened. Borrowed, so publishing allocates nothing.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A message was durably queued and acknowledged with `250`.
+    Accepted,
+    /// A command was refused with 4xx/5xx in a session.
+    Rejected(&'a Reply),
+    /// The kernel handed us an inbound connection.
+    ConnectionAccepted,
+    /// An inbound connection was refused with `421`; `total` or `per_ip`.
+    ConnectionRefused(&'static str),
+    /// A TLS handshake completed; `described` as [`crate::tls::describe`] writes it.
+    TlsSession {
+        direction: Direction,
+        described: &'a str,
+    },
+    /// A TLS session failed or was refused, for a fixed `reason` word.
+    TlsFailure {
+        direction: Direction,
+        reason: &'static str,
+    },
+    /// One `method=result` of the Authentication-Results field we wrote.
+    AuthVerdict { method: &'a str, result: &'a str },
+    /// A recipient of message `id` after one delivery attempt (or expiry).
+    Recipient { id: QueueId, status: &'a RcptStatus },
+    /// Next-hop health decided that `hop` (`host:port`) is up or down.
+    HopState { hop: &'a str, up: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+type Subscriber = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
+
+/// The publish side, cheap to clone; every clone reaches the same subscribers.
+#[derive(Clone, Default)]
+pub struct Events {
+    subscribers: Arc<RwLock<Vec<Subscriber>>>,
+}
+
+impl Events {
+    /// A bus with no subscribers yet.
+    pub fn new() -> Events {
+        Events::default()
+    }
+
+    /// Calls `f` for every event published from now on.
+    pub fn subscribe(&self, f: impl Fn(&Event<'_>) + Send + Sync + 'static) {
+        self.subscribers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(f));
+    }
+
+    pub fn publish(&self, event: &Event<'_>) {
+        let subscribers = self.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        for subscriber in subscribers.iter() {
+            subscriber(event);
+        }
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.subscribers.read().map(|s| s.len()).unwrap_or_default();
+        write!(f, "Events({n} subscribers)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_subscriber_sees_every_event_published_after_it_subscribed() {
+        let events = Events::new();
+        events.publish(&Event::Accepted);
+        let (a, b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let seen = a.clone();
+        events.subscribe(move |e| {
+            if matches!(e, Event::Accepted) {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let seen = b.clone();
+        events.clone().subscribe(move |e| {
+            if let Event::HopState { up: false, .. } = e {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        events.publish(&Event::Accepted);
+        events.clone().publish(&Event::HopState {
+            hop: "10.0.0.1:25",
+            up: false,
+        });
+        assert_eq!(a.load(Ordering::Relaxed), 1);
+        assert_eq!(b.load(Ordering::Relaxed), 1);
+    }
+}
