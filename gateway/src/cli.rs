@@ -4,12 +4,13 @@
 //! `main` is synchronous: the configuration is parsed and validated completely before any
 //! port is bound or any file written; a bad one prints every offending key and exits 64.
 
+mod firmware;
 mod user;
 
 use crate::config::{Config, EXIT_CONFIG};
 use crate::control::{ControlClient, Request};
 use crate::delivery::Target;
-use crate::queue::QueueId;
+use crate::envelope::QueueId;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,7 +86,7 @@ enum Command {
     /// Signed firmware bundles: verify, inspect, sign.
     Firmware {
         #[command(subcommand)]
-        action: crate::firmware::cli::FirmwareAction,
+        action: firmware::FirmwareAction,
     },
     /// PID 1 duties inside the appliance image.
     Init,
@@ -182,7 +183,7 @@ pub fn main() -> ExitCode {
         Command::Probes { config, json } => probes(&config, json),
         Command::Dns { action } => crate::dns::audit::cli::run(action),
         Command::Dkim { action } => crate::dkim::cli::run(action),
-        Command::Firmware { action } => crate::firmware::cli::run(action),
+        Command::Firmware { action } => firmware::run(action),
         Command::Init => crate::init::run(),
     }
 }

@@ -11,6 +11,7 @@
 //! | [`policy`] | who may relay (networks, AUTH users, client certificates), which recipients are accepted; SPF/DKIM/DMARC/ARC verdicts |
 //! | [`dkim`] | DKIM signing keys, signing outbound mail, `edgemx dkim keygen` |
 //! | [`routing`] | recipient → route (next hops, TLS policy); pure functions |
+//! | [`envelope`] | a message's envelope as stored: sender, recipients and their status, hold reasons, DSN parameters |
 //! | [`queue`] | the redb store (the only code touching redb), group commit, retry schedule, DSNs |
 //! | [`delivery`] | SMTP client, next-hop selection and failover, connection reuse, scheduler |
 //! | [`tls`] | rustls configurations (ring provider), certificates, client-certificate trust, per-policy verifiers |
@@ -36,6 +37,7 @@ pub mod control;
 pub mod delivery;
 pub mod dkim;
 pub mod dns;
+pub mod envelope;
 pub mod firmware;
 pub mod init;
 pub mod observe;

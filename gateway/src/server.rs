@@ -126,7 +126,10 @@ pub async fn run_with_admin(
             let view = observe::scrape::View {
                 config: config.clone(),
                 queue: queue.clone(),
-                limiter: ctx.limiter.clone(),
+                connections: {
+                    let limiter = ctx.limiter.clone();
+                    Arc::new(move || limiter.open())
+                },
                 shutdown: shutdown.clone(),
                 metrics,
                 probe_waiting: {

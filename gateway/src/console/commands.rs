@@ -8,7 +8,7 @@ use super::term::{Term, print};
 use super::words::{Failure, Word, split};
 use super::{grammar, login};
 use crate::control::{ConsoleRequest, Request};
-use crate::queue::QueueId;
+use crate::envelope::QueueId;
 use serde_json::Value;
 use std::path::PathBuf;
 use toml::Table;

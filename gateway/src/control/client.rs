@@ -1,7 +1,7 @@
 //! The client side of the control socket, used by `edgemx queue …`.
 
 use crate::delivery::Target;
-use crate::queue::QueueId;
+use crate::envelope::QueueId;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

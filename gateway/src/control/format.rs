@@ -1,6 +1,6 @@
 //! Human-readable output of control answers for `edgemx queue list|show|health`.
 
-use crate::queue::{Envelope, RcptStatus};
+use crate::envelope::{Envelope, RcptStatus};
 use std::fmt::Write;
 
 /// One line per message: id, age, size, sender, then each recipient with its state.
@@ -116,7 +116,7 @@ fn age(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{Hold, QueueId, Recipient};
+    use crate::envelope::{Hold, QueueId, Recipient};
 
     fn held(id: u64, hold: Option<Hold>) -> Envelope {
         let mut e = Envelope::new("s@a.test", vec![Recipient::pending("r@b.test")], 0);

@@ -18,8 +18,9 @@ pub(crate) use der::not_after;
 pub use format::{format_health, format_list, format_show};
 
 use crate::delivery::DeliveryHandle;
+use crate::envelope::QueueId;
 use crate::probe::Probes;
-use crate::queue::{Change, Queue, QueueId};
+use crate::queue::{Change, Queue};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,13 +3,13 @@
 
 use super::admin::Admin;
 use crate::config::{Config, NextHop};
-use crate::queue::RcptStatus;
+use crate::envelope::RcptStatus;
 use crate::routing::Destination;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 pub async fn status(admin: &Admin) -> Result<Value, String> {
@@ -189,27 +189,30 @@ pub async fn probe(config: std::sync::Arc<Config>, hop: &str) -> Result<Value, S
     Ok(json!({ "transcript": transcript, "ms": started.elapsed().as_millis() as u64 }))
 }
 
+/// Reads one reply with the SMTP client's reader (line length and line count capped) and
+/// adds its lines to the transcript as they were received.
 async fn read_reply(
     read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
     transcript: &mut Vec<String>,
     limit: Duration,
 ) -> Result<(), String> {
-    loop {
-        let mut line = String::new();
-        let n = tokio::time::timeout(limit, read.read_line(&mut line))
-            .await
-            .map_err(|_| "no reply within 30 s".to_string())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed".into());
-        }
-        let line = line.trim_end().to_string();
-        let last = line.as_bytes().get(3) != Some(&b'-');
-        transcript.push(format!("< {line}"));
-        if last || transcript.len() > 100 {
-            return Ok(());
+    let reply = crate::smtp::client::wire::read_reply(read, limit)
+        .await
+        .map_err(|e| match e {
+            crate::smtp::client::wire::WireError::Timeout => {
+                format!("no reply within {} s", limit.as_secs())
+            }
+            other => other.to_string(),
+        })?;
+    let last = reply.lines.len().saturating_sub(1);
+    for (i, text) in reply.lines.iter().enumerate() {
+        let separator = if i < last { "-" } else { " " };
+        match text.is_empty() && i == last {
+            true => transcript.push(format!("< {}", reply.code)),
+            false => transcript.push(format!("< {}{separator}{text}", reply.code)),
         }
     }
+    Ok(())
 }
 
 /// Checks the pair by building a server configuration from it, then stores it beside the

@@ -9,7 +9,6 @@
 //! a waiting delivery always gets its turn (the semaphore serves waiters in order). A
 //! message larger than the whole budget takes all of it, alone: it is delayed, never refused.
 
-use crate::smtp::inbound::BUDGET_UNIT;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -85,6 +84,10 @@ impl Drop for Held {
         self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
+
+/// Bytes per permit of the in-flight message budget (shared by inbound sessions, which
+/// hold what they received and have not queued yet, and delivery).
+pub const BUDGET_UNIT: usize = 1024;
 
 /// What delivering a message of `size` bytes holds: the body read from the queue and the
 /// dot-stuffed copy written to the next hop (a little larger than the body; one extra

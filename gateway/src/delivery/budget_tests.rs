@@ -4,7 +4,7 @@
 use super::fake::{self, Script};
 use super::support::config_text;
 use super::*;
-use crate::queue::Recipient;
+use crate::envelope::Recipient;
 use std::collections::BTreeSet;
 use std::time::Instant;
 

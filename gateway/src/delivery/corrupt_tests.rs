@@ -5,7 +5,8 @@
 use super::fake::{self, Script};
 use super::support::{config_text, stop, until};
 use super::*;
-use crate::queue::{Change, Hold, Recipient};
+use crate::envelope::{Hold, Recipient};
+use crate::queue::Change;
 
 /// Flips one byte of `needle`'s first occurrence in the file at `path`.
 fn flip_inside(path: &std::path::Path, needle: &[u8]) {

@@ -1,9 +1,9 @@
 //! A destination's queue of jobs, shared by the scheduler (which pushes) and the workers
 //! (which pop). The lock is never held across an await.
 
-use super::client::Session;
 use super::worker::{Ctx, Job, work};
 use crate::routing::Destination;
+use crate::smtp::client::Session;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! Pure bookkeeping: the scheduler asks [`Drain::next`] which messages to make due and
 //! reports back with [`Drain::finished`]; nothing here touches the queue.
 
-use crate::queue::QueueId;
+use crate::envelope::QueueId;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! bounces only when the last route in the chain says so too.
 
 use super::settle::Outcome;
-use crate::queue::Envelope;
+use crate::envelope::Envelope;
 use crate::routing::{self, Routes};
 
 /// Moves every recipient of `env` that got an unknown-user reply and has a fallback to it,
@@ -45,7 +45,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::delivery::Reply;
-    use crate::queue::{RcptStatus, Recipient};
+    use crate::envelope::{RcptStatus, Recipient};
     use std::sync::Arc;
 
     fn routes() -> Routes {

@@ -2,7 +2,7 @@
 
 use super::fake::{self, Script};
 use super::*;
-use crate::queue::{RcptStatus, Recipient};
+use crate::envelope::{RcptStatus, Recipient};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

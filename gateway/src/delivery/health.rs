@@ -9,9 +9,9 @@
 //! scheduler acts on the changes (no attempts while down, a paced release when it comes
 //! back); [`Health::snapshot`] is what metrics and the console read.
 
-use super::wire::Reply;
 use crate::observe::events::{Event, Events};
 use crate::routing::Destination;
+use crate::smtp::client::wire::Reply;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;

@@ -5,12 +5,12 @@
 //! dead primary does not cost a connect timeout on every new connection while the backup
 //! carries the mail.
 
-use super::client::{HopError, Session, Settings};
-use super::wire::Reply;
 use crate::config::NextHop;
 use crate::dns::secondary::{self, Exchanger, Us};
 use crate::dns::{DnsError, Resolver};
 use crate::routing::Destination;
+use crate::smtp::client::wire::Reply;
+use crate::smtp::client::{HopError, Session, Settings};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};

@@ -33,7 +33,6 @@
 //! `flow.drain_concurrency`.
 
 pub mod budget;
-mod client;
 mod dest;
 mod drain;
 mod fallback;
@@ -42,7 +41,6 @@ mod hops;
 mod record;
 mod scheduler;
 mod settle;
-mod wire;
 mod worker;
 
 #[cfg(test)]
@@ -63,17 +61,18 @@ mod support;
 mod tests;
 
 pub use crate::routing::Destination;
-pub use budget::Budget;
-pub use client::{Broken, Dsn, HopError, Outgoing, RcptDsn, Session, Settings};
-pub use hops::Walker;
-pub use wire::Reply;
+pub use crate::smtp::client::wire::Reply;
 /// The next-hop reply reader; public for the parser fuzzing harness
 /// (tests/tests/fuzz_parsers.rs) until the SMTP client moves to `smtp::client`.
-pub use wire::{WireError, read_reply};
+pub use crate::smtp::client::wire::{WireError, read_reply};
+pub use crate::smtp::client::{Broken, Dsn, HopError, Outgoing, RcptDsn, Session, Settings};
+pub use budget::Budget;
+pub use hops::Walker;
 
 use crate::config::Config;
 use crate::dns;
-use crate::queue::{Envelope, Queue, QueueId};
+use crate::envelope::{Envelope, QueueId};
+use crate::queue::Queue;
 use health::{Health, HopHealth};
 use scheduler::{Event, Scheduler};
 use std::sync::Arc;
@@ -230,7 +229,7 @@ impl DeliveryHandle {
         let Some(env) = env.filter(|e| e.held) else {
             return Ok(());
         };
-        if !matches!(env.hold, Some(crate::queue::Hold::Corrupt { .. })) {
+        if !matches!(env.hold, Some(crate::envelope::Hold::Corrupt { .. })) {
             return Ok(());
         }
         match self.queue.body(id).await {

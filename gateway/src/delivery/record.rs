@@ -3,8 +3,9 @@
 
 use super::budget::{self, Budget, Held};
 use super::scheduler::Event;
+use crate::envelope::{Envelope, Recipient};
 use crate::queue::dsn;
-use crate::queue::{Change, Envelope, Queue, Recipient};
+use crate::queue::{Change, Queue};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 

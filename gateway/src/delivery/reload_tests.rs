@@ -4,7 +4,7 @@
 use super::fake::{self, Script};
 use super::support::{config_text, stop, until};
 use super::*;
-use crate::queue::Recipient;
+use crate::envelope::Recipient;
 
 /// Enqueues one message and waits until the queue is empty again (delivered).
 async fn deliver_one(queue: &Queue, n: usize) {

@@ -2,12 +2,12 @@
 //! the next attempt. Pure but for the events it publishes (delivered, deferred, bounced), so
 //! the rules are tested without sockets or a store.
 
-use super::wire::Reply;
 use crate::config;
 use crate::config::flow::Expired;
+use crate::envelope::{Envelope, RcptStatus, Recipient};
 use crate::observe::events::{Event, Events};
-use crate::queue::{Envelope, RcptStatus, Recipient};
 use crate::queue::{dsn, schedule};
+use crate::smtp::client::wire::Reply;
 use std::sync::Arc;
 
 /// What one recipient got in this attempt.
@@ -86,7 +86,7 @@ pub fn settle(
                 env.id
             );
         }
-        env.hold_for(crate::queue::Hold::Expired);
+        env.hold_for(crate::envelope::Hold::Expired);
     } else if expired {
         for rcpt in env.recipients.iter_mut().filter(|r| r.status.is_open()) {
             // The DSN gets the recipient still open, which it reports as expired (4.4.7),
@@ -137,7 +137,7 @@ pub fn delay_notice(env: &mut Envelope, now: u64, after: std::time::Duration) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{QueueId, Recipient};
+    use crate::envelope::{QueueId, Recipient};
     use std::time::Duration;
 
     fn envelope(received: u64) -> Envelope {

@@ -5,7 +5,7 @@
 use super::fake::{self, Script};
 use super::support::{self, stop, until};
 use super::*;
-use crate::queue::Recipient;
+use crate::envelope::Recipient;
 use crate::queue::tests::enospc::{Tmpfs, fill};
 
 /// The shared configuration without a free-space reserve (the tmpfs is tiny) and with

@@ -7,14 +7,15 @@
 //! per destination, and a transaction needs one of `max_concurrent` global permits.
 
 use super::budget::{self, Budget};
-use super::client::{Dsn, Outgoing, RcptDsn, Session};
 use super::dest::DestQueue;
 use super::hops::Walker;
 use super::scheduler::Event;
 use super::settle::Outcome;
-use super::wire::Reply;
-use crate::queue::{Envelope, Queue, QueueError, QueueId};
+use crate::envelope::{Envelope, QueueId};
+use crate::queue::{Queue, QueueError};
 use crate::routing::Destination;
+use crate::smtp::client::wire::Reply;
+use crate::smtp::client::{Dsn, Outgoing, RcptDsn, Session};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};

@@ -11,14 +11,13 @@
 //! | `fetch` | the streaming HTTP/1.1 GET (http and https, no redirects, size limit) |
 //! | `install` | verify pass, write pass into the inactive slot, read-back, seal |
 //! | `ops` | status, install, rollback, commit for the console and the control socket |
-//! | `cli` | `edgemx firmware verify|inspect|sign|keygen`, and `status|install|rollback|commit` on the appliance |
+//! | `crate::cli` (`cli/firmware.rs`) | `edgemx firmware verify|inspect|sign|keygen`, and `status|install|rollback|commit` on the appliance, over the control socket |
 //!
 //! Nothing here writes to `gw-data` except the one-line install record, and nothing here
 //! ever opens the running slot for writing.
 
 pub mod bootenv;
 pub mod bundle;
-pub mod cli;
 pub mod fetch;
 pub mod install;
 pub mod keys;

@@ -6,7 +6,7 @@
 //! so no module below `server` imports metrics or probes. Subscribers run synchronously on
 //! the publisher's thread: they must be cheap and never block (a counter, a map lookup).
 
-use crate::queue::{QueueId, RcptStatus};
+use crate::envelope::{QueueId, RcptStatus};
 use crate::smtp::proto::Reply;
 use std::sync::{Arc, RwLock};
 

@@ -182,7 +182,6 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::queue::Queue;
-    use crate::smtp::inbound::limits::Limiter;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -215,7 +214,7 @@ mod tests {
         let view = View {
             config,
             queue: queue.clone(),
-            limiter: Limiter::new(10, 10),
+            connections: Arc::new(|| 0usize) as crate::observe::scrape::Counter,
             shutdown: CancellationToken::new(),
             metrics: crate::observe::metrics::Metrics::new(),
             probe_waiting: Arc::new(Vec::new) as crate::observe::scrape::Waiting,

@@ -7,9 +7,9 @@
 
 use super::metrics::{Metrics, Scrape};
 use crate::config::Config;
-use crate::queue::{Queue, QueueId};
+use crate::envelope::QueueId;
+use crate::queue::Queue;
 use crate::routing::Routes;
-use crate::smtp::inbound::limits::Limiter;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 pub struct View {
     pub config: Arc<Config>,
     pub queue: Queue,
-    pub limiter: Limiter,
+    /// Inbound sessions open now (the SMTP side's connection table).
+    pub connections: Counter,
     /// Fired when the gateway begins to shut down: from then on it is unhealthy.
     pub shutdown: CancellationToken,
     /// The gateway's registry, rendered at each scrape.
@@ -27,6 +28,9 @@ pub struct View {
     /// How long each message probe's message has waited, by next hop (the probes own it).
     pub probe_waiting: Waiting,
 }
+
+/// Read at scrape time: a number owned by another part of the gateway.
+pub type Counter = Arc<dyn Fn() -> usize + Send + Sync>;
 
 /// Read at scrape time: seconds each probe message has waited, by next hop.
 pub type Waiting = Arc<dyn Fn() -> Vec<(String, f64)> + Send + Sync>;
@@ -45,7 +49,7 @@ impl View {
         if self.shutdown.is_cancelled() {
             return Err("shutting down".into());
         }
-        if self.limiter.open() >= self.config.limits.max_connections {
+        if (self.connections)() >= self.config.limits.max_connections {
             return Err("connection limit reached".into());
         }
         self.queue.admit(0).map_err(|e| format!("queue: {e}"))?;
@@ -78,7 +82,7 @@ impl View {
             queue_bytes: stats.bytes,
             queue_failing: self.queue.failing().is_some(),
             destinations,
-            connections_current: self.limiter.open() as u64,
+            connections_current: (self.connections)() as u64,
             probe_waiting: (self.probe_waiting)(),
         }
     }
@@ -87,7 +91,7 @@ impl View {
 /// destination → (messages with an open recipient for it, age of the oldest in seconds).
 fn by_destination(
     mut routes: Routes,
-    envelopes: &[crate::queue::Envelope],
+    envelopes: &[crate::envelope::Envelope],
     now: u64,
 ) -> BTreeMap<String, (u64, u64)> {
     let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -110,7 +114,7 @@ fn by_destination(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{Envelope, Recipient};
+    use crate::envelope::{Envelope, Recipient};
 
     #[test]
     fn messages_are_counted_once_per_destination_with_the_oldest_age() {

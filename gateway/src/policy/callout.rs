@@ -4,9 +4,10 @@
 //! Failures to ask (unreachable, timeout, 4xx) are never cached.
 
 use crate::config::{self, Config};
-use crate::delivery::{Settings, Walker};
+use crate::delivery::Walker;
 use crate::dns::Resolver;
 use crate::routing::{Destination, Route, RouteId};
+use crate::smtp::client::Settings;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -17,7 +17,7 @@ pub mod validate;
 
 pub use validate::Recipients;
 
-use crate::queue::Recipient;
+use crate::envelope::Recipient;
 use crate::routing::{RouteId, Snapshot, Table, rewrite};
 use crate::smtp::proto::{Domain, ForwardPath, RelayHack, Reply};
 use relay::RelayGrant;

@@ -8,7 +8,7 @@ use super::callout::{Callout, Verdict};
 use super::{Denial, Routed};
 use crate::config::Config;
 use crate::config::routes::Unreachable;
-use crate::queue::Recipient;
+use crate::envelope::Recipient;
 use crate::routing::load::LoadError;
 use crate::routing::{Maps, Table, rewrite};
 use crate::smtp::proto::Reply;

@@ -7,14 +7,14 @@
 
 use super::Probes;
 use crate::config::{Config, Probe};
-use crate::queue::{QueueId, RcptStatus};
+use crate::envelope::{QueueId, RcptStatus};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -280,21 +280,15 @@ async fn expect(
             .await
             .map_err(|e| e.to_string())?;
     }
-    let mut text = String::new();
-    loop {
-        text.clear();
-        let read = tokio::time::timeout(Duration::from_secs(60), io.read_line(&mut text)).await;
-        match read {
-            Ok(Ok(0)) | Err(_) => return Err("connection closed".into()),
-            Ok(Err(e)) => return Err(e.to_string()),
-            Ok(Ok(_)) => {}
-        }
-        if text.as_bytes().get(3) != Some(&b'-') {
-            break;
-        }
-    }
-    let text = text.trim_end().to_owned();
-    if text.get(..3) == Some(&code.to_string()) {
+    let reply = crate::smtp::client::wire::read_reply(io, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    // The last line, as the peer wrote it: `250 2.0.0 queued as ID`.
+    let text = match reply.lines.last() {
+        Some(last) if !last.is_empty() => format!("{} {last}", reply.code),
+        _ => reply.code.to_string(),
+    };
+    if reply.code == code {
         Ok(text)
     } else {
         let what = line

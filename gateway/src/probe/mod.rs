@@ -18,9 +18,9 @@ mod message;
 mod rcpt;
 
 use crate::config::{Config, NextHop, Probe};
-use crate::delivery::Settings;
 use crate::observe::events::{Event, Events};
 use crate::observe::metrics::Metrics;
+use crate::smtp::client::Settings;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -2,9 +2,9 @@
 //! route's policy says), `MAIL`, `RCPT` to the probe address, `RSET`, `QUIT`.
 
 use crate::config::{NextHop, Probe, TlsPolicy};
-use crate::delivery::{Session, Settings};
 use crate::dns::Resolver;
 use crate::dns::secondary::{self, Exchanger, Us};
+use crate::smtp::client::{Session, Settings};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;

@@ -25,13 +25,12 @@
 
 mod admission;
 pub mod dsn;
-mod envelope;
 mod marker;
 pub mod schedule;
 mod store;
 mod writer;
 
-pub use envelope::{Envelope, Hold, QueueId, RcptStatus, Recipient};
+pub use crate::envelope::{Envelope, Hold, QueueId, RcptStatus, Recipient};
 
 use crate::config;
 use admission::{Counters, Limits};

@@ -5,7 +5,7 @@
 use super::rewrite;
 use super::table::{Route, RouteId, Table};
 use crate::config::{Config, NextHop, TlsPolicy};
-use crate::queue::Recipient;
+use crate::envelope::Recipient;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;

@@ -5,10 +5,10 @@ use super::{Attempt, Down, MAX_IDLE_QUEUES, Scheduler, State};
 use crate::delivery::dest::DestQueue;
 use crate::delivery::health::Seen;
 use crate::delivery::settle::Outcome;
-use crate::delivery::wire::Reply;
 use crate::delivery::worker::{Job, Message, Report, ReportKind};
-use crate::queue::QueueId;
+use crate::envelope::QueueId;
 use crate::routing::Destination;
+use crate::smtp::client::wire::Reply;
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -5,7 +5,8 @@
 use super::{Scheduler, State};
 use crate::delivery::record::Write;
 use crate::delivery::settle;
-use crate::queue::{Change, Hold, QueueId};
+use crate::envelope::{Hold, QueueId};
+use crate::queue::Change;
 use crate::time::unix_now;
 
 impl Scheduler {

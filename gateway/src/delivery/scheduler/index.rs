@@ -1,7 +1,7 @@
 //! The scheduler's indexes: the due set, messages per destination, idle queues.
 
 use super::{Scheduler, State};
-use crate::queue::{Envelope, QueueId};
+use crate::envelope::{Envelope, QueueId};
 use crate::routing::{Destination, Routes};
 use std::sync::Arc;
 

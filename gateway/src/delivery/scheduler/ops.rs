@@ -2,7 +2,7 @@
 
 use super::{Scheduler, State};
 use crate::delivery::{Command, Target};
-use crate::queue::QueueId;
+use crate::envelope::QueueId;
 use crate::routing::Destination;
 use crate::time::unix_now;
 use std::sync::Arc;
@@ -78,7 +78,7 @@ impl Scheduler {
             if entry.env.held {
                 continue;
             }
-            entry.env.hold_for(crate::queue::Hold::Operator);
+            entry.env.hold_for(crate::envelope::Hold::Operator);
             count += 1;
             log::info!("{id} held by the operator");
             match &mut entry.state {
@@ -110,7 +110,7 @@ impl Scheduler {
             if !entry.env.held {
                 continue;
             }
-            let corrupt = matches!(entry.env.hold, Some(crate::queue::Hold::Corrupt { .. }));
+            let corrupt = matches!(entry.env.hold, Some(crate::envelope::Hold::Corrupt { .. }));
             if corrupt && !matches!(target, Target::Message(_)) {
                 continue;
             }

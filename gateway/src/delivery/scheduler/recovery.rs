@@ -5,9 +5,9 @@
 use super::{Event, Scheduler, State};
 use crate::delivery::drain::Drain;
 use crate::delivery::health::{Change, Seen};
-use crate::delivery::wire::Reply;
-use crate::queue::QueueId;
+use crate::envelope::QueueId;
 use crate::routing::Destination;
+use crate::smtp::client::wire::Reply;
 use crate::time::unix_now;
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -14,7 +14,7 @@ mod render;
 pub use render::Scrape;
 
 use super::events::{Event, Events};
-use crate::queue::RcptStatus;
+use crate::envelope::RcptStatus;
 use crate::smtp::proto::Reply;
 use render::label_set;
 use std::collections::BTreeMap;

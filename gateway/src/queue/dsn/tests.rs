@@ -2,7 +2,7 @@ use super::*;
 
 fn original(sender: &str) -> Envelope {
     Envelope {
-        id: crate::queue::QueueId(0x2A),
+        id: crate::envelope::QueueId(0x2A),
         client: "mail.example.org [192.0.2.1]".into(),
         attempts: 3,
         ..Envelope::new(sender, Vec::new(), 1_700_000_000)

@@ -2,7 +2,7 @@
 //! diagnostics made 7-bit and one line, the original headers cut and copied with CRLF.
 
 use super::{MAX_DIAGNOSTIC, MAX_HEADERS, SAID};
-use crate::queue::RcptStatus;
+use crate::envelope::RcptStatus;
 use crate::smtp::proto::dsn::xtext;
 use std::fmt::Write;
 

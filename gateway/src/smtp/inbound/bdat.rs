@@ -4,7 +4,7 @@
 use super::data::{Budget, line_endings};
 use super::deadline::Pace;
 use super::session::{Flow, Session};
-use crate::queue::QueueId;
+use crate::envelope::QueueId;
 use crate::smtp::proto::{ChunkChecker, Reply};
 use std::time::Instant;
 

@@ -6,8 +6,9 @@ use super::deadline::Pace;
 use super::io::ReadEnd;
 use super::session::{Flow, Session};
 use crate::config::{LineEndings as ConfigLineEndings, LongLines};
+use crate::envelope::{Envelope, QueueId};
 use crate::observe::events::Event;
-use crate::queue::{Envelope, QueueError, QueueId};
+use crate::queue::QueueError;
 use crate::smtp::proto::{Body, DataDecoder, DataSummary, Feed, Reply, ReversePath};
 use crate::smtp::proto::{LineEndings, lines};
 use crate::time::rfc5322_date;
@@ -156,7 +157,7 @@ impl Session {
             eight_bit: summary.has_8bit || tx.params.body == Body::EightBitMime,
             client: self.client(),
             held,
-            hold: held.then_some(crate::queue::Hold::Quarantine),
+            hold: held.then_some(crate::envelope::Hold::Quarantine),
             ret: tx.params.ret,
             envid: tx.params.envid.clone(),
             ..Envelope::new(sender, tx.rcpts, crate::time::unix_now())

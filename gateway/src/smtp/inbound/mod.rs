@@ -41,8 +41,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Bytes per permit of the in-flight message budget.
-pub const BUDGET_UNIT: usize = 1024;
+pub use crate::delivery::budget::BUDGET_UNIT;
 
 /// What every session shares.
 pub struct Context {

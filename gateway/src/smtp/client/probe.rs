@@ -3,7 +3,7 @@
 //! delivered by a probe.
 
 use super::Session;
-use crate::delivery::wire::Reply;
+use super::wire::Reply;
 
 impl Session {
     /// `Ok(Ok(rcpt reply))`, `Ok(Err(mail reply))` when the null sender was refused, or

@@ -5,9 +5,9 @@
 //! hop: the walk moves on to the next hop and the mail is deferred if none works. The
 //! connection is never used in plaintext after a STARTTLS attempt that went wrong.
 
+use super::wire::{Reply, Stream};
 use super::{Extensions, HopError, Session, lost, refused, tls_failed};
 use crate::config::TlsPolicy;
-use crate::delivery::wire::{Reply, Stream};
 use crate::observe::events::{Direction, Event};
 use tokio::io::BufReader;
 

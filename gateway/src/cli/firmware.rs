@@ -5,11 +5,11 @@
 //! (signature, trusted key, compatible string, sizes, every payload hash) and exit 0, or
 //! print what failed and exit 65 (EX_DATAERR). `sign` makes a bundle from a payload.
 
-use super::bundle::{self, Artifact, Manifest, Policy, Verified};
-use super::install::{self, Context, Source};
-use super::keys::{self, Keyring};
-use super::ops::FirmwareOp;
 use crate::control::{ConsoleRequest, ControlClient, Request};
+use crate::firmware::bundle::{self, Artifact, Manifest, Policy, Verified};
+use crate::firmware::install::{self, Context, Source};
+use crate::firmware::keys::{self, Keyring};
+use crate::firmware::ops::FirmwareOp;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,7 +70,7 @@ pub struct Check {
     #[arg(long)]
     allow_downgrade: bool,
     /// Slot size in bytes the payload must fit (with its seal).
-    #[arg(long, default_value_t = super::SLOT_SIZE)]
+    #[arg(long, default_value_t = crate::firmware::SLOT_SIZE)]
     slot_size: u64,
 }
 
@@ -85,7 +85,7 @@ pub struct Sign {
     /// The build's description (git describe); default: the --from bundle's.
     #[arg(long)]
     build: Option<String>,
-    #[arg(long, default_value = super::COMPATIBLE)]
+    #[arg(long, default_value = crate::firmware::COMPATIBLE)]
     compatible: String,
     /// Permit installing this bundle over a newer version (the operator must still ask).
     #[arg(long)]
@@ -201,7 +201,7 @@ fn remote(on: &Appliance, op: FirmwareOp) -> ExitCode {
     };
     match ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request)) {
         Ok(v) if status => {
-            print!("{}", super::ops::format_status(&v));
+            print!("{}", crate::firmware::ops::format_status(&v));
             ExitCode::SUCCESS
         }
         Ok(v) => {
@@ -236,13 +236,13 @@ fn checked(check: &Check) -> Result<Verified, ExitCode> {
     let ctx = Context {
         keys: &keys,
         policy: Policy {
-            compatible: super::COMPATIBLE.to_string(),
+            compatible: crate::firmware::COMPATIBLE.to_string(),
             running: check.running_version,
             allow_downgrade: check.allow_downgrade,
             max_payload: target.capacity(),
         },
         resolver: None,
-        ca: Path::new(super::fetch::CA_BUNDLE),
+        ca: Path::new(crate::firmware::fetch::CA_BUNDLE),
     };
     let source = Source::File(check.file.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -315,7 +315,7 @@ fn make(sign: &Sign) -> Result<(), (u8, String)> {
         "edgemx: {}: version {} signed by key {} ({})",
         sign.out.display(),
         manifest.version,
-        super::keys::KeyId::of(ring::signature::KeyPair::public_key(&key).as_ref()),
+        crate::firmware::keys::KeyId::of(ring::signature::KeyPair::public_key(&key).as_ref()),
         keys::public_text(&key)
     );
     Ok(())

@@ -2,7 +2,7 @@
 //! sending a message. Used by [`crate::probe`] (the callout uses `probe.rs`).
 
 use super::Session;
-use crate::delivery::Reply;
+use super::wire::Reply;
 
 impl Session {
     /// Says `MAIL FROM:<sender>` and `RCPT TO:<recipient>`, then `RSET` whatever the answers.

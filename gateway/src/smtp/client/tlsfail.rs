@@ -7,8 +7,8 @@
 //! temporary) whose reply names the certificate, for the log, `queue show` and DSNs. Every
 //! failure is also counted in `edgemx_tls_failures_total` by reason.
 
+use super::wire::{Reply, WireError};
 use super::{HopError, Session, lost};
-use crate::delivery::wire::{Reply, WireError};
 use rustls::AlertDescription as Alert;
 
 impl Session {

@@ -1,8 +1,8 @@
 //! One transaction on an open session: MAIL, RCPT, DATA (pipelined when offered), the
 //! dot-stuffed body and the per-recipient verdicts.
 
+use super::wire::{self, Reply, WireError};
 use super::{Broken, Outgoing, Session};
-use crate::delivery::wire::{self, Reply, WireError};
 use crate::smtp::proto::dsn::xtext;
 use std::fmt::Write as _;
 

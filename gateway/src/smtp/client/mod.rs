@@ -17,8 +17,8 @@ mod probe;
 mod starttls;
 mod tlsfail;
 mod transaction;
+pub mod wire;
 
-use super::wire::{self, Reply, Stream, WireError};
 use crate::config::{self, TlsMode, TlsPolicy};
 use crate::observe::events::{Direction, Event, Events};
 use crate::smtp::proto::dsn::{Notify, Orcpt, Ret};
@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use wire::{Reply, Stream, WireError};
 
 /// What every session needs; built once from the configuration.
 pub struct Settings {
