@@ -13,6 +13,7 @@ pub mod control;
 pub mod flow;
 pub mod network;
 mod nexthop;
+pub mod parts;
 mod relay;
 mod reserve;
 pub mod routes;
