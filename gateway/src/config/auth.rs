@@ -4,9 +4,9 @@
 //! Owns the shape of the section only; the checks themselves live in
 //! [`crate::policy::auth`] and signing in [`crate::dkim`].
 
+use super::cidr::Cidr;
 pub use super::nexthop::valid_hostname;
 use super::{ConfigError, Span};
-use ipnet::IpNet;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ pub struct Auth {
     /// `10.0.0.0/8`, `2001:db8::/32` or one address.
     pub trusted_relays: Vec<String>,
     #[serde(skip)]
-    pub trusted_nets: Vec<IpNet>,
+    pub trusted_nets: Vec<Cidr>,
     /// Header fields covered by our DKIM signatures, when present in the message.
     pub sign_headers: Vec<String>,
     /// Signing keys (`[[auth.dkim]]`), several per domain allowed (e.g. RSA and Ed25519).
@@ -159,9 +159,9 @@ pub fn check(auth: &mut Auth, hostname: &str) -> Vec<ConfigError> {
     }
     auth.trusted_nets.clear();
     for (i, text) in auth.trusted_relays.iter().enumerate() {
-        match super::parse_cidr(text) {
+        match text.parse::<Cidr>() {
             Ok(net) => auth.trusted_nets.push(net),
-            Err(problem) => add(format!("auth.trusted_relays[{i}]"), text, &problem),
+            Err(e) => add(format!("auth.trusted_relays[{i}]"), text, &e.to_string()),
         }
     }
     if auth.timeout.0 < Duration::from_millis(100) {

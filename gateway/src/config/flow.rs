@@ -6,10 +6,9 @@
 //! `smtp::inbound` (ETRN, hop count) and `queue` (notices, expiry).
 
 use super::Span;
-use serde::{Deserialize, Deserializer, de};
-use std::fmt;
+pub use super::cidr::Cidr;
+use serde::Deserialize;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,7 +31,8 @@ pub struct Flow {
     pub drain_rate: f64,
     /// Messages of a release in flight at once towards that next hop.
     pub drain_concurrency: usize,
-    /// Clients allowed to use ETRN (RFC 1985), as CIDR blocks.
+    /// Clients allowed to use ETRN (RFC 1985): blocks or single addresses, host bits zero
+    /// (`config::cidr`, [`super::cidr::Rules::BLOCK`]).
     pub etrn_networks: Vec<Cidr>,
     /// After this long undelivered, the sender gets one `delayed` DSN (0s: never).
     pub delay_notice: Span,
@@ -64,14 +64,6 @@ pub enum Expired {
     Hold,
 }
 
-/// An address block such as `192.0.2.0/24` or `2001:db8::/32`; a bare address is a /32
-/// (or /128).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
 impl Default for Flow {
     fn default() -> Self {
         Flow {
@@ -88,68 +80,6 @@ impl Default for Flow {
             // Postfix's hopcount_limit.
             max_hops: 50,
         }
-    }
-}
-
-impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP address or CIDR block"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{text}`: prefix length must be 0 to {max}"))?,
-        };
-        Ok(Cidr { addr, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cidr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(de::Error::custom)
     }
 }
 
@@ -244,8 +174,6 @@ pub fn check_roles(config: &super::Config) -> Vec<(String, String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn a_secondary_may_not_name_itself_as_next_hop() {
         let text = r#"
@@ -272,17 +200,19 @@ mod tests {
     }
 
     #[test]
-    fn cidr_blocks_match_their_addresses_only() {
-        let net: Cidr = "192.0.2.0/24".parse().unwrap();
-        assert!(net.contains("192.0.2.77".parse().unwrap()));
-        assert!(net.contains("::ffff:192.0.2.1".parse().unwrap()));
-        assert!(!net.contains("192.0.3.1".parse().unwrap()));
-        let one: Cidr = "127.0.0.1".parse().unwrap();
-        assert_eq!(one.prefix, 32);
-        assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        let all: Cidr = "::/0".parse().unwrap();
-        assert!(all.contains("2001:db8::1".parse().unwrap()));
-        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-        assert!("host/8".parse::<Cidr>().is_err());
+    fn etrn_networks_take_the_allowlist_rules() {
+        let base = "hostname = \"mx.test\"\ndata_dir = \"/tmp/x\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n[flow]\n";
+        let config = crate::config::Config::parse(&format!(
+            "{base}etrn_networks = [\"192.0.2.0/24\", \"127.0.0.1\"]\n"
+        ))
+        .unwrap();
+        let nets = &config.flow.etrn_networks;
+        assert!(nets[0].contains("::ffff:192.0.2.77".parse().unwrap()));
+        assert_eq!(nets[1].prefix_len(), 32);
+        for bad in ["10.0.0.0/33", "host/8", "10.1.2.3/8"] {
+            let text = format!("{base}etrn_networks = [\"{bad}\"]\n");
+            let errors = crate::config::Config::parse(&text).unwrap_err();
+            assert!(errors[0].to_string().contains(bad), "{errors:?}");
+        }
     }
 }

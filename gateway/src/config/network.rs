@@ -4,6 +4,7 @@
 //! init applies them (see `init::net`).
 
 use super::ConfigError;
+use super::cidr::{Cidr, CidrError, Rules};
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 
@@ -15,7 +16,8 @@ pub struct Network {
     pub interface: String,
     #[serde(default)]
     pub mode: NetMode,
-    /// `A.B.C.D/N`, for `mode = "static"`.
+    /// `A.B.C.D/N`, for `mode = "static"`: the prefix length is required
+    /// ([`Rules::INTERFACE`]); read it with [`Network::static_address`].
     pub address: Option<String>,
     pub gateway: Option<Ipv4Addr>,
     #[serde(default)]
@@ -34,11 +36,41 @@ fn auto() -> String {
     "auto".into()
 }
 
-/// `A.B.C.D/N` → address and prefix length.
-pub fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
-    let (ip, len) = text.split_once('/')?;
-    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
-    Some((ip.parse().ok()?, len))
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            interface: auto(),
+            mode: NetMode::Dhcp,
+            address: None,
+            gateway: None,
+            dns: Vec::new(),
+        }
+    }
+}
+
+/// Why `network.address` is not an address init can configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("{0}")]
+    Cidr(#[from] CidrError),
+    /// init configures IPv4 only (`init::netif`).
+    #[error("not an IPv4 address with prefix, A.B.C.D/N")]
+    NotIpv4,
+}
+
+impl Network {
+    /// `address` as an IPv4 address and the prefix length of its network; `None` when
+    /// it is not set. The one reading of the key, for `check`, init and the wizard.
+    pub fn static_address(&self) -> Option<Result<(Ipv4Addr, u8), AddressError>> {
+        self.address.as_deref().map(parse_address)
+    }
+}
+
+/// `A.B.C.D/N` by [`Rules::INTERFACE`]: a bare address is refused, host bits are the address.
+pub fn parse_address(text: &str) -> Result<(Ipv4Addr, u8), AddressError> {
+    Cidr::parse(text, Rules::INTERFACE)?
+        .v4()
+        .ok_or(AddressError::NotIpv4)
 }
 
 pub fn check(network: &Network) -> Vec<ConfigError> {
@@ -57,18 +89,65 @@ pub fn check(network: &Network) -> Vec<ConfigError> {
             "not an interface name",
         );
     }
-    match (&network.mode, &network.address) {
+    match (network.mode, network.static_address()) {
         (NetMode::Static, None) => add(
             "network.address",
             "",
             "required with mode = \"static\" (A.B.C.D/N)",
         ),
-        (_, Some(a)) if parse_cidr(a).is_none() => add(
+        (_, Some(Err(e))) => add(
             "network.address",
-            a,
-            "not an IPv4 address with prefix, A.B.C.D/N",
+            network.address.as_deref().unwrap_or_default(),
+            &e.to_string(),
         ),
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn static_at(address: &str) -> Network {
+        Network {
+            mode: NetMode::Static,
+            address: Some(address.into()),
+            ..Network::default()
+        }
+    }
+
+    #[test]
+    fn a_static_address_needs_its_prefix_length() {
+        assert_eq!(
+            static_at("192.0.2.10/24").static_address(),
+            Some(Ok((Ipv4Addr::new(192, 0, 2, 10), 24)))
+        );
+        assert!(check(&static_at("192.0.2.10/24")).is_empty());
+        let found = check(&static_at("192.0.2.10"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].to_string(),
+            "network.address = 192.0.2.10: the prefix length is missing; write it as 192.0.2.10/24"
+        );
+    }
+
+    #[test]
+    fn a_static_address_is_ipv4_within_32_bits() {
+        for bad in ["2001:db8::10/64", "192.0.2.10/33", "192.0.2.300/24"] {
+            let found = check(&static_at(bad));
+            assert_eq!(found.len(), 1, "{bad}: {found:?}");
+            assert!(
+                found[0]
+                    .to_string()
+                    .starts_with(&format!("network.address = {bad}: "))
+            );
+        }
+        assert_eq!(parse_address("2001:db8::10/64"), Err(AddressError::NotIpv4));
+        let missing = Network {
+            mode: NetMode::Static,
+            ..Network::default()
+        };
+        assert!(check(&missing)[0].to_string().contains("required"));
+    }
 }

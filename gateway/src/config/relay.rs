@@ -5,7 +5,7 @@
 //! decision itself is [`crate::policy::relay`]; the users file is read by
 //! [`crate::policy::users`] (it changes while the gateway runs).
 
-use ipnet::IpNet;
+use super::cidr::Cidr;
 use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -26,11 +26,12 @@ pub enum Role {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Relay {
-    /// Client networks that may relay: `10.0.0.0/8`, `2001:db8::/32`, or one address.
+    /// Client networks that may relay: `10.0.0.0/8`, `2001:db8::/32`, or one address
+    /// ([`super::cidr::Rules::BLOCK`]).
     #[serde(default)]
     pub networks: Vec<String>,
     #[serde(skip)]
-    pub nets: Vec<IpNet>,
+    pub nets: Vec<Cidr>,
     /// `name:hash` lines for SMTP AUTH; default `data_dir/users`.
     pub users_file: Option<PathBuf>,
     /// PEM CA certificates whose client certificates may relay (cloud connectors).
@@ -55,9 +56,9 @@ impl Relay {
         let mut out = Vec::new();
         self.nets.clear();
         for (i, text) in self.networks.iter().enumerate() {
-            match parse_cidr(text) {
+            match text.parse::<Cidr>() {
                 Ok(net) => self.nets.push(net),
-                Err(problem) => out.push((format!("relay.networks[{i}]"), text.clone(), problem)),
+                Err(e) => out.push((format!("relay.networks[{i}]"), text.clone(), e.to_string())),
             }
         }
         if let Some(path) = &self.client_ca {
@@ -116,36 +117,32 @@ pub fn problems(config: &mut super::Config) -> Vec<(String, String, String)> {
     found
 }
 
-/// `10.0.0.0/8`, `2001:db8::/32` or a single address. Host bits must be zero, since
-/// `10.1.2.3/8` is more often a typo than a wish to allow all of 10/8.
-pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
-    let net = match text.parse::<IpNet>() {
-        Ok(net) => net,
-        Err(_) => match text.parse::<std::net::IpAddr>() {
-            Ok(ip) => IpNet::from(ip),
-            Err(_) => return Err("not a network (`10.0.0.0/8`, `2001:db8::/32`) or address".into()),
-        },
-    };
-    if net.trunc() != net {
-        return Err(format!("host bits set; did you mean {}?", net.trunc()));
-    }
-    Ok(net)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn networks_parse_v4_v6_and_single_addresses() {
-        assert_eq!(parse_cidr("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
-        assert_eq!(parse_cidr("2001:db8::/32").unwrap().prefix_len(), 32);
-        assert_eq!(parse_cidr("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
-        assert_eq!(parse_cidr("::1").unwrap().prefix_len(), 128);
-        assert!(parse_cidr("10.1.2.3/8").unwrap_err().contains("10.0.0.0/8"));
-        assert!(parse_cidr("10.0.0.0/33").is_err());
-        assert!(parse_cidr("example.com").is_err());
+        let mut relay = Relay {
+            networks: ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7", "::1"]
+                .map(String::from)
+                .into(),
+            ..Relay::default()
+        };
+        assert!(relay.prepare().is_empty());
+        let shown: Vec<String> = relay.nets.iter().map(Cidr::to_string).collect();
+        assert_eq!(
+            shown,
+            ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32", "::1/128"]
+        );
+        relay.networks = ["10.1.2.3/8", "10.0.0.0/33", "example.com"]
+            .map(String::from)
+            .into();
+        let found = relay.prepare();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].2.contains("10.0.0.0/8"), "{found:?}");
+        assert_eq!(found[1].0, "relay.networks[1]");
+        assert!(relay.nets.is_empty());
     }
 
     const BASE: &str = "hostname = \"mx.test\"\ndata_dir = \"/tmp/x\"\n";

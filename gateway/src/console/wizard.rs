@@ -122,10 +122,10 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
     net.insert("mode".into(), mode.clone().into());
     if mode == "static" {
         let address = get!(ask(term, "Address with prefix (A.B.C.D/N)", "", |a| {
-            // The rule `commit` applies to network.address.
-            crate::config::parse_network_cidr(a)
+            // The rule `commit` applies to network.address (and init).
+            crate::config::network::parse_address(a)
                 .map(|_| ())
-                .ok_or("write it as 192.0.2.10/24".into())
+                .map_err(|e| e.to_string())
         }));
         net.insert("address".into(), address.into());
         let gateway = get!(ask(term, "Default gateway (empty for none)", "", |a| {
@@ -214,9 +214,9 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
             "Networks allowed to relay (CIDR, space separated, empty for none)",
             "",
             |a| {
-                // The rules `commit` applies to relay.networks (config::parse_cidr).
+                // The rules `commit` applies to relay.networks (config::cidr).
                 a.split_whitespace().try_for_each(|n| {
-                    crate::config::parse_cidr(n)
+                    n.parse::<crate::config::Cidr>()
                         .map(|_| ())
                         .map_err(|e| format!("{n}: {e}"))
                 })

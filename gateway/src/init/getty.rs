@@ -5,12 +5,15 @@
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::unistd::Pid;
+
+use crate::config::parts::Parts;
 
 const TTY: &str = "/dev/ttyS0";
 /// The admin account; without it the console runs the first-boot wizard.
@@ -105,11 +108,10 @@ fn spawn() -> Result<Pid, String> {
 nix::ioctl_write_int_bad!(tiocsctty, nix::libc::TIOCSCTTY);
 
 /// `data_dir/control.sock` from the configuration (the default's data_dir otherwise).
-fn control_socket() -> String {
-    let dir = fs::read_to_string(super::CONFIG_PATH)
+fn control_socket() -> PathBuf {
+    fs::read_to_string(super::CONFIG_PATH)
         .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("data_dir")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| "/data/edgemx".into());
-    format!("{}/control.sock", dir.trim_end_matches('/'))
+        .and_then(|text| Parts::parse(&text).ok()?.data_dir())
+        .unwrap_or_else(|| "/data/edgemx".into())
+        .join("control.sock")
 }

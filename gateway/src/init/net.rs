@@ -1,6 +1,9 @@
 //! Network: loopback, one Ethernet interface (DHCP or static, from
-//! the `[network]` table of `/data/edgemx.toml`, else `/data/network.toml`), the default route, `/etc/resolv.conf` (read by the
-//! gateway's resolver) and the hostname (from the gateway's configuration).
+//! the `[network]` table of `/data/edgemx.toml`, else `/data/network.toml`), the default
+//! route, `/etc/resolv.conf` (read by the gateway's resolver) and the hostname (from the
+//! gateway's configuration). Both files are read with the configuration's own types
+//! (`config::Network`, `config::parts`) and `network.address` by its rule, so init applies
+//! exactly what `check-config` accepts.
 //!
 //! DHCP runs on its own thread: boot waits a bounded time for the first lease
 //! so the gateway starts with DNS configured, and the thread then renews the
@@ -16,55 +19,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
-use serde::Deserialize;
 
 use super::{dhcp, netif};
-
-/// `[network]` in the gateway configuration (validated there by `config::Network`, so a
-/// commit from the console cannot hand init something it refuses), or the older
-/// `/data/network.toml`. Unknown keys are rejected so a typo is noticed.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    #[serde(default = "auto")]
-    interface: String,
-    #[serde(default)]
-    mode: Mode,
-    address: Option<String>,
-    gateway: Option<Ipv4Addr>,
-    #[serde(default)]
-    dns: Vec<Ipv4Addr>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum Mode {
-    #[default]
-    Dhcp,
-    Static,
-}
-
-fn auto() -> String {
-    "auto".into()
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            interface: auto(),
-            mode: Mode::Dhcp,
-            address: None,
-            gateway: None,
-            dns: Vec::new(),
-        }
-    }
-}
+use crate::config::parts::Parts;
+use crate::config::{NetMode, Network};
 
 /// The address the appliance answers on, once configured (for the console).
 static ADDRESS: Mutex<Option<Ipv4Addr>> = Mutex::new(None);
 
 /// What was applied last and on which interface, for [`reapply`].
-static APPLIED: Mutex<Option<(String, Settings)>> = Mutex::new(None);
+static APPLIED: Mutex<Option<(String, Network)>> = Mutex::new(None);
 /// Bumped when the settings change: a DHCP thread of an older generation stops.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -91,12 +55,12 @@ pub fn start(wait: Duration) {
         *applied = Some((ifname.clone(), settings.clone()));
     }
     match settings.mode {
-        Mode::Static => {
+        NetMode::Static => {
             if let Err(e) = apply_static(&ifname, &settings) {
                 error!("{ifname}: static configuration failed: {e}");
             }
         }
-        Mode::Dhcp => {
+        NetMode::Dhcp => {
             let (done, first) = mpsc::channel();
             let generation = GENERATION.load(Ordering::Acquire);
             let spawned = thread::Builder::new()
@@ -146,12 +110,12 @@ pub fn reapply() {
         error!("{e}");
     }
     match settings.mode {
-        Mode::Static => {
+        NetMode::Static => {
             if let Err(e) = apply_static(&ifname, &settings) {
                 error!("{ifname}: static configuration failed: {e}");
             }
         }
-        Mode::Dhcp => {
+        NetMode::Dhcp => {
             let name = ifname.clone();
             let (done, _first) = mpsc::channel();
             if let Err(e) = thread::Builder::new()
@@ -177,18 +141,22 @@ pub fn set_hostname() {
 }
 
 fn configured_hostname() -> Option<String> {
-    let text = fs::read_to_string(super::CONFIG_PATH).ok()?;
-    let table: toml::Table = text.parse().ok()?;
-    table.get("hostname")?.as_str().map(str::to_string)
+    config_parts()?.hostname()
 }
 
-fn load_settings() -> Settings {
-    let from_config = fs::read_to_string(super::CONFIG_PATH)
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("network").cloned());
-    if let Some(network) = from_config {
-        match network.try_into() {
+fn config_parts() -> Option<Parts> {
+    let text = fs::read_to_string(super::CONFIG_PATH).ok()?;
+    // Not TOML at all: the gateway reports it; the network falls back to network.toml.
+    Parts::parse(&text).ok()
+}
+
+/// `[network]` of the gateway configuration (validated there with the same type, so a
+/// commit from the console cannot hand init something it refuses), else the older
+/// `/data/network.toml`, else DHCP on the first interface. Unknown keys are refused, so a
+/// typo is noticed.
+fn load_settings() -> Network {
+    if let Some(network) = config_parts().and_then(|parts| parts.network()) {
+        match network {
             Ok(settings) => return settings,
             Err(e) => error!(
                 "{} [network]: {e}; trying {}",
@@ -201,9 +169,9 @@ fn load_settings() -> Settings {
     match fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text).unwrap_or_else(|e| {
             error!("{path}: {e}; using DHCP on the first interface");
-            Settings::default()
+            Network::default()
         }),
-        Err(_) => Settings::default(),
+        Err(_) => Network::default(),
     }
 }
 
@@ -239,23 +207,8 @@ fn find_interface(wanted: &str, wait: Duration) -> Option<String> {
     }
 }
 
-fn apply_static(ifname: &str, settings: &Settings) -> Result<(), String> {
-    let spec = settings
-        .address
-        .as_deref()
-        .ok_or("mode = \"static\" needs address = \"A.B.C.D/N\"")?;
-    let (ip, prefix) = match spec.split_once('/') {
-        Some((ip, len)) => (
-            ip,
-            len.parse::<u8>()
-                .map_err(|_| format!("bad prefix in {spec:?}"))?,
-        ),
-        None => (spec, 24),
-    };
-    let ip: Ipv4Addr = ip.parse().map_err(|_| format!("bad address {spec:?}"))?;
-    if prefix > 32 {
-        return Err(format!("bad prefix in {spec:?}"));
-    }
+fn apply_static(ifname: &str, settings: &Network) -> Result<(), String> {
+    let (ip, prefix) = static_address(settings)?;
     netif::set_address(ifname, ip, prefix)?;
     if let Some(gateway) = settings.gateway {
         netif::set_default_route(gateway)?;
@@ -270,6 +223,19 @@ fn apply_static(ifname: &str, settings: &Settings) -> Result<(), String> {
         "static".into(),
     );
     Ok(())
+}
+
+/// The address and prefix length to configure, by the rule `check-config` applies to
+/// `network.address`: a bare address is refused (it was once taken as a /24).
+fn static_address(settings: &Network) -> Result<(Ipv4Addr, u8), String> {
+    match settings.static_address() {
+        Some(Ok(address)) => Ok(address),
+        Some(Err(e)) => Err(format!(
+            "network.address = {}: {e}",
+            settings.address.as_deref().unwrap_or_default()
+        )),
+        None => Err("mode = \"static\" needs address = \"A.B.C.D/N\"".into()),
+    }
 }
 
 /// The DHCP thread: acquire, apply, sleep until renewal (half the lease),
@@ -387,21 +353,40 @@ mod tests {
 
     #[test]
     fn network_settings_default_to_dhcp_and_reject_typos() {
-        let s: Settings = toml::from_str("").expect("empty is valid");
-        assert_eq!(s.mode, Mode::Dhcp);
+        let s: Network = toml::from_str("").expect("empty is valid");
+        assert_eq!(s, Network::default());
+        assert_eq!(s.mode, NetMode::Dhcp);
         assert_eq!(s.interface, "auto");
-        let s: Settings =
+        let s: Network =
             toml::from_str("mode = \"static\"\naddress = \"192.0.2.10/24\"\ngateway = \"192.0.2.1\"\ndns = [\"192.0.2.53\"]\n")
                 .expect("static is valid");
-        assert_eq!(s.mode, Mode::Static);
+        assert_eq!(s.mode, NetMode::Static);
         assert_eq!(s.gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
-        assert!(toml::from_str::<Settings>("adress = \"x\"").is_err());
+        assert_eq!(static_address(&s), Ok((Ipv4Addr::new(192, 0, 2, 10), 24)));
+        assert!(toml::from_str::<Network>("adress = \"x\"").is_err());
+    }
+
+    #[test]
+    fn a_static_address_without_prefix_length_is_refused_as_check_config_does() {
+        let s: Network = toml::from_str("mode = \"static\"\naddress = \"192.0.2.10\"\n").unwrap();
+        let e = static_address(&s).unwrap_err();
+        assert!(
+            e.starts_with("network.address = 192.0.2.10: the prefix length is missing"),
+            "{e}"
+        );
+        assert!(
+            crate::config::network::check(&s)[0]
+                .to_string()
+                .starts_with(&e)
+        );
+        let s: Network = toml::from_str("mode = \"static\"\n").unwrap();
+        assert!(static_address(&s).unwrap_err().contains("needs address"));
     }
 
     #[test]
     fn the_shipped_defaults_parse() {
         let text = include_str!("../../../image/defaults/network.toml");
-        let s: Settings = toml::from_str(text).expect("image/defaults/network.toml parses");
-        assert_eq!(s.mode, Mode::Dhcp);
+        let s: Network = toml::from_str(text).expect("image/defaults/network.toml parses");
+        assert_eq!(s.mode, NetMode::Dhcp);
     }
 }

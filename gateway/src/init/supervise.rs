@@ -25,6 +25,7 @@ use super::getty::Getty;
 use super::shutdown::Request;
 use super::watchdog::Watchdog;
 use super::{mounts, net};
+use crate::config::parts::Parts;
 
 /// First restart delay; doubles per quick failure up to `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -266,16 +267,10 @@ fn listener_ports() -> Vec<u16> {
     let Ok(text) = fs::read_to_string(super::CONFIG_PATH) else {
         return Vec::new();
     };
-    let Ok(table) = text.parse::<toml::Table>() else {
+    let Ok(parts) = Parts::parse(&text) else {
         return Vec::new();
     };
-    let Some(listeners) = table.get("listener").and_then(|l| l.as_array()) else {
-        return Vec::new();
-    };
-    listeners
-        .iter()
-        .filter_map(|l| l.get("address")?.as_str()?.rsplit_once(':')?.1.parse().ok())
-        .collect()
+    parts.listeners().iter().map(|l| l.address.port()).collect()
 }
 
 /// Whether a TCP socket is in LISTEN state on `port` (IPv4 or IPv6).

@@ -8,9 +8,9 @@
 
 use super::users::Users;
 use super::{Denial, deny};
+use crate::config::Cidr;
 use crate::config::Config;
 use crate::tls::ClientTrust;
-use ipnet::IpNet;
 use rustls::pki_types::CertificateDer;
 use std::fmt;
 use std::net::IpAddr;
@@ -19,7 +19,7 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayGrant {
     /// The client's address lies in this `relay.networks` entry.
-    Network(IpNet),
+    Network(Cidr),
     /// SMTP AUTH succeeded for this user.
     User(String),
     /// A client certificate from `relay.client_ca` carried this `relay.client_names` entry.
@@ -28,7 +28,7 @@ pub enum RelayGrant {
 
 /// Everything the relay decision needs, built once from the configuration.
 pub struct Access {
-    networks: Vec<IpNet>,
+    networks: Vec<Cidr>,
     pub users: Users,
     trust: Option<ClientTrust>,
 }
@@ -53,11 +53,10 @@ impl Access {
 
     /// The grant a client address earns by itself.
     pub fn network(&self, ip: IpAddr) -> Option<RelayGrant> {
-        // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
-        let ip = ip.to_canonical();
+        // `Cidr::contains` takes a v4 client on a dual-stack socket (::ffff:a.b.c.d) as v4.
         self.networks
             .iter()
-            .find(|net| net.contains(&ip))
+            .find(|net| net.contains(ip))
             .map(|net| RelayGrant::Network(*net))
     }
 

@@ -164,12 +164,11 @@ impl MailAuth {
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
-        let ip = ip.to_canonical();
+        // `Cidr::contains` takes a v4 client on a dual-stack socket (::ffff:a.b.c.d) as v4.
         self.settings
             .trusted_nets
             .iter()
-            .any(|net| net.contains(&ip))
+            .any(|net| net.contains(ip))
     }
 
     /// Prepends our DKIM signatures; a message we cannot sign is relayed unsigned.

@@ -1,5 +1,10 @@
 //! SPF record syntax (RFC 7208 §4.6, §5): terms, networks, qualifiers.
+//!
+//! Networks are the configuration's [`Cidr`] with SPF's own rules ([`Rules::SPF`]): a
+//! missing length is /32 or /128 and host bits are ignored (RFC 7208 §5.6), where the
+//! configuration refuses them; a client's IPv4-mapped address is compared as IPv4 (§5).
 
+use crate::config::cidr::{Cidr, Rules};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +45,10 @@ pub fn parse(record: &str) -> Result<Vec<Term>, String> {
             "a" | "mx" | "ptr" => true,
             "ip4" => arg
                 .as_deref()
-                .is_some_and(|a| cidr(a).is_some_and(|(ip, _)| ip.is_ipv4())),
+                .is_some_and(|a| cidr(a).is_some_and(|net| net.addr().is_ipv4())),
             "ip6" => arg
                 .as_deref()
-                .is_some_and(|a| cidr(a).is_some_and(|(ip, _)| ip.is_ipv6())),
+                .is_some_and(|a| cidr(a).is_some_and(|net| net.addr().is_ipv6())),
             _ => return Err(format!("`{word}`: unknown mechanism `{name}`")),
         };
         if !ok {
@@ -54,30 +59,14 @@ pub fn parse(record: &str) -> Result<Vec<Term>, String> {
     Ok(terms)
 }
 
-pub fn cidr(text: &str) -> Option<(IpAddr, u8)> {
-    let (ip, len) = text.split_once('/').unwrap_or((text, ""));
-    let ip: IpAddr = ip.parse().ok()?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len = if len.is_empty() {
-        max
-    } else {
-        len.parse().ok().filter(|l| *l <= max)?
-    };
-    Some((ip, len))
+/// The argument of `ip4:` or `ip6:`.
+pub fn cidr(text: &str) -> Option<Cidr> {
+    Cidr::parse(text, Rules::SPF).ok()
 }
 
+/// Whether `ip` is in `net/len`; a length beyond the family's (`a/40`) matches nothing.
 pub fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(b) & mask
-        }
-        _ => false,
-    }
+    Cidr::new(net, len).is_some_and(|net| net.contains(ip))
 }
 
 pub fn name_of(qualifier: char) -> &'static str {
@@ -120,6 +109,10 @@ mod tests {
         assert!(parse("v=spf1 ip5:1.2.3.4 -all").is_err());
         assert!(parse("v=spf1 ip4:300.1.1.1 -all").is_err());
         assert!(parse("v=spf1 include -all").is_err());
+        assert!(parse("v=spf1 ip4:192.0.2.1/24 ip6:2001:db8::1 -all").is_ok());
+        assert!(parse("v=spf1 ip4:192.0.2.0/33 -all").is_err());
+        assert!(parse("v=spf1 ip4:2001:db8::1 -all").is_err());
+        assert!(parse("v=spf1 ip6:192.0.2.1 -all").is_err());
     }
 
     #[test]
@@ -128,6 +121,13 @@ mod tests {
         assert!(in_net(ip, "192.0.2.0".parse().unwrap(), 24));
         assert!(!in_net(ip, "192.0.3.0".parse().unwrap(), 24));
         assert!(in_net(ip, "10.0.0.0".parse().unwrap(), 0));
+        assert!(in_net(
+            "::ffff:192.0.2.1".parse().unwrap(),
+            "192.0.2.0".parse().unwrap(),
+            24
+        ));
+        // Was a shift by 32 - 40: a panic, or in release a mask of zero that matched all.
+        assert!(!in_net(ip, "10.0.0.0".parse().unwrap(), 40));
         assert_eq!(
             host_and_len(Some("/24"), "d.test", ip),
             ("d.test".into(), 24)

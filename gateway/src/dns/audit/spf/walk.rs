@@ -87,7 +87,7 @@ pub fn evaluate<'a>(
                 "ip4" | "ip6" => arg
                     .as_deref()
                     .and_then(cidr)
-                    .is_some_and(|(net, len)| in_net(ip, net, len)),
+                    .is_some_and(|net| net.contains(ip)),
                 "a" | "mx" => {
                     let (host, len) = host_and_len(arg.as_deref(), domain, ip);
                     let hosts = if name == "mx" {
