@@ -198,7 +198,7 @@ pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
         eprint!("{errors}");
         ExitCode::from(EXIT_CONFIG as u8)
     };
-    let config = Config::load(path).map_err(fail)?;
+    let config = crate::loader::load(path).map_err(fail)?;
     // The address files named by the configuration are part of it: a bad line stops here.
     let errors = crate::routing::load::check_files(&config);
     if !errors.is_empty() {

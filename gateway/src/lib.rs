@@ -40,6 +40,7 @@ pub mod dns;
 pub mod envelope;
 pub mod firmware;
 pub mod init;
+pub mod loader;
 pub mod observe;
 pub mod password;
 pub mod policy;

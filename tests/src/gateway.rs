@@ -132,7 +132,8 @@ impl Gateway {
         }
         let addr = addrs[0];
         let text = text(dir.path(), addr);
-        let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+        let config =
+            edgemx::loader::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
         let shutdown = CancellationToken::new();
         let admin_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind admin");
         let admin = admin_listener.local_addr().expect("admin addr");

@@ -77,8 +77,8 @@ fn default_timeout() -> Span {
     Span(Duration::from_secs(30))
 }
 
-/// Resolves each probe's next hops and TLS policy through the route table; every finding
-/// names its key.
+/// Checks the probes' own keys; every finding names its key. Their next hops and TLS policy
+/// are resolved through the route table by `probe::targets` (the loader runs it).
 pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut add = |key: String, value: String, problem: &str| {
@@ -88,8 +88,6 @@ pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
             problem: problem.into(),
         })
     };
-    // Built only when a probe names a domain or route; it reads nothing but `config`.
-    let table = (!config.admin.probes.is_empty()).then(|| crate::routing::Table::new(config));
     if config.admin.max_clients == 0 {
         add("admin.max_clients".into(), "0".into(), "must be at least 1");
     }
@@ -100,7 +98,6 @@ pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
             "must be at least 100ms",
         );
     }
-    let default_tls = config.delivery.tls.clone();
     for (i, probe) in config.admin.probes.iter_mut().enumerate() {
         let key = |field: &str| format!("admin.probe[{i}].{field}");
         let given = [&probe.domain, &probe.route, &probe.next_hop];
@@ -110,28 +107,6 @@ pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
                 String::new(),
                 "give exactly one of `domain`, `route` or `next_hop`",
             );
-        } else if let Some(domain) = &probe.domain {
-            let name = domain.trim_end_matches('.').to_ascii_lowercase();
-            match table
-                .as_ref()
-                .and_then(|t| Some(t.route(t.by_domain(&name)?)))
-            {
-                Some(route) => {
-                    (probe.hops, probe.tls) = (route.hops.clone(), Some(route.tls.clone()))
-                }
-                None => add(
-                    key("domain"),
-                    domain.clone(),
-                    "no [[domain]] or [[route]] serves it",
-                ),
-            }
-        } else if let Some(name) = &probe.route {
-            match table.as_ref().and_then(|t| Some(t.route(t.id(name)?))) {
-                Some(route) => {
-                    (probe.hops, probe.tls) = (route.hops.clone(), Some(route.tls.clone()))
-                }
-                None => add(key("route"), name.clone(), "no [[route]] has this name"),
-            }
         } else if let Some(text) = &probe.next_hop {
             match NextHop::parse(text) {
                 Ok(NextHop::Mx) => add(
@@ -139,16 +114,9 @@ pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
                     text.clone(),
                     "`mx` needs a domain: use `domain` instead",
                 ),
-                Ok(hop) => (probe.hops, probe.tls) = (vec![hop], Some(default_tls.clone())),
+                Ok(_) => {}
                 Err(problem) => add(key("next_hop"), text.clone(), &problem),
             }
-        }
-        if probe.hops.contains(&NextHop::Mx) && probe.domain.is_none() {
-            add(
-                key("route"),
-                probe.route.clone().unwrap_or_default(),
-                "the route uses `mx`: probe it with `domain` so the MX records can be looked up",
-            );
         }
         if !probe.recipient.contains('@') {
             add(
@@ -180,72 +148,4 @@ pub fn check(config: &mut super::Config) -> Vec<ConfigError> {
         );
     }
     errors
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::{Config, NextHop};
-
-    const BASE: &str = "hostname = \"gw.test\"\ndata_dir = \"/tmp/x\"\n\
-        [[listener]]\naddress = \"127.0.0.1:25\"\n\
-        [[domain]]\nname = \"example.com\"\nnext_hops = [\"10.0.0.1:25\", \"mx\"]\n";
-
-    #[test]
-    fn a_domain_probe_takes_the_route_and_a_next_hop_probe_its_hop() {
-        let text = format!(
-            "{BASE}[admin]\naddress = \"127.0.0.1:9100\"\n\
-             [[admin.probe]]\ndomain = \"Example.com\"\nrecipient = \"p@example.com\"\n\
-             [[admin.probe]]\nnext_hop = \"10.0.0.9:2525\"\nrecipient = \"p@example.com\"\ninterval = \"5s\"\n"
-        );
-        let config = Config::parse(&text).unwrap();
-        assert_eq!(config.admin.address.port(), 9100);
-        let probes = &config.admin.probes;
-        assert_eq!(probes[0].hops.len(), 2);
-        assert_eq!(probes[0].hops[1], NextHop::Mx);
-        assert_eq!(probes[1].hops, [NextHop::parse("10.0.0.9:2525").unwrap()]);
-        assert_eq!(probes[1].interval.0.as_secs(), 5);
-        assert!(Config::parse(BASE).unwrap().admin.enabled);
-    }
-
-    #[test]
-    fn a_named_route_and_a_route_domain_resolve_to_the_route_hops() {
-        let text = format!(
-            "{BASE}[[route]]\nname = \"onprem\"\ndomains = [\"local.example.com\"]\nnext_hops = [\"10.0.0.5:25\"]\n\
-             [[admin.probe]]\nroute = \"onprem\"\nrecipient = \"p@local.example.com\"\n\
-             [[admin.probe]]\ndomain = \"local.example.com\"\nrecipient = \"p@local.example.com\"\n"
-        );
-        let config = Config::parse(&text).unwrap();
-        let hop = NextHop::parse("10.0.0.5:25").unwrap();
-        assert_eq!(config.admin.probes[0].hops, config.admin.probes[1].hops);
-        assert_eq!(config.admin.probes[1].hops, [hop]);
-        let bad = format!("{BASE}[[admin.probe]]\nroute = \"nosuch\"\nrecipient = \"p@x.test\"\n");
-        let errors = Config::parse(&bad).unwrap_err();
-        assert!(
-            errors[0]
-                .to_string()
-                .starts_with("admin.probe[0].route = nosuch"),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn bad_probes_are_reported_by_key() {
-        let text = format!(
-            "{BASE}[[admin.probe]]\ndomain = \"other.test\"\nrecipient = \"nobody\"\n\
-             [[admin.probe]]\ndomain = \"example.com\"\nnext_hop = \"10.0.0.1\"\nrecipient = \"p@x.test\"\n\
-             [[admin.probe]]\nnext_hop = \"mx\"\nrecipient = \"p@x.test\"\ninterval = \"1ms\"\n"
-        );
-        let errors = Config::parse(&text).unwrap_err();
-        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        let has = |needle: &str| text.iter().any(|t| t.starts_with(needle));
-        assert!(
-            has("admin.probe[0].domain = other.test: no [[domain]] or [[route]]"),
-            "{text:?}"
-        );
-        assert!(has("admin.probe[0].recipient = nobody"), "{text:?}");
-        assert!(has("admin.probe[1].domain: give exactly one"), "{text:?}");
-        assert!(has("admin.probe[2].next_hop = mx"), "{text:?}");
-        assert!(has("admin.probe[2].interval"), "{text:?}");
-        assert!(Config::parse(&format!("{BASE}[admin]\nport = 1\n")).is_err());
-    }
 }

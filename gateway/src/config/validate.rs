@@ -236,16 +236,6 @@ fn check_rest(config: &Config, out: &mut Findings) {
         ),
         _ => {}
     }
-    for (key, path) in [
-        ("tls.certificate", &config.tls.certificate),
-        ("tls.private_key", &config.tls.private_key),
-    ] {
-        if let Some(path) = path
-            && let Err(e) = std::fs::metadata(path)
-        {
-            out.add(key, path.display(), format!("cannot be read: {e}"));
-        }
-    }
     if !["error", "warn", "info", "debug", "trace"].contains(&config.log.level.as_str()) {
         out.add(
             "log.level",

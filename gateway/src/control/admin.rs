@@ -174,7 +174,7 @@ impl Admin {
     /// Startup validation plus what a running gateway cannot take: another data directory,
     /// an unusable certificate, a listener address that cannot be bound.
     fn validate(&self, text: &str) -> Result<Config, String> {
-        let config = Config::parse(text).map_err(|errors| {
+        let config = crate::loader::parse(text).map_err(|errors| {
             errors
                 .iter()
                 .map(|e| e.to_string())
@@ -284,7 +284,7 @@ impl Admin {
             return;
         };
         let comment = format!("automatic rollback: revision {revision} was not confirmed");
-        match Config::parse(&p.previous) {
+        match crate::loader::parse(&p.previous) {
             Ok(config) => match self.store.save(&p.previous, &comment) {
                 Ok(r) => {
                     self.publish(Arc::new(config)).await;

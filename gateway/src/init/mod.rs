@@ -165,7 +165,7 @@ mod tests {
     fn the_default_configuration_written_at_first_boot_is_valid() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/defaults/edgemx.toml");
-        if let Err(errors) = crate::config::Config::load(&path) {
+        if let Err(errors) = crate::loader::load(&path) {
             panic!("image/defaults/edgemx.toml is invalid:\n{errors}");
         }
     }

@@ -64,7 +64,7 @@ pub fn start() {
 
 fn run() {
     let booted_at = Instant::now();
-    let config = Config::load(Path::new(super::CONFIG_PATH)).ok();
+    let config = crate::loader::load(Path::new(super::CONFIG_PATH)).ok();
     let settings = config.as_ref().map(|c| c.boot.clone()).unwrap_or_default();
     let probe = Probe::from(config.as_ref());
     let env = BootEnv::esp();

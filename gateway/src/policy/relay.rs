@@ -36,14 +36,17 @@ pub struct Access {
 impl Access {
     pub fn new(config: &Config) -> Access {
         let relay = &config.relay;
-        let trust = match relay.client_roots.as_slice() {
-            [] => None,
-            roots => ClientTrust::new(roots, &relay.client_names)
+        let trust = relay.client_ca.as_ref().and_then(|ca| {
+            crate::tls::read_certificates(ca)
+                .map_err(|e| e.to_string())
+                .and_then(|roots| {
+                    ClientTrust::new(&roots, &relay.client_names).map_err(|e| e.to_string())
+                })
                 .inspect_err(|e| {
                     log::error!("relay.client_ca: {e}; client certificates grant no relay")
                 })
-                .ok(),
-        };
+                .ok()
+        });
         Access {
             networks: relay.nets.clone(),
             users: Users::new(relay.users_path(&config.data_dir)),

@@ -16,6 +16,7 @@
 
 mod message;
 mod rcpt;
+pub mod targets;
 
 use crate::config::{Config, NextHop, Probe};
 use crate::observe::events::{Event, Events};

@@ -9,6 +9,7 @@
 
 mod client;
 mod clientauth;
+pub mod files;
 mod verify;
 
 pub use client::{ClientConfigs, client_config, server_name};
@@ -60,10 +61,13 @@ pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
     let key = read_key(&key_path)?;
     let builder = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let builder = match config.relay.client_roots.as_slice() {
-        [] => builder.with_no_client_auth(),
-        roots => builder
-            .with_client_cert_verifier(ClientTrust::new(roots, &config.relay.client_names)?.ask()),
+    let builder = match &config.relay.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let roots = read_certificates(ca)?;
+            let trust = ClientTrust::new(&roots, &config.relay.client_names)?;
+            builder.with_client_cert_verifier(trust.ask())
+        }
     };
     let mut server = builder.with_single_cert(chain, key)?;
     resumption(&mut server)?;
