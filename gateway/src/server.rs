@@ -35,6 +35,10 @@ pub enum StartError {
     Routing(String),
     #[error(transparent)]
     Dkim(#[from] crate::dkim::KeyError),
+    /// A part of the running gateway ended by itself (a panic, a listener that died); the
+    /// gateway shut down cleanly and says so with a non-zero exit.
+    #[error("stopped because {0}")]
+    Failed(String),
 }
 
 pub mod memory;
@@ -163,14 +167,20 @@ pub async fn run_with_admin(
         path: config.control_socket().display().to_string(),
         reason: e.to_string(),
     })?;
-    let control_task = tokio::spawn(control.serve(shutdown.clone()));
+    let mut control_task = Some(tokio::spawn(control.serve(shutdown.clone())));
     let mut reloader = reload::Reloader::new(ctx.clone(), deliveries.clone(), applied);
     for bound in listeners {
         reloader.adopt(bound);
     }
-    let accepting = tokio::spawn(reloader.follow(live_rx, shutdown.clone()));
+    let mut accepting = Some(tokio::spawn(reloader.follow(live_rx, shutdown.clone())));
 
-    shutdown.cancelled().await;
+    let failed = first_failure(
+        &shutdown,
+        &mut accepting,
+        &mut control_task,
+        deliveries.ended(),
+    )
+    .await;
     log::info!("shutting down: no new connections, finishing messages in progress");
     // One deadline for everything that waits on a peer (listeners, sessions, deliveries,
     // the control socket, the admin listener); only the queue's last commit is awaited
@@ -204,12 +214,61 @@ pub async fn run_with_admin(
     }
     let _ = std::fs::remove_file(config.control_socket());
     log::info!("stopped");
-    Ok(())
+    match failed {
+        None => Ok(()),
+        Some(why) => Err(StartError::Failed(why)),
+    }
+}
+
+/// Until the shutdown, every part runs for good: one that ends by itself (a panic, a
+/// listener loop that died) starts the shutdown, so the gateway never goes on without
+/// accepting or delivering, and the exit status says it failed. Returns why, or `None`
+/// when the shutdown came first.
+async fn first_failure(
+    shutdown: &CancellationToken,
+    accepting: &mut Option<tokio::task::JoinHandle<()>>,
+    control: &mut Option<tokio::task::JoinHandle<()>>,
+    deliveries_ended: impl std::future::Future<Output = ()>,
+) -> Option<String> {
+    let failed = tokio::select! {
+        // Every part ends at shutdown too: the shutdown is seen first.
+        biased;
+        _ = shutdown.cancelled() => None,
+        how = until_ended(accepting) => Some(format!("the SMTP listeners ended ({how})")),
+        how = until_ended(control) => Some(format!("the control socket ended ({how})")),
+        _ = deliveries_ended => Some("the delivery scheduler ended".to_string()),
+    };
+    if let Some(why) = &failed {
+        log::error!("{why}; shutting down");
+        shutdown.cancel();
+    }
+    failed
+}
+
+/// Waits for the task in `slot` to end and takes it out (so it is not awaited twice);
+/// says how it ended. Pending for ever when the slot is empty.
+async fn until_ended(slot: &mut Option<tokio::task::JoinHandle<()>>) -> String {
+    let Some(task) = slot.as_mut() else {
+        return std::future::pending().await;
+    };
+    let ended = match task.await {
+        Ok(()) => "returned".to_string(),
+        Err(e) if e.is_panic() => "panicked".to_string(),
+        Err(e) => e.to_string(),
+    };
+    *slot = None;
+    ended
 }
 
 /// Awaits a task until the shutdown deadline: a panic is logged as an error (it is not
-/// silently dropped), a task still running then is left behind with a warning.
-async fn join_by(what: &str, until: tokio::time::Instant, task: tokio::task::JoinHandle<()>) {
+/// silently dropped), a task still running then is left behind with a warning. An empty
+/// slot (the task ended before the shutdown) is nothing to wait for.
+async fn join_by(
+    what: &str,
+    until: tokio::time::Instant,
+    task: Option<tokio::task::JoinHandle<()>>,
+) {
+    let Some(task) = task else { return };
     match tokio::time::timeout_at(until, task).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => log::error!("{what}: task failed during shutdown: {e}"),
@@ -255,12 +314,41 @@ mod tests {
     use std::time::Duration;
 
     #[tokio::test]
+    async fn a_part_that_ends_before_the_shutdown_starts_it_and_is_named() {
+        use tokio_util::sync::CancellationToken;
+        let shutdown = CancellationToken::new();
+        let mut accepting = Some(tokio::spawn(async { panic!("listener loop broke") }));
+        let mut control = Some(tokio::spawn(std::future::pending::<()>()));
+        let why = super::first_failure(
+            &shutdown,
+            &mut accepting,
+            &mut control,
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(why.as_deref(), Some("the SMTP listeners ended (panicked)"));
+        assert!(shutdown.is_cancelled(), "the failure starts the shutdown");
+        assert!(accepting.is_none(), "the ended task is not awaited again");
+        assert!(control.is_some());
+        // The scheduler ending is a failure too; a shutdown that comes first is not.
+        let shutdown = CancellationToken::new();
+        let (mut a, mut c) = (None, None);
+        let why = super::first_failure(&shutdown, &mut a, &mut c, async {}).await;
+        assert_eq!(why.as_deref(), Some("the delivery scheduler ended"));
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let mut c = Some(tokio::spawn(std::future::pending::<()>()));
+        let why = super::first_failure(&shutdown, &mut a, &mut c, std::future::pending()).await;
+        assert_eq!(why, None);
+    }
+
+    #[tokio::test]
     async fn join_by_survives_a_panicked_task_and_leaves_a_stuck_one_at_the_deadline() {
         let until = tokio::time::Instant::now() + Duration::from_millis(200);
         let panicked = tokio::spawn(async { panic!("a listener bug") });
-        super::join_by("panicking", until, panicked).await;
+        super::join_by("panicking", until, Some(panicked)).await;
         let stuck = tokio::spawn(std::future::pending::<()>());
-        super::join_by("stuck", until, stuck).await;
+        super::join_by("stuck", until, Some(stuck)).await;
         assert!(
             tokio::time::Instant::now() >= until,
             "returned before the deadline"

@@ -1,5 +1,6 @@
-//! The parts of `edgemx.toml` that init reads itself: `hostname`, `data_dir`, `[network]`
-//! and the `[[listener]]` addresses, typed with the configuration's own types.
+//! The parts of `edgemx.toml` that init reads itself: `hostname`, `data_dir`, `[network]`,
+//! the `[[listener]]` addresses and `[limits]` (for the shutdown deadline), typed with the
+//! configuration's own types.
 //!
 //! Each part is read on its own, not through [`super::Config::parse`]: a mistake elsewhere
 //! in the file keeps the gateway from starting, and must not also take the appliance off
@@ -7,7 +8,7 @@
 //! Only the shape of a part is checked here; what `Config::parse` checks beyond it
 //! (`network::check`) is the caller's to apply where it acts.
 
-use super::{Listener, Network};
+use super::{Limits, Listener, Network};
 use std::path::PathBuf;
 
 /// `edgemx.toml` as TOML, read part by part.
@@ -30,6 +31,11 @@ impl Parts {
     /// `[network]`, or why it does not have the shape of [`Network`]; `None` when absent.
     pub fn network(&self) -> Option<Result<Network, toml::de::Error>> {
         self.part("network")
+    }
+
+    /// `[limits]`, defaults filled in; the defaults when absent or not of its shape.
+    pub fn limits(&self) -> Limits {
+        self.part("limits").and_then(Result::ok).unwrap_or_default()
     }
 
     /// The `[[listener]]` entries that have the shape of a [`Listener`].

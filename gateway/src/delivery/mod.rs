@@ -89,6 +89,8 @@ pub struct DeliveryHandle {
     queue: Queue,
     tracker: TaskTracker,
     health: Health,
+    /// Fired when the scheduler has ended, normally or by a panic.
+    ended: CancellationToken,
 }
 
 enum Command {
@@ -178,16 +180,29 @@ pub fn start(
     });
     let new = queue.subscribe();
     let scheduler = Scheduler::new(config, queue.clone(), ctx, events, health.clone());
-    tracker.spawn(run(scheduler, resumed, new, command_rx, event_rx, shutdown));
+    let ended = CancellationToken::new();
+    // Dropped when the task ends, also while a panic unwinds it.
+    let guard = ended.clone().drop_guard();
+    tracker.spawn(async move {
+        let _guard = guard;
+        run(scheduler, resumed, new, command_rx, event_rx, shutdown).await
+    });
     DeliveryHandle {
         commands,
         queue,
         tracker,
         health,
+        ended,
     }
 }
 
 impl DeliveryHandle {
+    /// Resolves when the scheduler has ended: after the shutdown token fired, or earlier by
+    /// a failure (which the server turns into a shutdown).
+    pub async fn ended(&self) {
+        self.ended.cancelled().await
+    }
+
     /// Attempts the message now (and lifts any hold on its destinations).
     pub fn retry(&self, id: QueueId) {
         let _ = self.commands.send(Command::Retry(id));

@@ -7,6 +7,7 @@
 //! `reboot(2)` fails, init parks rather than exit (which would panic the
 //! kernel with /data possibly mounted).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
@@ -20,10 +21,23 @@ use super::mounts;
 use super::supervise::{arm_alarm, describe};
 use super::watchdog::Watchdog;
 
-/// How long the gateway gets to finish its commits after SIGTERM.
-const STOP_DEADLINE: Duration = Duration::from_secs(30);
+/// What the gateway gets after SIGTERM beyond its own `limits.shutdown_timeout` (which
+/// bounds its sessions and deliveries): the queue's last commit and closing the store.
+const STOP_MARGIN: Duration = Duration::from_secs(10);
 /// How long SIGKILLed processes get to disappear.
 const KILL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long the gateway gets after SIGTERM: its configured `limits.shutdown_timeout`
+/// (the default when the file cannot be read) plus [`STOP_MARGIN`], so init never kills a
+/// gateway that is keeping its own deadline.
+fn stop_deadline(config: &Path) -> Duration {
+    let limits = std::fs::read_to_string(config)
+        .ok()
+        .and_then(|text| crate::config::parts::Parts::parse(&text).ok())
+        .map(|parts| parts.limits())
+        .unwrap_or_default();
+    limits.shutdown_timeout.0 + STOP_MARGIN
+}
 
 /// What the operator (or the power button) asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +59,11 @@ pub fn finish(request: Request, signals: &SigSet, dog: &mut Option<Watchdog>) ->
     {
         warn!("cannot signal processes: {e}");
     }
-    if !wait_for_all(signals, dog, STOP_DEADLINE) {
+    let deadline = stop_deadline(Path::new(super::CONFIG_PATH));
+    if !wait_for_all(signals, dog, deadline) {
         warn!(
             "processes still running after {} s; killing them",
-            STOP_DEADLINE.as_secs()
+            deadline.as_secs()
         );
         let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
         if !wait_for_all(signals, dog, KILL_DEADLINE) {
@@ -100,5 +115,30 @@ fn wait_for_all(signals: &SigSet, dog: &mut Option<Watchdog>, limit: Duration) -
         // Wake at least every second to check the deadline.
         arm_alarm(Some(Instant::now()));
         let _ = signals.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stop_deadline_follows_the_configured_shutdown_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edgemx.toml");
+        std::fs::write(
+            &path,
+            "hostname = \"gw\"\n[limits]\nshutdown_timeout = \"75s\"\n",
+        )
+        .unwrap();
+        assert_eq!(stop_deadline(&path), Duration::from_secs(75) + STOP_MARGIN);
+        // Unreadable, or no [limits]: the gateway's default deadline, plus the margin.
+        let default = crate::config::Limits::default().shutdown_timeout.0;
+        assert_eq!(
+            stop_deadline(&dir.path().join("missing.toml")),
+            default + STOP_MARGIN
+        );
+        std::fs::write(&path, "hostname = \"gw\"\n").unwrap();
+        assert_eq!(stop_deadline(&path), default + STOP_MARGIN);
     }
 }

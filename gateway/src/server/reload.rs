@@ -24,6 +24,22 @@ pub struct Reloader {
     applied: watch::Sender<Arc<Config>>,
     deliveries: DeliveryHandle,
     listeners: HashMap<SocketAddr, Running>,
+    /// Fired when an accept loop ended without being stopped (a panic).
+    died: CancellationToken,
+}
+
+/// Held by an accept loop's task: its end, unless asked for, fires `died`.
+struct Watch {
+    died: CancellationToken,
+    stop: CancellationToken,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.stop.is_cancelled() {
+            self.died.cancel();
+        }
+    }
 }
 
 struct Running {
@@ -44,6 +60,7 @@ impl Reloader {
             contexts: watch::Sender::new(ctx),
             deliveries,
             listeners: HashMap::new(),
+            died: CancellationToken::new(),
         }
     }
 
@@ -55,13 +72,21 @@ impl Reloader {
         log::info!("SMTP listening on {addr}");
         let stop = CancellationToken::new();
         let (starttls, role) = (bound.starttls, bound.role);
-        let task = tokio::spawn(inbound::serve(
+        let serve = inbound::serve(
             self.contexts.subscribe(),
             bound.listener,
             starttls,
             role,
             stop.clone(),
-        ));
+        );
+        let watch = Watch {
+            died: self.died.clone(),
+            stop: stop.clone(),
+        };
+        let task = tokio::spawn(async move {
+            let _watch = watch;
+            serve.await
+        });
         self.listeners.insert(
             addr,
             Running {
@@ -74,7 +99,8 @@ impl Reloader {
     }
 
     /// Applies every configuration published on `live` until shutdown, then waits for the
-    /// accept loops to end.
+    /// accept loops to end. An accept loop that ends by itself stops the others and ends
+    /// this too, which the server takes as a failure (a shutdown, a non-zero exit).
     pub async fn follow(
         mut self,
         mut live: watch::Receiver<Arc<Config>>,
@@ -82,7 +108,16 @@ impl Reloader {
     ) {
         loop {
             tokio::select! {
+                // An accept loop ends at shutdown too: the shutdown is seen first.
+                biased;
                 _ = shutdown.cancelled() => break,
+                _ = self.died.cancelled() => {
+                    log::error!("an SMTP listener ended by itself; stopping the others");
+                    for running in self.listeners.values() {
+                        running.stop.cancel();
+                    }
+                    break;
+                }
                 changed = live.changed() => if changed.is_err() { break },
             }
             let config = live.borrow_and_update().clone();
