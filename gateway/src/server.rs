@@ -92,7 +92,7 @@ pub async fn run_with_admin(
         let (path, settings) = (queue_path.clone(), config.queue.clone());
         tokio::task::spawn_blocking(move || Queue::open(&path, &settings))
             .await
-            .map_err(|e| StartError::Queue(QueueError::Storage(e.to_string())))??
+            .map_err(|e| StartError::Queue(QueueError::Io(e.to_string())))??
     };
     log::info!(
         "queue {} opened with {} messages",

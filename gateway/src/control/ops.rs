@@ -50,7 +50,7 @@ pub async fn status(admin: &Admin) -> Result<Value, String> {
             "deferred_recipients": deferred,
             "oldest_age": oldest.map(|o| now.saturating_sub(o)),
             "commits": admin.queue.commits(),
-            "failing": admin.queue.failing(),
+            "failing": admin.queue.failing().map(|e| e.to_string()),
             "domains": domains,
         },
     }))

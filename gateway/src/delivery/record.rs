@@ -44,13 +44,7 @@ impl Write {
             } else {
                 let body = self.body(&env, &mut held).await;
                 let rcpts: Vec<&Recipient> = failed.iter().collect();
-                let dsn = dsn::bounce(
-                    &self.hostname,
-                    &env,
-                    body.as_deref().map_or(&[][..], |b| b),
-                    &rcpts,
-                    now,
-                );
+                let dsn = dsn::bounce(&self.hostname, &env, original(&body), &rcpts, now);
                 if let Some((envelope, body)) = dsn {
                     changes.push(Change::Insert { envelope, body });
                     bounced = true;
@@ -72,9 +66,8 @@ impl Write {
             }
             let body = self.body(&env, &mut held).await;
             let rcpts: Vec<&Recipient> = rcpts.iter().collect();
-            let body = body.as_deref().map_or(&[][..], |b| b);
             if let Some((envelope, body)) =
-                dsn::report(&self.hostname, &env, body, &rcpts, action, now)
+                dsn::report(&self.hostname, &env, original(&body), &rcpts, action, now)
             {
                 log::info!("{id} {action}; notice to <{}>", env.sender);
                 changes.push(Change::Insert { envelope, body });
@@ -103,11 +96,29 @@ impl Write {
         }
     }
 
-    /// The body for a DSN, read once the budget has room for it (and its quoted copy).
-    async fn body(&self, env: &Envelope, held: &mut Option<Held>) -> Option<Arc<Vec<u8>>> {
+    /// The body for a DSN, read once the budget has room for it (and its quoted copy); why
+    /// it could not be read, logged, otherwise: the DSN then says so instead of quoting an
+    /// empty message.
+    async fn body(&self, env: &Envelope, held: &mut Option<Held>) -> Result<Arc<Vec<u8>>, String> {
         if held.is_none() {
             *held = self.budget.take(budget::cost(env.size)).await;
         }
-        self.queue.body(env.id).await.ok().flatten()
+        let read = match self.queue.body(env.id).await {
+            Ok(Some(body)) => Ok(body),
+            Ok(None) => Err("its body is missing".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(why) = &read {
+            log::error!("{}: the DSN cannot quote the message: {why}", env.id);
+        }
+        read
+    }
+}
+
+/// What a DSN quotes: the body, or why there is none.
+fn original(body: &Result<Arc<Vec<u8>>, String>) -> dsn::Original<'_> {
+    match body {
+        Ok(body) => dsn::Original::Body(body),
+        Err(why) => dsn::Original::Unreadable(why),
     }
 }

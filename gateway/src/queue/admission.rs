@@ -5,6 +5,7 @@
 //! the same batch take.
 
 use super::QueueError;
+use super::store::StoreError;
 use crate::config;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,18 +20,18 @@ pub(super) struct Counters {
     /// Why the last commit failed, until one succeeds again (disk full, I/O error): while
     /// set, nothing new is admitted, so a sender is never told `250` for data that cannot be
     /// stored, and `/healthz` says why.
-    pub failing: Mutex<Option<String>>,
+    pub failing: Mutex<Option<StoreError>>,
 }
 
 impl Counters {
-    pub fn failing(&self) -> Option<String> {
+    pub fn failing(&self) -> Option<StoreError> {
         self.failing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub fn set_failing(&self, why: Option<String>) {
+    pub fn set_failing(&self, why: Option<StoreError>) {
         *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = why;
     }
 }
@@ -102,7 +103,7 @@ pub(super) struct Batch<'a> {
     free: Option<Option<(u64, u64)>>,
     /// Bytes taken by earlier messages of this batch, not yet on disk.
     taken: u64,
-    failing: Option<String>,
+    failing: Option<StoreError>,
 }
 
 impl Batch<'_> {
@@ -110,9 +111,11 @@ impl Batch<'_> {
     pub fn take(&mut self, size: u64) -> Result<(), QueueError> {
         let l = self.limits;
         if let Some(why) = &self.failing {
-            return Err(QueueError::Storage(format!(
-                "the queue cannot commit: {why}"
-            )));
+            let why = format!("the queue cannot commit: {why}");
+            return Err(match self.failing {
+                Some(StoreError::DiskFull(_)) => QueueError::DiskFull(why),
+                _ => QueueError::Io(why),
+            });
         }
         if self.messages >= l.max_messages {
             return Err(QueueError::Full(format!(
@@ -187,9 +190,11 @@ mod tests {
         let limits = limits(0);
         let counters = Counters::default();
         assert!(limits.check(&counters, 10).is_ok());
-        counters.set_failing(Some("No space left on device (os error 28)".into()));
+        counters.set_failing(Some(StoreError::DiskFull(
+            "No space left on device (os error 28)".into(),
+        )));
         let refused = limits.check(&counters, 10).expect_err("refused");
-        assert!(matches!(&refused, QueueError::Storage(why) if why.contains("os error 28")));
+        assert!(matches!(&refused, QueueError::DiskFull(why) if why.contains("os error 28")));
         counters.set_failing(None);
         assert!(limits.check(&counters, 10).is_ok());
     }

@@ -73,10 +73,37 @@ impl Action {
 /// The failure DSN for `failed` recipients of `original`, ready to enqueue; `None` for the
 /// null sender or when no recipient is given. Recipients still open (pending or deferred)
 /// are reported as expired (`4.4.7`).
-pub fn bounce(
+/// The message a DSN is about, as read from the queue: its stored bytes, or why they could
+/// not be read. A DSN is still sent then (the sender must learn the outcome), saying in its
+/// text that the original is not attached and why.
+#[derive(Debug, Clone, Copy)]
+pub enum Original<'a> {
+    Body(&'a [u8]),
+    Unreadable(&'a str),
+}
+
+impl<'a> From<&'a [u8]> for Original<'a> {
+    fn from(body: &'a [u8]) -> Original<'a> {
+        Original::Body(body)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [u8; N]> for Original<'a> {
+    fn from(body: &'a [u8; N]) -> Original<'a> {
+        Original::Body(body)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Original<'a> {
+    fn from(body: &'a Vec<u8>) -> Original<'a> {
+        Original::Body(body)
+    }
+}
+
+pub fn bounce<'a>(
     hostname: &str,
     original: &Envelope,
-    original_body: &[u8],
+    original_body: impl Into<Original<'a>>,
     failed: &[&Recipient],
     now: u64,
 ) -> Option<(Envelope, Vec<u8>)> {
@@ -91,10 +118,10 @@ pub fn bounce(
 }
 
 /// A DSN with the given `action` for `recipients` of `original`; see [`bounce`].
-pub fn report(
+pub fn report<'a>(
     hostname: &str,
     original: &Envelope,
-    original_body: &[u8],
+    original_body: impl Into<Original<'a>>,
     recipients: &[&Recipient],
     action: Action,
     now: u64,
@@ -108,6 +135,10 @@ pub fn report(
         return None;
     }
     let recipients = &recipients[..];
+    let (original_body, unreadable) = match original_body.into() {
+        Original::Body(body) => (body, None),
+        Original::Unreadable(why) => (&[][..], Some(why)),
+    };
     let full = action == Action::Failed && original.ret == Some(Ret::Full);
     let headers = if full {
         original_body
@@ -122,7 +153,28 @@ pub fn report(
     let mut out = String::with_capacity(2_048 + headers.len());
     write_headers(&mut out, hostname, original, action, &boundary, now);
     write_text(&mut out, hostname, original, recipients, action, &boundary);
+    if let Some(why) = unreadable {
+        // Said in the human-readable part, where the sender looks (RFC 3462 makes the
+        // third part optional).
+        let _ = write!(
+            out,
+            "Your message could not be read from the queue ({}); it is not\r\n\
+             attached.\r\n\r\n",
+            clean(why)
+        );
+    }
     write_status(&mut out, hostname, original, recipients, action, &boundary);
+    if unreadable.is_some() {
+        out.push_str(&format!("--{boundary}--\r\n"));
+        let body = out.into_bytes();
+        let envelope = Envelope {
+            size: body.len() as u64,
+            smtputf8: !original.sender.is_ascii(),
+            client: format!("{hostname} (delivery status notification)"),
+            ..Envelope::new("", vec![Recipient::pending(original.sender.clone())], now)
+        };
+        return Some((envelope, body));
+    }
     let _ = if full {
         write!(
             out,

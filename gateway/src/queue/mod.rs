@@ -31,6 +31,7 @@ mod store;
 mod writer;
 
 pub use crate::envelope::{Envelope, Hold, QueueId, RcptStatus, Recipient};
+pub use store::StoreError;
 
 use crate::config;
 use admission::{Counters, Limits};
@@ -47,14 +48,19 @@ use writer::{Request, Writer};
 /// Without it, that open checks every page: ≈1.5 s per GB of queue, paid once per crash.
 const QUICK_REPAIR: bool = false;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     /// A quota or the free-space reserve would be exceeded: `452 4.3.1`.
     #[error("queue full: {0}")]
     Full(String),
-    /// The commit failed (I/O error, disk full); nothing of it was stored: `452 4.3.1`.
+    /// The commit failed for want of space (disk full, quota, file size limit); nothing of
+    /// it was stored: `452 4.3.1`, like a quota.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    /// The store failed otherwise (an I/O error, a damaged record, a database that could
+    /// not be reopened); nothing of a failed commit was stored: `451 4.3.0`.
     #[error("storage failed: {0}")]
-    Storage(String),
+    Io(String),
     /// The database cannot be opened; it is never reset silently.
     #[error("cannot open queue database {path}: {reason}")]
     Open { path: String, reason: String },
@@ -264,13 +270,14 @@ impl Queue {
     /// Tests elsewhere: a message's checksum removed, as if its record predated checksums
     /// (stands for a store repaired under a held corrupt message).
     #[cfg(test)]
-    pub(crate) fn drop_checksum(&self, id: QueueId) -> Result<(), String> {
+    pub(crate) fn drop_checksum(&self, id: QueueId) -> Result<(), StoreError> {
         self.inner.store.drop_checksum(id)
     }
 
     /// Why the queue cannot store anything now (the last commit failed and none has
-    /// succeeded since), or `None` when it can. Mail is refused with `452 4.3.1` meanwhile.
-    pub fn failing(&self) -> Option<String> {
+    /// succeeded since), or `None` when it can. Mail is refused meanwhile: `452 4.3.1` when
+    /// the disk is full, `451 4.3.0` for other failures.
+    pub fn failing(&self) -> Option<StoreError> {
         self.inner.counters.failing()
     }
 
@@ -307,7 +314,7 @@ impl Queue {
         let store = self.inner.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| QueueError::Storage(format!("queue read task failed: {e}")))?
+            .map_err(|e| QueueError::Io(format!("queue read task failed: {e}")))?
     }
 }
 

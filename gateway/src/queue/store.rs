@@ -119,9 +119,9 @@ impl Store {
             reason,
         };
         super::marker::check(path)?;
-        let db = open_db(path).map_err(open_error)?;
-        init(&db, quick_repair).map_err(open_error)?;
-        let loaded = load(&db).map_err(open_error)?;
+        let db = open_db(path).map_err(|e| open_error(e.to_string()))?;
+        init(&db, quick_repair).map_err(|e| open_error(e.to_string()))?;
+        let loaded = load(&db).map_err(|e| open_error(e.to_string()))?;
         super::marker::write(path).map_err(open_error)?;
         let store = Store {
             path: path.to_path_buf(),
@@ -134,7 +134,7 @@ impl Store {
     /// Drops the current handle (refusing writes after a failed commit) and opens the file
     /// again, which repairs it if needed. On failure the store stays closed; the next call
     /// tries again.
-    pub fn reopen(&self) -> Result<(), String> {
+    pub fn reopen(&self) -> Result<(), StoreError> {
         let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = slot.take() {
             // A handle whose commit failed may fail to close cleanly too; that is expected.
@@ -143,7 +143,7 @@ impl Store {
             }
         }
         // A file removed or emptied behind our back must not come back as a new queue.
-        super::marker::check(&self.path).map_err(|e| e.to_string())?;
+        super::marker::check(&self.path).map_err(|e| io(e.to_string()))?;
         let db = open_db(&self.path)?;
         init(&db, self.quick_repair)?;
         *slot = Some(db);
@@ -166,16 +166,16 @@ impl Store {
     }
 
     /// Applies `ops` in one durable commit. On error nothing of it is stored.
-    pub fn write(&self, ops: &[Op<'_>], next_id: u64) -> Result<Vec<Effect>, String> {
-        let guard = self.handle()?;
+    pub fn write(&self, ops: &[Op<'_>], next_id: u64) -> Result<Vec<Effect>, StoreError> {
+        let guard = self.handle();
         let Some(db) = guard.as_ref() else {
-            return Err(unavailable());
+            return Err(io(unavailable()));
         };
         // redb may panic on a file corrupted behind its back; that must not kill the writer.
         catch_unwind(AssertUnwindSafe(|| {
             write_txn(db, ops, next_id, self.quick_repair)
         }))
-        .unwrap_or_else(|_| Err("redb panicked during the commit".into()))
+        .unwrap_or_else(|_| Err(io("redb panicked during the commit")))
     }
 
     pub fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
@@ -231,14 +231,14 @@ impl Store {
     }
 
     pub fn list(&self) -> Result<Vec<Envelope>, QueueError> {
-        self.read(|db| load(db).map(|l| l.envelopes).map_err(QueueError::Storage))
+        self.read(|db| load(db).map(|l| l.envelopes).map_err(QueueError::from))
     }
 
     /// Removes a message's checksum, as a record written before checksums has none.
     #[cfg(test)]
-    pub fn drop_checksum(&self, id: QueueId) -> Result<(), String> {
-        let guard = self.handle()?;
-        let db = guard.as_ref().ok_or_else(unavailable)?;
+    pub fn drop_checksum(&self, id: QueueId) -> Result<(), StoreError> {
+        let guard = self.handle();
+        let db = guard.as_ref().ok_or_else(|| io(unavailable()))?;
         let txn = db.begin_write().map_err(text)?;
         txn.open_table(SUMS)
             .map_err(text)?
@@ -248,17 +248,17 @@ impl Store {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Database) -> Result<T, QueueError>) -> Result<T, QueueError> {
-        let guard = self.handle().map_err(QueueError::Storage)?;
+        let guard = self.handle();
         let db = guard
             .as_ref()
-            .ok_or_else(|| QueueError::Storage(unavailable()))?;
+            .ok_or_else(|| QueueError::Io(unavailable()))?;
         catch_unwind(AssertUnwindSafe(|| f(db)))
-            .unwrap_or_else(|_| Err(QueueError::Storage("redb panicked during a read".into())))
+            .unwrap_or_else(|_| Err(QueueError::Io("redb panicked during a read".into())))
     }
 
-    fn handle(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, String> {
+    fn handle(&self) -> RwLockReadGuard<'_, Option<Database>> {
         // A panic while holding the lock leaves the handle itself valid.
-        Ok(self.db.read().unwrap_or_else(|e| e.into_inner()))
+        self.db.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -267,14 +267,53 @@ fn unavailable() -> String {
 }
 
 fn fail(e: impl Into<redb::Error>) -> QueueError {
-    QueueError::Storage(e.into().to_string())
+    text(e).into()
 }
 
-fn text(e: impl Into<redb::Error>) -> String {
-    e.into().to_string()
+/// A storage failure, classified: the disk (or the file) is full, or anything else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// No space left, quota exceeded or file too large (ENOSPC, EDQUOT, EFBIG): deletes,
+    /// compaction or the operator free room and commits succeed again.
+    #[error("{0}")]
+    DiskFull(String),
+    /// Any other failure: an I/O error, a damaged file, a database not open.
+    #[error("{0}")]
+    Io(String),
 }
 
-fn open_db(path: &Path) -> Result<Database, String> {
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> QueueError {
+        match e {
+            StoreError::DiskFull(why) => QueueError::DiskFull(why),
+            StoreError::Io(why) => QueueError::Io(why),
+        }
+    }
+}
+
+fn text(e: impl Into<redb::Error>) -> StoreError {
+    let e = e.into();
+    let full = match &e {
+        redb::Error::Io(io) => io
+            .raw_os_error()
+            .map(nix::errno::Errno::from_raw)
+            .is_some_and(|code| {
+                use nix::errno::Errno;
+                [Errno::ENOSPC, Errno::EDQUOT, Errno::EFBIG].contains(&code)
+            }),
+        _ => false,
+    };
+    match full {
+        true => StoreError::DiskFull(e.to_string()),
+        false => StoreError::Io(e.to_string()),
+    }
+}
+
+fn io(why: impl Into<String>) -> StoreError {
+    StoreError::Io(why.into())
+}
+
+fn open_db(path: &Path) -> Result<Database, StoreError> {
     let repaired = Arc::new(AtomicBool::new(false));
     let seen = repaired.clone();
     let shown = path.display().to_string();
@@ -288,7 +327,7 @@ fn open_db(path: &Path) -> Result<Database, String> {
     });
     let started = Instant::now();
     let db = catch_unwind(AssertUnwindSafe(|| builder.create(path)))
-        .map_err(|_| "redb panicked reading the file (corrupted?)".to_string())?
+        .map_err(|_| io("redb panicked reading the file (corrupted?)"))?
         .map_err(text)?;
     if repaired.load(Ordering::Relaxed) {
         log::warn!(
@@ -301,20 +340,20 @@ fn open_db(path: &Path) -> Result<Database, String> {
 }
 
 /// Creates the tables of a new database, or checks that an existing one is ours.
-fn init(db: &Database, quick_repair: bool) -> Result<(), String> {
+fn init(db: &Database, quick_repair: bool) -> Result<(), StoreError> {
     let txn = db.begin_read().map_err(text)?;
     let fresh = txn.list_tables().map_err(text)?.next().is_none();
     if !fresh {
         let meta = txn
             .open_table(META)
-            .map_err(|e| format!("not an edgemx queue database ({})", text(e)))?;
+            .map_err(|e| io(format!("not an edgemx queue database ({})", text(e))))?;
         let format = meta.get("format").map_err(text)?.map(|v| v.value());
         return match format {
             Some(FORMAT) => Ok(()),
-            Some(other) => Err(format!(
+            Some(other) => Err(io(format!(
                 "storage format {other} is not supported (this version reads {FORMAT})"
-            )),
-            None => Err("not an edgemx queue database (no format version)".into()),
+            ))),
+            None => Err(io("not an edgemx queue database (no format version)")),
         };
     }
     drop(txn);
@@ -332,7 +371,7 @@ fn init(db: &Database, quick_repair: bool) -> Result<(), String> {
     txn.commit().map_err(text)
 }
 
-fn load(db: &Database) -> Result<Loaded, String> {
+fn load(db: &Database) -> Result<Loaded, StoreError> {
     let txn = db.begin_read().map_err(text)?;
     let meta = txn.open_table(META).map_err(text)?;
     let envelopes = txn.open_table(ENVELOPES).map_err(text)?;
@@ -341,7 +380,7 @@ fn load(db: &Database) -> Result<Loaded, String> {
     let mut bytes = 0u64;
     for entry in envelopes.iter().map_err(text)? {
         let (id, value) = entry.map_err(text)?;
-        let envelope = decode(id.value(), value.value()).map_err(|e| e.to_string())?;
+        let envelope = decode(id.value(), value.value()).map_err(|e| io(e.to_string()))?;
         bytes = bytes.saturating_add(envelope.size);
         next_id = next_id.max(id.value().saturating_add(1));
         loaded.push(envelope);
@@ -358,7 +397,7 @@ fn write_txn(
     ops: &[Op<'_>],
     next_id: u64,
     quick_repair: bool,
-) -> Result<Vec<Effect>, String> {
+) -> Result<Vec<Effect>, StoreError> {
     let mut txn = db.begin_write().map_err(text)?;
     txn.set_durability(Durability::Immediate).map_err(text)?;
     txn.set_quick_repair(quick_repair);
@@ -427,30 +466,54 @@ fn insert_body(
     bodies: &mut redb::Table<'_, (u64, u32), &[u8]>,
     id: u64,
     body: &[u8],
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
     if body.is_empty() {
         bodies.insert((id, 0), &[][..]).map_err(text)?;
     }
     for (n, chunk) in body.chunks(CHUNK).enumerate() {
-        let n = u32::try_from(n).map_err(|_| format!("message {} is too large", QueueId(id)))?;
+        let n =
+            u32::try_from(n).map_err(|_| io(format!("message {} is too large", QueueId(id))))?;
         bodies.insert((id, n), chunk).map_err(text)?;
     }
     Ok(())
 }
 
-fn encode(envelope: &Envelope, out: &mut Vec<u8>) -> Result<(), String> {
+fn encode(envelope: &Envelope, out: &mut Vec<u8>) -> Result<(), StoreError> {
     out.clear();
     out.push(ENVELOPE_FORMAT);
-    serde_json::to_writer(&mut *out, envelope).map_err(|e| format!("envelope {}: {e}", envelope.id))
+    serde_json::to_writer(&mut *out, envelope)
+        .map_err(|e| io(format!("envelope {}: {e}", envelope.id)))
 }
 
 fn decode(id: u64, bytes: &[u8]) -> Result<Envelope, QueueError> {
-    let bad = |why: String| QueueError::Storage(format!("envelope {}: {why}", QueueId(id)));
+    let bad = |why: String| QueueError::Io(format!("envelope {}: {why}", QueueId(id)));
     match bytes.split_first() {
         Some((&ENVELOPE_FORMAT, json)) => {
             serde_json::from_slice(json).map_err(|e| bad(e.to_string()))
         }
         Some((other, _)) => Err(bad(format!("unknown envelope format {other}"))),
         None => Err(bad("empty record".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_io_errors() {
+        let os = |code: i32| redb::Error::Io(std::io::Error::from_raw_os_error(code));
+        for code in [28, 122, 27] {
+            // ENOSPC, EDQUOT, EFBIG
+            assert!(matches!(text(os(code)), StoreError::DiskFull(_)), "{code}");
+        }
+        assert!(matches!(text(os(5)), StoreError::Io(_)), "EIO");
+        assert!(matches!(text(redb::Error::PreviousIo), StoreError::Io(_)));
+        // Each kind answers the sender differently.
+        assert!(matches!(
+            QueueError::from(text(os(28))),
+            QueueError::DiskFull(_)
+        ));
+        assert!(matches!(QueueError::from(text(os(5))), QueueError::Io(_)));
     }
 }

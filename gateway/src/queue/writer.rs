@@ -11,6 +11,7 @@
 //! thread never panics on I/O: every failure becomes an answer or a retry.
 
 use super::admission::{Counters, Limits};
+use super::store::StoreError;
 use super::store::{Effect, Op, Store};
 use super::{Change, Envelope, QueueError, QueueId};
 use std::sync::Arc;
@@ -122,7 +123,10 @@ impl Writer {
                 left.len()
             );
         }
-        fail_all(left, "the queue closed before the change could be stored");
+        fail_all(
+            left,
+            &QueueError::Io("the queue closed before the change could be stored".into()),
+        );
         self.store.shut();
         if let Some(reply) = closing {
             let _ = reply.send(());
@@ -145,7 +149,7 @@ impl Writer {
                     // again (and the store refuses to overwrite a message, see `answer`).
                     if envelope.id.0 >= self.next_id.load(Ordering::Acquire) {
                         let why = format!("queue id {} was never reserved", envelope.id);
-                        let _ = reply.send(Err(QueueError::Storage(why)));
+                        let _ = reply.send(Err(QueueError::Io(why)));
                         continue;
                     }
                     let size = body.len() as u64;
@@ -258,13 +262,13 @@ impl Writer {
     /// again until that succeeds. Their callers wait meanwhile, so delivery stops recording
     /// and, with the scheduler starting nothing while the queue is failing, a restart repeats
     /// at most the deliveries that were in flight.
-    fn failed(&mut self, accepted: Vec<Accepted>, why: &str) {
-        self.counters.set_failing(Some(why.to_string()));
+    fn failed(&mut self, accepted: Vec<Accepted>, why: &StoreError) {
+        self.counters.set_failing(Some(why.clone()));
         let (keep, refuse): (Vec<_>, Vec<_>) = accepted
             .into_iter()
             .partition(|a| matches!(a, Accepted::Apply { .. }));
         self.retry = keep;
-        fail_all(refuse, why);
+        fail_all(refuse, &QueueError::from(why.clone()));
     }
 
     fn count(&self, ops: &[Op<'_>], effects: &[Effect]) {
@@ -300,7 +304,7 @@ impl Writer {
                     if effects.next() == Some(&Effect::Exists) {
                         let why = format!("queue id {} is already in use", envelope.id);
                         log::error!("queue: {why}; message refused");
-                        let _ = reply.send(Err(QueueError::Storage(why)));
+                        let _ = reply.send(Err(QueueError::Io(why)));
                         continue;
                     }
                     let _ = self.notify.send(envelope.clone());
@@ -371,9 +375,9 @@ pub(super) fn take_id(next_id: &AtomicU64) -> QueueId {
     QueueId(next_id.fetch_add(1, Ordering::AcqRel))
 }
 
-fn fail_all(accepted: Vec<Accepted>, reason: &str) {
+fn fail_all(accepted: Vec<Accepted>, error: &QueueError) {
     for item in accepted {
-        let error = QueueError::Storage(reason.to_string());
+        let error = error.clone();
         match item {
             Accepted::Enqueue { reply, .. } => {
                 let _ = reply.send(Err(error));

@@ -318,3 +318,40 @@ fn ret_hdrs_and_the_default_return_headers_only() {
         assert!(!text.contains("secret body"), "{text}");
     }
 }
+
+#[test]
+fn an_unreadable_original_is_named_in_the_text_and_not_attached() {
+    let failed = rcpt(
+        "x@example.com",
+        RcptStatus::Failed {
+            reply: "550 5.1.1 no such user".into(),
+            at: 1_700_000_100,
+        },
+    );
+    let why = "message 000000000000002A: stored body is corrupt: CRC-32 mismatch";
+    let (envelope, body) = bounce(
+        "mx1.example.net",
+        &original("a@example.org"),
+        Original::Unreadable(why),
+        &[&failed],
+        1_700_000_200,
+    )
+    .expect("the sender still hears of the failure");
+    let text = String::from_utf8(body.clone()).expect("utf-8");
+    let (_, parts) = parts(&text);
+    assert_eq!(
+        parts.len(),
+        2,
+        "notification and status, no original: {text}"
+    );
+    assert!(
+        parts[0].contains(&format!("could not be read from the queue ({why})")),
+        "{}",
+        parts[0]
+    );
+    assert!(parts[1].contains("Content-Type: message/delivery-status"));
+    assert!(parts[1].contains("Final-Recipient: rfc822; x@example.com"));
+    assert!(!text.contains("rfc822-headers") && !text.contains("secret body"));
+    assert_eq!(envelope.size, body.len() as u64);
+    assert_eq!(envelope.recipients[0].address, "a@example.org");
+}

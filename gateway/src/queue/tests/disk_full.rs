@@ -102,7 +102,7 @@ fn disk_full_refuses_mail_and_keeps_what_was_acknowledged() {
         report
             .failures
             .iter()
-            .all(|f| f.contains("storage failed") && !f.contains("delete")),
+            .all(|f| f.starts_with("FAIL disk full: ") && !f.contains("delete")),
         "{:?}",
         report.failures
     );

@@ -104,16 +104,17 @@ async fn delivery_result_failing_with_enospc_is_kept_until_it_commits() {
         queue.failing().is_some()
     })
     .await;
-    let why = queue.failing().unwrap_or_default();
+    // Told apart from an I/O error: the disk is full.
+    let why = queue.failing().expect("failing");
     assert!(
-        why.contains("os error 28") || why.contains("space"),
-        "{why}"
+        matches!(&why, StoreError::DiskFull(text) if text.contains("os error 28")),
+        "{why:?}"
     );
     assert!(!writing.is_finished(), "a delivery result is not given up");
-    assert!(matches!(queue.admit(0), Err(QueueError::Storage(_))));
+    assert!(matches!(queue.admit(0), Err(QueueError::DiskFull(_))));
     let refused = queue.enqueue(envelope("b@example.com"), body(1, 10)).await;
     assert!(
-        matches!(refused, Err(QueueError::Storage(_))),
+        matches!(refused, Err(QueueError::DiskFull(_))),
         "{refused:?}"
     );
     // Reads work meanwhile (`queue list`): the handle was reopened.

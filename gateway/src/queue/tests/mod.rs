@@ -141,17 +141,14 @@ async fn reserved_ids_are_used_once_and_never_overwrite() {
     assert!(later.id > reserved);
 
     let again = queue.enqueue(first, body(3, 50)).await;
-    assert!(matches!(again, Err(QueueError::Storage(_))), "{again:?}");
+    assert!(matches!(again, Err(QueueError::Io(_))), "{again:?}");
     let kept = queue.body(reserved).await.expect("read").expect("present");
     assert_eq!(*kept, body(1, 50), "the stored message is not overwritten");
 
     let mut invented = envelope("c@example.com");
     invented.id = QueueId(later.id.0 + 1_000);
     let refused = queue.enqueue(invented, body(4, 50)).await;
-    assert!(
-        matches!(refused, Err(QueueError::Storage(_))),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(QueueError::Io(_))), "{refused:?}");
     assert_eq!(queue.stats().messages, 2);
     queue.close().await;
 }

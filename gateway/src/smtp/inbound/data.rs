@@ -182,10 +182,12 @@ impl Session {
             Err(e) => {
                 log::warn!("{}: queueing failed, answered 4xx: {e}", self.peer);
                 self.refuse(match e {
-                    QueueError::Full(_) | QueueError::Storage(_) => Reply::storage_full(),
-                    QueueError::Open { .. } | QueueError::Closed | QueueError::Corrupt { .. } => {
-                        Reply::local_error()
-                    }
+                    // Out of room (a quota, the reserve, a full disk): 4.3.1.
+                    QueueError::Full(_) | QueueError::DiskFull(_) => Reply::storage_full(),
+                    QueueError::Io(_)
+                    | QueueError::Open { .. }
+                    | QueueError::Closed
+                    | QueueError::Corrupt { .. } => Reply::local_error(),
                 })
             }
         }

@@ -26,10 +26,12 @@ impl Session {
         if let Err(e) = self.ctx.queue.admit(declared) {
             log::warn!("{}: refusing mail: {e}", self.peer);
             return self.refuse(match e {
-                QueueError::Full(_) | QueueError::Storage(_) => Reply::storage_full(),
-                QueueError::Open { .. } | QueueError::Closed | QueueError::Corrupt { .. } => {
-                    Reply::local_error()
-                }
+                // Out of room (a quota, the reserve, a full disk): 4.3.1.
+                QueueError::Full(_) | QueueError::DiskFull(_) => Reply::storage_full(),
+                QueueError::Io(_)
+                | QueueError::Open { .. }
+                | QueueError::Closed
+                | QueueError::Corrupt { .. } => Reply::local_error(),
             });
         }
         self.tx = Some(Transaction {
