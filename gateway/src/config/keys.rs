@@ -32,6 +32,8 @@ pub enum Kind {
     Enum(&'static [&'static str]),
     /// Bytes: `4096` or `25MiB`.
     Size,
+    /// Bytes, or this word (`auto`).
+    SizeOr(&'static str),
     /// A duration: `30s`, `5m`.
     Span,
     /// `{ NAME = VALUE, … }`, set one pair at a time: the placeholders of name and value.

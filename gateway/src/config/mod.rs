@@ -420,8 +420,8 @@ impl Keys for Queue {
         key("max_bytes", Kind::Size, "bytes held at most"),
         key(
             "min_free_space",
-            Kind::Size,
-            "free space kept on the data partition (or auto)",
+            Kind::SizeOr("auto"),
+            "free space kept on the data partition (auto: 5 %, at most 256 MiB)",
         ),
         key(
             "retry_intervals",

@@ -171,10 +171,12 @@ pub fn value(kind: Kind, words: &[Word], base: usize) -> Result<Value, Failure> 
                 .filter(|n| *n >= 0)
                 .ok_or_else(|| bad(format!("\"{text}\" is not a whole number")))?,
         ),
-        Kind::Float => Value::from(
-            text.parse::<f64>()
-                .map_err(|_| bad(format!("\"{text}\" is not a number")))?,
-        ),
+        // As typed: `200` stays an integer (a float key takes one), `0.8` a float.
+        Kind::Float => match (text.parse::<i64>(), text.parse::<f64>()) {
+            (Ok(n), _) => Value::from(n),
+            (_, Ok(x)) => Value::from(x),
+            _ => return Err(bad(format!("\"{text}\" is not a number"))),
+        },
         Kind::Bool => Value::from(match text {
             "true" | "yes" | "on" => true,
             "false" | "no" | "off" => false,
@@ -190,7 +192,8 @@ pub fn value(kind: Kind, words: &[Word], base: usize) -> Result<Value, Failure> 
             }
             Value::from(text)
         }
-        Kind::Size => {
+        Kind::SizeOr(word) if text == word => Value::from(text),
+        Kind::Size | Kind::SizeOr(_) => {
             crate::config::parse_bytes(text).map_err(bad)?;
             match text.parse::<i64>() {
                 Ok(n) => Value::from(n),

@@ -263,6 +263,11 @@ fn value_next(kind: Kind, values: &[&str], setting: bool) -> Next {
             words: choices.iter().map(|c| w(c, "")).collect(),
             ..Next::default()
         },
+        (Kind::SizeOr(word), []) => Next {
+            words: vec![w(word, "")],
+            free: Some(w(&schema::placeholder(kind), "value")),
+            ..Next::default()
+        },
         (Kind::Bool, []) => Next {
             words: vec![w("true", ""), w("false", "")],
             ..Next::default()

@@ -24,6 +24,7 @@ pub fn placeholder(kind: Kind) -> String {
         Kind::Bool => "true|false".into(),
         Kind::Enum(choices) => choices.join("|"),
         Kind::Size => "<BYTES, e.g. 25MiB>".into(),
+        Kind::SizeOr(word) => format!("{word}|<BYTES, e.g. 1GiB>"),
         Kind::Span => "<DURATION, e.g. 30s, 5m>".into(),
         Kind::Map(name, value) => format!("<{name}> <{value}>"),
         Kind::Table(_) => "<KEY>".into(),
