@@ -70,6 +70,7 @@ mod tests {
     use super::super::{admin, auth, boot, control, flow, network, relay, routes};
     use super::*;
     use serde::Deserialize;
+    use serde::de::DeserializeOwned;
     use serde::de::{self, Deserializer, Visitor};
     use std::collections::BTreeSet;
 
@@ -136,32 +137,47 @@ mod tests {
         }
     }
 
+    /// A section's path, serde's field names of its type, and whether its type takes a
+    /// given TOML text.
+    type Held = (&'static str, BTreeSet<&'static str>, fn(&str) -> bool);
+
+    fn hold<T: DeserializeOwned>(path: &'static str) -> Held {
+        (path, fields::<T>(), |text| {
+            toml::from_str::<T>(text).is_ok()
+        })
+    }
+
+    /// Every section type, by its path under [`Config`].
+    fn held() -> Vec<Held> {
+        vec![
+            hold::<Config>(""),
+            hold::<Listener>("listener"),
+            hold::<Domain>("domain"),
+            hold::<routes::Route>("route"),
+            hold::<routes::Routing>("routing"),
+            hold::<routes::Callout>("routing.callout"),
+            hold::<Limits>("limits"),
+            hold::<Tls>("tls"),
+            hold::<Queue>("queue"),
+            hold::<Delivery>("delivery"),
+            hold::<Dns>("dns"),
+            hold::<Log>("log"),
+            hold::<network::Network>("network"),
+            hold::<relay::Relay>("relay"),
+            hold::<auth::Auth>("auth"),
+            hold::<auth::DkimKey>("auth.dkim"),
+            hold::<flow::Flow>("flow"),
+            hold::<admin::Admin>("admin"),
+            hold::<admin::Probe>("admin.probe"),
+            hold::<control::Control>("control"),
+            hold::<boot::Boot>("boot"),
+        ]
+    }
+
     #[test]
     fn every_field_of_every_section_is_a_key_with_help() {
-        let checked: Vec<(&str, BTreeSet<&str>)> = vec![
-            ("", fields::<Config>()),
-            ("listener", fields::<Listener>()),
-            ("domain", fields::<Domain>()),
-            ("route", fields::<routes::Route>()),
-            ("routing", fields::<routes::Routing>()),
-            ("routing.callout", fields::<routes::Callout>()),
-            ("limits", fields::<Limits>()),
-            ("tls", fields::<Tls>()),
-            ("queue", fields::<Queue>()),
-            ("delivery", fields::<Delivery>()),
-            ("dns", fields::<Dns>()),
-            ("log", fields::<Log>()),
-            ("network", fields::<network::Network>()),
-            ("relay", fields::<relay::Relay>()),
-            ("auth", fields::<auth::Auth>()),
-            ("auth.dkim", fields::<auth::DkimKey>()),
-            ("flow", fields::<flow::Flow>()),
-            ("admin", fields::<admin::Admin>()),
-            ("admin.probe", fields::<admin::Probe>()),
-            ("control", fields::<control::Control>()),
-            ("boot", fields::<boot::Boot>()),
-        ];
-        for (path, fields) in &checked {
+        let checked = held();
+        for (path, fields, _) in &checked {
             let keys = node(path);
             let names: BTreeSet<&str> = keys.iter().map(|k| k.name).collect();
             assert_eq!(&names, fields, "[{path}]: keys and serde fields differ");
@@ -182,10 +198,41 @@ mod tests {
         sections(Config::KEYS, "", &mut reachable);
         for path in reachable {
             assert!(
-                checked.iter().any(|(p, _)| *p == path),
+                checked.iter().any(|(p, _, _)| *p == path),
                 "[{path}] is not held to a config type in this test"
             );
         }
+    }
+
+    /// The kinds that say what TOML a key takes: each sample (every choice of an
+    /// enumeration) must deserialize into the section's type. Sections with required keys
+    /// (entries) cannot be built from one key and are left to the documentation test.
+    #[test]
+    fn every_kind_is_a_value_its_section_takes() {
+        let mut tried = 0;
+        for (path, _, takes) in held() {
+            if !takes("") {
+                continue;
+            }
+            for k in node(path) {
+                let samples: Vec<String> = match k.kind {
+                    Kind::Enum(choices) => choices.iter().map(|c| format!("\"{c}\"")).collect(),
+                    Kind::SizeOr(word) => vec![format!("\"{word}\""), "\"1MiB\"".into()],
+                    Kind::Size => vec!["\"1MiB\"".into(), "4096".into()],
+                    Kind::Span => vec!["\"30s\"".into()],
+                    Kind::Int => vec!["7".into()],
+                    Kind::Float => vec!["0.5".into(), "1".into()],
+                    Kind::Bool => vec!["true".into()],
+                    _ => continue,
+                };
+                for sample in samples {
+                    tried += 1;
+                    let text = format!("{} = {sample}", k.name);
+                    assert!(takes(&text), "[{path}] {text}: refused by its type");
+                }
+            }
+        }
+        assert!(tried > 50, "only {tried} samples tried");
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! Owns the shape of `edgemx.toml`, every default, and the error type that names the
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
+//!
+//! Each section type also lists its keys with their kind and a line of help ([`Keys`],
+//! `keys.rs`): the console's `set` paths, `?` help and completion are derived from them.
 
 mod admin;
 pub mod advice;
