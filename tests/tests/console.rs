@@ -1,6 +1,7 @@
 //! The operator console driven through a pseudo-terminal, against a gateway process on
 //! loopback: first-boot wizard, candidate edits committed live, `commit confirmed`
-//! rollback, `rollback N`, login, `?` help and errors, and input that must not crash it.
+//! rollback, `rollback N`, comments kept through a commit, login, `?` help and errors, and
+//! input that must not crash it.
 
 use edgemx_tests::gateway::{GatewayProcess, binary};
 use edgemx_tests::pty::Pty;
@@ -315,6 +316,51 @@ async fn rollback_loads_an_earlier_revision_and_diff_shows_it() {
         );
     }
     assert_eq!(c.command("RCPT TO:<u50@example.com>").await.code, 452);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_and_key_order_of_the_running_file_survive_set_and_commit() {
+    let one = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "# the old backend is slow: keep batches small\n\
+                 [queue]\nmax_lifetime = \"3d\"\nmax_batch = 64   # measured in November\n";
+    let gw = GatewayProcess::spawn(dir.path(), one.addr(), extra);
+    let mut pty = console("comments", &gw, None);
+    prompt(&mut pty);
+    cmd(&mut pty, "terminal length 0");
+    run(
+        &mut pty,
+        "show running-config",
+        "# the old backend is slow: keep batches small",
+    );
+    cmd(&mut pty, "set limits max_recipients 50");
+    cmd(&mut pty, "set queue max_batch 128");
+    let diff = run(
+        &mut pty,
+        "show diff",
+        "+ max_batch = 128   # measured in November",
+    );
+    assert!(
+        diff.contains("- max_batch = 64   # measured in November"),
+        "{diff}"
+    );
+    run(&mut pty, "commit", "commit complete: revision 2");
+
+    let file = std::fs::read_to_string(&gw.config_path).unwrap();
+    let at = |needle: &str| {
+        file.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} is gone:\n{file}"))
+    };
+    assert!(
+        at("# the old backend is slow: keep batches small\n[queue]")
+            < at("max_lifetime = \"3d\"\nmax_batch = 128   # measured in November\n"),
+        "{file}"
+    );
+    assert!(
+        at("[limits]\nmax_recipients = 50") > at("[queue]"),
+        "{file}"
+    );
+    run(&mut pty, "show running-config", "# measured in November");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! Owns the shape and defaults of these keys and their semantic checks; the listener and
 //! the probes themselves live in [`crate::observe`].
 
+use super::keys::{Key, Keys, Kind, key};
 use super::{ConfigError, NextHop, Span, TlsPolicy};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -22,6 +23,32 @@ pub struct Admin {
     /// Mail-flow probes, one table per route or next hop.
     #[serde(rename = "probe")]
     pub probes: Vec<Probe>,
+}
+
+impl Keys for Admin {
+    const KEYS: &'static [Key] = &[
+        key("enabled", Kind::Bool, "serve /metrics and /healthz"),
+        key(
+            "address",
+            Kind::Str("IP:PORT"),
+            "where (loopback by default)",
+        ),
+        key("max_clients", Kind::Int, "connections served at once"),
+        key(
+            "head_timeout",
+            Kind::Span,
+            "time to send a whole request head",
+        ),
+        key(
+            "probe",
+            Kind::Entries {
+                id: "recipient",
+                placeholder: "ADDRESS",
+                keys: Probe::KEYS,
+            },
+            "a mail-flow probe, by its recipient",
+        ),
+    ];
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +82,39 @@ pub struct Probe {
     /// The route's TLS policy (`delivery.tls` for a lone next hop).
     #[serde(skip)]
     pub tls: Option<TlsPolicy>,
+}
+
+impl Keys for Probe {
+    const KEYS: &'static [Key] = &[
+        key(
+            "domain",
+            Kind::Str("DOMAIN"),
+            "probe the route serving this domain...",
+        ),
+        key("route", Kind::Str("ROUTE"), "...or this named route..."),
+        key(
+            "next_hop",
+            Kind::Str("HOST:PORT"),
+            "...or this one next hop",
+        ),
+        key(
+            "recipient",
+            Kind::Str("ADDRESS"),
+            "RCPT TO: a mailbox the backend knows",
+        ),
+        key(
+            "sender",
+            Kind::Str("ADDRESS"),
+            "MAIL FROM (default postmaster@hostname)",
+        ),
+        key("interval", Kind::Span, "time between probes"),
+        key("timeout", Kind::Span, "one probe's limit"),
+        key(
+            "message",
+            Kind::Bool,
+            "also send a real message through the gateway",
+        ),
+    ];
 }
 
 impl Default for Admin {

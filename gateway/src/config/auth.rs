@@ -5,6 +5,7 @@
 //! [`crate::policy::auth`] and signing in [`crate::dkim`].
 
 use super::cidr::Cidr;
+use super::keys::{Key, Keys, Kind, key};
 pub use super::nexthop::valid_hostname;
 use super::{ConfigError, Span};
 use serde::Deserialize;
@@ -36,6 +37,56 @@ pub struct Auth {
     pub sign_headers: Vec<String>,
     /// Signing keys (`[[auth.dkim]]`), several per domain allowed (e.g. RSA and Ed25519).
     pub dkim: Vec<DkimKey>,
+}
+
+impl Keys for Auth {
+    const KEYS: &'static [Key] = &[
+        key(
+            "verify",
+            Kind::Bool,
+            "check inbound mail (needs a recursive resolver)",
+        ),
+        key(
+            "authserv_id",
+            Kind::Str("NAME"),
+            "authserv-id of Authentication-Results (default hostname)",
+        ),
+        key(
+            "mode",
+            Kind::Enum(&["enforce", "monitor"]),
+            "act on DMARC verdicts, or only record them",
+        ),
+        key(
+            "quarantine",
+            Kind::Enum(&["mark", "hold"]),
+            "what DMARC quarantine does in enforce mode",
+        ),
+        key(
+            "dns_errors",
+            Kind::Enum(&["defer", "accept"]),
+            "a DNS error that leaves DMARC open",
+        ),
+        key("timeout", Kind::Span, "DNS time for one message's checks"),
+        key(
+            "trusted_relays",
+            Kind::List("CIDR"),
+            "clients whose mail is not checked",
+        ),
+        key(
+            "sign_headers",
+            Kind::List("HEADER"),
+            "header fields our DKIM signatures cover",
+        ),
+        key(
+            "dkim",
+            Kind::Entries {
+                id: "selector",
+                placeholder: "SELECTOR",
+                keys: DkimKey::KEYS,
+            },
+            "a DKIM signing key, by its selector",
+        ),
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -75,6 +126,22 @@ pub struct DkimKey {
     /// `data_dir/dkim/DOMAIN.SELECTOR.key`.
     #[serde(default)]
     pub key: Option<PathBuf>,
+}
+
+impl Keys for DkimKey {
+    const KEYS: &'static [Key] = &[
+        key(
+            "domain",
+            Kind::Str("DOMAIN"),
+            "the d= domain: mail from it and its subdomains is signed",
+        ),
+        key("selector", Kind::Str("SELECTOR"), "the s= selector"),
+        key(
+            "key",
+            Kind::Str("PATH"),
+            "PEM private key (default data_dir/dkim/DOMAIN.SELECTOR.key)",
+        ),
+    ];
 }
 
 impl DkimKey {

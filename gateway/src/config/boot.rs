@@ -3,6 +3,7 @@
 //! Owns the shape, defaults and checks of these keys; the health gate and the watchdog
 //! that use them live in `init::trial` and `init::supervise`.
 
+use super::keys::{Key, Keys, Kind, key};
 use super::{ConfigError, Span};
 use serde::Deserialize;
 use std::time::Duration;
@@ -23,6 +24,31 @@ pub struct Boot {
     /// by a healthy boot; beyond it init stays up for the operator (a fault in the
     /// persistent data would otherwise reboot the appliance forever).
     pub max_unhealthy_reboots: u32,
+}
+
+impl Keys for Boot {
+    const KEYS: &'static [Key] = &[
+        key(
+            "healthy_for",
+            Kind::Span,
+            "healthy this long: the booted firmware is committed",
+        ),
+        key(
+            "trial_deadline",
+            Kind::Span,
+            "a trial not healthy by then fails; back to the old slot",
+        ),
+        key(
+            "unhealthy_reboot_after",
+            Kind::Span,
+            "reboot when the gateway stays unhealthy this long",
+        ),
+        key(
+            "max_unhealthy_reboots",
+            Kind::Int,
+            "then stay up for the operator (counted on gw-data)",
+        ),
+    ];
 }
 
 impl Default for Boot {

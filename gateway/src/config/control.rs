@@ -5,6 +5,7 @@
 //! which is what the appliance, without a group database, needs.
 
 use super::ConfigError;
+use super::keys::{Key, Keys, Kind, key};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -17,6 +18,14 @@ pub struct Control {
     /// Resolved from `group` during validation.
     #[serde(skip)]
     pub gid: Option<u32>,
+}
+
+impl Keys for Control {
+    const KEYS: &'static [Key] = &[key(
+        "group",
+        Kind::Str("GROUP|GID"),
+        "members may use the control socket (absent: root only)",
+    )];
 }
 
 pub fn check(control: &mut Control) -> Vec<ConfigError> {

@@ -172,6 +172,58 @@ pub fn check_roles(config: &super::Config) -> Vec<(String, String, String)> {
     out
 }
 
+/// The console's keys for `[flow]` (`config/keys.rs`).
+impl super::Keys for Flow {
+    const KEYS: &'static [super::Key] = {
+        use super::{Kind, keys::key};
+        &[
+            key(
+                "our_names",
+                Kind::List("NAME|IP"),
+                "our other names and addresses in MX records",
+            ),
+            key(
+                "check_interval",
+                Kind::Span,
+                "active check of every known next hop",
+            ),
+            key(
+                "down_check_interval",
+                Kind::Span,
+                "active check of a next hop that is down",
+            ),
+            key("fall", Kind::Int, "failures before a next hop is down"),
+            key("rise", Kind::Int, "successes before a down next hop is up"),
+            key(
+                "drain_rate",
+                Kind::Float,
+                "messages/s released to a next hop that came back",
+            ),
+            key(
+                "drain_concurrency",
+                Kind::Int,
+                "messages of a release in flight at once",
+            ),
+            key(
+                "etrn_networks",
+                Kind::List("CIDR"),
+                "clients allowed to use ETRN",
+            ),
+            key(
+                "delay_notice",
+                Kind::Span,
+                "one delayed DSN after this long (0s: never)",
+            ),
+            key(
+                "expired",
+                Kind::Enum(&["bounce", "hold"]),
+                "mail undelivered after queue.max_lifetime",
+            ),
+            key("max_hops", Kind::Int, "Received headers before 554 5.4.6"),
+        ]
+    };
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

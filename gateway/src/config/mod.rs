@@ -3,6 +3,9 @@
 //! Owns the shape of `edgemx.toml`, every default, and the error type that names the
 //! offending key and value. It must not touch sockets or files other than the one it reads:
 //! other modules receive an already-valid [`Config`].
+//!
+//! Each section type also lists its keys with their kind and a line of help ([`Keys`],
+//! `keys.rs`): the console's `set` paths, `?` help and completion are derived from them.
 
 mod admin;
 pub mod advice;
@@ -11,6 +14,7 @@ pub mod boot;
 pub mod cidr;
 pub mod control;
 pub mod flow;
+pub mod keys;
 pub mod network;
 mod nexthop;
 pub mod parts;
@@ -25,6 +29,7 @@ mod validate;
 pub use admin::{Admin, Probe};
 pub use cidr::{Cidr, CidrError, Rules};
 pub use flow::{Flow, MxRole};
+pub use keys::{Key, Keys, Kind};
 pub use network::{AddressError, NetMode, Network};
 pub use nexthop::{NextHop, valid_hostname};
 pub use relay::{Relay, Role};
@@ -32,6 +37,7 @@ pub use reserve::Reserve;
 pub use tlspolicy::{Pin, TlsMode, TlsPolicy};
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
+use keys::{NEXT_HOPS, TLS_POLICY, key};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -96,6 +102,114 @@ pub struct Config {
     pub boot: boot::Boot,
 }
 
+impl Keys for Config {
+    const KEYS: &'static [Key] = &[
+        key(
+            "hostname",
+            Kind::Str("HOST"),
+            "our name in the banner, EHLO, Received headers",
+        ),
+        key(
+            "data_dir",
+            Kind::Str("DIR"),
+            "queue, control socket, certificates (fixed while running)",
+        ),
+        key(
+            "listener",
+            Kind::Entries {
+                id: "address",
+                placeholder: "IP:PORT",
+                keys: Listener::KEYS,
+            },
+            "an SMTP listening address",
+        ),
+        key(
+            "domain",
+            Kind::Entries {
+                id: "name",
+                placeholder: "DOMAIN",
+                keys: Domain::KEYS,
+            },
+            "a domain we accept mail for",
+        ),
+        key(
+            "route",
+            Kind::Entries {
+                id: "name",
+                placeholder: "NAME",
+                keys: routes::Route::KEYS,
+            },
+            "a named route: its domains, next hops and recipient checks",
+        ),
+        key(
+            "routing",
+            Kind::Table(routes::Routing::KEYS),
+            "recipient map, aliases, masquerading, callout",
+        ),
+        key(
+            "limits",
+            Kind::Table(Limits::KEYS),
+            "per-session and global limits",
+        ),
+        key(
+            "tls",
+            Kind::Table(Tls::KEYS),
+            "the certificate presented to clients",
+        ),
+        key(
+            "queue",
+            Kind::Table(Queue::KEYS),
+            "queue size and retry schedule",
+        ),
+        key(
+            "delivery",
+            Kind::Table(Delivery::KEYS),
+            "delivery to next hops",
+        ),
+        key(
+            "dns",
+            Kind::Table(Dns::KEYS),
+            "resolvers used for next hops and MX",
+        ),
+        key("log", Kind::Table(Log::KEYS), "logging"),
+        key(
+            "network",
+            Kind::Table(Network::KEYS),
+            "the appliance's own network (applied by init)",
+        ),
+        key(
+            "relay",
+            Kind::Table(Relay::KEYS),
+            "who may relay to domains we do not serve",
+        ),
+        key(
+            "auth",
+            Kind::Table(auth::Auth::KEYS),
+            "SPF, DKIM, DMARC and ARC checks; DKIM signing",
+        ),
+        key(
+            "flow",
+            Kind::Table(Flow::KEYS),
+            "secondary MX, next-hop health, release pacing, ETRN, notices",
+        ),
+        key(
+            "admin",
+            Kind::Table(Admin::KEYS),
+            "the metrics and health listener, mail-flow probes",
+        ),
+        key(
+            "control",
+            Kind::Table(control::Control::KEYS),
+            "who may use the control socket besides root",
+        ),
+        key(
+            "boot",
+            Kind::Table(boot::Boot::KEYS),
+            "trial boots and the health watchdog (applied by init at boot)",
+        ),
+    ];
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
@@ -106,6 +220,22 @@ pub struct Listener {
     /// `mx` (default) or `submission`.
     #[serde(default)]
     pub role: Role,
+}
+
+impl Keys for Listener {
+    const KEYS: &'static [Key] = &[
+        key(
+            "address",
+            Kind::Str("IP:PORT"),
+            "address and port to listen on",
+        ),
+        key("starttls", Kind::Bool, "offer STARTTLS (default true)"),
+        key(
+            "role",
+            Kind::Enum(&["mx", "submission"]),
+            "mx (port 25) or submission",
+        ),
+    ];
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +253,27 @@ pub struct Domain {
     pub role: MxRole,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
+}
+
+impl Keys for Domain {
+    const KEYS: &'static [Key] = &[
+        key(
+            "name",
+            Kind::Str("DOMAIN"),
+            "the domain, compared case-insensitively",
+        ),
+        key("next_hops", NEXT_HOPS, "ordered next hops"),
+        key(
+            "tls",
+            TLS_POLICY,
+            "TLS towards the next hops (default delivery.tls)",
+        ),
+        key(
+            "role",
+            Kind::Enum(&["primary", "secondary"]),
+            "primary or secondary MX for the domain",
+        ),
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -183,6 +334,56 @@ pub struct Limits {
     pub shutdown_timeout: Span,
 }
 
+impl Keys for Limits {
+    const KEYS: &'static [Key] = &[
+        key("max_message_size", Kind::Size, "largest message (SIZE)"),
+        key("max_line_length", Kind::Int, "longest command line"),
+        key("max_recipients", Kind::Int, "recipients per message"),
+        key("max_errors", Kind::Int, "failed commands before 421"),
+        key("max_commands", Kind::Int, "commands per session"),
+        key(
+            "max_messages_per_session",
+            Kind::Int,
+            "messages per session",
+        ),
+        key("max_connections", Kind::Int, "sessions in total"),
+        key(
+            "max_connections_per_ip",
+            Kind::Int,
+            "sessions per client address",
+        ),
+        key("command_timeout", Kind::Span, "whole command line"),
+        key("data_timeout", Kind::Span, "wait between reads in DATA"),
+        key("min_data_rate", Kind::Size, "bytes/s kept up in DATA/BDAT"),
+        key(
+            "stress_threshold",
+            Kind::Float,
+            "share of max_connections: stress",
+        ),
+        key("stress_timeout", Kind::Span, "timeouts under stress"),
+        key(
+            "inflight_bytes",
+            Kind::Size,
+            "message bytes held by all sessions",
+        ),
+        key(
+            "line_endings",
+            Kind::Enum(&["reject", "normalize"]),
+            "bare CR/LF in DATA",
+        ),
+        key(
+            "long_lines",
+            Kind::Enum(&["reject", "fold"]),
+            "lines over 998 octets",
+        ),
+        key(
+            "shutdown_timeout",
+            Kind::Span,
+            "time given to sessions at shutdown",
+        ),
+    ];
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
@@ -190,6 +391,13 @@ pub struct Tls {
     /// into `data_dir` on first start.
     pub certificate: Option<PathBuf>,
     pub private_key: Option<PathBuf>,
+}
+
+impl Keys for Tls {
+    const KEYS: &'static [Key] = &[
+        key("certificate", Kind::Str("PATH"), "PEM certificate chain"),
+        key("private_key", Kind::Str("PATH"), "PEM private key"),
+    ];
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,6 +420,26 @@ pub struct Queue {
     pub max_batch: usize,
 }
 
+impl Keys for Queue {
+    const KEYS: &'static [Key] = &[
+        key("max_messages", Kind::Int, "messages held at most"),
+        key("max_bytes", Kind::Size, "bytes held at most"),
+        key(
+            "min_free_space",
+            Kind::SizeOr("auto"),
+            "free space kept on the data partition (auto: 5 %, at most 256 MiB)",
+        ),
+        key(
+            "retry_intervals",
+            Kind::List("DURATION"),
+            "waits between attempts",
+        ),
+        key("retry_jitter", Kind::Float, "random spread, 0 to 0.5"),
+        key("max_lifetime", Kind::Span, "then undelivered mail bounces"),
+        key("max_batch", Kind::Int, "changes per commit"),
+    ];
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Delivery {
@@ -232,6 +460,28 @@ pub struct Delivery {
     pub max_concurrent: usize,
 }
 
+impl Keys for Delivery {
+    const KEYS: &'static [Key] = &[
+        key("tls", TLS_POLICY, "default TLS policy"),
+        key(
+            "default_next_hops",
+            NEXT_HOPS,
+            "for domains we do not serve",
+        ),
+        key("connect_timeout", Kind::Span, "TCP connect"),
+        key("command_timeout", Kind::Span, "per command reply"),
+        key("data_timeout", Kind::Span, "reply to the end of data"),
+        key(
+            "max_connections_per_next_hop",
+            Kind::Int,
+            "connections per next hop",
+        ),
+        key("max_messages_per_connection", Kind::Int, "connection reuse"),
+        key("idle_timeout", Kind::Span, "idle connection kept this long"),
+        key("max_concurrent", Kind::Int, "deliveries in flight"),
+    ];
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
@@ -242,12 +492,38 @@ pub struct Dns {
     pub timeout: Option<Span>,
 }
 
+impl Keys for Dns {
+    const KEYS: &'static [Key] = &[
+        key(
+            "nameservers",
+            Kind::List("IP:PORT"),
+            "empty: /etc/resolv.conf",
+        ),
+        key("timeout", Kind::Span, "per query"),
+    ];
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     pub level: String,
     /// `auto` (journald under systemd, stderr otherwise), `journald` or `stderr`.
     pub target: String,
+}
+
+impl Keys for Log {
+    const KEYS: &'static [Key] = &[
+        key(
+            "level",
+            Kind::Enum(&["error", "warn", "info", "debug", "trace"]),
+            "least severe level shown",
+        ),
+        key(
+            "target",
+            Kind::Enum(&["auto", "journald", "stderr"]),
+            "where log lines go",
+        ),
+    ];
 }
 
 fn yes() -> bool {

@@ -105,6 +105,32 @@ pub fn check(network: &Network) -> Vec<ConfigError> {
     out
 }
 
+/// The console's keys for `[network]` (`config/keys.rs`).
+impl super::Keys for Network {
+    const KEYS: &'static [super::Key] = {
+        use super::{Kind, keys::key};
+        &[
+            key(
+                "interface",
+                Kind::Str("NAME"),
+                "auto, or a kernel name such as eth1",
+            ),
+            key(
+                "mode",
+                Kind::Enum(&["dhcp", "static"]),
+                "DHCP or a static address",
+            ),
+            key(
+                "address",
+                Kind::Str("A.B.C.D/N"),
+                "static address with prefix length",
+            ),
+            key("gateway", Kind::Str("A.B.C.D"), "default gateway"),
+            key("dns", Kind::List("A.B.C.D"), "DNS servers"),
+        ]
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,35 @@ pub fn problems(config: &mut super::Config) -> Vec<(String, String, String)> {
     found
 }
 
+/// The console's keys for `[relay]` (`config/keys.rs`).
+impl super::Keys for Relay {
+    const KEYS: &'static [super::Key] = {
+        use super::{Kind, keys::key};
+        &[
+            key(
+                "networks",
+                Kind::List("CIDR"),
+                "client networks allowed to relay",
+            ),
+            key(
+                "users_file",
+                Kind::Str("PATH"),
+                "name:hash lines for SMTP AUTH (default data_dir/users)",
+            ),
+            key(
+                "client_ca",
+                Kind::Str("PATH"),
+                "CA whose client certificates may relay",
+            ),
+            key(
+                "client_names",
+                Kind::List("NAME"),
+                "names a client certificate must carry",
+            ),
+        ]
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

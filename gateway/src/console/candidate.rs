@@ -1,112 +1,138 @@
-//! The candidate configuration: a TOML table edited by `set`/`delete` paths, compared
+//! The candidate configuration: a TOML document edited by `set`/`delete` paths, compared
 //! with the running configuration by `show diff`, and sent whole on `commit`.
 //!
-//! Paths follow the file: `hostname VALUE`, `SECTION KEY VALUE` for `[section]`, and
-//! `SECTION ID KEY VALUE` for `[[section]]` entries identified by their name or address
-//! (`domain example.com next_hops 10.0.0.5:25`).
+//! Paths follow the file and the key tree of `config::keys`: `hostname VALUE`,
+//! `SECTION KEY VALUE` for `[section]`, `SECTION ID KEY VALUE` for `[[section]]` entries
+//! identified by their name or address (`domain example.com next_hops 10.0.0.5:25`), and
+//! the same inside a section (`routing callout timeout 5s`, `auth dkim SELECTOR key PATH`).
+//!
+//! The candidate is a `toml_edit` document, not a table: an edit touches only the value it
+//! sets, so the operator's comments, blank lines and key order survive a commit.
 
-use super::schema::{self, Key, Kind, Section, Shape};
+use super::schema::{self, Key, Kind};
 use super::words::{Failure, Word};
-use toml::{Table, Value};
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
-/// Where a path points.
-pub enum Target {
-    Key {
-        section: &'static Section,
-        id: Option<String>,
-        key: &'static Key,
-    },
-    Section(&'static Section),
-    Entry(&'static Section, String),
+/// Where a path points: the sections on the way (outermost first) and the key, if the
+/// path ends at one.
+pub struct Target {
+    pub steps: Vec<Step>,
+    pub key: Option<&'static Key>,
+}
+
+/// A section on the way: `[name]`, or `[[name]]` with the entry's identifier (none when
+/// the path names all entries).
+pub struct Step {
+    pub key: &'static Key,
+    pub id: Option<String>,
+}
+
+/// Configuration text as a document; the error is the parser's message.
+pub fn document(text: &str) -> Result<DocumentMut, String> {
+    text.parse::<DocumentMut>()
+        .map_err(|e| e.message().to_string())
+}
+
+/// The text a document is shown and committed as: the file as the operator wrote it,
+/// with the edits.
+pub fn render(doc: &DocumentMut) -> String {
+    doc.to_string()
+}
+
+/// `set PATH VALUE…`, the words after `set`.
+pub fn set_words(doc: &mut DocumentMut, path: &[Word]) -> Result<(), Failure> {
+    let (target, used) = resolve(path, 1)?;
+    let value = match target.key {
+        Some(key) => Some(value(key.kind, &path[used..], 1 + used)?),
+        None => None,
+    };
+    set(doc, &target, value)
+}
+
+/// `delete PATH`, the words after `delete`.
+pub fn delete_words(doc: &mut DocumentMut, path: &[Word]) -> Result<(), Failure> {
+    let (target, _) = resolve(path, 1)?;
+    delete(doc, &target)
 }
 
 /// Resolves `words` (the path, possibly followed by values); returns the target and the
-/// number of words it used.
+/// number of words it used. `base` is the index of the first word in the line.
 pub fn resolve(words: &[Word], base: usize) -> Result<(Target, usize), Failure> {
-    let Some(first) = words.first() else {
-        return Err(Failure::end("a configuration path is missing").choices(top_choices()));
-    };
-    if let Some(key) = schema::top_key(&first.text) {
-        let section = &schema::SECTIONS[0];
-        return Ok((
-            Target::Key {
-                section,
-                id: None,
-                key,
-            },
-            1,
-        ));
-    }
-    let Some(section) = schema::section(&first.text) else {
-        return Err(
-            Failure::at(base, format!("unknown word \"{}\"", first.text)).choices(top_choices()),
-        );
-    };
-    let keys = || {
-        section
-            .keys
-            .iter()
-            .map(|k| k.name.to_string())
-            .collect::<Vec<_>>()
-    };
-    match section.shape {
-        Shape::Top => unreachable_top(),
-        Shape::Table => match words.get(1) {
-            None => Ok((Target::Section(section), 1)),
-            Some(w) => match section.key(&w.text) {
-                Some(key) => Ok((
-                    Target::Key {
-                        section,
-                        id: None,
-                        key,
+    let mut keys = schema::root();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut i = 0;
+    loop {
+        let Some(word) = words.get(i) else {
+            if steps.is_empty() {
+                return Err(Failure::end("a configuration path is missing").choices(top_choices()));
+            }
+            return Ok((Target { steps, key: None }, i));
+        };
+        let Some(key) = schema::find(keys, &word.text) else {
+            let message = match steps.last() {
+                None => format!("unknown word \"{}\"", word.text),
+                Some(Step { id: None, .. }) => {
+                    format!("\"{}\" is not a key of [{}]", word.text, dotted(&steps))
+                }
+                Some(_) => format!("\"{}\" is not a key of {}", word.text, dotted(&steps)),
+            };
+            return Err(Failure::at(base + i, message).choices(names(keys)));
+        };
+        i += 1;
+        match key.kind {
+            Kind::Table(inner) => {
+                steps.push(Step { key, id: None });
+                keys = inner;
+            }
+            Kind::Entries { keys: inner, .. } => {
+                let id = words.get(i).map(|w| w.text.clone());
+                let named = id.is_some();
+                steps.push(Step { key, id });
+                if !named {
+                    return Ok((Target { steps, key: None }, i));
+                }
+                i += 1;
+                keys = inner;
+            }
+            _ => {
+                return Ok((
+                    Target {
+                        steps,
+                        key: Some(key),
                     },
-                    2,
-                )),
-                None => Err(Failure::at(
-                    base + 1,
-                    format!("\"{}\" is not a key of [{}]", w.text, section.name),
-                )
-                .choices(keys())),
-            },
-        },
-        Shape::Array { .. } => match (words.get(1), words.get(2)) {
-            (None, _) => Ok((Target::Section(section), 1)),
-            (Some(id), None) => Ok((Target::Entry(section, id.text.clone()), 2)),
-            (Some(id), Some(w)) => match section.key(&w.text) {
-                Some(key) => Ok((
-                    Target::Key {
-                        section,
-                        id: Some(id.text.clone()),
-                        key,
-                    },
-                    3,
-                )),
-                None => Err(Failure::at(
-                    base + 2,
-                    format!("\"{}\" is not a key of {}", w.text, section.name),
-                )
-                .choices(keys())),
-            },
-        },
+                    i,
+                ));
+            }
+        }
     }
-}
-
-fn unreachable_top() -> Result<(Target, usize), Failure> {
-    Err(Failure::plain("internal: the top section has no name"))
 }
 
 /// Every first word of a path.
 pub fn top_choices() -> Vec<String> {
-    schema::SECTIONS
+    names(schema::root())
+}
+
+fn names(keys: &[Key]) -> Vec<String> {
+    keys.iter().map(|k| k.name.to_string()).collect()
+}
+
+/// `auth.dkim`: the sections of a path as TOML names them.
+fn dotted(steps: &[Step]) -> String {
+    steps
         .iter()
-        .flat_map(|s| {
-            if s.name.is_empty() {
-                s.keys.iter().map(|k| k.name.to_string()).collect()
-            } else {
-                vec![s.name.to_string()]
-            }
-        })
-        .collect()
+        .map(|s| s.key.name)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `auth dkim edge2026r`: the sections of a path as the console types them.
+fn spoken(steps: &[Step]) -> String {
+    let mut words: Vec<&str> = Vec::new();
+    for s in steps {
+        words.push(s.key.name);
+        words.extend(s.id.as_deref());
+    }
+    words.join(" ")
 }
 
 /// The value words typed for `kind` (already checked where the config's own parsers can).
@@ -114,38 +140,44 @@ pub fn value(kind: Kind, words: &[Word], base: usize) -> Result<Value, Failure> 
     let Some(first) = words.first() else {
         return Err(Failure::end(format!(
             "a value is missing: {}",
-            kind.placeholder()
+            schema::placeholder(kind)
         )));
     };
-    if words.len() > 1 && !matches!(kind, Kind::List(_)) {
+    let allowed = match kind {
+        Kind::List(_) => usize::MAX,
+        Kind::Map(..) => 2,
+        _ => 1,
+    };
+    if words.len() > allowed {
         return Err(Failure::at(
-            base + 1,
+            base + allowed,
             "one value only (quote a value with blanks)",
         ));
     }
     let text = first.text.as_str();
     let bad = |why: String| Failure::at(base, why);
     Ok(match kind {
-        Kind::Str(_) => Value::String(text.into()),
+        Kind::Str(_) => Value::from(text),
         Kind::List(_) => Value::Array(
             words
                 .iter()
                 .flat_map(|w| w.text.split(','))
                 .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.into()))
-                .collect(),
+                .collect::<Array>(),
         ),
-        Kind::Int => Value::Integer(
+        Kind::Int => Value::from(
             text.parse::<i64>()
                 .ok()
                 .filter(|n| *n >= 0)
                 .ok_or_else(|| bad(format!("\"{text}\" is not a whole number")))?,
         ),
-        Kind::Float => Value::Float(
-            text.parse()
-                .map_err(|_| bad(format!("\"{text}\" is not a number")))?,
-        ),
-        Kind::Bool => Value::Boolean(match text {
+        // As typed: `200` stays an integer (a float key takes one), `0.8` a float.
+        Kind::Float => match (text.parse::<i64>(), text.parse::<f64>()) {
+            (Ok(n), _) => Value::from(n),
+            (_, Ok(x)) => Value::from(x),
+            _ => return Err(bad(format!("\"{text}\" is not a number"))),
+        },
+        Kind::Bool => Value::from(match text {
             "true" | "yes" | "on" => true,
             "false" | "no" | "off" => false,
             _ => {
@@ -158,154 +190,292 @@ pub fn value(kind: Kind, words: &[Word], base: usize) -> Result<Value, Failure> 
                 return Err(bad(format!("\"{text}\" is not a valid choice"))
                     .choices(choices.iter().map(|c| c.to_string()).collect()));
             }
-            Value::String(text.into())
+            Value::from(text)
         }
-        Kind::Size => {
+        Kind::SizeOr(word) if text == word => Value::from(text),
+        Kind::Size | Kind::SizeOr(_) => {
             crate::config::parse_bytes(text).map_err(bad)?;
             match text.parse::<i64>() {
-                Ok(n) => Value::Integer(n),
-                Err(_) => Value::String(text.into()),
+                Ok(n) => Value::from(n),
+                Err(_) => Value::from(text),
             }
         }
         Kind::Span => {
             crate::config::parse_span(text).map_err(bad)?;
-            Value::String(text.into())
+            Value::from(text)
+        }
+        Kind::Map(_, value) => {
+            let Some(second) = words.get(1) else {
+                return Err(Failure::end(format!("a value is missing: <{value}>")));
+            };
+            let mut pair = InlineTable::new();
+            pair.insert(text, Value::from(second.text.as_str()));
+            Value::InlineTable(pair)
+        }
+        Kind::Table(_) | Kind::Entries { .. } => {
+            return Err(Failure::plain("internal: a section has no value"));
         }
     })
 }
 
-/// `set`: creates tables and entries on the way.
-pub fn set(table: &mut Table, target: &Target, value: Option<Value>) -> Result<(), Failure> {
-    match target {
-        Target::Key { section, id, key } => {
-            let value = value.ok_or_else(|| Failure::end("a value is missing"))?;
-            let holder = holder(table, section, id.as_deref(), true)
-                .ok_or_else(|| Failure::plain("internal: no place for the key"))?;
-            holder.insert(key.name.to_string(), value);
+/// `set`: creates sections and entries on the way; a map takes one pair more.
+pub fn set(doc: &mut DocumentMut, target: &Target, value: Option<Value>) -> Result<(), Failure> {
+    let Some(key) = target.key else {
+        if let Some(Step { key, id: None }) = target.steps.last()
+            && let Kind::Entries { placeholder, .. } = key.kind
+        {
+            return Err(Failure::end(format!(
+                "name the entry: {} <{placeholder}>",
+                spoken(&target.steps)
+            )));
         }
-        Target::Section(section) => {
-            if let Shape::Array { placeholder, .. } = section.shape {
-                return Err(Failure::end(format!(
-                    "name the entry: {} <{placeholder}>",
-                    section.name
-                )));
-            }
-            table
-                .entry(section.name)
-                .or_insert_with(|| Value::Table(Table::new()));
+        holder(doc, &target.steps, true)
+            .ok_or_else(|| Failure::plain("internal: no place for the section"))?;
+        // A section named on its own is written even while empty.
+        if let Some((last, parents)) = target.steps.split_last()
+            && let Some(table) = holder(doc, parents, false)
+                .and_then(|p| p.get_mut(last.key.name))
+                .and_then(Item::as_table_mut)
+        {
+            table.set_implicit(false);
         }
-        Target::Entry(section, id) => {
-            holder(table, section, Some(id), true);
+        return Ok(());
+    };
+    let value = value.ok_or_else(|| Failure::end("a value is missing"))?;
+    let place = holder(doc, &target.steps, true).ok_or_else(|| {
+        Failure::plain(format!(
+            "{} is written in a way the console cannot edit; use import",
+            spoken(&target.steps)
+        ))
+    })?;
+    put(place, key, value);
+    Ok(())
+}
+
+/// Puts `value` at `key`, keeping the comment and spacing around an existing value.
+fn put(place: &mut dyn TableLike, key: &Key, value: Value) {
+    if let (Kind::Map(..), Value::InlineTable(pairs)) = (key.kind, &value)
+        && let Some(map) = place.get_mut(key.name).and_then(Item::as_table_like_mut)
+    {
+        for (name, v) in pairs.iter() {
+            map.insert(name, Item::Value(v.clone()));
+        }
+        return;
+    }
+    match place.get_mut(key.name).and_then(Item::as_value_mut) {
+        Some(old) => {
+            let decor = old.decor().clone();
+            *old = value;
+            *old.decor_mut() = decor;
+        }
+        None => {
+            place.insert(key.name, Item::Value(value));
         }
     }
-    Ok(())
 }
 
 /// `delete`: a key goes back to its default; a section or entry is removed whole.
-pub fn delete(table: &mut Table, target: &Target) -> Result<(), Failure> {
+pub fn delete(doc: &mut DocumentMut, target: &Target) -> Result<(), Failure> {
     let missing = || Failure::end("that is not set in the candidate configuration");
-    match target {
-        Target::Key { section, id, key } => {
-            if let Shape::Array { id: id_key, .. } = section.shape
-                && key.name == id_key
-            {
-                return Err(Failure::end(format!(
-                    "delete the whole entry instead: delete {} {}",
-                    section.name,
-                    id.as_deref().unwrap_or("")
-                )));
-            }
-            let holder = holder(table, section, id.as_deref(), false).ok_or_else(missing)?;
-            holder.remove(key.name).ok_or_else(missing)?;
+    let Some((last, parents)) = target.steps.split_last() else {
+        let key = target.key.ok_or_else(missing)?;
+        doc.as_table_mut().remove(key.name).ok_or_else(missing)?;
+        return Ok(());
+    };
+    if let Some(key) = target.key {
+        if let Kind::Entries { id: id_key, .. } = last.key.kind
+            && key.name == id_key
+        {
+            return Err(Failure::end(format!(
+                "delete the whole entry instead: delete {}",
+                spoken(&target.steps)
+            )));
         }
-        Target::Section(section) => {
-            table.remove(section.name).ok_or_else(missing)?;
-        }
-        Target::Entry(section, id) => {
-            let Shape::Array { id: id_key, .. } = section.shape else {
-                return Err(missing());
-            };
-            let list = table
-                .get_mut(section.name)
-                .and_then(Value::as_array_mut)
-                .ok_or_else(missing)?;
-            let before = list.len();
-            list.retain(|v| v.get(id_key).and_then(Value::as_str) != Some(id.as_str()));
-            if list.len() == before {
-                return Err(missing().choices(entry_ids(table, section)));
-            }
-            if list.is_empty() {
-                table.remove(section.name);
-            }
-        }
+        let place = holder(doc, &target.steps, false).ok_or_else(missing)?;
+        place.remove(key.name).ok_or_else(missing)?;
+        return Ok(());
+    }
+    let parent = holder(doc, parents, false).ok_or_else(missing)?;
+    let (Some(id), Kind::Entries { id: id_key, .. }) = (&last.id, last.key.kind) else {
+        parent.remove(last.key.name).ok_or_else(missing)?;
+        return Ok(());
+    };
+    let ids = entry_ids(Some(&*parent), last.key);
+    let list = parent
+        .get_mut(last.key.name)
+        .and_then(Item::as_array_of_tables_mut)
+        .ok_or_else(missing)?;
+    let before = list.len();
+    list.retain(|t| t.get(id_key).and_then(Item::as_str) != Some(id.as_str()));
+    if list.len() == before {
+        return Err(missing().choices(ids));
+    }
+    if list.is_empty() {
+        parent.remove(last.key.name);
     }
     Ok(())
 }
 
-/// The identifiers of a `[[section]]`'s entries (for completion and errors).
-pub fn entry_ids(table: &Table, section: &Section) -> Vec<String> {
-    let Shape::Array { id, .. } = section.shape else {
+/// The identifiers of the entries of `[[key]]` in `place` (for completion and errors).
+pub fn entry_ids(place: Option<&dyn TableLike>, key: &Key) -> Vec<String> {
+    let Kind::Entries { id, .. } = key.kind else {
         return Vec::new();
     };
-    table
-        .get(section.name)
-        .and_then(Value::as_array)
+    place
+        .and_then(|p| p.get(key.name))
+        .and_then(Item::as_array_of_tables)
         .map(|list| {
             list.iter()
-                .filter_map(|v| v.get(id).and_then(Value::as_str).map(str::to_string))
+                .filter_map(|t| t.get(id).and_then(Item::as_str).map(str::to_string))
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// The table holding keys for `section` (and entry `id`), created when `create`.
-fn holder<'t>(
-    table: &'t mut Table,
-    section: &Section,
-    id: Option<&str>,
-    create: bool,
-) -> Option<&'t mut Table> {
-    match section.shape {
-        Shape::Top => Some(table),
-        Shape::Table => {
-            if create && !table.get(section.name).is_some_and(Value::is_table) {
-                table.insert(section.name.into(), Value::Table(Table::new()));
-            }
-            table.get_mut(section.name)?.as_table_mut()
+/// The section `key` inside `place`, if the document has it as a table.
+pub fn section<'t>(place: Option<&'t dyn TableLike>, key: &Key) -> Option<&'t dyn TableLike> {
+    place?.get(key.name)?.as_table_like()
+}
+
+/// The entry `id` of `[[key]]` inside `place`.
+pub fn entry<'t>(
+    place: Option<&'t dyn TableLike>,
+    key: &Key,
+    id: &str,
+) -> Option<&'t dyn TableLike> {
+    let Kind::Entries { id: id_key, .. } = key.kind else {
+        return None;
+    };
+    place?
+        .get(key.name)?
+        .as_array_of_tables()?
+        .iter()
+        .find(|t| t.get(id_key).and_then(Item::as_str) == Some(id))
+        .map(|t| t as &dyn TableLike)
+}
+
+/// Entries as validation names them (`auth.dkim[1]`) and as the console types them
+/// (`auth dkim edge2026e`), for every `[[section]]` in the document.
+pub fn entry_names(doc: &DocumentMut) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    names_in(doc.as_table(), schema::root(), "", "", &mut out);
+    out
+}
+
+fn names_in(
+    place: &dyn TableLike,
+    keys: &'static [Key],
+    dotted: &str,
+    spoken: &str,
+    out: &mut Vec<(String, String)>,
+) {
+    let join = |a: &str, sep: &str, b: &str| {
+        if a.is_empty() {
+            b.to_string()
+        } else {
+            format!("{a}{sep}{b}")
         }
-        Shape::Array { id: id_key, .. } => {
-            let id = id?;
-            if create && !table.get(section.name).is_some_and(Value::is_array) {
-                table.insert(section.name.into(), Value::Array(Vec::new()));
-            }
-            let list = table.get_mut(section.name)?.as_array_mut()?;
-            let pos = list
-                .iter()
-                .position(|v| v.get(id_key).and_then(Value::as_str) == Some(id));
-            let pos = match pos {
-                Some(p) => p,
-                None if create => {
-                    let mut entry = Table::new();
-                    entry.insert(id_key.into(), Value::String(id.into()));
-                    list.push(Value::Table(entry));
-                    list.len() - 1
+    };
+    for key in keys {
+        match key.kind {
+            Kind::Table(inner) => {
+                if let Some(t) = section(Some(place), key) {
+                    let d = join(dotted, ".", key.name);
+                    names_in(t, inner, &d, &join(spoken, " ", key.name), out);
                 }
-                None => return None,
-            };
-            list.get_mut(pos)?.as_table_mut()
+            }
+            Kind::Entries {
+                id, keys: inner, ..
+            } => {
+                let Some(list) = place.get(key.name).and_then(Item::as_array_of_tables) else {
+                    continue;
+                };
+                for (i, t) in list.iter().enumerate() {
+                    let Some(name) = t.get(id).and_then(Item::as_str) else {
+                        continue;
+                    };
+                    let d = format!("{}[{i}]", join(dotted, ".", key.name));
+                    let s = join(&join(spoken, " ", key.name), " ", name);
+                    names_in(t, inner, &d, &s, out);
+                    out.push((d, s));
+                }
+            }
+            _ => {}
         }
     }
 }
 
-/// The text a table is committed and shown as.
-pub fn render(table: &Table) -> String {
-    toml::to_string(table).unwrap_or_default()
+/// The table holding the keys at `steps`, created on the way when `create`.
+fn holder<'t>(
+    doc: &'t mut DocumentMut,
+    steps: &[Step],
+    create: bool,
+) -> Option<&'t mut dyn TableLike> {
+    let mut place: &'t mut dyn TableLike = doc.as_table_mut();
+    for step in steps {
+        place = match step.key.kind {
+            Kind::Table(_) => child(place, step.key.name, create)?,
+            Kind::Entries { id: id_key, .. } => {
+                entry_mut(place, step.key.name, id_key, step.id.as_deref()?, create)?
+            }
+            _ => return None,
+        };
+    }
+    Some(place)
 }
 
-/// Configuration text as the console shows it (comments and layout normalized), so
-/// that the running text and the candidate compare line by line.
-pub fn normalize(text: &str) -> Result<Table, String> {
-    text.parse::<Table>().map_err(|e| e.message().to_string())
+fn child<'t>(
+    place: &'t mut dyn TableLike,
+    name: &str,
+    create: bool,
+) -> Option<&'t mut dyn TableLike> {
+    if !place.get(name).is_some_and(Item::is_table_like) {
+        if !create {
+            return None;
+        }
+        // Implicit: a section made only to hold another (`[routing.callout]`) gets no
+        // empty header of its own; it gets one as soon as it holds a key.
+        let mut table = Table::new();
+        table.set_implicit(true);
+        place.insert(name, Item::Table(table));
+    }
+    place.get_mut(name)?.as_table_like_mut()
+}
+
+fn entry_mut<'t>(
+    place: &'t mut dyn TableLike,
+    name: &str,
+    id_key: &str,
+    id: &str,
+    create: bool,
+) -> Option<&'t mut dyn TableLike> {
+    if !place.get(name).is_some_and(Item::is_array_of_tables) {
+        // An empty array written inline (`domain = []`) becomes `[[domain]]` entries;
+        // anything else is left alone.
+        let empty = place
+            .get(name)
+            .and_then(Item::as_array)
+            .is_none_or(Array::is_empty);
+        if !create || !empty {
+            return None;
+        }
+        place.insert(name, Item::ArrayOfTables(Default::default()));
+    }
+    let list = place.get_mut(name)?.as_array_of_tables_mut()?;
+    let found = list
+        .iter()
+        .position(|t| t.get(id_key).and_then(Item::as_str) == Some(id));
+    let pos = match found {
+        Some(p) => p,
+        None if create => {
+            let mut entry = Table::new();
+            entry.insert(id_key, toml_edit::value(id));
+            list.push(entry);
+            list.len() - 1
+        }
+        None => return None,
+    };
+    list.get_mut(pos).map(|t| t as &mut dyn TableLike)
 }
 
 /// Changed lines with two lines of context, `+` added, `-` removed.
@@ -363,19 +533,14 @@ mod tests {
     use super::super::words::split;
     use super::*;
 
-    fn apply(table: &mut Table, line: &str) -> Result<(), Failure> {
-        let words = split(line);
-        let (target, used) = resolve(&words, 0)?;
-        let value = match &target {
-            Target::Key { key, .. } => Some(value(key.kind, &words[used..], used)?),
-            _ => None,
-        };
-        set(table, &target, value)
+    /// `set LINE`; word numbers in errors count `set` as word 0.
+    fn apply(doc: &mut DocumentMut, line: &str) -> Result<(), Failure> {
+        set_words(doc, &split(&format!("set {line}"))[1..])
     }
 
     #[test]
     fn paths_create_entries_and_typed_values() {
-        let mut t = Table::new();
+        let mut t = DocumentMut::new();
         apply(&mut t, "set_unused").unwrap_err();
         apply(
             &mut t,
@@ -389,16 +554,74 @@ mod tests {
         assert!(text.contains("[[domain]]\nname = \"example.com\"\nnext_hops = [\"10.0.0.5:25\", \"10.0.0.6:25\"]\ntls = \"required\""), "{text}");
         assert!(text.contains("max_recipients = 50"), "{text}");
         let e = apply(&mut t, "domain example.com tls maybe").unwrap_err();
-        assert_eq!(e.word, Some(3));
+        assert_eq!(e.word, Some(4));
         assert!(e.choices.contains(&"required".to_string()));
         let e = apply(&mut t, "limits max_recipients many").unwrap_err();
-        assert_eq!(e.word, Some(2));
+        assert_eq!(e.word, Some(3));
         let e = apply(&mut t, "limits max_recipents 5").unwrap_err();
-        assert_eq!(e.word, Some(1));
-        let words = split("domain example.com");
-        let (target, _) = resolve(&words, 0).unwrap();
-        delete(&mut t, &target).unwrap();
+        assert_eq!(e.word, Some(2));
+        assert_eq!(e.message, "\"max_recipents\" is not a key of [limits]");
+        delete_words(&mut t, &split("domain example.com")).unwrap();
         assert!(!render(&t).contains("example.com"));
+    }
+
+    #[test]
+    fn nested_sections_entries_and_maps_are_paths() {
+        let mut t = DocumentMut::new();
+        apply(&mut t, "routing callout timeout 5s").unwrap();
+        apply(&mut t, "routing masquerade *.corp.example.com example.com").unwrap();
+        apply(&mut t, "routing masquerade old.example.com example.com").unwrap();
+        apply(&mut t, "auth dkim edge2026r domain example.com").unwrap();
+        apply(&mut t, "route onprem next_hops 10.0.0.1:25").unwrap();
+        let text = render(&t);
+        let parsed: toml::Table = text.parse().unwrap();
+        assert_eq!(parsed["routing"]["callout"]["timeout"].as_str(), Some("5s"));
+        let masquerade = parsed["routing"]["masquerade"].as_table().unwrap();
+        assert_eq!(masquerade.len(), 2, "{text}");
+        assert_eq!(
+            masquerade["*.corp.example.com"].as_str(),
+            Some("example.com")
+        );
+        let dkim = &parsed["auth"]["dkim"][0];
+        assert_eq!(dkim["selector"].as_str(), Some("edge2026r"), "{text}");
+        assert_eq!(dkim["domain"].as_str(), Some("example.com"), "{text}");
+        assert!(
+            !text.contains("[auth]"),
+            "an empty header was written: {text}"
+        );
+        let e = delete_words(&mut t, &split("auth dkim edge2026r selector")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "delete the whole entry instead: delete auth dkim edge2026r"
+        );
+        let names = entry_names(&t);
+        assert!(names.contains(&("auth.dkim[0]".into(), "auth dkim edge2026r".into())));
+        assert!(names.contains(&("route[0]".into(), "route onprem".into())));
+    }
+
+    #[test]
+    fn comments_and_order_survive_an_edit() {
+        let running = "# edge of the office network\nhostname = \"mx.test\" # as in MX\n\n\
+                       [limits]\n# tuned for the old backend\nmax_recipients = 20 # keep low\n\
+                       max_errors = 3\n";
+        let mut t = document(running).unwrap();
+        apply(&mut t, "limits max_recipients 50").unwrap();
+        apply(&mut t, "queue max_batch 64").unwrap();
+        let text = render(&t);
+        assert!(
+            text.starts_with(
+                "# edge of the office network\nhostname = \"mx.test\" # as in MX\n\n\
+                 [limits]\n# tuned for the old backend\nmax_recipients = 50 # keep low\n\
+                 max_errors = 3\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("[queue]\nmax_batch = 64\n"), "{text}");
+        assert_eq!(
+            diff(running, &text),
+            "  [limits]\n  # tuned for the old backend\n- max_recipients = 20 # keep low\n\
+             + max_recipients = 50 # keep low\n  max_errors = 3\n+ \n+ [queue]\n+ max_batch = 64\n"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Running one command line: configuration editing and commits (`config_cmds.rs` holds
 //! those), operations, and the appliance's power commands.
 
-use super::candidate::{self, Target};
+use super::candidate;
 use super::link::Link;
 use super::render;
 use super::term::{Term, print};
@@ -11,12 +11,12 @@ use crate::control::{ConsoleRequest, Request};
 use crate::envelope::QueueId;
 use serde_json::Value;
 use std::path::PathBuf;
-use toml::Table;
+use toml_edit::DocumentMut;
 
 pub struct Session {
     pub link: Link,
-    pub running: Table,
-    pub candidate: Table,
+    pub running: DocumentMut,
+    pub candidate: DocumentMut,
     pub hostname: String,
     /// Lines per page; 0 turns the pager off.
     pub page: usize,
@@ -37,7 +37,7 @@ impl Session {
     pub fn load(&mut self) -> Result<(), String> {
         let v = self.link.console(ConsoleRequest::Running)?;
         let text = v["text"].as_str().unwrap_or_default();
-        self.running = candidate::normalize(text)?;
+        self.running = candidate::document(text)?;
         self.candidate = self.running.clone();
         self.hostname = self
             .running
@@ -54,10 +54,10 @@ impl Session {
         let Ok(v) = self.link.console(ConsoleRequest::Running) else {
             return;
         };
-        let Ok(running) = candidate::normalize(v["text"].as_str().unwrap_or_default()) else {
+        let Ok(running) = candidate::document(v["text"].as_str().unwrap_or_default()) else {
             return;
         };
-        if running != self.running {
+        if running.to_string() != self.running.to_string() {
             if !self.changed() {
                 self.candidate = running.clone();
             }
@@ -70,8 +70,9 @@ impl Session {
         format!("{}{mark} ", self.hostname)
     }
 
+    /// Compared as text: a comment changed by `import` or `rollback` is a change too.
     pub fn changed(&self) -> bool {
-        self.candidate != self.running
+        self.candidate.to_string() != self.running.to_string()
     }
 
     pub fn run(&mut self, term: &mut Term, line: &str) -> Outcome {
@@ -251,18 +252,11 @@ impl Session {
     }
 
     fn set(&mut self, words: &[Word]) -> Done {
-        let path = &words[1..];
-        let (target, used) = candidate::resolve(path, 1)?;
-        let value = match &target {
-            Target::Key { key, .. } => Some(candidate::value(key.kind, &path[used..], 1 + used)?),
-            _ => None,
-        };
-        candidate::set(&mut self.candidate, &target, value)
+        candidate::set_words(&mut self.candidate, &words[1..])
     }
 
     fn delete(&mut self, words: &[Word]) -> Done {
-        let (target, _) = candidate::resolve(&words[1..], 1)?;
-        candidate::delete(&mut self.candidate, &target)
+        candidate::delete_words(&mut self.candidate, &words[1..])
     }
 
     fn commit(&mut self, args: &[&str]) -> Done {
@@ -332,13 +326,8 @@ impl Session {
     /// Validation errors name TOML keys (`domain[0].next_hops[1]`); say them as paths.
     fn translate(&self, f: Failure) -> Failure {
         let mut message = f.message.clone();
-        for section in ["domain", "listener"] {
-            let Some(s) = super::schema::section(section) else {
-                continue;
-            };
-            for (i, id) in candidate::entry_ids(&self.candidate, s).iter().enumerate() {
-                message = message.replace(&format!("{section}[{i}]"), &format!("{section} {id}"));
-            }
+        for (toml, path) in candidate::entry_names(&self.candidate) {
+            message = message.replace(&toml, &path);
         }
         Failure::plain(format!("commit failed:\n{message}"))
     }
@@ -349,7 +338,7 @@ impl Session {
             .map_err(|_| Failure::at(1, format!("\"{n}\" is not a number (0 = running)")))?;
         let v = self.ask(ConsoleRequest::Revision { back })?;
         let text = v["text"].as_str().unwrap_or_default();
-        self.candidate = candidate::normalize(text).map_err(Failure::plain)?;
+        self.candidate = candidate::document(text).map_err(Failure::plain)?;
         print(&format!(
             "revision {} loaded into the candidate; `show diff` to review, `commit` to apply\n",
             v["revision"]["number"].as_u64().unwrap_or(0)
@@ -364,12 +353,12 @@ impl Session {
                 "import cancelled; the candidate is unchanged",
             ));
         };
-        let table = candidate::normalize(&text)
+        let doc = candidate::document(&text)
             .map_err(|e| Failure::plain(format!("not TOML: {e}; the candidate is unchanged")))?;
         let check = self.link.console(ConsoleRequest::Check {
-            text: candidate::render(&table),
+            text: candidate::render(&doc),
         });
-        self.candidate = table;
+        self.candidate = doc;
         match check {
             Ok(_) => print("imported into the candidate; `show diff`, then `commit`\n"),
             Err(e) => print(&format!(

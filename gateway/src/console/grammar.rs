@@ -3,9 +3,9 @@
 //! so the three never disagree.
 
 use super::candidate::{self, top_choices};
-use super::schema::{self, Kind, Shape};
+use super::schema::{self, Key, Kind};
 use super::words::{Failure, Word};
-use toml::Table;
+use toml_edit::{DocumentMut, Item, TableLike};
 
 /// What may follow.
 #[derive(Debug, Default)]
@@ -74,7 +74,7 @@ const SHOW: &[(&str, &str)] = &[
     ("system", "the appliance: firmware slots"),
 ];
 
-pub fn next(before: &[&str], table: &Table) -> Next {
+pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
     let fixed = |list: &[(&str, &str)]| Next {
         words: list.iter().map(|(a, b)| w(a, b)).collect(),
         ..Next::default()
@@ -124,8 +124,8 @@ pub fn next(before: &[&str], table: &Table) -> Next {
         ["request", "firmware", "install", _, "allow-downgrade"] => done(),
         ["request", "firmware", "rollback" | "commit"] => done(),
         ["show", _] => done(),
-        ["set", path @ ..] => path_next(path, table, true),
-        ["delete", path @ ..] => path_next(path, table, false),
+        ["set", path @ ..] => path_next(path, doc, true),
+        ["delete", path @ ..] => path_next(path, doc, false),
         ["commit"] => Next {
             words: vec![
                 w("check", "validate only"),
@@ -154,7 +154,7 @@ pub fn next(before: &[&str], table: &Table) -> Next {
         ["test", "route"] => free("<ADDRESS>", "user@domain or domain", false),
         ["probe"] => {
             let mut n = free("<HOST[:PORT]>", "next hop", false);
-            n.words = hops(table)
+            n.words = hops(doc)
                 .into_iter()
                 .map(|h| w(&h, "configured next hop"))
                 .collect();
@@ -193,59 +193,61 @@ fn is_leaf(before: &[&str]) -> bool {
     )
 }
 
-fn path_next(path: &[&str], table: &Table, setting: bool) -> Next {
-    let Some(first) = path.first() else {
-        let mut words: Vec<(String, String)> = Vec::new();
-        for s in schema::SECTIONS {
-            if s.name.is_empty() {
-                words.extend(s.keys.iter().map(|k| w(k.name, k.help)));
-            } else {
-                words.push(w(s.name, s.help));
-            }
-        }
+fn path_next(path: &[&str], doc: &DocumentMut, setting: bool) -> Next {
+    keys_next(schema::root(), Some(doc.as_table()), path, setting, true)
+}
+
+/// What may follow `path` inside the section whose keys are `keys`; `place` is that
+/// section in the candidate (for the names of its entries), `top` the top of the file.
+fn keys_next(
+    keys: &'static [Key],
+    place: Option<&dyn TableLike>,
+    path: &[&str],
+    setting: bool,
+    top: bool,
+) -> Next {
+    let listed = |keys: &[Key]| keys.iter().map(|k| w(k.name, k.help)).collect();
+    let Some((first, rest)) = path.split_first() else {
         return Next {
-            words,
+            words: listed(keys),
+            complete: !setting && !top,
             ..Next::default()
         };
     };
-    let keys = |section: &schema::Section| -> Vec<(String, String)> {
-        section.keys.iter().map(|k| w(k.name, k.help)).collect()
+    let Some(key) = schema::find(keys, first) else {
+        return Next::default();
     };
-    let (section, rest) = match schema::top_key(first) {
-        Some(key) => return value_next(key.kind, &path[1..], setting),
-        None => match schema::section(first) {
-            Some(s) => (s, &path[1..]),
-            None => return Next::default(),
+    match key.kind {
+        Kind::Table(inner) => {
+            keys_next(inner, candidate::section(place, key), rest, setting, false)
+        }
+        Kind::Entries {
+            placeholder,
+            keys: inner,
+            ..
+        } => match rest {
+            [] => Next {
+                words: candidate::entry_ids(place, key)
+                    .into_iter()
+                    .map(|id| w(&id, "configured"))
+                    .collect(),
+                free: Some(w(&format!("<{placeholder}>"), key.help)),
+                complete: false,
+            },
+            [_id] => Next {
+                words: listed(inner),
+                complete: true,
+                ..Next::default()
+            },
+            [id, more @ ..] => keys_next(
+                inner,
+                candidate::entry(place, key, id),
+                more,
+                setting,
+                false,
+            ),
         },
-    };
-    match (section.shape, rest) {
-        (Shape::Table, []) => Next {
-            words: keys(section),
-            complete: !setting,
-            ..Next::default()
-        },
-        (Shape::Table, [key, values @ ..]) => match section.key(key) {
-            Some(k) => value_next(k.kind, values, setting),
-            None => Next::default(),
-        },
-        (Shape::Array { placeholder, .. }, []) => Next {
-            words: candidate::entry_ids(table, section)
-                .into_iter()
-                .map(|id| w(&id, "configured"))
-                .collect(),
-            free: Some(w(&format!("<{placeholder}>"), section.help)),
-            complete: false,
-        },
-        (Shape::Array { .. }, [_id]) => Next {
-            words: keys(section),
-            complete: true,
-            ..Next::default()
-        },
-        (Shape::Array { .. }, [_id, key, values @ ..]) => match section.key(key) {
-            Some(k) => value_next(k.kind, values, setting),
-            None => Next::default(),
-        },
-        _ => Next::default(),
+        kind => value_next(kind, rest, setting),
     }
 }
 
@@ -261,12 +263,25 @@ fn value_next(kind: Kind, values: &[&str], setting: bool) -> Next {
             words: choices.iter().map(|c| w(c, "")).collect(),
             ..Next::default()
         },
+        (Kind::SizeOr(word), []) => Next {
+            words: vec![w(word, "")],
+            free: Some(w(&schema::placeholder(kind), "value")),
+            ..Next::default()
+        },
         (Kind::Bool, []) => Next {
             words: vec![w("true", ""), w("false", "")],
             ..Next::default()
         },
+        (Kind::Map(name, _), []) => Next {
+            free: Some(w(&format!("<{name}>"), "name")),
+            ..Next::default()
+        },
+        (Kind::Map(_, value), [_]) => Next {
+            free: Some(w(&format!("<{value}>"), "value")),
+            ..Next::default()
+        },
         (_, []) => Next {
-            free: Some(w(&kind.placeholder(), "value")),
+            free: Some(w(&schema::placeholder(kind), "value")),
             ..Next::default()
         },
         (Kind::List(p), _) => Next {
@@ -274,20 +289,21 @@ fn value_next(kind: Kind, values: &[&str], setting: bool) -> Next {
             complete: true,
             ..Next::default()
         },
-        _ => Next {
+        (Kind::Map(..), [_, _]) | (_, [_]) => Next {
             complete: true,
             ..Next::default()
         },
+        _ => Next::default(),
     }
 }
 
 /// Every next hop named in the configuration (for `probe` completion).
-fn hops(table: &Table) -> Vec<String> {
-    let mut out: Vec<String> = table
+fn hops(doc: &DocumentMut) -> Vec<String> {
+    let mut out: Vec<String> = doc
         .get("domain")
-        .and_then(|d| d.as_array())
+        .and_then(Item::as_array_of_tables)
         .into_iter()
-        .flatten()
+        .flat_map(|list| list.iter())
         .filter_map(|d| d.get("next_hops")?.as_array())
         .flatten()
         .filter_map(|h| h.as_str().map(str::to_string))
@@ -299,10 +315,10 @@ fn hops(table: &Table) -> Vec<String> {
 }
 
 /// Checks every word of a line against [`next`]; the first that does not fit is the error.
-pub fn check(words: &[Word], table: &Table) -> Result<(), Failure> {
+pub fn check(words: &[Word], doc: &DocumentMut) -> Result<(), Failure> {
     let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
     for i in 0..texts.len() {
-        let n = next(&texts[..i], table);
+        let n = next(&texts[..i], doc);
         if n.words.iter().any(|(word, _)| word == texts[i]) || n.free.is_some() {
             continue;
         }
@@ -317,7 +333,7 @@ pub fn check(words: &[Word], table: &Table) -> Result<(), Failure> {
         };
         return Err(Failure::at(i, message).choices(choices));
     }
-    let n = next(&texts, table);
+    let n = next(&texts, doc);
     if !n.complete {
         let mut choices: Vec<String> = n.words.iter().map(|(w, _)| w.clone()).collect();
         choices.extend(n.free.map(|(f, _)| f));
@@ -331,7 +347,7 @@ pub fn check(words: &[Word], table: &Table) -> Result<(), Failure> {
 
 /// `?` help for a line: what may come in place of the word being typed (or next, after a
 /// blank).
-pub fn help(line: &str, table: &Table) -> String {
+pub fn help(line: &str, doc: &DocumentMut) -> String {
     let words = super::words::split(line);
     let mut texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
     let partial = if line.ends_with(char::is_whitespace) || line.is_empty() {
@@ -339,7 +355,7 @@ pub fn help(line: &str, table: &Table) -> String {
     } else {
         texts.pop().unwrap_or("")
     };
-    let n = next(&texts, table);
+    let n = next(&texts, doc);
     let mut rows: Vec<(String, String)> = n
         .words
         .into_iter()
@@ -361,7 +377,7 @@ pub fn help(line: &str, table: &Table) -> String {
 }
 
 /// Tab completion: the fixed words that start with the word being typed.
-pub fn complete(line: &str, table: &Table) -> (usize, Vec<String>) {
+pub fn complete(line: &str, doc: &DocumentMut) -> (usize, Vec<String>) {
     let words = super::words::split(line);
     let mut texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
     let (start, partial) = if line.ends_with(char::is_whitespace) || line.is_empty() {
@@ -373,7 +389,7 @@ pub fn complete(line: &str, table: &Table) -> (usize, Vec<String>) {
             texts.pop().unwrap_or(""),
         )
     };
-    let found = next(&texts, table)
+    let found = next(&texts, doc)
         .words
         .into_iter()
         .map(|(w, _)| w)
@@ -389,7 +405,7 @@ mod tests {
 
     #[test]
     fn check_names_the_word_and_the_choices() {
-        let t = Table::new();
+        let t = DocumentMut::new();
         let e = check(&split("show runing-config"), &t).unwrap_err();
         assert_eq!(e.word, Some(1));
         assert!(e.choices.contains(&"running-config".to_string()));
@@ -418,7 +434,7 @@ mod tests {
 
     #[test]
     fn firmware_commands_take_a_url_and_an_optional_allow_downgrade() {
-        let t = Table::new();
+        let t = DocumentMut::new();
         let ok = |line: &str| check(&split(line), &t).is_ok();
         assert!(ok("show system firmware"));
         assert!(ok(
@@ -434,8 +450,32 @@ mod tests {
     }
 
     #[test]
+    fn every_section_of_the_configuration_is_a_path() {
+        let t = DocumentMut::new();
+        let top = help("set ", &t);
+        for section in [
+            "route", "routing", "auth", "flow", "admin", "control", "boot",
+        ] {
+            assert!(top.contains(&format!("  {section} ")), "{section}: {top}");
+        }
+        let ok = |line: &str| check(&split(line), &t).is_ok();
+        assert!(ok("set route onprem next_hops 10.0.0.1:25 mx"));
+        assert!(ok("set routing callout timeout 5s"));
+        assert!(ok("set routing masquerade *.corp.example.com example.com"));
+        assert!(!ok("set routing masquerade *.corp.example.com"), "a pair");
+        assert!(ok("delete routing masquerade"));
+        assert!(ok("set auth dkim edge2026r key /data/k.pem"));
+        assert!(ok("set admin probe probe@example.com interval 60s"));
+        assert!(ok("set flow max_hops 30") && ok("set control group 0"));
+        assert!(!ok("set routing callout nonsense 1"));
+        assert!(help("set auth dkim ", &t).contains("<SELECTOR>"));
+        let (_, found) = complete("set routing callout neg", &t);
+        assert_eq!(found, vec!["negative_ttl".to_string()]);
+    }
+
+    #[test]
     fn help_and_completion_agree() {
-        let t = Table::new();
+        let t = DocumentMut::new();
         assert!(help("show ", &t).contains("running-config"));
         assert!(help("sh", &t).contains("show"));
         let (start, found) = complete("set dom", &t);

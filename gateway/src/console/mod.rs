@@ -11,8 +11,8 @@
 //! | file | job |
 //! | --- | --- |
 //! | `words` | splitting lines into words; errors that point at a word |
-//! | `schema` | the configuration keys the console knows, with kinds and help |
-//! | `candidate` | `set`/`delete` paths on the candidate TOML, diff |
+//! | `schema` | the key tree of `config::keys` as the console walks it; value placeholders |
+//! | `candidate` | `set`/`delete` paths on the candidate document (comments kept), diff |
 //! | `grammar` | what may come next: one source for `?`, Tab and checking |
 //! | `commands` | running a checked command line |
 //! | `render` | gateway answers as text |
@@ -88,6 +88,38 @@ pub fn run(options: Options) -> ExitCode {
     }
     repl(&mut term, &mut session);
     ExitCode::SUCCESS
+}
+
+/// What `set` and `delete` do to a configuration text, without a gateway: the same
+/// checking and editing as the console's, for tests and tools.
+pub struct Editor {
+    candidate: toml_edit::DocumentMut,
+}
+
+impl Editor {
+    pub fn new(text: &str) -> Result<Editor, String> {
+        Ok(Editor {
+            candidate: candidate::document(text)?,
+        })
+    }
+
+    /// A `set …` or `delete …` line; the error is what the console prints under it.
+    pub fn run(&mut self, line: &str) -> Result<(), String> {
+        let words = words::split(line);
+        let fail = |f: words::Failure| f.render(0, line, &words);
+        grammar::check(&words, &self.candidate).map_err(fail)?;
+        match words[0].text.as_str() {
+            "set" => candidate::set_words(&mut self.candidate, &words[1..]),
+            "delete" => candidate::delete_words(&mut self.candidate, &words[1..]),
+            _ => Err(words::Failure::at(0, "only set and delete edit")),
+        }
+        .map_err(fail)
+    }
+
+    /// What `show candidate` prints (and `commit` sends).
+    pub fn candidate(&self) -> String {
+        candidate::render(&self.candidate)
+    }
 }
 
 fn repl(term: &mut Term, session: &mut Session) {

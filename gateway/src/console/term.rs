@@ -18,13 +18,13 @@ use rustyline::{
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
-use toml::Table;
+use toml_edit::DocumentMut;
 
 /// What completion and help need to know about the session.
 #[derive(Default)]
 pub struct Shared {
     /// The candidate configuration (entry names to complete).
-    pub table: Table,
+    pub table: DocumentMut,
     /// Off while the wizard asks questions: completing commands there would mislead.
     pub commands: bool,
 }
@@ -67,7 +67,7 @@ impl Term {
         Term { editor, shared }
     }
 
-    pub fn set_commands(&self, on: bool, table: &Table) {
+    pub fn set_commands(&self, on: bool, table: &DocumentMut) {
         if let Ok(mut s) = self.shared.lock() {
             s.commands = on;
             s.table = table.clone();

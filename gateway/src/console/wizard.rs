@@ -34,7 +34,7 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
         match questions(term, session) {
             Answer::Done(table) => {
                 print("\n--- summary ---\n");
-                print(&candidate::render(&table));
+                print(&text(&table));
                 print("---------------\n");
                 match ask(term, "Apply this configuration?", "yes", |a| {
                     matches!(a, "yes" | "no")
@@ -45,9 +45,9 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
                     Answer::End => return false,
                     _ => continue,
                 }
-                let text = candidate::render(&table);
+                let committed = text(&table);
                 let commit = ConsoleRequest::Commit {
-                    text,
+                    text: committed.clone(),
                     comment: "setup wizard".into(),
                     confirm: None,
                 };
@@ -64,9 +64,9 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
                     print(&format!("cannot store the admin password: {e}\n"));
                     return false;
                 }
-                session.running = table.clone();
-                session.candidate = table;
-                if let Some(h) = session.running.get("hostname").and_then(Value::as_str) {
+                session.running = candidate::document(&committed).unwrap_or_default();
+                session.candidate = session.running.clone();
+                if let Some(h) = table.get("hostname").and_then(Value::as_str) {
                     session.hostname = h.to_string();
                 }
                 print("Setup complete. Type `help` for the commands, `?` anywhere for choices.\n");
@@ -99,7 +99,11 @@ macro_rules! get {
 }
 
 fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
-    let mut t = session.running.clone();
+    // The wizard answers questions into a plain table: it runs before the operator has
+    // a file of their own, so there are no comments to keep.
+    let mut t: Table = candidate::render(&session.running)
+        .parse()
+        .unwrap_or_default();
     let current = |t: &Table, k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let hostname = get!(ask(
         term,
@@ -313,13 +317,17 @@ fn knows(session: &mut Session, t: &Table, domain_key: &str) -> bool {
     } else {
         sample.remove("domain");
     }
-    let mut text = candidate::render(&sample);
+    let mut text = text(&sample);
     if !domain_key.is_empty() {
         text.push_str(&format!(
             "\n[[domain]]\nname = \"probe.invalid\"\nnext_hops = [\"mx\"]\n{domain_key}\n"
         ));
     }
     !matches!(session.link.console(ConsoleRequest::Check { text }), Err(e) if e.contains("unknown field"))
+}
+
+fn text(table: &Table) -> String {
+    toml::to_string(table).unwrap_or_default()
 }
 
 fn list(words: &str) -> Value {

@@ -6,6 +6,7 @@ mod check;
 
 pub use check::check;
 
+use super::keys::{Key, Keys, Kind, NEXT_HOPS, TLS_POLICY, key};
 use super::{NextHop, Span, TlsPolicy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -42,6 +43,47 @@ pub struct Route {
     pub hops: Vec<NextHop>,
 }
 
+impl Keys for Route {
+    const KEYS: &'static [Key] = &[
+        key(
+            "name",
+            Kind::Str("NAME"),
+            "the route's name (map lines, fallbacks, probes)",
+        ),
+        key(
+            "domains",
+            Kind::List("DOMAIN|*.DOMAIN"),
+            "recipient domains served by this route",
+        ),
+        key("next_hops", NEXT_HOPS, "ordered next hops"),
+        key(
+            "tls",
+            TLS_POLICY,
+            "TLS towards the next hops (default delivery.tls)",
+        ),
+        key(
+            "fallback",
+            Kind::Str("ROUTE"),
+            "route tried for recipients the backend does not know",
+        ),
+        key(
+            "rewrite",
+            Kind::Map("DOMAIN", "DOMAIN"),
+            "recipient domain rewriting",
+        ),
+        key(
+            "recipients",
+            Kind::Str("PATH"),
+            "file of valid recipient addresses",
+        ),
+        key(
+            "callout",
+            Kind::Bool,
+            "probe the backend with RCPT before accepting",
+        ),
+    ];
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Routing {
@@ -54,6 +96,36 @@ pub struct Routing {
     /// Sender domains rewritten on outbound mail: `{ "*.corp.example.com" = "example.com" }`.
     pub masquerade: BTreeMap<String, String>,
     pub callout: Callout,
+}
+
+impl Keys for Routing {
+    const KEYS: &'static [Key] = &[
+        key(
+            "map",
+            Kind::Str("PATH"),
+            "per-recipient overrides: address route lines",
+        ),
+        key(
+            "aliases",
+            Kind::Str("PATH"),
+            "alias map: address target[, target...] lines",
+        ),
+        key(
+            "reload_interval",
+            Kind::Span,
+            "how often the files are checked for changes",
+        ),
+        key(
+            "masquerade",
+            Kind::Map("DOMAIN|*.DOMAIN", "DOMAIN"),
+            "sender domains rewritten outbound",
+        ),
+        key(
+            "callout",
+            Kind::Table(Callout::KEYS),
+            "recipient verification at the route's backend",
+        ),
+    ];
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +141,32 @@ pub struct Callout {
     pub unreachable: Unreachable,
     /// Cached verdicts at most (both kinds together).
     pub max_cached: usize,
+}
+
+impl Keys for Callout {
+    const KEYS: &'static [Key] = &[
+        key(
+            "timeout",
+            Kind::Span,
+            "the whole probe: connect, EHLO, MAIL, RCPT",
+        ),
+        key(
+            "positive_ttl",
+            Kind::Span,
+            "\"known recipient\" remembered this long",
+        ),
+        key(
+            "negative_ttl",
+            Kind::Span,
+            "\"unknown recipient\" remembered this long",
+        ),
+        key(
+            "unreachable",
+            Kind::Enum(&["defer", "accept"]),
+            "backend unreachable: 451 or accept",
+        ),
+        key("max_cached", Kind::Int, "cached verdicts at most"),
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
