@@ -1,20 +1,27 @@
 //! The session's connection: plain or TLS stream, a bounded read buffer split into
 //! CRLF lines, and a reply buffer flushed only when the client waits for us (pipelining).
+//!
+//! The byte stream is anything that reads and writes ([`Io`]): a TCP socket in service, an
+//! in-memory `tokio::io::duplex` pipe in the session tests.
 
 use crate::smtp::proto::Reply;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+/// The transport under a session.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
 /// How much is read from the socket at once; together with the longest command line this
 /// bounds the read buffer of a session.
 pub const READ_CHUNK: usize = 16 * 1024;
 
 pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Box<dyn Io>),
+    Tls(Box<TlsStream<Box<dyn Io>>>),
     /// Only while the handshake owns the socket.
     Taken,
 }
@@ -46,9 +53,9 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
+    pub fn new(stream: impl Io + 'static) -> Conn {
         Conn {
-            stream: Stream::Plain(stream),
+            stream: Stream::Plain(Box::new(stream)),
             buf: Vec::with_capacity(READ_CHUNK),
             pos: 0,
             out: Vec::with_capacity(1024),

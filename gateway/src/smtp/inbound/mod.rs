@@ -26,6 +26,8 @@ mod mail;
 mod mailauth;
 mod rcpt;
 mod session;
+#[cfg(test)]
+mod session_tests;
 mod starttls;
 
 use crate::config::{Config, Role};
