@@ -150,7 +150,7 @@ async fn an_operator_retry_goes_out_at_once_despite_holds_and_back_off() {
     let id = flow.enqueue("s@a.test", &["r@b.test"], now()).await;
     let start = std::time::Instant::now();
     while flow.queue.envelope(id).await.unwrap().unwrap().attempts == 0 {
-        assert!(start.elapsed() < Duration::from_secs(5), "never attempted");
+        assert!(start.elapsed() < Duration::from_secs(30), "never attempted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let fake = fake::start_on(backend, Script::default()).await;
@@ -224,7 +224,7 @@ async fn shutdown_abandons_a_stalled_transaction_in_time_and_keeps_the_message()
     let id = flow.enqueue("s@a.test", &["r@b.test"], now()).await;
     let start = std::time::Instant::now();
     while fake.seen.lock().unwrap().messages.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(5), "data never sent");
+        assert!(start.elapsed() < Duration::from_secs(30), "data never sent");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let queue = flow.queue.clone();
