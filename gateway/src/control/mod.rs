@@ -196,15 +196,18 @@ async fn execute(
         Request::Console { .. } => Err("console requests are answered by the admin".into()),
         Request::Hold { target } => {
             let n = deliveries.hold(target.clone()).await;
-            n.and_then(|n| counted(n, "held", &target))
+            n.map_err(|e| e.to_string())
+                .and_then(|n| counted(n, "held", &target))
         }
         Request::Release { target } => {
             let n = deliveries.release(target.clone()).await;
-            n.and_then(|n| counted(n, "released", &target))
+            n.map_err(|e| e.to_string())
+                .and_then(|n| counted(n, "released", &target))
         }
         Request::Flush { target } => {
             let n = deliveries.flush(target.clone()).await;
-            n.and_then(|n| counted(n, "scheduled for delivery now", &target))
+            n.map_err(|e| e.to_string())
+                .and_then(|n| counted(n, "scheduled for delivery now", &target))
         }
         Request::Health => Ok(json(&deliveries.health())),
         Request::Probes => Ok(json(&probes.status())),

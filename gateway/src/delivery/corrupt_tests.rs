@@ -75,9 +75,10 @@ async fn release_rechecks_a_corrupt_body_and_delete_removes_it() {
     // Still corrupt: refused with the reason, and held as before.
     let refused = handle.release(Target::Message(kept)).await.unwrap_err();
     assert!(
-        refused.contains("still corrupt") && refused.contains("CRC-32"),
+        matches!(&refused, super::OpError::StillCorrupt { id, detail } if *id == kept && detail.contains("CRC-32")),
         "{refused}"
     );
+    assert!(refused.to_string().contains("still corrupt"), "{refused}");
     assert!(stored(kept).await.is_some_and(|e| corrupt(&e)));
     // A release in bulk leaves them held: they would only be held again.
     assert_eq!(handle.release(Target::All).await, Ok(0));

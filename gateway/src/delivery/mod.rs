@@ -225,22 +225,26 @@ impl DeliveryHandle {
 
     /// Holds the matching messages (durably): they are not delivered until released.
     /// Returns how many were newly held; an error when the scheduler is gone.
-    pub async fn hold(&self, target: Target) -> Result<usize, String> {
+    pub async fn hold(&self, target: Target) -> Result<usize, OpError> {
         self.ask(|reply| Command::Hold(target, reply)).await
     }
 
     /// Releases held messages and attempts them now; returns how many were held. A message
     /// held because its body failed its checksum is released only by its id, after its body
     /// is read again: still corrupt, it stays held and the error says why.
-    pub async fn release(&self, target: Target) -> Result<usize, String> {
+    pub async fn release(&self, target: Target) -> Result<usize, OpError> {
         if let Target::Message(id) = &target {
             self.recheck(*id).await?;
         }
         self.ask(|reply| Command::Release(target, reply)).await
     }
 
-    async fn recheck(&self, id: QueueId) -> Result<(), String> {
-        let env = self.queue.envelope(id).await.map_err(|e| e.to_string())?;
+    async fn recheck(&self, id: QueueId) -> Result<(), OpError> {
+        let unreadable = |e: crate::queue::QueueError| OpError::Unreadable {
+            id,
+            reason: e.to_string(),
+        };
+        let env = self.queue.envelope(id).await.map_err(unreadable)?;
         let Some(env) = env.filter(|e| e.held) else {
             return Ok(());
         };
@@ -248,18 +252,17 @@ impl DeliveryHandle {
             return Ok(());
         }
         match self.queue.body(id).await {
-            Err(crate::queue::QueueError::Corrupt { detail, .. }) => Err(format!(
-                "{id}: stored body is still corrupt ({detail}); held again, \
-                 `edgemx queue delete {id}` removes it"
-            )),
-            Err(e) => Err(format!("{id}: cannot read the body to check it: {e}")),
+            Err(crate::queue::QueueError::Corrupt { detail, .. }) => {
+                Err(OpError::StillCorrupt { id, detail })
+            }
+            Err(e) => Err(unreadable(e)),
             Ok(_) => Ok(()),
         }
     }
 
     /// Delivers now (paced for a domain or everything, see `flow.drain_rate`), lifting
     /// holds on the destinations; held messages stay held. Returns how many go.
-    pub async fn flush(&self, target: Target) -> Result<usize, String> {
+    pub async fn flush(&self, target: Target) -> Result<usize, OpError> {
         self.ask(|reply| Command::Flush(target, reply)).await
     }
 
@@ -272,12 +275,12 @@ impl DeliveryHandle {
     async fn ask(
         &self,
         command: impl FnOnce(oneshot::Sender<usize>) -> Command,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, OpError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(command(reply))
-            .map_err(|_| "delivery is stopped".to_string())?;
-        answer.await.map_err(|_| "delivery is stopped".to_string())
+            .map_err(|_| OpError::Stopped)?;
+        answer.await.map_err(|_| OpError::Stopped)
     }
 
     /// Waits until every delivery task has ended after the shutdown token fired, including
@@ -286,6 +289,22 @@ impl DeliveryHandle {
         self.tracker.close();
         self.tracker.wait().await;
     }
+}
+
+/// Why an operation on the queue's messages (hold, release, flush) did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    /// The scheduler has ended (the gateway is shutting down).
+    #[error("delivery is stopped")]
+    Stopped,
+    /// A message held for a corrupt body still fails its checksum: it stays held.
+    #[error(
+        "{id}: stored body is still corrupt ({detail}); held again, `edgemx queue delete {id}` removes it"
+    )]
+    StillCorrupt { id: QueueId, detail: String },
+    /// The message could not be read to check it.
+    #[error("{id}: cannot read the body to check it: {reason}")]
+    Unreadable { id: QueueId, reason: String },
 }
 
 /// How long a destination whose next hops all failed is held: the first retry interval
