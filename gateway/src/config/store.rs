@@ -6,7 +6,7 @@
 //! the server's job. Every write is write, fsync, rename, fsync of the directory, so a
 //! power cut leaves either the old or the new file, never a torn one.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ pub const KEPT: usize = 50;
 /// Lines starting with this hold a revision's metadata, above the configuration text.
 const META: &str = "#@ ";
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Revision {
     pub number: u64,
     /// Unix seconds.

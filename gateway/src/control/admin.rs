@@ -7,12 +7,13 @@
 //! publish the configuration on the live channel that `server::reload` applies.
 
 use super::ops;
+use super::reply::{Committed, Done, Reply, RevisionText, Running};
 use crate::config::Config;
 use crate::config::store::{Revision, Store};
+use crate::firmware::ops::Outcome;
 use crate::queue::Queue;
 use crate::smtp::inbound::limits::Limiter;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -124,49 +125,58 @@ impl Admin {
         admin
     }
 
-    pub async fn execute(self: &Arc<Self>, request: ConsoleRequest) -> Result<Value, String> {
+    pub async fn execute(self: &Arc<Self>, request: ConsoleRequest) -> Result<Reply, String> {
         let running = self.live.borrow().clone();
         match request {
             ConsoleRequest::Running => {
                 let config = running;
                 let revision = self.store.back(0).map(|(r, _)| r.number).unwrap_or(0);
-                Ok(json!({ "text": config.text, "revision": revision }))
+                let text = config.text.clone();
+                Ok(Running { text, revision }.into())
             }
-            ConsoleRequest::Check { text } => self.validate(&text).map(|_| json!("valid")),
+            ConsoleRequest::Check { text } => {
+                self.validate(&text).map(|_| Done::new("valid").into())
+            }
             ConsoleRequest::Commit {
                 text,
                 comment,
                 confirm,
-            } => self.commit(text, comment, confirm).await,
-            ConsoleRequest::Confirm => self.confirm(),
+            } => self.commit(text, comment, confirm).await.map(Reply::from),
+            ConsoleRequest::Confirm => self.confirm().map(Reply::from),
             ConsoleRequest::History => self
                 .store
                 .history()
-                .map(|h| json!(h))
+                .map(Reply::from)
                 .map_err(|e| format!("cannot read the revisions: {e}")),
             ConsoleRequest::Revision { back } => self
                 .store
                 .back(back)
-                .map(|(r, text)| json!({ "revision": r, "text": text }))
+                .map(|(revision, text)| RevisionText { revision, text }.into())
                 .map_err(|e| e.to_string()),
-            ConsoleRequest::Status => ops::status(self).await,
-            ConsoleRequest::Log { lines } => Ok(json!(crate::observe::ring::recent(lines))),
-            ConsoleRequest::Tls => ops::tls(&running),
-            ConsoleRequest::Route { address } => ops::route(&running, &address),
-            ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await,
-            ConsoleRequest::InstallCert { cert, key } => ops::install_cert(&running, &cert, &key),
+            ConsoleRequest::Status => ops::status(self).await.map(Reply::from),
+            ConsoleRequest::Log { lines } => Ok(crate::observe::ring::recent(lines).into()),
+            ConsoleRequest::Tls => ops::tls(&running).map(Reply::from),
+            ConsoleRequest::Route { address } => ops::route(&running, &address).map(Reply::from),
+            ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await.map(Reply::from),
+            ConsoleRequest::InstallCert { cert, key } => {
+                ops::install_cert(&running, &cert, &key).map(Reply::from)
+            }
             ConsoleRequest::RenewCert => {
                 let _one = self.commits.lock().await;
                 ops::renew_cert(&running)?;
                 // The same configuration again: the server rebuilds TLS from the new files.
                 self.publish(Arc::new((*running).clone())).await;
                 log::info!("self-signed certificate renewed from the console");
-                ops::tls(&running)
+                ops::tls(&running).map(Reply::from)
             }
             ConsoleRequest::Firmware { op } => {
                 // Bundle URLs may name a host: resolve it as delivery would ([dns]).
                 let resolver = crate::dns::Resolver::new(&running.dns).ok();
-                crate::firmware::ops::execute(op, resolver.as_ref()).await
+                let outcome = crate::firmware::ops::execute(op, resolver.as_ref()).await?;
+                Ok(match outcome {
+                    Outcome::Status(status) => status.into(),
+                    Outcome::Done(text) => Done(text).into(),
+                })
             }
         }
     }
@@ -208,7 +218,7 @@ impl Admin {
         text: String,
         comment: String,
         confirm: Option<u64>,
-    ) -> Result<Value, String> {
+    ) -> Result<Committed, String> {
         let _one = self.commits.lock().await;
         let config = self.validate(&text)?;
         let old = self.live.borrow().clone();
@@ -239,7 +249,11 @@ impl Admin {
                 None
             }
         };
-        Ok(json!({ "revision": revision, "restart": restart, "rollback_in": rollback_in }))
+        Ok(Committed {
+            revision,
+            restart,
+            rollback_in,
+        })
     }
 
     /// Hands the configuration to the server and waits (bounded) until it is in use, so
@@ -256,12 +270,12 @@ impl Admin {
         }
     }
 
-    fn confirm(&self) -> Result<Value, String> {
+    fn confirm(&self) -> Result<Done, String> {
         match self.pending() {
             Some(p) => {
                 self.set_pending(None);
                 log::info!("configuration revision {} confirmed", p.revision);
-                Ok(json!(format!("revision {} confirmed", p.revision)))
+                Ok(Done(format!("revision {} confirmed", p.revision)))
             }
             None => Err("nothing to confirm: no `commit confirmed` is pending".into()),
         }

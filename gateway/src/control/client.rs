@@ -1,7 +1,9 @@
 //! The client side of the control socket, used by `edgemx queue …`.
 
+use super::reply::Response;
 use crate::delivery::Target;
 use crate::envelope::QueueId;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -73,18 +75,16 @@ impl ControlClient {
         self.stream
             .read_line(&mut answer)
             .map_err(|e| format!("control socket: {e}"))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&answer).map_err(|e| format!("control socket answer: {e}"))?;
-        match value.get("status").and_then(|s| s.as_str()) {
-            Some("ok") => Ok(value
-                .get("data")
-                .cloned()
-                .unwrap_or(serde_json::Value::Null)),
-            _ => Err(value
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("malformed answer")
-                .to_string()),
+        match serde_json::from_str(&answer) {
+            Ok(Response::Ok { data }) => Ok(data),
+            Ok(Response::Error { error }) => Err(error),
+            Err(e) => Err(format!("control socket answer: {e}")),
         }
+    }
+
+    /// [`call`](Self::call), with the answer decoded as the request's reply type (see
+    /// [`super::reply`]); an answer that does not fit is an error naming what is wrong.
+    pub fn ask<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, String> {
+        self.call(request).and_then(super::reply::decode)
     }
 }

@@ -10,6 +10,7 @@ mod der;
 mod format;
 mod ops;
 mod peer;
+pub mod reply;
 
 pub use admin::{Admin, ConsoleRequest};
 pub use client::{ControlClient, Request};
@@ -21,7 +22,7 @@ use crate::delivery::DeliveryHandle;
 use crate::envelope::QueueId;
 use crate::probe::Probes;
 use crate::queue::{Change, Queue};
-use serde::Serialize;
+use reply::{Done, Reply, Response, Shown};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -35,13 +36,6 @@ pub struct Server {
     deliveries: DeliveryHandle,
     admin: Arc<Admin>,
     probes: Arc<Probes>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum Response {
-    Ok { data: serde_json::Value },
-    Error { error: String },
 }
 
 impl Server {
@@ -110,7 +104,7 @@ impl Server {
 /// Answers the first request of a client that may not use the socket with the refusal
 /// (read first, so the client sees the answer rather than a broken pipe), then closes.
 async fn refuse(stream: UnixStream, refusal: peer::Refusal) {
-    let response = Response::Error {
+    let response = Response::<Reply>::Error {
         error: refusal.to_string(),
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
@@ -156,43 +150,39 @@ async fn execute(
     queue: &Queue,
     deliveries: &DeliveryHandle,
     probes: &Probes,
-) -> Response {
+) -> Response<Reply> {
     let result = match request {
         Request::List => queue
             .list()
             .await
-            .map(|list| json(&list))
+            .map(Reply::from)
             .map_err(|e| e.to_string()),
-        Request::Show { id } => show(queue, id).await,
+        Request::Show { id } => show(queue, id).await.map(Reply::from),
         Request::Retry { id: Some(id) } => match queue.envelope(id).await {
             Ok(Some(_)) => {
                 deliveries.retry(id);
-                Ok(serde_json::Value::String(format!(
-                    "{id} scheduled for delivery now"
-                )))
+                Ok(Done(format!("{id} scheduled for delivery now")).into())
             }
             Ok(None) => Err(format!("no message {id} in the queue")),
             Err(e) => Err(e.to_string()),
         },
         Request::Retry { id: None } => {
             deliveries.retry_all();
-            Ok(serde_json::Value::String(
-                "all messages scheduled for delivery now".into(),
-            ))
+            Ok(Done::new("all messages scheduled for delivery now").into())
         }
         Request::Delete { id } => match queue.envelope(id).await {
             Ok(Some(_)) => match queue.apply(vec![Change::Delete(id)]).await {
                 Ok(_) => {
                     deliveries.forget(id);
                     log::info!("{id} deleted by the operator");
-                    Ok(serde_json::Value::String(format!("{id} deleted")))
+                    Ok(Done(format!("{id} deleted")).into())
                 }
                 Err(e) => Err(e.to_string()),
             },
             Ok(None) => Err(format!("no message {id} in the queue")),
             Err(e) => Err(e.to_string()),
         },
-        Request::Stats => Ok(json(&queue.stats())),
+        Request::Stats => Ok(queue.stats().into()),
         Request::Console { .. } => Err("console requests are answered by the admin".into()),
         Request::Hold { target } => {
             let n = deliveries.hold(target.clone()).await;
@@ -209,8 +199,8 @@ async fn execute(
             n.map_err(|e| e.to_string())
                 .and_then(|n| counted(n, "scheduled for delivery now", &target))
         }
-        Request::Health => Ok(json(&deliveries.health())),
-        Request::Probes => Ok(json(&probes.status())),
+        Request::Health => Ok(deliveries.health().into()),
+        Request::Probes => Ok(probes.status().into()),
     };
     match result {
         Ok(data) => Response::Ok { data },
@@ -220,22 +210,18 @@ async fn execute(
 
 /// `3 message(s) held`; asking for one message that is not there (or not in the state
 /// the operation needs) is an error, so scripts notice.
-fn counted(
-    n: usize,
-    what: &str,
-    target: &crate::delivery::Target,
-) -> Result<serde_json::Value, String> {
+fn counted(n: usize, what: &str, target: &crate::delivery::Target) -> Result<Reply, String> {
     if let (0, crate::delivery::Target::Message(id)) = (n, target) {
         return Err(format!(
             "{id}: not {what} (not queued, or already in that state)"
         ));
     }
-    Ok(serde_json::Value::String(format!("{n} message(s) {what}")))
+    Ok(Done(format!("{n} message(s) {what}")).into())
 }
 
 /// The envelope and the message headers (not the body: operators see who and what, the
 /// content stays private unless they read the store themselves).
-async fn show(queue: &Queue, id: QueueId) -> Result<serde_json::Value, String> {
+async fn show(queue: &Queue, id: QueueId) -> Result<Shown, String> {
     // The body first: a corrupt one is held by this read, and the envelope then says why
     // (its headers cannot be trusted, so none are shown).
     let body = match queue.body(id).await {
@@ -256,9 +242,5 @@ async fn show(queue: &Queue, id: QueueId) -> Result<serde_json::Value, String> {
             String::from_utf8_lossy(&b[..end]).into_owned()
         })
         .unwrap_or_default();
-    Ok(serde_json::json!({ "envelope": json(&envelope), "headers": headers }))
-}
-
-fn json<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+    Ok(Shown { envelope, headers })
 }

@@ -2,17 +2,18 @@
 //! route a recipient would take, and a probe of a next hop (connect, EHLO, QUIT).
 
 use super::admin::Admin;
+use super::reply::{
+    DomainQueue, InstalledCert, PendingConfirm, Probe, QueueStatus, Route, Status, Tls,
+};
 use crate::config::{Config, NextHop};
 use crate::envelope::RcptStatus;
 use crate::routing::Destination;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-pub async fn status(admin: &Admin) -> Result<Value, String> {
+pub async fn status(admin: &Admin) -> Result<Status, String> {
     let config = admin.live.borrow().clone();
     let now = crate::time::unix_now();
     let envelopes = admin.queue.list().await.map_err(|e| e.to_string())?;
@@ -33,30 +34,39 @@ pub async fn status(admin: &Admin) -> Result<Value, String> {
         }
     }
     let stats = admin.queue.stats();
-    let domains: Vec<Value> = by_domain
-        .iter()
-        .map(|(d, (p, f))| json!({ "domain": d, "pending": p, "deferred": f }))
+    let domains = by_domain
+        .into_iter()
+        .map(|(domain, (pending, deferred))| DomainQueue {
+            domain,
+            pending,
+            deferred,
+        })
         .collect();
-    Ok(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "hostname": config.hostname,
-        "uptime": admin.started.elapsed().as_secs(),
-        "revision": admin.newest().map(|r| r.number),
-        "pending_confirm": admin.pending_view().map(|(r, d)| json!({ "revision": r, "in": d.saturating_sub(now) })),
-        "connections": admin.limiter.open(),
-        "queue": {
-            "messages": stats.messages,
-            "bytes": stats.bytes,
-            "deferred_recipients": deferred,
-            "oldest_age": oldest.map(|o| now.saturating_sub(o)),
-            "commits": admin.queue.commits(),
-            "failing": admin.queue.failing().map(|e| e.to_string()),
-            "domains": domains,
+    Ok(Status {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: config.hostname.clone(),
+        uptime: admin.started.elapsed().as_secs(),
+        revision: admin.newest().map(|r| r.number),
+        pending_confirm: admin
+            .pending_view()
+            .map(|(revision, deadline)| PendingConfirm {
+                revision,
+                rolls_back_in: deadline.saturating_sub(now),
+            }),
+        connections: admin.limiter.open() as u64,
+        queue: QueueStatus {
+            messages: stats.messages,
+            bytes: stats.bytes,
+            deferred_recipients: deferred,
+            oldest_age: oldest.map(|o| now.saturating_sub(o)),
+            commits: admin.queue.commits(),
+            failing: admin.queue.failing().map(|e| e.to_string()),
+            domains,
         },
-    }))
+    })
 }
 
-pub fn tls(config: &Config) -> Result<Value, String> {
+pub fn tls(config: &Config) -> Result<Tls, String> {
     let path = config
         .tls
         .certificate
@@ -74,16 +84,19 @@ pub fn tls(config: &Config) -> Result<Value, String> {
         .iter()
         .filter_map(|s| s.suite().as_str().map(str::to_string))
         .collect();
-    Ok(json!({
-        "certificate": path.display().to_string(),
-        "generated": config.tls.certificate.is_none(),
-        "chain_length": chain.len(),
-        "sha256": fingerprint.join(":"),
-        "not_after": super::der::not_after(leaf.as_ref()),
-        "versions": ["TLSv1.3", "TLSv1.2"],
-        "cipher_suites": suites,
-        "cpu": cpu_features(),
-    }))
+    Ok(Tls {
+        certificate: path.display().to_string(),
+        generated: config.tls.certificate.is_none(),
+        chain_length: chain.len() as u64,
+        sha256: fingerprint.join(":"),
+        not_after: super::der::not_after(leaf.as_ref()),
+        versions: vec!["TLSv1.3".into(), "TLSv1.2".into()],
+        cipher_suites: suites,
+        cpu: cpu_features()
+            .into_iter()
+            .map(|(name, has)| (name.to_string(), has))
+            .collect(),
+    })
 }
 
 /// What ring's AES-GCM and GHASH code paths can use on this CPU (picked at run time).
@@ -114,7 +127,7 @@ fn cpu_features() -> Vec<(&'static str, bool)> {
 
 /// Whether mail to `address` is accepted, and the route, rewriting, next hops and TLS
 /// policy it would get: the same lookup as RCPT (maps, aliases aside, then the domain).
-pub fn route(config: &Config, address: &str) -> Result<Value, String> {
+pub fn route(config: &Config, address: &str) -> Result<Route, String> {
     let domain = address
         .rsplit_once('@')
         .map(|(_, d)| d)
@@ -135,18 +148,18 @@ pub fn route(config: &Config, address: &str) -> Result<Value, String> {
     let route = routed.route.map(|id| table.route(id));
     let dest = Destination::new(config, route, &routed.recipient.domain);
     let rewritten = (routed.recipient.address != address).then(|| routed.recipient.address.clone());
-    Ok(json!({
-        "domain": domain,
-        "accepted": table.serves(&domain),
-        "route": route.map(|r| r.name.to_string()),
-        "next_hops": dest.hops.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-        "tls": format!("{:?}", dest.tls.mode).to_lowercase(),
-        "rewriting": rewritten.map_or("none".to_string(), |r| format!("to {r}")),
-    }))
+    Ok(Route {
+        accepted: table.serves(&domain),
+        domain,
+        route: route.map(|r| r.name.to_string()),
+        next_hops: dest.hops.iter().map(|h| h.to_string()).collect(),
+        tls: format!("{:?}", dest.tls.mode).to_lowercase(),
+        rewriting: rewritten.map_or("none".to_string(), |r| format!("to {r}")),
+    })
 }
 
 /// Connect, read the banner, EHLO, QUIT: the whole transcript and the time it took.
-pub async fn probe(config: std::sync::Arc<Config>, hop: &str) -> Result<Value, String> {
+pub async fn probe(config: std::sync::Arc<Config>, hop: &str) -> Result<Probe, String> {
     let (host, port) = match NextHop::parse(hop)? {
         NextHop::Mx => {
             return Err("`mx` names no host: probe one of the domain's MX hosts by name".into());
@@ -186,7 +199,10 @@ pub async fn probe(config: std::sync::Arc<Config>, hop: &str) -> Result<Value, S
             .map_err(|e| e.to_string())?;
         read_reply(&mut read, &mut transcript, step).await?;
     }
-    Ok(json!({ "transcript": transcript, "ms": started.elapsed().as_millis() as u64 }))
+    Ok(Probe {
+        transcript,
+        ms: started.elapsed().as_millis() as u64,
+    })
 }
 
 /// Reads one reply with the SMTP client's reader (line length and line count capped) and
@@ -230,7 +246,7 @@ pub fn renew_cert(config: &Config) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-pub fn install_cert(config: &Config, cert: &str, key: &str) -> Result<Value, String> {
+pub fn install_cert(config: &Config, cert: &str, key: &str) -> Result<InstalledCert, String> {
     let chain =
         crate::tls::pem_certificates(cert.as_bytes()).map_err(|e| format!("certificate: {e}"))?;
     if chain.is_empty() {
@@ -248,7 +264,7 @@ pub fn install_cert(config: &Config, cert: &str, key: &str) -> Result<Value, Str
     .with_single_cert(chain, der)
     .map_err(|e| format!("certificate and key do not form a pair: {e}"))?;
     let dir = config.data_dir.join("tls");
-    let (cert_path, key_path): (PathBuf, PathBuf) = (
+    let (cert_path, key_path) = (
         dir.join("installed-cert.pem"),
         dir.join("installed-key.pem"),
     );
@@ -260,5 +276,8 @@ pub fn install_cert(config: &Config, cert: &str, key: &str) -> Result<Value, Str
         crate::config::store::write_atomic(&cert_path, cert.as_bytes())
     };
     write().map_err(|e| format!("cannot store the certificate: {e}"))?;
-    Ok(json!({ "certificate": cert_path, "private_key": key_path }))
+    Ok(InstalledCert {
+        certificate: cert_path.display().to_string(),
+        private_key: key_path.display().to_string(),
+    })
 }

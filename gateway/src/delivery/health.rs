@@ -16,15 +16,25 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Up,
     Down,
 }
 
+impl State {
+    /// As on the wire and in `queue health`: `up` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Down => "down",
+        }
+    }
+}
+
 /// One destination's health as shown to operators.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HopHealth {
     /// The destination's next hops as configured, e.g. `10.1.2.3:25,backup.example:25`.
     pub name: String,
@@ -38,6 +48,7 @@ pub struct HopHealth {
     /// When the state last changed (or the destination was first seen).
     pub since: SystemTime,
     /// The last failure, if any since the last success.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub last_error: Option<String>,
 }
 

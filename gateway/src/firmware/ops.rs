@@ -15,7 +15,7 @@ use super::keys::Keyring;
 use super::slot::{self, Slot};
 use crate::dns::Resolver;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::Path;
 
 /// One line: the result of the last install and why.
@@ -31,12 +31,46 @@ pub enum FirmwareOp {
     Commit,
 }
 
+/// `show system firmware` and `edgemx firmware status`, as the control socket sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareStatus {
+    /// The running slot, if the kernel command line names it.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub booted: Option<String>,
+    pub slots: Vec<SlotStatus>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub last_result: Option<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub last_install: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotStatus {
+    pub slot: String,
+    pub state: String,
+    pub attempts_left: u8,
+    pub booted: bool,
+    pub next: bool,
+    /// `None` for a slot without a sealed install.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub version: Option<u64>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub build: Option<String>,
+}
+
+/// What an operation answers: the status, or one line saying what was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Status(FirmwareStatus),
+    Done(String),
+}
+
 /// One install at a time: a second request waits rather than interleaving writes.
 static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub async fn execute(op: FirmwareOp, resolver: Option<&Resolver>) -> Result<Value, String> {
+pub async fn execute(op: FirmwareOp, resolver: Option<&Resolver>) -> Result<Outcome, String> {
     match op {
-        FirmwareOp::Status => status(),
+        FirmwareOp::Status => Ok(Outcome::Status(status())),
         FirmwareOp::Install {
             url,
             allow_downgrade,
@@ -44,20 +78,22 @@ pub async fn execute(op: FirmwareOp, resolver: Option<&Resolver>) -> Result<Valu
             let _one = INSTALLING.lock().await;
             let result = install(&url, allow_downgrade, resolver).await;
             let line = match &result {
-                Ok(v) => format!("installed: {}", v.as_str().unwrap_or_default()),
+                Ok(text) => format!("installed: {text}"),
                 Err(e) => format!("failed: {e}"),
             };
             record(&format!("{} {line}", crate::time::iso8601_now()));
-            result
+            result.map(Outcome::Done)
         }
         FirmwareOp::Rollback => {
             let to = bootenv::rollback().map_err(|e| e.to_string())?;
-            Ok(json!(format!("slot {to} boots next; reboot to switch")))
+            Ok(Outcome::Done(format!(
+                "slot {to} boots next; reboot to switch"
+            )))
         }
         FirmwareOp::Commit => {
             let running = slot::booted().ok_or("the running slot is unknown (no edgemx.slot=)")?;
             bootenv::commit(running).map_err(|e| e.to_string())?;
-            Ok(json!(format!("slot {running} marked good")))
+            Ok(Outcome::Done(format!("slot {running} marked good")))
         }
     }
 }
@@ -82,7 +118,7 @@ async fn install(
     url: &str,
     allow_downgrade: bool,
     resolver: Option<&Resolver>,
-) -> Result<Value, String> {
+) -> Result<String, String> {
     let running = slot::booted().ok_or("the running slot is unknown (no edgemx.slot=)")?;
     let inactive = running.other();
     let keys = Keyring::embedded();
@@ -127,10 +163,10 @@ async fn install(
         m.version, m.build
     );
     log::info!("firmware: {text}");
-    Ok(json!(text))
+    Ok(text)
 }
 
-fn status() -> Result<Value, String> {
+fn status() -> FirmwareStatus {
     let keys = Keyring::embedded();
     let boot = BootEnv::esp().state().unwrap_or_default();
     let booted = slot::booted();
@@ -141,27 +177,27 @@ fn status() -> Result<Value, String> {
     });
     let installed = [seals[0].is_some(), seals[1].is_some()];
     let states = slot::states(&boot, booted, installed);
-    let slots: Vec<Value> = states
+    let slots = states
         .iter()
         .zip(&seals)
-        .map(|(st, seal)| {
-            json!({
-                "slot": st.slot.to_string(),
-                "state": st.state.to_string(),
-                "attempts_left": st.attempts_left,
-                "booted": st.booted,
-                "next": st.next,
-                "version": seal.as_ref().map(|v| v.manifest.version),
-                "build": seal.as_ref().map(|v| v.manifest.build.clone()),
-            })
+        .map(|(st, seal)| SlotStatus {
+            slot: st.slot.to_string(),
+            state: st.state.to_string(),
+            attempts_left: st.attempts_left,
+            booted: st.booted,
+            next: st.next,
+            version: seal.as_ref().map(|v| v.manifest.version),
+            build: seal.as_ref().map(|v| v.manifest.build.clone()),
         })
         .collect();
-    Ok(json!({
-        "booted": booted.map(|s| s.to_string()),
-        "slots": slots,
-        "last_result": slot::last_result(),
-        "last_install": std::fs::read_to_string(LAST_INSTALL).ok().map(|s| s.trim().to_string()),
-    }))
+    FirmwareStatus {
+        booted: booted.map(|s| s.to_string()),
+        slots,
+        last_result: slot::last_result(),
+        last_install: std::fs::read_to_string(LAST_INSTALL)
+            .ok()
+            .map(|s| s.trim().to_string()),
+    }
 }
 
 /// The status as the console and `edgemx firmware status` print it.

@@ -8,7 +8,7 @@
 use super::Probes;
 use crate::config::{Config, Probe};
 use crate::envelope::{QueueId, RcptStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,17 +18,23 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageStatus {
     /// Queue id of the probe message still waiting for delivery.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub pending: Option<String>,
     /// Unix time its submission started, while `pending`.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub pending_since: Option<u64>,
     /// Last submission: connect to our `250` (durably queued).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub submit_ms: Option<u64>,
     /// Last delivered probe: start of submission to the next hop's `250`.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub latency_ms: Option<u64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub last_delivered: Option<u64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub last_error: Option<String>,
 }
 

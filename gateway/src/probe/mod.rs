@@ -22,31 +22,35 @@ use crate::config::{Config, NextHop, Probe};
 use crate::observe::events::{Event, Events};
 use crate::observe::metrics::Metrics;
 use crate::smtp::client::Settings;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// One probe target as shown in the status output.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// The next hop probed (`host:port`, `ip:port`, or `mx:DOMAIN`).
     pub next_hop: String,
     /// The configured domain whose route this hop belongs to, if the probe names one.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub route: Option<String>,
     pub recipient: String,
     /// `None` until the first probe finished.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub up: Option<bool>,
     /// Unix time of the last change of `up`.
     pub since: u64,
     pub last_run: u64,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub last_success: Option<u64>,
     /// The reply (or error) of the last probe.
     pub last_reply: String,
     pub duration_ms: u64,
     pub runs: u64,
     pub failures: u64,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub message: Option<message::MessageStatus>,
 }
 

@@ -83,7 +83,7 @@ pub enum Change {
     Delete(QueueId),
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueStats {
     pub messages: u64,
     pub bytes: u64,
