@@ -8,6 +8,7 @@ mod firmware;
 mod user;
 
 use crate::config::{Config, EXIT_CONFIG};
+use crate::control::reply::Done;
 use crate::control::{ControlClient, Request};
 use crate::delivery::Target;
 use crate::envelope::QueueId;
@@ -292,16 +293,18 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
         },
         QueueAction::Health => Request::Health,
     };
-    let answer =
-        ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request));
+    let answer = ControlClient::connect(&config.control_socket()).and_then(|mut c| {
+        use crate::control::{format_health, format_list, format_show};
+        match action {
+            QueueAction::List => c.ask(&request).map(|v: Vec<_>| format_list(&v)),
+            QueueAction::Show { .. } => c.ask(&request).map(|v| format_show(&v)),
+            QueueAction::Health => c.ask(&request).map(|v: Vec<_>| format_health(&v)),
+            _ => c.ask(&request).map(|Done(text)| text + "\n"),
+        }
+    });
     match answer {
-        Ok(data) => {
-            match action {
-                QueueAction::List => print!("{}", crate::control::format_list(&data)),
-                QueueAction::Show { .. } => print!("{}", crate::control::format_show(&data)),
-                QueueAction::Health => print!("{}", crate::control::format_health(&data)),
-                _ => println!("{}", data.as_str().unwrap_or_default()),
-            }
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -316,15 +319,16 @@ fn probes(path: &Path, json: bool) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let answer =
-        ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&Request::Probes));
+    // `--json` passes the answer through as the gateway sent it.
+    let answer = ControlClient::connect(&config.control_socket()).and_then(|mut c| match json {
+        true => c.call(&Request::Probes).map(|data| format!("{data}\n")),
+        false => c
+            .ask(&Request::Probes)
+            .map(|rows: Vec<_>| crate::probe::format_status(&rows)),
+    });
     match answer {
-        Ok(data) if json => {
-            println!("{data}");
-            ExitCode::SUCCESS
-        }
-        Ok(data) => {
-            print!("{}", crate::probe::format_status(&data));
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {

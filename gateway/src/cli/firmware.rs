@@ -5,6 +5,7 @@
 //! (signature, trusted key, compatible string, sizes, every payload hash) and exit 0, or
 //! print what failed and exit 65 (EX_DATAERR). `sign` makes a bundle from a payload.
 
+use crate::control::reply::Done;
 use crate::control::{ConsoleRequest, ControlClient, Request};
 use crate::firmware::bundle::{self, Artifact, Manifest, Policy, Verified};
 use crate::firmware::install::{self, Context, Source};
@@ -199,13 +200,17 @@ fn remote(on: &Appliance, op: FirmwareOp) -> ExitCode {
     let request = Request::Console {
         call: ConsoleRequest::Firmware { op },
     };
-    match ControlClient::connect(&config.control_socket()).and_then(|mut c| c.call(&request)) {
-        Ok(v) if status => {
-            print!("{}", crate::firmware::ops::format_status(&v));
-            ExitCode::SUCCESS
+    let answer = ControlClient::connect(&config.control_socket()).and_then(|mut c| {
+        if status {
+            c.ask(&request)
+                .map(|v| crate::firmware::ops::format_status(&v))
+        } else {
+            c.ask(&request).map(|Done(text)| text + "\n")
         }
-        Ok(v) => {
-            println!("{}", v.as_str().unwrap_or("done"));
+    });
+    match answer {
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {

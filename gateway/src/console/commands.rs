@@ -7,9 +7,10 @@ use super::render;
 use super::term::{Term, print};
 use super::words::{Failure, Word, split};
 use super::{grammar, login};
+use crate::control::reply::{self, Committed, FirmwareStatus, RevisionText, Running};
 use crate::control::{ConsoleRequest, Request};
-use crate::envelope::QueueId;
-use serde_json::Value;
+use crate::envelope::{Envelope, QueueId};
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use toml_edit::DocumentMut;
 
@@ -35,9 +36,8 @@ type Done = Result<(), Failure>;
 impl Session {
     /// Reads the running configuration; the candidate starts equal to it.
     pub fn load(&mut self) -> Result<(), String> {
-        let v = self.link.console(ConsoleRequest::Running)?;
-        let text = v["text"].as_str().unwrap_or_default();
-        self.running = candidate::document(text)?;
+        let v: Running = self.link.console(ConsoleRequest::Running)?;
+        self.running = candidate::document(&v.text)?;
         self.candidate = self.running.clone();
         self.hostname = self
             .running
@@ -51,10 +51,10 @@ impl Session {
     /// Follows commits made elsewhere (another console, an automatic rollback): the
     /// running copy is fetched again, and a candidate without changes moves along with it.
     fn refresh(&mut self) {
-        let Ok(v) = self.link.console(ConsoleRequest::Running) else {
+        let Ok(v) = self.link.console::<Running>(ConsoleRequest::Running) else {
             return;
         };
-        let Ok(running) = candidate::document(v["text"].as_str().unwrap_or_default()) else {
+        let Ok(running) = candidate::document(&v.text) else {
             return;
         };
         if running.to_string() != self.running.to_string() {
@@ -100,7 +100,7 @@ impl Session {
         let w: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
         match w.as_slice() {
             ["show", "system", "firmware"] => {
-                let v = self.firmware(crate::firmware::ops::FirmwareOp::Status)?;
+                let v: FirmwareStatus = self.firmware(crate::firmware::ops::FirmwareOp::Status)?;
                 print(&crate::firmware::ops::format_status(&v));
                 Ok(())
             }
@@ -117,8 +117,8 @@ impl Session {
                 if matches!(op, FirmwareOp::Install { .. }) {
                     print("verifying the bundle, then writing it into the other slot ...\n");
                 }
-                let v = self.firmware(op)?;
-                print(&format!("{}\n", v.as_str().unwrap_or("done")));
+                let reply::Done(text) = self.firmware(op)?;
+                print(&format!("{text}\n"));
                 Ok(())
             }
             ["show", what, rest @ ..] => self.show(term, what, rest),
@@ -154,13 +154,7 @@ impl Session {
                 let v = self.ask(ConsoleRequest::Probe {
                     hop: hop.to_string(),
                 })?;
-                for line in v["transcript"].as_array().into_iter().flatten() {
-                    print(&format!("  {}\n", line.as_str().unwrap_or("")));
-                }
-                print(&format!(
-                    "probe ok in {} ms\n",
-                    v["ms"].as_u64().unwrap_or(0)
-                ));
+                print(&render::probe(&v));
                 Ok(())
             }
             ["terminal", "length", n] => {
@@ -203,11 +197,11 @@ impl Session {
                     d
                 }
             }
-            "history" => render::history(&self.ask(ConsoleRequest::History)?),
+            "history" => render::history(&self.ask::<Vec<_>>(ConsoleRequest::History)?),
             "status" => render::status(&self.ask(ConsoleRequest::Status)?),
             "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
             "health" => {
-                let v = self.link.call(&Request::Health).map_err(Failure::plain)?;
+                let v: Vec<_> = self.link.ask(&Request::Health).map_err(Failure::plain)?;
                 let text = crate::control::format_health(&v);
                 if text.is_empty() {
                     "no next hops watched yet\n".into()
@@ -222,13 +216,7 @@ impl Session {
                         .map_err(|_| Failure::at(2, format!("\"{n}\" is not a number")))?,
                     None => 50,
                 };
-                let v = self.ask(ConsoleRequest::Log { lines })?;
-                let lines: Vec<&str> = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let lines: Vec<String> = self.ask(ConsoleRequest::Log { lines })?;
                 if lines.is_empty() {
                     "(no log lines kept yet)\n".into()
                 } else {
@@ -239,7 +227,7 @@ impl Session {
                 Some(id) => {
                     let v = self
                         .link
-                        .call(&Request::Show { id })
+                        .ask(&Request::Show { id })
                         .map_err(Failure::plain)?;
                     crate::control::format_show(&v)
                 }
@@ -262,7 +250,7 @@ impl Session {
     fn commit(&mut self, args: &[&str]) -> Done {
         let text = candidate::render(&self.candidate);
         if args.first() == Some(&"check") {
-            self.ask(ConsoleRequest::Check { text })
+            self.ask::<reply::Done>(ConsoleRequest::Check { text })
                 .map_err(|f| self.translate(f))?;
             print("configuration check succeeds\n");
             return Ok(());
@@ -288,7 +276,7 @@ impl Session {
         } else {
             comment
         };
-        let v = self
+        let v: Committed = self
             .ask(ConsoleRequest::Commit {
                 text,
                 comment,
@@ -301,23 +289,17 @@ impl Session {
         }
         print(&format!(
             "commit complete: revision {}\n",
-            v["revision"]["number"].as_u64().unwrap_or(0)
+            v.revision.number
         ));
-        if let Some(secs) = v["rollback_in"].as_u64() {
+        if let Some(secs) = v.rollback_in {
             print(&format!(
                 "rolls back in {secs} s unless you type `confirm`\n"
             ));
         }
-        let restart: Vec<&str> = v["restart"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if !restart.is_empty() {
+        if !v.restart.is_empty() {
             print(&format!(
                 "takes effect when the gateway next starts: {}\n",
-                restart.join(", ")
+                v.restart.join(", ")
             ));
         }
         Ok(())
@@ -336,12 +318,11 @@ impl Session {
         let back: usize = n
             .parse()
             .map_err(|_| Failure::at(1, format!("\"{n}\" is not a number (0 = running)")))?;
-        let v = self.ask(ConsoleRequest::Revision { back })?;
-        let text = v["text"].as_str().unwrap_or_default();
-        self.candidate = candidate::document(text).map_err(Failure::plain)?;
+        let v: RevisionText = self.ask(ConsoleRequest::Revision { back })?;
+        self.candidate = candidate::document(&v.text).map_err(Failure::plain)?;
         print(&format!(
             "revision {} loaded into the candidate; `show diff` to review, `commit` to apply\n",
-            v["revision"]["number"].as_u64().unwrap_or(0)
+            v.revision.number
         ));
         Ok(())
     }
@@ -355,7 +336,7 @@ impl Session {
         };
         let doc = candidate::document(&text)
             .map_err(|e| Failure::plain(format!("not TOML: {e}; the candidate is unchanged")))?;
-        let check = self.link.console(ConsoleRequest::Check {
+        let check = self.link.console::<reply::Done>(ConsoleRequest::Check {
             text: candidate::render(&doc),
         });
         self.candidate = doc;
@@ -409,31 +390,18 @@ impl Session {
             },
             _ => return Err(Failure::at(1, format!("queue {action} is not available"))),
         };
-        let v = self.link.call(&request).map_err(Failure::plain)?;
-        print(&format!("{}\n", v.as_str().unwrap_or("done")));
+        let reply::Done(text) = self.link.ask(&request).map_err(Failure::plain)?;
+        print(&format!("{text}\n"));
         Ok(())
     }
 
     fn queue_text(&mut self, domain: Option<&str>) -> Result<String, Failure> {
-        let v = self.link.call(&Request::List).map_err(Failure::plain)?;
-        let Some(domain) = domain else {
-            return Ok(crate::control::format_list(&v));
-        };
-        let domain = domain.to_ascii_lowercase();
-        let kept: Vec<Value> = v
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| {
-                e["recipients"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|r| r["domain"].as_str() == Some(domain.as_str()))
-            })
-            .cloned()
-            .collect();
-        Ok(crate::control::format_list(&Value::Array(kept)))
+        let mut listed: Vec<Envelope> = self.link.ask(&Request::List).map_err(Failure::plain)?;
+        if let Some(domain) = domain {
+            let domain = domain.to_ascii_lowercase();
+            listed.retain(|e| e.recipients.iter().any(|r| r.domain == domain));
+        }
+        Ok(crate::control::format_list(&listed))
     }
 
     fn password(&mut self, term: &mut Term) -> Done {
@@ -451,19 +419,22 @@ impl Session {
         Ok(())
     }
 
-    fn ask(&mut self, call: ConsoleRequest) -> Result<Value, Failure> {
+    fn ask<T: DeserializeOwned>(&mut self, call: ConsoleRequest) -> Result<T, Failure> {
         self.link.console(call).map_err(Failure::plain)
     }
 
-    fn firmware(&mut self, op: crate::firmware::ops::FirmwareOp) -> Result<Value, Failure> {
+    fn firmware<T: DeserializeOwned>(
+        &mut self,
+        op: crate::firmware::ops::FirmwareOp,
+    ) -> Result<T, Failure> {
         // A failed install is reported as what it is, not as a console error.
         self.ask(ConsoleRequest::Firmware { op })
             .map_err(|f| Failure::plain(format!("firmware: {}", f.message)))
     }
 
     fn say(&mut self, call: ConsoleRequest) -> Done {
-        let v = self.ask(call)?;
-        print(&format!("{}\n", v.as_str().unwrap_or("done")));
+        let reply::Done(text) = self.ask(call)?;
+        print(&format!("{text}\n"));
         Ok(())
     }
 }

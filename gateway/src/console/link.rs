@@ -2,6 +2,7 @@
 //! gateway restarts.
 
 use crate::control::{ConsoleRequest, ControlClient, Request};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,12 +32,18 @@ impl Link {
         }
     }
 
-    pub fn console(&mut self, call: ConsoleRequest) -> Result<Value, String> {
-        self.call(&Request::Console { call })
+    /// A console request, its answer decoded as the request's reply type.
+    pub fn console<T: DeserializeOwned>(&mut self, call: ConsoleRequest) -> Result<T, String> {
+        self.ask(&Request::Console { call })
+    }
+
+    /// [`call`](Self::call), the answer decoded as the request's reply type.
+    pub fn ask<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, String> {
+        self.call(request).and_then(crate::control::reply::decode)
     }
 
     /// One retry on a fresh connection: the gateway may have restarted since the last call.
-    pub fn call(&mut self, request: &Request) -> Result<Value, String> {
+    fn call(&mut self, request: &Request) -> Result<Value, String> {
         for attempt in 0..2 {
             if self.client.is_none() {
                 self.client = Some(ControlClient::connect(&self.path)?);

@@ -1,6 +1,7 @@
 //! Operational answers from the gateway as text for the terminal.
 
-use serde_json::Value;
+use crate::config::store::Revision;
+use crate::control::reply::{Probe, Route, Status, Tls};
 use std::fmt::Write;
 
 pub fn age(secs: u64) -> String {
@@ -23,147 +24,216 @@ fn date(secs: u64) -> String {
     )
 }
 
-fn n(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-pub fn status(v: &Value) -> String {
+pub fn status(v: &Status) -> String {
     let mut out = String::new();
-    let q = &v["queue"];
-    let _ = writeln!(
-        out,
-        "edgemx {}  {}",
-        v["version"].as_str().unwrap_or("?"),
-        v["hostname"].as_str().unwrap_or("?")
-    );
-    let _ = writeln!(out, "uptime        {}", age(n(&v["uptime"])));
+    let q = &v.queue;
+    let _ = writeln!(out, "edgemx {}  {}", v.version, v.hostname);
+    let _ = writeln!(out, "uptime        {}", age(v.uptime));
     let _ = writeln!(
         out,
         "revision      {}",
-        v["revision"].as_u64().map_or("-".into(), |r| r.to_string())
+        v.revision.map_or("-".into(), |r| r.to_string())
     );
-    if let Some(p) = v["pending_confirm"].as_object() {
+    if let Some(p) = &v.pending_confirm {
         let _ = writeln!(
             out,
             "pending       revision {} rolls back in {} unless `confirm`",
-            n(&p["revision"]),
-            age(n(&p["in"]))
+            p.revision,
+            age(p.rolls_back_in)
         );
     }
-    let _ = writeln!(out, "connections   {} open", n(&v["connections"]));
-    let oldest = q["oldest_age"].as_u64().map_or("-".into(), age);
+    let _ = writeln!(out, "connections   {} open", v.connections);
+    let oldest = q.oldest_age.map_or("-".into(), age);
     let _ = writeln!(
         out,
         "queue         {} messages, {} bytes, {} recipients deferred, oldest {oldest}",
-        n(&q["messages"]),
-        n(&q["bytes"]),
-        n(&q["deferred_recipients"])
+        q.messages, q.bytes, q.deferred_recipients
     );
     let _ = writeln!(
         out,
         "commits       {} durable queue commits since start",
-        n(&q["commits"])
+        q.commits
     );
-    if let Some(why) = q["failing"].as_str() {
+    if let Some(why) = &q.failing {
         let _ = writeln!(
             out,
             "STORAGE       cannot commit, refusing mail (452): {why}"
         );
     }
-    for d in q["domains"].as_array().into_iter().flatten() {
+    for d in &q.domains {
         let _ = writeln!(
             out,
             "  {:<30} {:>6} pending {:>6} deferred",
-            d["domain"].as_str().unwrap_or("?"),
-            n(&d["pending"]),
-            n(&d["deferred"])
+            d.domain, d.pending, d.deferred
         );
     }
     out
 }
 
-pub fn tls(v: &Value) -> String {
+pub fn tls(v: &Tls) -> String {
     let mut out = String::new();
-    let generated = if v["generated"].as_bool() == Some(true) {
+    let generated = if v.generated {
         " (self-signed, generated)"
     } else {
         ""
     };
-    let _ = writeln!(
-        out,
-        "certificate   {}{generated}",
-        v["certificate"].as_str().unwrap_or("?")
-    );
-    let _ = writeln!(out, "SHA-256       {}", v["sha256"].as_str().unwrap_or("?"));
+    let _ = writeln!(out, "certificate   {}{generated}", v.certificate);
+    let _ = writeln!(out, "SHA-256       {}", v.sha256);
     let _ = writeln!(
         out,
         "expires       {}",
-        v["not_after"].as_str().unwrap_or("unknown")
+        v.not_after.as_deref().unwrap_or("unknown")
     );
-    let _ = writeln!(
-        out,
-        "chain         {} certificate(s)",
-        n(&v["chain_length"])
-    );
-    let list = |key: &str| -> String {
-        v[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let _ = writeln!(out, "versions      {}", list("versions"));
-    let _ = writeln!(out, "ciphers       {}", list("cipher_suites"));
-    let cpu: Vec<String> = v["cpu"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| {
-            let name = f.get(0)?.as_str()?;
-            Some(format!(
-                "{name} {}",
-                if f.get(1)?.as_bool()? { "yes" } else { "no" }
-            ))
-        })
+    let _ = writeln!(out, "chain         {} certificate(s)", v.chain_length);
+    let _ = writeln!(out, "versions      {}", v.versions.join(" "));
+    let _ = writeln!(out, "ciphers       {}", v.cipher_suites.join(" "));
+    let cpu: Vec<String> = v
+        .cpu
+        .iter()
+        .map(|(name, has)| format!("{name} {}", if *has { "yes" } else { "no" }))
         .collect();
     let _ = writeln!(out, "CPU crypto    {}", cpu.join(", "));
     out
 }
 
-pub fn history(v: &Value) -> String {
+pub fn history(revisions: &[Revision]) -> String {
     let mut out = String::from("  #  revision  committed             comment\n");
-    for (i, r) in v.as_array().into_iter().flatten().enumerate() {
+    for (i, r) in revisions.iter().enumerate() {
         let _ = writeln!(
             out,
             "{i:>3}  {:>8}  {}  {}",
-            n(&r["number"]),
-            date(n(&r["time"])),
-            r["comment"].as_str().unwrap_or("")
+            r.number,
+            date(r.time),
+            r.comment
         );
     }
     out.push_str("(`rollback #` loads a revision into the candidate)\n");
     out
 }
 
-pub fn route(v: &Value) -> String {
-    let hops: Vec<&str> = v["next_hops"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+pub fn route(v: &Route) -> String {
     format!(
         "domain      {}\naccepted    {}\nnext hops   {}\nTLS         {}\nrewriting   {}\n",
-        v["domain"].as_str().unwrap_or("?"),
-        if v["accepted"].as_bool() == Some(true) {
+        v.domain,
+        if v.accepted {
             "yes (a domain we serve)"
         } else {
             "no (relay denied: not a domain we serve)"
         },
-        hops.join(", "),
-        v["tls"].as_str().unwrap_or("?"),
-        v["rewriting"].as_str().unwrap_or("none"),
+        v.next_hops.join(", "),
+        v.tls,
+        v.rewriting,
     )
+}
+
+/// `probe HOST:PORT`: the dialogue, then the time it took.
+pub fn probe(v: &Probe) -> String {
+    let mut out = String::new();
+    for line in &v.transcript {
+        let _ = writeln!(out, "  {line}");
+    }
+    let _ = writeln!(out, "probe ok in {} ms", v.ms);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::reply::{DomainQueue, PendingConfirm, QueueStatus};
+
+    #[test]
+    fn status_prints_every_field_of_the_reply() {
+        let v = Status {
+            version: "0.1.0".into(),
+            hostname: "mx.example.com".into(),
+            uptime: 7_300,
+            revision: Some(3),
+            pending_confirm: Some(PendingConfirm {
+                revision: 3,
+                rolls_back_in: 200,
+            }),
+            connections: 4,
+            queue: QueueStatus {
+                messages: 3,
+                bytes: 999,
+                deferred_recipients: 1,
+                oldest_age: Some(5_000),
+                commits: 17,
+                failing: Some("disk full".into()),
+                domains: vec![DomainQueue {
+                    domain: "example.com".into(),
+                    pending: 2,
+                    deferred: 1,
+                }],
+            },
+        };
+        assert_eq!(
+            status(&v),
+            "edgemx 0.1.0  mx.example.com\n\
+             uptime        2h\n\
+             revision      3\n\
+             pending       revision 3 rolls back in 3m unless `confirm`\n\
+             connections   4 open\n\
+             queue         3 messages, 999 bytes, 1 recipients deferred, oldest 83m\n\
+             commits       17 durable queue commits since start\n\
+             STORAGE       cannot commit, refusing mail (452): disk full\n  \
+             example.com                         2 pending      1 deferred\n"
+        );
+    }
+
+    #[test]
+    fn tls_route_history_and_probe_read_as_before() {
+        let t = Tls {
+            certificate: "/data/tls/cert.pem".into(),
+            generated: true,
+            chain_length: 1,
+            sha256: "AB:CD".into(),
+            not_after: None,
+            versions: vec!["TLSv1.3".into(), "TLSv1.2".into()],
+            cipher_suites: vec!["A".into(), "B".into()],
+            cpu: vec![("AES-NI".into(), true), ("VAES".into(), false)],
+        };
+        assert_eq!(
+            tls(&t),
+            "certificate   /data/tls/cert.pem (self-signed, generated)\n\
+             SHA-256       AB:CD\n\
+             expires       unknown\n\
+             chain         1 certificate(s)\n\
+             versions      TLSv1.3 TLSv1.2\n\
+             ciphers       A B\n\
+             CPU crypto    AES-NI yes, VAES no\n"
+        );
+        let r = Route {
+            domain: "example.com".into(),
+            accepted: false,
+            route: None,
+            next_hops: vec!["a:25".into(), "b:25".into()],
+            tls: "verify".into(),
+            rewriting: "none".into(),
+        };
+        assert_eq!(
+            route(&r),
+            "domain      example.com\n\
+             accepted    no (relay denied: not a domain we serve)\n\
+             next hops   a:25, b:25\n\
+             TLS         verify\n\
+             rewriting   none\n"
+        );
+        let h = [Revision {
+            number: 4,
+            time: 1_700_000_000,
+            comment: "added other.test".into(),
+        }];
+        assert_eq!(
+            history(&h),
+            "  #  revision  committed             comment\n  \
+             0         4  2023-11-14 22:13:20  added other.test\n\
+             (`rollback #` loads a revision into the candidate)\n"
+        );
+        let p = Probe {
+            transcript: vec!["< 220 hi".into(), "> QUIT".into()],
+            ms: 12,
+        };
+        assert_eq!(probe(&p), "  < 220 hi\n  > QUIT\nprobe ok in 12 ms\n");
+    }
 }

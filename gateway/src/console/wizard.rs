@@ -12,6 +12,7 @@ use super::login;
 use super::term::{Input, Term, print};
 use crate::config::NextHop;
 use crate::control::ConsoleRequest;
+use crate::control::reply::{Committed, Done, InstalledCert};
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -51,7 +52,7 @@ pub fn run(term: &mut Term, session: &mut Session, passwd: &Path) -> bool {
                     comment: "setup wizard".into(),
                     confirm: None,
                 };
-                match session.link.console(commit) {
+                match session.link.console::<Committed>(commit) {
                     Ok(_) => {}
                     Err(e) => {
                         print(&format!(
@@ -261,16 +262,13 @@ fn questions(term: &mut Term, session: &mut Session) -> Answer<Table> {
                 .link
                 .console(ConsoleRequest::InstallCert { cert, key })
             {
-                Ok(v) => {
+                Ok(InstalledCert {
+                    certificate,
+                    private_key,
+                }) => {
                     let mut tls = Table::new();
-                    tls.insert(
-                        "certificate".into(),
-                        v["certificate"].as_str().unwrap_or("").into(),
-                    );
-                    tls.insert(
-                        "private_key".into(),
-                        v["private_key"].as_str().unwrap_or("").into(),
-                    );
+                    tls.insert("certificate".into(), certificate.into());
+                    tls.insert("private_key".into(), private_key.into());
                     t.insert("tls".into(), Value::Table(tls));
                     break;
                 }
@@ -323,7 +321,7 @@ fn knows(session: &mut Session, t: &Table, domain_key: &str) -> bool {
             "\n[[domain]]\nname = \"probe.invalid\"\nnext_hops = [\"mx\"]\n{domain_key}\n"
         ));
     }
-    !matches!(session.link.console(ConsoleRequest::Check { text }), Err(e) if e.contains("unknown field"))
+    !matches!(session.link.console::<Done>(ConsoleRequest::Check { text }), Err(e) if e.contains("unknown field"))
 }
 
 fn text(table: &Table) -> String {

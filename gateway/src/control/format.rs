@@ -1,14 +1,16 @@
 //! Human-readable output of control answers for `edgemx queue list|show|health`.
 
+use super::reply::Shown;
+use crate::delivery::health::HopHealth;
 use crate::envelope::{Envelope, RcptStatus};
 use std::fmt::Write;
+use std::time::UNIX_EPOCH;
 
 /// One line per message: id, age, size, sender, then each recipient with its state.
-pub fn format_list(data: &serde_json::Value) -> String {
-    let envelopes: Vec<Envelope> = serde_json::from_value(data.clone()).unwrap_or_default();
+pub fn format_list(envelopes: &[Envelope]) -> String {
     let now = crate::time::unix_now();
     let mut out = String::new();
-    for e in &envelopes {
+    for e in envelopes {
         let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
         let _ = writeln!(
             out,
@@ -29,69 +31,64 @@ pub fn format_list(data: &serde_json::Value) -> String {
 }
 
 /// One line per watched next hop: state, since when, last error.
-pub fn format_health(data: &serde_json::Value) -> String {
+pub fn format_health(hops: &[HopHealth]) -> String {
     let mut out = String::new();
     let now = crate::time::unix_now();
-    for hop in data.as_array().into_iter().flatten() {
-        let since = hop["since"]["secs_since_epoch"].as_u64().unwrap_or(now);
+    for hop in hops {
+        let since = hop
+            .since
+            .duration_since(UNIX_EPOCH)
+            .map_or(now, |d| d.as_secs());
         // Destinations with the same next hops differ by TLS policy: name both, and who
         // delivers there, so no two rows read the same.
-        let used: Vec<&str> = hop["used_by"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|u| u.as_str())
-            .collect();
         let _ = writeln!(
             out,
             "{:<5} {:>6}  {}  tls={}  [{}]  {}",
-            hop["state"].as_str().unwrap_or("?"),
+            hop.state.as_str(),
             age(now.saturating_sub(since)),
-            hop["name"].as_str().unwrap_or("?"),
-            hop["tls"].as_str().unwrap_or("?"),
-            if used.is_empty() {
+            hop.name,
+            hop.tls,
+            if hop.used_by.is_empty() {
                 "queued mail only".to_string()
             } else {
-                used.join(", ")
+                hop.used_by.join(", ")
             },
-            hop["last_error"].as_str().unwrap_or("")
+            hop.last_error.as_deref().unwrap_or("")
         );
     }
     out
 }
 
-pub fn format_show(data: &serde_json::Value) -> String {
+/// The envelope, each recipient's state, then the headers.
+pub fn format_show(shown: &Shown) -> String {
     let mut out = String::new();
-    if let Ok(e) = serde_json::from_value::<Envelope>(data["envelope"].clone()) {
-        let now = crate::time::unix_now();
-        let _ = writeln!(out, "id:        {}", e.id);
-        let _ = writeln!(out, "from:      <{}>", e.sender);
-        let _ = writeln!(out, "client:    {}", e.client);
+    let e = &shown.envelope;
+    let now = crate::time::unix_now();
+    let _ = writeln!(out, "id:        {}", e.id);
+    let _ = writeln!(out, "from:      <{}>", e.sender);
+    let _ = writeln!(out, "client:    {}", e.client);
+    let _ = writeln!(
+        out,
+        "received:  {} ({} ago)",
+        crate::time::rfc5322_date(e.received),
+        age(now.saturating_sub(e.received))
+    );
+    let _ = writeln!(out, "size:      {}", e.size);
+    let _ = writeln!(out, "attempts:  {}", e.attempts);
+    if let Some(why) = e.hold_reason() {
         let _ = writeln!(
             out,
-            "received:  {} ({} ago)",
-            crate::time::rfc5322_date(e.received),
-            age(now.saturating_sub(e.received))
+            "held:      {why}; `edgemx queue release {}` lets it go",
+            e.id
         );
-        let _ = writeln!(out, "size:      {}", e.size);
-        let _ = writeln!(out, "attempts:  {}", e.attempts);
-        if let Some(why) = e.hold_reason() {
-            let _ = writeln!(
-                out,
-                "held:      {why}; `edgemx queue release {}` lets it go",
-                e.id
-            );
-        }
-        if e.next_attempt > now {
-            let _ = writeln!(out, "next try:  in {}", age(e.next_attempt - now));
-        }
-        for r in &e.recipients {
-            let _ = writeln!(out, "rcpt:      {}  {}", r.address, status(&r.status));
-        }
     }
-    if let Some(headers) = data["headers"].as_str() {
-        let _ = writeln!(out, "\n{headers}");
+    if e.next_attempt > now {
+        let _ = writeln!(out, "next try:  in {}", age(e.next_attempt - now));
     }
+    for r in &e.recipients {
+        let _ = writeln!(out, "rcpt:      {}  {}", r.address, status(&r.status));
+    }
+    let _ = writeln!(out, "\n{}", shown.headers);
     out
 }
 
@@ -138,7 +135,7 @@ mod tests {
             held(4, Some(corrupt)),
             held(5, None),
         ];
-        let list = format_list(&serde_json::to_value(&all).unwrap());
+        let list = format_list(&all);
         for why in [
             "HELD: by the operator",
             "HELD: DMARC quarantine",
@@ -150,10 +147,13 @@ mod tests {
         }
         let mut free = held(6, None);
         free.held = false;
-        let list = format_list(&serde_json::to_value([free]).unwrap());
+        let list = format_list(&[free]);
         assert!(!list.contains("HELD"), "{list}");
 
-        let show = format_show(&serde_json::json!({ "envelope": all[1] }));
+        let show = format_show(&Shown {
+            envelope: all[1].clone(),
+            headers: String::new(),
+        });
         assert!(show.contains("held:      DMARC quarantine"), "{show}");
     }
 }

@@ -15,7 +15,6 @@ use super::keys::Keyring;
 use super::slot::{self, Slot};
 use crate::dns::Resolver;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::Path;
 
 /// One line: the result of the last install and why.
@@ -201,36 +200,31 @@ fn status() -> FirmwareStatus {
 }
 
 /// The status as the console and `edgemx firmware status` print it.
-pub fn format_status(v: &Value) -> String {
+pub fn format_status(v: &FirmwareStatus) -> String {
     let mut out = String::from("slot  state   version  build                 tries left  \n");
-    for s in v["slots"].as_array().into_iter().flatten() {
-        let opt = |k: &str| match &s[k] {
-            Value::Null => "-".to_string(),
-            Value::String(t) => t.clone(),
-            other => other.to_string(),
-        };
+    for s in &v.slots {
         let mut marks = Vec::new();
-        if s["booted"].as_bool() == Some(true) {
+        if s.booted {
             marks.push("booted");
         }
-        if s["next"].as_bool() == Some(true) {
+        if s.next {
             marks.push("boots next");
         }
         out.push_str(&format!(
             "{:<5} {:<7} {:<8} {:<21} {:<11} {}\n",
-            opt("slot"),
-            opt("state"),
-            opt("version"),
-            opt("build"),
-            opt("attempts_left"),
+            s.slot,
+            s.state,
+            s.version.map_or("-".to_string(), |v| v.to_string()),
+            s.build.as_deref().unwrap_or("-"),
+            s.attempts_left,
             marks.join(", ")
         ));
     }
-    for (key, label) in [
-        ("last_result", "last trial"),
-        ("last_install", "last install"),
+    for (text, label) in [
+        (&v.last_result, "last trial"),
+        (&v.last_install, "last install"),
     ] {
-        if let Some(text) = v[key].as_str() {
+        if let Some(text) = text {
             out.push_str(&format!("{label}: {text}\n"));
         }
     }

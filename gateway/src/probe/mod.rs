@@ -229,9 +229,8 @@ impl Probes {
     }
 }
 
-/// The status table as `edgemx probes` prints it, from the control socket's JSON.
-pub fn format_status(data: &serde_json::Value) -> String {
-    let rows = data.as_array().map(Vec::as_slice).unwrap_or_default();
+/// The status table as `edgemx probes` prints it, from the control socket's answer.
+pub fn format_status(rows: &[Status]) -> String {
     if rows.is_empty() {
         return "no probes configured ([[admin.probe]])\n".into();
     }
@@ -241,38 +240,23 @@ pub fn format_status(data: &serde_json::Value) -> String {
     );
     let now = crate::time::unix_now();
     for row in rows {
-        let text = |k: &str| {
-            row.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("-")
-                .to_owned()
-        };
-        let number = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_u64());
-        let state = match row.get("up").and_then(|v| v.as_bool()) {
+        let state = match row.up {
             Some(true) => "up",
             Some(false) => "DOWN",
             None => "?",
         };
-        let since =
-            number(row.get("since")).map_or("-".into(), |s| format!("{}s", now.saturating_sub(s)));
-        let message = row.get("message").filter(|m| !m.is_null());
-        let latency = match message {
+        let since = format!("{}s", now.saturating_sub(row.since));
+        let latency = match &row.message {
             None => "-".to_string(),
-            Some(m) if !m["pending"].is_null() => match number(m.get("pending_since")) {
+            Some(m) if m.pending.is_some() => match m.pending_since {
                 Some(t) => format!("waiting {}s", now.saturating_sub(t)),
                 None => "waiting".into(),
             },
-            Some(m) => number(m.get("latency_ms")).map_or("-".into(), |v| v.to_string()),
+            Some(m) => m.latency_ms.map_or("-".into(), |v| v.to_string()),
         };
-        let rcpt_ms = number(row.get("duration_ms")).map_or("-".into(), |v| v.to_string());
         out.push_str(&format!(
             "{:<24} {:<5} {:>8} {:>8} {:>10}  {}\n",
-            text("next_hop"),
-            state,
-            since,
-            rcpt_ms,
-            latency,
-            text("last_reply")
+            row.next_hop, state, since, row.duration_ms, latency, row.last_reply
         ));
     }
     out
