@@ -1,7 +1,9 @@
 //! The control socket: a root-only Unix socket in the data directory through which
-//! `edgemx queue …` (and later the console) talks to the running gateway.
+//! `edgemx queue …`, `edgemx probes`, `edgemx firmware` and the console talk to the
+//! running gateway.
 //!
-//! Protocol: one JSON request per line, one JSON response per line. Owns nothing but the
+//! Protocol: one JSON request per line ([`Request`]), one JSON response per line whose
+//! data is the request's type in [`reply`], shared with every reader. Owns nothing but the
 //! translation between requests and queue/delivery operations; it never touches redb.
 
 mod admin;

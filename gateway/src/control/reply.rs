@@ -53,30 +53,6 @@ pub enum Response<T> {
     Error { error: String },
 }
 
-/// Every reply the server can give, as it goes on the wire (untagged: each variant is
-/// encoded as its content).
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum Reply {
-    Done(Done),
-    Listing(Vec<Envelope>),
-    Shown(Box<Shown>),
-    Stats(QueueStats),
-    Health(Vec<HopHealth>),
-    Probes(Vec<crate::probe::Status>),
-    Running(Running),
-    Committed(Committed),
-    History(Vec<Revision>),
-    Revision(RevisionText),
-    Status(Box<Status>),
-    Log(Vec<String>),
-    Tls(Box<Tls>),
-    Route(Route),
-    Probe(Probe),
-    InstalledCert(InstalledCert),
-    Firmware(FirmwareStatus),
-}
-
 /// Decodes the `data` of an ok answer as the reply type of the request that was sent.
 pub fn decode<T: DeserializeOwned>(data: serde_json::Value) -> Result<T, String> {
     serde_json::from_value(data).map_err(|e| format!("bad reply: {e}"))
@@ -221,11 +197,20 @@ pub struct InstalledCert {
     pub private_key: String,
 }
 
+/// Defines [`Reply`] with a variant per reply type and `From` each type into it.
 macro_rules! replies {
     ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// Every reply the server can give, as it goes on the wire (untagged: each variant
+        /// is encoded as its content).
+        #[derive(Debug, Serialize)]
+        #[serde(untagged)]
+        pub enum Reply {
+            $($variant($ty),)*
+        }
+
         $(impl From<$ty> for Reply {
             fn from(reply: $ty) -> Reply {
-                Reply::$variant(reply.into())
+                Reply::$variant(reply)
             }
         })*
     };
