@@ -145,10 +145,15 @@ pub async fn run_with_admin(
         }
         None => None,
     };
-    probes.start(config.clone(), shutdown.child_token());
+    probes.start(config.clone(), &shutdown);
     // The live configuration: console commits publish here; `reload` applies it.
     let (live, live_rx) = watch::channel(config.clone());
     let (applied, applied_rx) = watch::channel(config.clone());
+    tokio::spawn(probes_follow(
+        probes.clone(),
+        applied_rx.clone(),
+        shutdown.clone(),
+    ));
     let console_admin = control::Admin::new(
         live,
         applied_rx,
@@ -217,6 +222,23 @@ pub async fn run_with_admin(
     match failed {
         None => Ok(()),
         Some(why) => Err(StartError::Failed(why)),
+    }
+}
+
+/// Restarts the probes with every configuration applied, so a commit's probes, host name
+/// and TLS policies are what is probed from then on.
+async fn probes_follow(
+    probes: Arc<Probes>,
+    mut applied: watch::Receiver<Arc<Config>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = applied.changed() => if changed.is_err() { return },
+        }
+        let config = applied.borrow_and_update().clone();
+        probes.start(config, &shutdown);
     }
 }
 

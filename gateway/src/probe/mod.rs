@@ -62,6 +62,9 @@ pub struct Probes {
     metrics: Arc<Metrics>,
     /// For the TLS sessions the RCPT probes open.
     events: Events,
+    /// The running generation of probe tasks: its number (in every key, so a task of an
+    /// earlier generation never touches a newer one's state) and the token that ends it.
+    running: Mutex<(u64, Option<CancellationToken>)>,
 }
 
 impl Probes {
@@ -72,6 +75,7 @@ impl Probes {
             messages: message::InFlight::default(),
             metrics,
             events: events.clone(),
+            running: Mutex::default(),
         });
         let watching = probes.clone();
         events.subscribe(move |event| {
@@ -91,8 +95,20 @@ impl Probes {
         self.states.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts one task per probe target (and one per message probe); they end with `shutdown`.
-    pub fn start(self: &Arc<Self>, config: Arc<Config>, shutdown: CancellationToken) {
+    /// Starts one task per probe target (and one per message probe) for `config`; they end
+    /// with `shutdown` or at the next `start`, which replaces them: a committed configuration
+    /// (new probes, host name, TLS policy) is probed from then on.
+    pub fn start(self: &Arc<Self>, config: Arc<Config>, shutdown: &CancellationToken) {
+        let shutdown = shutdown.child_token();
+        let generation = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(old) = running.1.replace(shutdown.clone()) {
+                old.cancel();
+            }
+            running.0 += 1;
+            running.0
+        };
+        self.lock().clear();
         if config.admin.probes.is_empty() {
             return;
         }
@@ -105,7 +121,7 @@ impl Probes {
                 .unwrap_or_else(|| config.delivery.tls.clone());
             for hop in &probe.hops {
                 let target = rcpt::Target {
-                    key: format!("{i}:{}", hop_name(hop, probe)),
+                    key: format!("{generation}:{i}:{}", hop_name(hop, probe)),
                     hop: hop.clone(),
                     domain: probe.domain.clone(),
                     tls: tls.clone(),
@@ -121,7 +137,7 @@ impl Probes {
                 );
             }
             if probe.message {
-                let key = format!("{i}:{}", hop_name(&probe.hops[0], probe));
+                let key = format!("{generation}:{i}:{}", hop_name(&probe.hops[0], probe));
                 tokio::spawn(self.clone().message(
                     key,
                     config.clone(),
@@ -260,4 +276,44 @@ pub fn format_status(rows: &[Status]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(recipient: &str) -> Arc<Config> {
+        let text = format!(
+            "hostname = \"gw.test\"\ndata_dir = \"/tmp/x\"\n\
+             [[listener]]\naddress = \"127.0.0.1:25\"\n\
+             [[admin.probe]]\nnext_hop = \"127.0.0.1:9\"\nrecipient = \"{recipient}\"\n\
+             interval = \"1h\"\ntimeout = \"100ms\"\n"
+        );
+        Arc::new(crate::loader::parse(&text).expect("config"))
+    }
+
+    #[tokio::test]
+    async fn a_new_configuration_replaces_the_probes_and_the_old_tasks_leave_it_alone() {
+        let probes = Probes::new(Metrics::new(), &Events::new());
+        let shutdown = CancellationToken::new();
+        probes.start(config("old@example.com"), &shutdown);
+        let first = probes.status();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].recipient, "old@example.com");
+        probes.start(config("new@example.com"), &shutdown);
+        // The old generation's task ends (it unregisters its own key only); the new one
+        // probes and records its first result.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = probes.status();
+            assert_eq!(now.len(), 1, "{now:?}");
+            assert_eq!(now[0].recipient, "new@example.com");
+            if now[0].runs > 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never probed");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+    }
 }
