@@ -33,14 +33,7 @@ async fn deliver_all(budget: u64, sizes: &[usize]) -> (u64, usize, Vec<Vec<u8>>)
     assert_eq!(resumed.len(), sizes.len());
     let budget = Budget::new(budget);
     let shutdown = CancellationToken::new();
-    let handle = start(
-        config,
-        queue.clone(),
-        resumed,
-        budget.clone(),
-        &Default::default(),
-        shutdown.clone(),
-    );
+    let handle = support::started(config, &queue, resumed, budget.clone(), &shutdown);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !queue.list().await.unwrap().is_empty() {
         assert!(

@@ -53,14 +53,7 @@ async fn release_rechecks_a_corrupt_body_and_delete_removes_it() {
     let (queue, resumed) = Queue::open(&path, &config.queue).unwrap();
     let budget = Budget::new(config.limits.inflight_bytes.0);
     let shutdown = CancellationToken::new();
-    let handle = start(
-        config,
-        queue.clone(),
-        resumed,
-        budget,
-        &Default::default(),
-        shutdown.clone(),
-    );
+    let handle = support::started(config, &queue, resumed, budget, &shutdown);
     let stored = async |id| queue.envelope(id).await.unwrap();
     let corrupt = |env: &Envelope| {
         env.held && matches!(&env.hold, Some(Hold::Corrupt { detail }) if detail.contains("CRC-32"))

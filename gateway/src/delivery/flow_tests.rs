@@ -65,14 +65,7 @@ async fn flow_extra(
     let (queue, resumed) = Queue::open(&config.queue_path(), &config.queue).unwrap();
     let shutdown = CancellationToken::new();
     let budget = Budget::new(config.limits.inflight_bytes.0);
-    let handle = start(
-        config,
-        queue.clone(),
-        resumed,
-        budget,
-        &Default::default(),
-        shutdown.clone(),
-    );
+    let handle = support::started(config, &queue, resumed, budget, &shutdown);
     Flow {
         queue,
         handle,
@@ -289,14 +282,7 @@ async fn throughput_to_smtp_sink() {
     let shutdown = CancellationToken::new();
     let started = std::time::Instant::now();
     let budget = Budget::new(config.limits.inflight_bytes.0);
-    let handle = start(
-        config,
-        queue.clone(),
-        resumed,
-        budget,
-        &Default::default(),
-        shutdown.clone(),
-    );
+    let handle = support::started(config, &queue, resumed, budget, &shutdown);
     while queue.stats().messages > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -31,14 +31,7 @@ async fn a_committed_host_name_is_the_next_connections_ehlo() {
     let config = Arc::new(Config::parse(&text).unwrap());
     let (queue, resumed) = Queue::open(&config.queue_path(), &config.queue).unwrap();
     let shutdown = CancellationToken::new();
-    let handle = start(
-        config,
-        queue.clone(),
-        resumed,
-        Budget::new(64 << 20),
-        &Default::default(),
-        shutdown.clone(),
-    );
+    let handle = support::started(config, &queue, resumed, Budget::new(64 << 20), &shutdown);
     deliver_one(&queue, 1).await;
     let before = fake.seen.lock().unwrap().commands.len();
     let renamed = text.replace("hostname = \"gw.test\"", "hostname = \"renamed.test\"");

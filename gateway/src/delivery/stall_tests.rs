@@ -47,14 +47,7 @@ async fn no_delivery_starts_while_the_queue_cannot_commit() {
 
     let budget = Budget::new(config.limits.inflight_bytes.0);
     let shutdown = CancellationToken::new();
-    let handle = start(
-        config,
-        queue.clone(),
-        resumed,
-        budget,
-        &Default::default(),
-        shutdown.clone(),
-    );
+    let handle = support::started(config, &queue, resumed, budget, &shutdown);
     // The active checks (every second) prove the scheduler is running and ticking; the
     // due message must not be attempted meanwhile.
     until("two active checks", async || {

@@ -48,3 +48,21 @@ pub(super) async fn stop(handle: DeliveryHandle, shutdown: CancellationToken, qu
         .unwrap();
     queue.close().await;
 }
+
+/// Starts delivery for a test, with nobody listening to its events.
+pub(super) fn started(
+    config: std::sync::Arc<crate::config::Config>,
+    queue: &Queue,
+    resumed: Vec<crate::envelope::Envelope>,
+    budget: std::sync::Arc<super::Budget>,
+    shutdown: &CancellationToken,
+) -> DeliveryHandle {
+    super::start(
+        config,
+        queue.clone(),
+        resumed,
+        budget,
+        &Default::default(),
+        shutdown.clone(),
+    )
+}
