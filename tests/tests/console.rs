@@ -528,6 +528,31 @@ async fn show_queue_takes_a_domain_or_an_id_and_show_log_a_count() {
     );
     // The test gateway logs at WARN: its one warning is the domain without validation.
     run(&mut pty, "show log 20", "accepts every recipient");
+    // Console habits (issue 17 item 11): unique prefixes and output pipes.
+    run(&mut pty, "sho que example.com", &id);
+    let ambiguous = run(&mut pty, "s log", "is ambiguous");
+    assert!(ambiguous.contains("valid here: set, show"), "{ambiguous}");
+    let counted = run(
+        &mut pty,
+        "show queue example.com | match bob@ | count",
+        "Count: ",
+    );
+    assert!(counted.contains("Count: 1 lines"), "{counted}");
+    let none = run(
+        &mut pty,
+        "show queue example.com | match nobody@ | count",
+        "Count: ",
+    );
+    assert!(none.contains("Count: 0 lines"), "{none}");
+    let kept = cmd(
+        &mut pty,
+        &format!("show queue {id} | except rcpt: | no-more"),
+    );
+    assert!(
+        kept.contains("from:      <a@client.test>") && !kept.contains("rcpt:      bob"),
+        "{kept}"
+    );
+    run(&mut pty, "commit | count", "output pipes follow show");
     pty.line("exit");
     pty.wait_exit(STEP);
 }

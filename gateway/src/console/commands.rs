@@ -6,7 +6,7 @@ use super::link::Link;
 use super::render;
 use super::term::{Term, print};
 use super::words::{Failure, Word, split};
-use super::{grammar, login};
+use super::{grammar, login, pipe};
 use crate::control::reply::{self, Committed, FirmwareStatus, RevisionText, Running};
 use crate::control::{ConsoleRequest, Request};
 use crate::envelope::{Envelope, QueueId};
@@ -76,22 +76,47 @@ impl Session {
     }
 
     pub fn run(&mut self, term: &mut Term, line: &str) -> Outcome {
-        let words = split(line);
+        let mut words = split(line);
         if words.is_empty() {
             return Outcome::Continue;
         }
         if line.trim_end().ends_with('?') && !line.contains('"') {
             let upto = line.trim_end().trim_end_matches('?');
-            print(&grammar::help(upto, &self.candidate));
+            match upto
+                .rfind(" | ")
+                .or_else(|| upto.starts_with("| ").then_some(0))
+            {
+                Some(_) => print(&pipe::help()),
+                None => print(&grammar::help(upto, &self.candidate)),
+            }
             return Outcome::Continue;
         }
         self.refresh();
-        let result =
-            grammar::check(&words, &self.candidate).and_then(|()| self.dispatch(term, &words));
+        let all = words.clone();
+        let result = pipe::split_off(&mut words).and_then(|pipe| {
+            grammar::expand(&mut words, &self.candidate)?;
+            grammar::check(&words, &self.candidate)?;
+            let Some((at, pipe)) = pipe else {
+                return self.dispatch(term, &words);
+            };
+            if !matches!(words[0].text.as_str(), "show" | "test" | "probe" | "export") {
+                return Err(Failure::at(
+                    at,
+                    "output pipes follow show, test, probe and export",
+                ));
+            }
+            super::term::capture();
+            let ran = self.dispatch(term, &words);
+            let held = super::term::captured();
+            ran?;
+            let (text, more) = pipe.apply(&held);
+            term.page(&text, if more { self.page } else { 0 });
+            Ok(())
+        });
         match result {
             Ok(()) => {}
             Err(f) if f.message == "exit" => return Outcome::Exit,
-            Err(f) => print(&f.render(self.prompt().chars().count(), line, &words)),
+            Err(f) => print(&f.render(self.prompt().chars().count(), line, &all)),
         }
         Outcome::Continue
     }

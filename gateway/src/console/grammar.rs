@@ -315,6 +315,40 @@ fn hops(doc: &DocumentMut) -> Vec<String> {
 }
 
 /// Checks every word of a line against [`next`]; the first that does not fit is the error.
+/// Unique prefixes of fixed words written out (`sho stat` → `show status`), as Junos
+/// accepts them. A prefix of several words is refused with the candidates; where a free
+/// value may stand, a word is taken as typed.
+pub fn expand(words: &mut [Word], doc: &DocumentMut) -> Result<(), Failure> {
+    for i in 0..words.len() {
+        let before: Vec<String> = words[..i].iter().map(|w| w.text.clone()).collect();
+        let before: Vec<&str> = before.iter().map(String::as_str).collect();
+        let n = next(&before, doc);
+        let typed = words[i].text.as_str();
+        if n.free.is_some() || n.words.iter().any(|(word, _)| word == typed) {
+            continue;
+        }
+        let fits: Vec<&String> = n
+            .words
+            .iter()
+            .map(|(word, _)| word)
+            .filter(|word| word.starts_with(typed))
+            .collect();
+        match fits.as_slice() {
+            [one] => words[i].text = one.to_string(),
+            [] => {}
+            many => {
+                let mut choices: Vec<String> = many.iter().map(|w| w.to_string()).collect();
+                choices.sort();
+                let mut failure =
+                    Failure::at(i, format!("\"{typed}\" is ambiguous")).choices(choices);
+                failure.suggest = false;
+                return Err(failure);
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn check(words: &[Word], doc: &DocumentMut) -> Result<(), Failure> {
     let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
     for i in 0..texts.len() {

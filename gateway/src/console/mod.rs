@@ -25,6 +25,7 @@ mod commands;
 mod grammar;
 mod link;
 mod login;
+mod pipe;
 mod power;
 mod render;
 mod schema;

@@ -148,7 +148,7 @@ impl Term {
     /// Prints `text`, a page at a time when it is longer than `page` lines (0: all).
     pub fn page(&mut self, text: &str, page: usize) {
         let lines: Vec<&str> = text.lines().collect();
-        if page == 0 || lines.len() <= page {
+        if page == 0 || lines.len() <= page || CAPTURE.with(|c| c.borrow().is_some()) {
             print(text);
             if !text.ends_with('\n') && !text.is_empty() {
                 print("\n");
@@ -209,7 +209,35 @@ fn plain_line(prompt: &str) -> Input {
     }
 }
 
+thread_local! {
+    /// Output of a command piped through `| match …` and friends, held until it ends.
+    static CAPTURE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// From now on output is held instead of written, until [`captured`].
+pub fn capture() {
+    CAPTURE.with(|c| *c.borrow_mut() = Some(String::new()));
+}
+
+/// Ends a [`capture`] and returns what was printed meanwhile.
+pub fn captured() -> String {
+    CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default()
+}
+
+fn capturing(text: &str) -> bool {
+    CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(held) => {
+            held.push_str(text);
+            true
+        }
+        None => false,
+    })
+}
+
 pub fn print(text: &str) {
+    if capturing(text) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();

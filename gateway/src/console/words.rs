@@ -50,6 +50,9 @@ pub struct Failure {
     pub word: Option<usize>,
     pub message: String,
     pub choices: Vec<String>,
+    /// Whether to suggest the choice nearest to the word (not for an ambiguous prefix,
+    /// where every choice fits equally).
+    pub suggest: bool,
 }
 
 impl Failure {
@@ -58,6 +61,7 @@ impl Failure {
             word: Some(word),
             message: message.into(),
             choices: Vec::new(),
+            suggest: true,
         }
     }
 
@@ -66,6 +70,7 @@ impl Failure {
             word: None,
             message: message.into(),
             choices: Vec::new(),
+            suggest: true,
         }
     }
 
@@ -89,7 +94,10 @@ impl Failure {
             let _ = writeln!(out, "{}^", " ".repeat(prompt_width + col));
         }
         let _ = write!(out, "error: {}", self.message);
-        if let Some(w) = self.word.and_then(|i| words.get(i))
+        if let Some(w) = self
+            .word
+            .and_then(|i| words.get(i))
+            .filter(|_| self.suggest)
             && let Some(best) = closest(&w.text, &self.choices)
         {
             let _ = write!(out, " (did you mean \"{best}\"?)");
