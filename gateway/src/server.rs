@@ -122,6 +122,7 @@ pub async fn run_with_admin(
             mail_auth,
             inflight,
             deliveries: deliveries.clone(),
+            scanner: crate::scan::Scanner::new(&config.scan, &events),
             events: events.clone(),
         },
     );

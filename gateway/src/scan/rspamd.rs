@@ -1,0 +1,307 @@
+//! rspamd's HTTP protocol: `POST /checkv2` with the envelope in request headers and the
+//! message as the body; the verdict comes back as JSON. Connections are kept alive and
+//! pooled; a kept connection the server closed meanwhile is retried once on a new one.
+
+use super::ScanError;
+use super::conn::{Lease, Pool};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A response head larger than this is garbage, not rspamd.
+const MAX_HEAD: usize = 16 * 1024;
+/// A verdict larger than this is garbage too (rspamd's are a few KiB).
+const MAX_BODY: usize = 1 << 20;
+
+/// What rspamd is told about the message besides its bytes.
+#[derive(Debug, Default)]
+pub struct Envelope<'a> {
+    pub queue_id: String,
+    pub from: &'a str,
+    pub rcpts: Vec<&'a str>,
+    pub ip: String,
+    pub helo: &'a str,
+    /// The client's name as we know it (we do not resolve PTRs: the HELO name).
+    pub hostname: &'a str,
+    pub user: Option<&'a str>,
+}
+
+/// The parts of rspamd's reply we act on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Verdict {
+    pub action: String,
+    #[serde(default)]
+    pub score: f64,
+    #[serde(default)]
+    pub required_score: f64,
+    #[serde(default)]
+    pub symbols: BTreeMap<String, Symbol>,
+    #[serde(default)]
+    pub messages: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub milter: Option<Milter>,
+    /// The new subject, with `rewrite subject`.
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Symbol {
+    #[serde(default)]
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Milter {
+    /// Name → a value, or `{ "value": …, "order": … }`, or a list of either.
+    #[serde(default)]
+    pub add_headers: BTreeMap<String, serde_json::Value>,
+    /// Name → which occurrence (0: all); we remove all.
+    #[serde(default)]
+    pub remove_headers: BTreeMap<String, serde_json::Value>,
+}
+
+impl Verdict {
+    /// rspamd's text for the SMTP reply, if it gave one.
+    pub fn smtp_message(&self) -> Option<&str> {
+        self.messages.get("smtp_message").and_then(|v| v.as_str())
+    }
+
+    /// The headers rspamd asks to add, in its order.
+    pub fn added_headers(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let Some(milter) = &self.milter else {
+            return out;
+        };
+        for (name, value) in &milter.add_headers {
+            let values = match value {
+                serde_json::Value::Array(list) => list.iter().collect(),
+                one => vec![one],
+            };
+            for v in values {
+                let text = match v {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Object(o) => {
+                        o.get("value").and_then(|v| v.as_str()).map(str::to_string)
+                    }
+                    _ => None,
+                };
+                if let Some(text) = text {
+                    out.push((name.clone(), text));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn removed_headers(&self) -> Vec<String> {
+        self.milter
+            .as_ref()
+            .map(|m| m.remove_headers.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// `action=… score=… required=… symbols=A(1.00), B(2.00)`, for the header and the log.
+    pub fn summary(&self) -> String {
+        let mut symbols: Vec<String> = self
+            .symbols
+            .iter()
+            .map(|(name, s)| format!("{name}({:.2})", s.score))
+            .collect();
+        symbols.truncate(50);
+        format!(
+            "action=\"{}\" score={:.2} required={:.2} symbols={}",
+            self.action,
+            self.score,
+            self.required_score,
+            symbols.join(",")
+        )
+    }
+}
+
+/// Asks rspamd for its verdict on `message`.
+pub async fn check(
+    pool: &Pool,
+    envelope: &Envelope<'_>,
+    message: &[u8],
+) -> Result<Verdict, ScanError> {
+    let head = request_head(pool, envelope, message.len());
+    let mut lease = pool.take(false).await.map_err(ScanError::Connect)?;
+    let mut attempt = exchange(&mut lease, &head, message).await;
+    if lease.reused && matches!(attempt, Err(Failed::Stale)) {
+        lease = pool.take(true).await.map_err(ScanError::Connect)?;
+        attempt = exchange(&mut lease, &head, message).await;
+    }
+    let (body, keep) = match attempt {
+        Ok(done) => done,
+        Err(Failed::Stale) => return Err(ScanError::Closed),
+        Err(Failed::Error(e)) => return Err(e),
+    };
+    let verdict: Verdict = serde_json::from_slice(&body)
+        .map_err(|e| ScanError::Protocol(format!("rspamd's verdict is not JSON: {e}")))?;
+    if keep {
+        pool.give_back(lease);
+    }
+    Ok(verdict)
+}
+
+enum Failed {
+    /// The connection ended before any byte of a reply: a kept connection gone stale.
+    Stale,
+    Error(ScanError),
+}
+
+impl From<ScanError> for Failed {
+    fn from(e: ScanError) -> Failed {
+        Failed::Error(e)
+    }
+}
+
+fn request_head(pool: &Pool, envelope: &Envelope<'_>, length: usize) -> Vec<u8> {
+    // Header values come from the peer (HELO, addresses): no control characters pass.
+    let clean = |v: &str| -> String { v.chars().filter(|c| !c.is_control()).collect() };
+    let mut head = format!(
+        "POST /checkv2 HTTP/1.1\r\nHost: {}\r\nContent-Length: {length}\r\n\
+         Connection: keep-alive\r\nQueue-Id: {}\r\nIp: {}\r\nFrom: {}\r\n",
+        pool.at,
+        clean(&envelope.queue_id),
+        clean(&envelope.ip),
+        clean(envelope.from),
+    );
+    for rcpt in &envelope.rcpts {
+        head.push_str(&format!("Rcpt: {}\r\n", clean(rcpt)));
+    }
+    if !envelope.helo.is_empty() {
+        head.push_str(&format!("Helo: {}\r\n", clean(envelope.helo)));
+    }
+    if !envelope.hostname.is_empty() {
+        head.push_str(&format!("Hostname: {}\r\n", clean(envelope.hostname)));
+    }
+    if let Some(user) = envelope.user {
+        head.push_str(&format!("User: {}\r\n", clean(user)));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// One request and its response: the body, and whether the connection may be kept.
+async fn exchange(
+    lease: &mut Lease,
+    head: &[u8],
+    message: &[u8],
+) -> Result<(Vec<u8>, bool), Failed> {
+    let stream = &mut lease.stream;
+    let sent = async {
+        stream.write_all(head).await?;
+        stream.write_all(message).await?;
+        stream.flush().await
+    }
+    .await;
+    if let Err(e) = sent {
+        return Err(if lease.reused {
+            Failed::Stale
+        } else {
+            ScanError::Io(e).into()
+        });
+    }
+    let mut buf = Vec::with_capacity(4096);
+    let end = loop {
+        if let Some(at) = find(&buf, b"\r\n\r\n") {
+            break at;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(ScanError::Protocol("response head too long".into()).into());
+        }
+        // Nothing at all from a kept connection (EOF or a reset): it went stale.
+        let stale = buf.is_empty() && lease.reused;
+        match read_more(stream, &mut buf).await {
+            Ok(0) | Err(_) if stale => return Err(Failed::Stale),
+            Ok(0) => return Err(ScanError::Closed.into()),
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    let code = status
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| ScanError::Protocol(format!("not an HTTP response: {status:.80}")))?;
+    let (mut length, mut keep) = (None, status.starts_with("HTTP/1.1"));
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = value.parse::<usize>().ok(),
+            "connection" if value.eq_ignore_ascii_case("close") => keep = false,
+            "transfer-encoding" => {
+                return Err(
+                    ScanError::Protocol(format!("unsupported transfer-encoding {value}")).into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    let length =
+        length.ok_or_else(|| ScanError::Protocol("response without Content-Length".into()))?;
+    if length > MAX_BODY {
+        return Err(ScanError::Protocol(format!("response of {length} bytes")).into());
+    }
+    let mut body = buf.split_off(end + 4);
+    while body.len() < length {
+        if read_more(stream, &mut body).await? == 0 {
+            return Err(ScanError::Closed.into());
+        }
+    }
+    if body.len() > length {
+        return Err(ScanError::Protocol("bytes after the response".into()).into());
+    }
+    if code != 200 {
+        let text = String::from_utf8_lossy(&body);
+        return Err(ScanError::Protocol(format!("rspamd answered {code}: {text:.200}")).into());
+    }
+    Ok((body, keep))
+}
+
+async fn read_more(stream: &mut super::conn::Stream, buf: &mut Vec<u8>) -> Result<usize, Failed> {
+    let mut chunk = [0u8; 8192];
+    let n = stream
+        .read(&mut chunk)
+        .await
+        .map_err(|e| Failed::Error(ScanError::Io(e)))?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_gives_its_headers_message_and_summary() {
+        let text = r#"{"is_skipped":false,"score":7.0,"required_score":15.0,"action":"add header",
+            "symbols":{"EDGEMX_SUSPECT":{"name":"EDGEMX_SUSPECT","score":7.0}},
+            "messages":{"smtp_message":"no thanks"},
+            "milter":{"remove_headers":{"X-Remove-Me":0},
+                      "add_headers":{"X-A":"one","X-B":{"value":"two","order":0}}}}"#;
+        let v: Verdict = serde_json::from_str(text).unwrap();
+        assert_eq!(v.smtp_message(), Some("no thanks"));
+        assert_eq!(
+            v.added_headers(),
+            [("X-A".into(), "one".into()), ("X-B".into(), "two".into())]
+        );
+        assert_eq!(v.removed_headers(), ["X-Remove-Me"]);
+        assert_eq!(
+            v.summary(),
+            "action=\"add header\" score=7.00 required=15.00 symbols=EDGEMX_SUSPECT(7.00)"
+        );
+    }
+}
