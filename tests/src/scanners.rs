@@ -20,6 +20,8 @@ pub const SPAM_MESSAGE: &str = "Spam detected by the edgemx test rules";
 pub const SUSPECT: &str = "EDGEMX-TEST-SUSPECT";
 /// `soft reject` with the message `try again later (test)`.
 pub const LATER: &str = "EDGEMX-TEST-LATER";
+/// `rewrite subject`: rspamd answers the subject `*** SPAM *** ` + the original.
+pub const SUBJECT: &str = "EDGEMX-TEST-SUBJECT";
 /// clamd's test signature `Edgemx.Test.Marker` (reported with `.UNOFFICIAL`).
 pub const VIRUS: &str = "EDGEMX-TEST-VIRUS";
 
@@ -38,6 +40,13 @@ rspamd_config:register_symbol({name = 'EDGEMX_SUSPECT', score = 7.0, callback = 
   if has(task, 'EDGEMX-TEST-SUSPECT') then
     task:set_milter_reply({add_headers = {['X-Edgemx-Test'] = 'suspect'},
                            remove_headers = {['X-Remove-Me'] = 0}})
+    return true
+  end
+  return false
+end})
+rspamd_config:register_symbol({name = 'EDGEMX_SUBJECT', score = 0.0, callback = function(task)
+  if has(task, 'EDGEMX-TEST-SUBJECT') then
+    task:set_pre_result('rewrite subject', 'subject rewritten (test)')
     return true
   end
   return false

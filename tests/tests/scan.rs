@@ -5,7 +5,9 @@
 //! `scan.on_error`, big messages passed unscanned, and quarantine through the CLI.
 
 use edgemx_tests::backend::header;
-use edgemx_tests::scanners::{Daemon, LATER, SPAM, SPAM_MESSAGE, SUSPECT, VIRUS, fake_scanner};
+use edgemx_tests::scanners::{
+    Daemon, LATER, SPAM, SPAM_MESSAGE, SUBJECT, SUSPECT, VIRUS, fake_scanner,
+};
 use edgemx_tests::{FakeBackend, Gateway, GatewayProcess, SmtpClient, control};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -59,6 +61,8 @@ async fn rspamd_verdicts_are_answered_at_the_end_of_data() {
 
     let reply = send(gw.addr, "b@example.com", &message(SUSPECT)).await;
     assert!(reply.is("250 2.0.0"), "{reply:?}");
+    let reply = send(gw.addr, "b@example.com", &message(SUBJECT)).await;
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
     let reply = send(gw.addr, "b@example.com", &message("nothing special")).await;
     assert!(reply.is("250 2.0.0"), "{reply:?}");
     // Not scanned: internal.test says `scan = false`, so the spam marker passes.
@@ -77,8 +81,8 @@ async fn rspamd_verdicts_are_answered_at_the_end_of_data() {
     assert!(reply.is("554 5.7.1"), "BDAT: {reply:?}");
     c.command("QUIT").await;
 
-    let got = backend.wait_for_messages(3, WAIT).await;
-    assert_eq!(got.len(), 3, "only the accepted three are delivered");
+    let got = backend.wait_for_messages(4, WAIT).await;
+    assert_eq!(got.len(), 4, "only the accepted four are delivered");
     let find = |marker: &str| {
         got.iter()
             .find(|m| m.text().contains(marker))
@@ -95,6 +99,18 @@ async fn rspamd_verdicts_are_answered_at_the_end_of_data() {
     assert!(
         status.starts_with("Yes,") && status.contains("EDGEMX_SUSPECT(7.00)"),
         "{status}"
+    );
+    let rewritten = &find(SUBJECT).data;
+    assert_eq!(
+        header(rewritten, "Subject").as_deref(),
+        Some("*** SPAM *** hello"),
+        "one Subject, rspamd's"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(rewritten)
+            .matches("Subject:")
+            .count(),
+        1
     );
     let clean = &find("nothing special").data;
     let status = header(clean, "X-Spam-Status").expect("score header");
@@ -114,8 +130,9 @@ async fn rspamd_verdicts_are_answered_at_the_end_of_data() {
         "edgemx_scan_verdicts_total{scanner=\"rspamd\",verdict=\"reject\"} 2",
         "edgemx_scan_verdicts_total{scanner=\"rspamd\",verdict=\"soft_reject\"} 1",
         "edgemx_scan_verdicts_total{scanner=\"rspamd\",verdict=\"add_header\"} 1",
+        "edgemx_scan_verdicts_total{scanner=\"rspamd\",verdict=\"rewrite_subject\"} 1",
         "edgemx_scan_verdicts_total{scanner=\"rspamd\",verdict=\"no_action\"} 1",
-        "edgemx_scans_total{scanner=\"rspamd\"} 5",
+        "edgemx_scans_total{scanner=\"rspamd\"} 6",
     ] {
         assert!(metrics.contains(line), "{line} missing:\n{metrics}");
     }

@@ -284,6 +284,80 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::scan::Endpoint;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+
+    /// An HTTP peer that answers `per_connection` requests on each connection and then
+    /// closes it without saying so (as a keep-alive timeout does); counts connections.
+    async fn server(per_connection: usize) -> (Endpoint, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    for _ in 0..per_connection {
+                        let mut buf = Vec::new();
+                        let end = loop {
+                            if let Some(at) = find(&buf, b"\r\n\r\n") {
+                                break at;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let length: usize = head
+                            .split("content-length: ")
+                            .nth(1)
+                            .and_then(|r| r.split("\r\n").next())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap();
+                        while buf.len() < end + 4 + length {
+                            let mut chunk = [0u8; 4096];
+                            let n = stream.read(&mut chunk).await.unwrap();
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        let body = r#"{"action":"no action","score":0.5}"#;
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        stream.write_all(reply.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        let at = Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        (at, accepted)
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_and_a_stale_one_is_retried_once_on_a_new_one() {
+        let (at, accepted) = server(2).await;
+        let pool = Pool::new(at, 4);
+        let envelope = Envelope {
+            queue_id: "1".into(),
+            from: "a@b.test",
+            rcpts: vec!["c@d.test"],
+            ..Envelope::default()
+        };
+        for n in 1..=3 {
+            let verdict = check(&pool, &envelope, b"Subject: x\r\n\r\nbody\r\n").await;
+            assert_eq!(verdict.unwrap().action, "no action", "request {n}");
+        }
+        // Two on the first connection; the third found it closed and took a second one.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn a_verdict_gives_its_headers_message_and_summary() {
