@@ -155,6 +155,7 @@ pub async fn run_with_admin(
         applied_rx.clone(),
         shutdown.clone(),
     ));
+    let applied_config = applied_rx.clone();
     let console_admin = control::Admin::new(
         live,
         applied_rx,
@@ -174,6 +175,13 @@ pub async fn run_with_admin(
         reason: e.to_string(),
     })?;
     let mut control_task = Some(tokio::spawn(control.serve(shutdown.clone())));
+    // Started once nothing below can fail, so the shutdown path always joins it.
+    let expiring = tokio::spawn(delivery::quarantine::expire(
+        queue.clone(),
+        deliveries.clone(),
+        applied_config,
+        shutdown.clone(),
+    ));
     let mut reloader = reload::Reloader::new(ctx.clone(), deliveries.clone(), applied);
     for bound in listeners {
         reloader.adopt(bound);
@@ -212,6 +220,7 @@ pub async fn run_with_admin(
         log::warn!("deliveries still running after {deadline:?}; abandoned (they will be retried)");
     }
     join_by("control socket", until, control_task).await;
+    join_by("quarantine expiry", until, Some(expiring)).await;
     queue.close().await;
     if let Some(admin) = admin
         && tokio::time::timeout_at(until, admin.stop()).await.is_err()

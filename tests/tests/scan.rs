@@ -327,3 +327,26 @@ async fn quarantined_mail_is_held_listed_with_its_reason_and_released_by_the_cli
     );
     gw.terminate();
 }
+
+#[tokio::test]
+async fn quarantined_mail_is_deleted_after_quarantine_expiry() {
+    let rspamd = Daemon::rspamd();
+    let backend = FakeBackend::start().await;
+    let gw = Gateway::start(
+        backend.addr(),
+        &scan_config(&format!(
+            "rspamd = \"http://{}\"\nspam = \"quarantine\"\nquarantine_expiry = \"1s\"",
+            rspamd.addr
+        )),
+    )
+    .await;
+    let reply = send(gw.addr, "b@example.com", &message(SPAM)).await;
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
+    let listed = control::queued(&gw).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["held"], true, "{listed:?}");
+    assert_eq!(listed[0]["hold"]["by"], "scan", "{listed:?}");
+    control::wait_queue(&gw, WAIT, "emptied by the expiry", |l| l.is_empty()).await;
+    assert!(backend.messages().is_empty(), "expired, never delivered");
+    gw.stop().await;
+}

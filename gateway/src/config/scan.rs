@@ -35,6 +35,8 @@ pub struct Scan {
     pub virus: Severe,
     /// Connections to each scanner at once (kept alive for rspamd); scans beyond wait.
     pub max_connections: usize,
+    /// Quarantined mail older than this is deleted; absent: kept until released or deleted.
+    pub quarantine_expiry: Option<Span>,
     #[serde(skip)]
     pub rspamd_at: Option<Endpoint>,
     #[serde(skip)]
@@ -77,6 +79,11 @@ impl Keys for Scan {
             "clamd found a virus",
         ),
         key("max_connections", Kind::Int, "connections per scanner"),
+        key(
+            "quarantine_expiry",
+            Kind::Span,
+            "quarantined mail older than this is deleted (absent: kept)",
+        ),
     ];
 }
 
@@ -145,6 +152,7 @@ impl Default for Scan {
             suspect: Suspect::Header,
             virus: Severe::Reject,
             max_connections: 32,
+            quarantine_expiry: None,
             rspamd_at: None,
             clamd_at: None,
         }
@@ -225,6 +233,15 @@ pub fn check(scan: &mut Scan) -> Vec<ConfigError> {
             "header",
             scan.header.clone(),
             "must be a header field name (printable ASCII, no colon)".into(),
+        );
+    }
+    if let Some(expiry) = scan.quarantine_expiry
+        && expiry.0 < Duration::from_secs(1)
+    {
+        add(
+            "quarantine_expiry",
+            expiry.to_string(),
+            "must be at least 1s".into(),
         );
     }
     if scan.max_connections == 0 {
