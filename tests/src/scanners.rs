@@ -62,7 +62,10 @@ end})
 
 /// A scanner daemon the test started.
 pub struct Daemon {
+    /// Where it listens on loopback (`127.0.0.1:0` when only on a Unix socket).
     pub addr: SocketAddr,
+    /// clamd's Unix socket, when started with one.
+    pub socket: Option<PathBuf>,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     log: PathBuf,
@@ -139,21 +142,30 @@ lua = "{d}/rules.lua";
         let child = spawn(command, d);
         let mut daemon = Daemon {
             addr,
+            socket: None,
             log: d.join("rspamd.log"),
             dir,
             child: Some(child),
         };
-        daemon.wait_until(http_ping);
+        daemon.wait_until(|| http_ping(addr));
         daemon
     }
 
     /// clamd on a free loopback port with one signature: [`VIRUS`] anywhere in the stream.
     /// `stream_max` is its `StreamMaxLength`.
     pub fn clamd(stream_max: &str) -> Daemon {
+        Self::clamd_listening(stream_max, false)
+    }
+
+    /// clamd on a Unix socket in its directory ([`Daemon::socket`]) only.
+    pub fn clamd_unix() -> Daemon {
+        Self::clamd_listening("1M", true)
+    }
+
+    fn clamd_listening(stream_max: &str, unix: bool) -> Daemon {
         let binary = require("clamd", "clamav-daemon");
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let addr = crate::gateway::free_port();
         let db = d.join("db");
         std::fs::create_dir(&db).expect("db dir");
         let hex: String = VIRUS.bytes().map(|b| format!("{b:02x}")).collect();
@@ -162,10 +174,20 @@ lua = "{d}/rules.lua";
             format!("Edgemx.Test.Marker:0:*:{hex}\n"),
         )
         .expect("signature");
+        let (addr, socket) = match unix {
+            true => (
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                Some(d.join("clamd.sock")),
+            ),
+            false => (crate::gateway::free_port(), None),
+        };
+        let listen = match &socket {
+            Some(path) => format!("LocalSocket {}\n", path.display()),
+            None => format!("TCPSocket {}\nTCPAddr 127.0.0.1\n", addr.port()),
+        };
         let conf = format!(
-            "Foreground yes\nTCPSocket {port}\nTCPAddr 127.0.0.1\nDatabaseDirectory {db}\n\
+            "Foreground yes\n{listen}DatabaseDirectory {db}\n\
              LogFile {d}/clamd.log\nStreamMaxLength {stream_max}\n",
-            port = addr.port(),
             db = db.display(),
             d = d.display(),
         );
@@ -177,20 +199,26 @@ lua = "{d}/rules.lua";
         let child = spawn(command, d);
         let mut daemon = Daemon {
             addr,
+            socket: socket.clone(),
             log: d.join("clamd.log"),
             dir,
             child: Some(child),
         };
-        daemon.wait_until(clamd_ping);
+        match socket {
+            Some(path) => daemon.wait_until(|| {
+                std::os::unix::net::UnixStream::connect(&path).is_ok_and(clamd_ping)
+            }),
+            None => daemon.wait_until(|| std::net::TcpStream::connect(addr).is_ok_and(clamd_ping)),
+        }
         daemon
     }
 
     /// Polls `ready` until it holds; fails with the daemon's logs if the daemon exits or
     /// a minute passes (a ceiling: both start in about a second).
-    fn wait_until(&mut self, ready: impl Fn(SocketAddr) -> bool) {
+    fn wait_until(&mut self, ready: impl Fn() -> bool) {
         let started = Instant::now();
         loop {
-            if ready(self.addr) {
+            if ready() {
                 return;
             }
             let child = self.child.as_mut().expect("running");
@@ -245,12 +273,7 @@ fn http_ping(addr: SocketAddr) -> bool {
     reply.starts_with("HTTP/1.1 200") && reply.contains("pong")
 }
 
-fn clamd_ping(addr: SocketAddr) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+fn clamd_ping<S: std::io::Read + std::io::Write>(mut s: S) -> bool {
     if s.write_all(b"zPING\0").is_err() {
         return false;
     }

@@ -350,3 +350,21 @@ async fn quarantined_mail_is_deleted_after_quarantine_expiry() {
     assert!(backend.messages().is_empty(), "expired, never delivered");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn clamd_on_a_unix_socket_is_reached_by_its_path() {
+    let clamd = Daemon::clamd_unix();
+    let backend = FakeBackend::start().await;
+    let socket = clamd.socket.clone().expect("socket");
+    let gw = Gateway::start(
+        backend.addr(),
+        &scan_config(&format!("clamd = \"unix:{}\"", socket.display())),
+    )
+    .await;
+    let reply = send(gw.addr, "b@example.com", &message(VIRUS)).await;
+    assert!(reply.is("554 5.7.1"), "{reply:?}");
+    assert!(reply.text.contains("Edgemx.Test.Marker"), "{reply:?}");
+    let reply = send(gw.addr, "b@example.com", &message("clean")).await;
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
+    gw.stop().await;
+}

@@ -307,3 +307,116 @@ pub fn wanted(config: &Config, rcpts: &[Recipient]) -> bool {
     };
     rcpts.is_empty() || !rcpts.iter().all(off)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::scan::Endpoint;
+
+    fn inner(settings: Scan) -> Inner {
+        Inner {
+            settings,
+            rspamd: None,
+            clamd: None,
+            events: Events::new(),
+        }
+    }
+
+    fn rspamd(action: &str, message: Option<&str>) -> Option<Result<rspamd::Verdict, ScanError>> {
+        let messages = match message {
+            Some(m) => format!(r#"{{"smtp_message":"{m}"}}"#),
+            None => "{}".into(),
+        };
+        let text = format!(r#"{{"action":"{action}","score":1.0,"messages":{messages}}}"#);
+        Some(Ok(serde_json::from_str(&text).unwrap()))
+    }
+
+    fn failed() -> Option<Result<clamd::Verdict, ScanError>> {
+        Some(Err(ScanError::Closed))
+    }
+
+    fn decided(
+        settings: Scan,
+        r: Option<Result<rspamd::Verdict, ScanError>>,
+        c: Option<Result<clamd::Verdict, ScanError>>,
+    ) -> Outcome {
+        let envelope = Envelope::default();
+        inner(settings).decide(&envelope, r, c)
+    }
+
+    #[test]
+    fn a_permanent_refusal_wins_over_the_other_scanners_failure() {
+        let virus = Some(Ok(clamd::Verdict::Infected("Test.Sig".into())));
+        let out = decided(Scan::default(), Some(Err(ScanError::Closed)), virus);
+        assert_eq!(
+            out.decision,
+            Decision::Refuse(Reply::virus_found("Test.Sig"))
+        );
+        let out = decided(Scan::default(), rspamd("reject", Some("go away")), failed());
+        assert_eq!(
+            out.decision,
+            Decision::Refuse(Reply::content_rejected("go away"))
+        );
+        let out = decided(Scan::default(), rspamd("soft reject", None), failed());
+        assert_eq!(
+            out.decision,
+            Decision::Refuse(Reply::content_deferred("Try again later"))
+        );
+    }
+
+    #[test]
+    fn failures_follow_on_error_and_quarantine_follows_its_setting() {
+        let out = decided(Scan::default(), rspamd("no action", None), failed());
+        assert_eq!(out.decision, Decision::Refuse(Reply::scan_failed()));
+        let accept = Scan {
+            on_error: OnError::Accept,
+            ..Scan::default()
+        };
+        let out = decided(accept, rspamd("no action", None), failed());
+        assert_eq!(out.decision, Decision::Accept);
+        let values: Vec<&str> = out.edits.add.iter().map(|(_, v)| v.as_str()).collect();
+        assert!(
+            values[0].starts_with("No, action=\"no action\""),
+            "{values:?}"
+        );
+        assert!(
+            values[1].starts_with("unscanned, scan failed: clamd"),
+            "{values:?}"
+        );
+        let quarantine = Scan {
+            spam: Severe::Quarantine,
+            virus: Severe::Quarantine,
+            ..Scan::default()
+        };
+        let out = decided(quarantine, rspamd("reject", None), None);
+        assert!(matches!(out.decision, Decision::Quarantine(r) if r.starts_with("rspamd reject")));
+        let out = decided(
+            Scan {
+                virus: Severe::Quarantine,
+                ..Scan::default()
+            },
+            None,
+            Some(Ok(clamd::Verdict::Infected("X".into()))),
+        );
+        assert_eq!(out.decision, Decision::Quarantine("virus X".into()));
+    }
+
+    #[test]
+    fn a_commit_keeps_the_pools_unless_scan_changed() {
+        let events = Events::new();
+        let mut settings = Scan::default();
+        assert!(!Scanner::new(&settings, &events).enabled());
+        settings.rspamd_at = Some(Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: 11333,
+        });
+        let first = Scanner::new(&settings, &events);
+        let same = first.renewed(&settings.clone(), &events);
+        let (a, b) = (first.inner.as_ref().unwrap(), same.inner.as_ref().unwrap());
+        assert!(Arc::ptr_eq(a, b));
+        settings.timeout = crate::config::Span(Duration::from_secs(5));
+        let changed = first.renewed(&settings, &events);
+        assert!(!Arc::ptr_eq(a, changed.inner.as_ref().unwrap()));
+        assert!(!first.renewed(&Scan::default(), &events).enabled());
+    }
+}
