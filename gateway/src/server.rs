@@ -162,6 +162,7 @@ pub async fn run_with_admin(
         queue.clone(),
         ctx.limiter.clone(),
         shutdown.clone(),
+        crate::scan::status::Recent::watch(&events),
     );
     let control = control::Server::bind(
         &config.control_socket(),

@@ -125,6 +125,31 @@ async fn rspamd_verdicts_are_answered_at_the_end_of_data() {
         "not scanned"
     );
 
+    // What the console's `show scan` shows: rspamd reachable, the verdicts just given.
+    let call = edgemx::control::ConsoleRequest::Scan;
+    let shown = control::call(&gw, edgemx::control::Request::Console { call })
+        .await
+        .expect("show scan");
+    let shown: edgemx::control::reply::ScanStatus =
+        edgemx::control::reply::decode(shown).expect("a ScanStatus");
+    assert!(
+        shown.enabled && shown.scanners[0].answered_ms.is_some(),
+        "{shown:?}"
+    );
+    let verdicts: Vec<&str> = shown.recent.iter().map(|r| r.verdict.as_str()).collect();
+    assert_eq!(
+        verdicts,
+        [
+            "reject",
+            "soft_reject",
+            "add_header",
+            "rewrite_subject",
+            "no_action",
+            "reject"
+        ],
+        "{shown:?}"
+    );
+
     let metrics = gw.metrics().await;
     for line in [
         "edgemx_scan_verdicts_total{scanner=\"rspamd\",verdict=\"reject\"} 2",

@@ -17,6 +17,7 @@ mod clamd;
 mod conn;
 mod edit;
 mod rspamd;
+pub mod status;
 
 pub use edit::Edits;
 pub use rspamd::Envelope;
