@@ -309,3 +309,51 @@ pub async fn fake_scanner(reply: Option<&'static [u8]>) -> SocketAddr {
     });
     addr
 }
+
+/// A stand-in rspamd that answers `no action` only once `n` requests are waiting at the
+/// same time: scans that run concurrently pass, scans that were serialised wait for ever
+/// (and meet their timeout).
+pub async fn rspamd_needing_concurrent(n: usize) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The whole request: its head, then Content-Length bytes.
+                loop {
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .split("content-length: ")
+                            .nth(1)
+                            .and_then(|r| r.split("\r\n").next())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                barrier.wait().await;
+                let body = r#"{"action":"no action","score":0.0,"required_score":15.0}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}

@@ -7,6 +7,7 @@
 use edgemx_tests::backend::header;
 use edgemx_tests::scanners::{
     Daemon, LATER, SPAM, SPAM_MESSAGE, SUBJECT, SUSPECT, VIRUS, fake_scanner,
+    rspamd_needing_concurrent,
 };
 use edgemx_tests::{FakeBackend, Gateway, GatewayProcess, SmtpClient, control};
 use std::net::SocketAddr;
@@ -392,4 +393,33 @@ async fn clamd_on_a_unix_socket_is_reached_by_its_path() {
     let reply = send(gw.addr, "b@example.com", &message("clean")).await;
     assert!(reply.is("250 2.0.0"), "{reply:?}");
     gw.stop().await;
+}
+
+/// Four sessions at once: a stand-in rspamd answers only when four scans wait on it
+/// together, so they pass only if sessions are scanned concurrently; with
+/// `max_connections = 2` the bound holds the others back and they meet their timeout.
+#[tokio::test]
+async fn sessions_are_scanned_concurrently_within_max_connections() {
+    let backend = FakeBackend::start().await;
+    for (max, timeout, expect) in [(8, "10s", "250 2.0.0"), (2, "500ms", "451 4.7.1")] {
+        let rspamd = rspamd_needing_concurrent(4).await;
+        let gw = Gateway::start(
+            backend.addr(),
+            &scan_config(&format!(
+                "rspamd = \"http://{rspamd}\"\ntimeout = \"{timeout}\"\nmax_connections = {max}"
+            )),
+        )
+        .await;
+        let addr = gw.addr;
+        let sessions: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn(async move { send(addr, "b@example.com", &message("together")).await })
+            })
+            .collect();
+        for session in sessions {
+            let reply = session.await.expect("session task");
+            assert!(reply.is(expect), "max_connections = {max}: {reply:?}");
+        }
+        gw.stop().await;
+    }
 }

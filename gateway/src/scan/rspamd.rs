@@ -21,8 +21,9 @@ pub struct Envelope<'a> {
     pub rcpts: Vec<&'a str>,
     pub ip: String,
     pub helo: &'a str,
-    /// The client's name as we know it (we do not resolve PTRs: the HELO name).
-    pub hostname: &'a str,
+    /// The client's verified reverse name; `None` while the gateway resolves no PTRs.
+    /// Not the HELO name: rspamd takes `Hostname` as verified and a client would choose it.
+    pub hostname: Option<&'a str>,
     pub user: Option<&'a str>,
 }
 
@@ -174,8 +175,8 @@ fn request_head(pool: &Pool, envelope: &Envelope<'_>, length: usize) -> Vec<u8> 
     if !envelope.helo.is_empty() {
         head.push_str(&format!("Helo: {}\r\n", clean(envelope.helo)));
     }
-    if !envelope.hostname.is_empty() {
-        head.push_str(&format!("Hostname: {}\r\n", clean(envelope.hostname)));
+    if let Some(hostname) = envelope.hostname {
+        head.push_str(&format!("Hostname: {}\r\n", clean(hostname)));
     }
     if let Some(user) = envelope.user {
         head.push_str(&format!("User: {}\r\n", clean(user)));
@@ -339,6 +340,41 @@ mod tests {
             port,
         };
         (at, accepted)
+    }
+
+    #[test]
+    fn the_envelope_travels_in_request_headers_without_control_characters() {
+        let pool = Pool::new(
+            Endpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: 11333,
+            },
+            1,
+        );
+        let envelope = Envelope {
+            queue_id: "0000000000000007".into(),
+            from: "a@b.test",
+            rcpts: vec!["c@d.test", "e@f.test"],
+            ip: "192.0.2.1".into(),
+            helo: "client\r\nX-Injected: 1",
+            hostname: None,
+            user: Some("alice"),
+        };
+        let head = String::from_utf8(request_head(&pool, &envelope, 42)).unwrap();
+        for line in [
+            "POST /checkv2 HTTP/1.1\r\n",
+            "Content-Length: 42\r\n",
+            "Connection: keep-alive\r\n",
+            "Queue-Id: 0000000000000007\r\n",
+            "Ip: 192.0.2.1\r\n",
+            "From: a@b.test\r\n",
+            "Rcpt: c@d.test\r\nRcpt: e@f.test\r\n",
+            "Helo: clientX-Injected: 1\r\n",
+            "User: alice\r\n\r\n",
+        ] {
+            assert!(head.contains(line), "{line:?} in {head}");
+        }
+        assert!(!head.contains("Hostname"));
     }
 
     #[tokio::test]

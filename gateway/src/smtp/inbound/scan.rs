@@ -32,7 +32,8 @@ impl Session {
             rcpts: tx.rcpts.iter().map(|r| r.address.as_str()).collect(),
             ip: self.peer.ip().to_canonical().to_string(),
             helo,
-            hostname: helo,
+            // No PTR is resolved for clients; rspamd then does its own lookup.
+            hostname: None,
             user: match &self.relay {
                 Some(RelayGrant::User(user)) => Some(user.as_str()),
                 _ => None,
