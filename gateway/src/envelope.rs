@@ -75,6 +75,8 @@ pub enum Hold {
     Expired,
     /// The stored body no longer matches its checksum: never delivered as it is.
     Corrupt { detail: String },
+    /// A content scan's verdict configured as `quarantine` (`[scan]`).
+    Scan { reason: String },
 }
 
 impl fmt::Display for Hold {
@@ -84,6 +86,7 @@ impl fmt::Display for Hold {
             Hold::Quarantine => f.write_str("DMARC quarantine"),
             Hold::Expired => f.write_str("expired undelivered (flow.expired = \"hold\")"),
             Hold::Corrupt { detail } => write!(f, "stored body is corrupt: {detail}"),
+            Hold::Scan { reason } => write!(f, "content scan quarantine: {reason}"),
         }
     }
 }

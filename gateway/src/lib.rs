@@ -11,6 +11,7 @@
 //! | [`policy`] | who may relay (networks, AUTH users, client certificates), which recipients are accepted; SPF/DKIM/DMARC/ARC verdicts |
 //! | [`dkim`] | DKIM signing keys, signing outbound mail, `edgemx dkim keygen` |
 //! | [`routing`] | recipient → route (next hops, TLS policy); pure functions |
+//! | [`scan`] | content scanning at the end of DATA: rspamd and clamd clients, verdicts, quarantine decisions |
 //! | [`envelope`] | a message's envelope as stored: sender, recipients and their status, hold reasons, DSN parameters |
 //! | [`queue`] | the redb store (the only code touching redb), group commit, retry schedule, DSNs |
 //! | [`delivery`] | SMTP client, next-hop selection and failover, connection reuse, scheduler |
@@ -47,6 +48,7 @@ pub mod policy;
 pub mod probe;
 pub mod queue;
 pub mod routing;
+pub mod scan;
 pub mod server;
 pub mod smtp;
 pub mod time;

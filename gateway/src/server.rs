@@ -122,6 +122,7 @@ pub async fn run_with_admin(
             mail_auth,
             inflight,
             deliveries: deliveries.clone(),
+            scanner: crate::scan::Scanner::new(&config.scan, &events),
             events: events.clone(),
         },
     );
@@ -154,12 +155,14 @@ pub async fn run_with_admin(
         applied_rx.clone(),
         shutdown.clone(),
     ));
+    let applied_config = applied_rx.clone();
     let console_admin = control::Admin::new(
         live,
         applied_rx,
         queue.clone(),
         ctx.limiter.clone(),
         shutdown.clone(),
+        crate::scan::status::Recent::watch(&events),
     );
     let control = control::Server::bind(
         &config.control_socket(),
@@ -173,6 +176,13 @@ pub async fn run_with_admin(
         reason: e.to_string(),
     })?;
     let mut control_task = Some(tokio::spawn(control.serve(shutdown.clone())));
+    // Started once nothing below can fail, so the shutdown path always joins it.
+    let expiring = tokio::spawn(delivery::quarantine::expire(
+        queue.clone(),
+        deliveries.clone(),
+        applied_config,
+        shutdown.clone(),
+    ));
     let mut reloader = reload::Reloader::new(ctx.clone(), deliveries.clone(), applied);
     for bound in listeners {
         reloader.adopt(bound);
@@ -211,6 +221,7 @@ pub async fn run_with_admin(
         log::warn!("deliveries still running after {deadline:?}; abandoned (they will be retried)");
     }
     join_by("control socket", until, control_task).await;
+    join_by("quarantine expiry", until, Some(expiring)).await;
     queue.close().await;
     if let Some(admin) = admin
         && tokio::time::timeout_at(until, admin.stop()).await.is_err()

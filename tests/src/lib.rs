@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod mailauth;
 pub mod pki;
 pub mod pty;
+pub mod scanners;
 
 pub use backend::{Backend, FakeBackend, ReceivedMessage};
 pub use client::{Reply, SmtpClient, send_mail};

@@ -1,7 +1,7 @@
 //! The operator console driven through a pseudo-terminal, against a gateway process on
 //! loopback: first-boot wizard, candidate edits committed live, `commit confirmed`
-//! rollback, `rollback N`, comments kept through a commit, login, `?` help and errors, and
-//! input that must not crash it.
+//! rollback, `rollback N`, comments kept through a commit, login, `?` help and errors,
+//! content scanning turned on by a commit and `show scan`, and input that must not crash it.
 
 use edgemx_tests::gateway::{GatewayProcess, binary};
 use edgemx_tests::pty::Pty;
@@ -204,6 +204,48 @@ async fn a_commit_applies_live_and_an_open_session_survives() {
     run(&mut pty, "show history", "added other.test");
     let file = std::fs::read_to_string(&gw.config_path).unwrap();
     assert!(file.contains("other.test"), "{file}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanning_committed_live_applies_to_the_next_session_and_show_scan_reports_it() {
+    let rspamd = edgemx_tests::scanners::Daemon::rspamd();
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), "");
+    let spam = format!(
+        "From: a@client.test\r\nSubject: s\r\n\r\n{}\r\n",
+        edgemx_tests::scanners::SPAM
+    );
+    let to = ["dave@example.com"];
+    let reply = send_mail(gw.addr, "a@client.test", &to, &spam)
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 250, "not scanned yet: {reply:?}");
+
+    let mut pty = console("scan", &gw, None);
+    prompt(&mut pty);
+    run(&mut pty, "show scan", "content scanning is off");
+    run(
+        &mut pty,
+        &format!("set scan rspamd http://{}", rspamd.addr),
+        "gateway.test# ",
+    );
+    run(
+        &mut pty,
+        "commit scan with rspamd",
+        "commit complete: revision 2",
+    );
+    let reply = send_mail(gw.addr, "a@client.test", &to, &spam)
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 554, "scanned after the commit: {reply:?}");
+    let shown = run(&mut pty, "show scan", "reachable");
+    assert!(
+        shown.contains(&format!("rspamd  {}", rspamd.addr)),
+        "{shown}"
+    );
+    assert!(shown.contains("rspamd  reject"), "{shown}");
+    backend.wait_for_messages(1, MAIL).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ pub mod parts;
 mod relay;
 mod reserve;
 pub mod routes;
+pub mod scan;
 pub mod store;
 mod tlspolicy;
 mod units;
@@ -100,6 +101,9 @@ pub struct Config {
     /// Trial boots and the health watchdog, applied by init (`boot.rs`).
     #[serde(default)]
     pub boot: boot::Boot,
+    /// Content scanning by rspamd and clamd at the end of DATA (`scan.rs`).
+    #[serde(default)]
+    pub scan: scan::Scan,
 }
 
 impl Keys for Config {
@@ -207,6 +211,11 @@ impl Keys for Config {
             Kind::Table(boot::Boot::KEYS),
             "trial boots and the health watchdog (applied by init at boot)",
         ),
+        key(
+            "scan",
+            Kind::Table(scan::Scan::KEYS),
+            "content scanning by rspamd and clamd, quarantine",
+        ),
     ];
 }
 
@@ -251,6 +260,9 @@ pub struct Domain {
     /// `primary` (default) or `secondary` MX for this domain.
     #[serde(default)]
     pub role: MxRole,
+    /// Scan this domain's mail when `[scan]` names a scanner (default true).
+    #[serde(default = "yes")]
+    pub scan: bool,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
 }
@@ -273,6 +285,7 @@ impl Keys for Domain {
             Kind::Enum(&["primary", "secondary"]),
             "primary or secondary MX for the domain",
         ),
+        key("scan", Kind::Bool, "scan this domain's mail (default true)"),
     ];
 }
 
@@ -671,6 +684,7 @@ impl Config {
             errors.extend(network::check(network));
         }
         errors.extend(boot::check(&config.boot));
+        errors.extend(scan::check(&mut config.scan));
         if errors.is_empty() {
             config.text = text.to_string();
             Ok(config)

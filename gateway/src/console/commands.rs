@@ -225,6 +225,7 @@ impl Session {
             "history" => render::history(&self.ask::<Vec<_>>(ConsoleRequest::History)?),
             "status" => render::status(&self.ask(ConsoleRequest::Status)?),
             "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
+            "scan" => render::scan(&self.ask(ConsoleRequest::Scan)?),
             "health" => {
                 let v: Vec<_> = self.link.ask(&Request::Health).map_err(Failure::plain)?;
                 let text = crate::control::format_health(&v);

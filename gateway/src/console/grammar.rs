@@ -71,6 +71,10 @@ const SHOW: &[(&str, &str)] = &[
     ("log", "recent log lines"),
     ("tls", "certificate, TLS versions, CPU crypto features"),
     ("health", "up/down state of every next hop"),
+    (
+        "scan",
+        "content scanners: reachable now, last verdicts, latency",
+    ),
     ("system", "the appliance: firmware slots"),
 ];
 

@@ -1,7 +1,7 @@
 //! Operational answers from the gateway as text for the terminal.
 
 use crate::config::store::Revision;
-use crate::control::reply::{Probe, Route, Status, Tls};
+use crate::control::reply::{Probe, Route, ScanStatus, Status, Tls};
 use std::fmt::Write;
 
 pub fn age(secs: u64) -> String {
@@ -65,6 +65,44 @@ pub fn status(v: &Status) -> String {
             out,
             "  {:<30} {:>6} pending {:>6} deferred",
             d.domain, d.pending, d.deferred
+        );
+    }
+    out
+}
+
+/// `show scan`: each scanner's reachability, then the last verdicts, newest last.
+pub fn scan(v: &ScanStatus) -> String {
+    let mut out = String::new();
+    if !v.enabled {
+        return "content scanning is off: [scan] names no rspamd or clamd\n".into();
+    }
+    for s in &v.scanners {
+        let _ = match s.answered_ms {
+            Some(ms) => writeln!(out, "{:<7} {}  reachable ({ms:.1} ms)", s.scanner, s.at),
+            None => writeln!(
+                out,
+                "{:<7} {}  UNREACHABLE: {}",
+                s.scanner,
+                s.at,
+                s.error.as_deref().unwrap_or("no answer")
+            ),
+        };
+    }
+    if v.recent.is_empty() {
+        out.push_str("no verdicts yet\n");
+        return out;
+    }
+    let _ = writeln!(out, "last {} verdicts:", v.recent.len());
+    for r in &v.recent {
+        let _ = writeln!(
+            out,
+            "  {:02}:{:02}:{:02}Z  {:<7} {:<14} {:.3}s",
+            r.at % 86_400 / 3_600,
+            r.at / 60 % 60,
+            r.at % 60,
+            r.scanner,
+            r.verdict,
+            r.seconds
         );
     }
     out
@@ -139,6 +177,53 @@ pub fn probe(v: &Probe) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::status::{Reach, Seen};
+
+    #[test]
+    fn show_scan_names_each_scanner_and_the_last_verdicts() {
+        let v = ScanStatus {
+            enabled: true,
+            scanners: vec![
+                Reach {
+                    scanner: "rspamd".into(),
+                    at: "127.0.0.1:11333".into(),
+                    answered_ms: Some(1.25),
+                    error: None,
+                },
+                Reach {
+                    scanner: "clamd".into(),
+                    at: "unix:/run/clamd.ctl".into(),
+                    answered_ms: None,
+                    error: Some("cannot connect: No such file or directory".into()),
+                },
+            ],
+            recent: vec![Seen {
+                at: 3_661,
+                scanner: "rspamd".into(),
+                verdict: "reject".into(),
+                seconds: 0.012,
+            }],
+        };
+        let text = scan(&v);
+        assert!(
+            text.contains("rspamd  127.0.0.1:11333  reachable (1.2 ms)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("clamd   unix:/run/clamd.ctl  UNREACHABLE: cannot connect"),
+            "{text}"
+        );
+        assert!(
+            text.contains("01:01:01Z  rspamd  reject         0.012s"),
+            "{text}"
+        );
+        let off = scan(&ScanStatus {
+            enabled: false,
+            scanners: Vec::new(),
+            recent: Vec::new(),
+        });
+        assert!(off.starts_with("content scanning is off"), "{off}");
+    }
     use crate::control::reply::{DomainQueue, PendingConfirm, QueueStatus};
 
     #[test]

@@ -7,7 +7,7 @@
 //! publish the configuration on the live channel that `server::reload` applies.
 
 use super::ops;
-use super::reply::{Committed, Done, Reply, RevisionText, Running};
+use super::reply::{Committed, Done, Reply, RevisionText, Running, ScanStatus};
 use crate::config::Config;
 use crate::config::store::{Revision, Store};
 use crate::firmware::ops::Outcome;
@@ -46,6 +46,8 @@ pub enum ConsoleRequest {
         lines: usize,
     },
     Tls,
+    /// The content scanners: reachable now, last verdicts and their latency.
+    Scan,
     Route {
         address: String,
     },
@@ -77,6 +79,8 @@ pub struct Admin {
     /// One commit (or rollback) at a time.
     commits: tokio::sync::Mutex<()>,
     pending: Mutex<Option<Pending>>,
+    /// The last scan verdicts, for `show scan`.
+    scans: Arc<crate::scan::status::Recent>,
 }
 
 /// A `commit confirmed` waiting for its `confirm`.
@@ -94,6 +98,7 @@ impl Admin {
         queue: Queue,
         limiter: Limiter,
         shutdown: CancellationToken,
+        scans: Arc<crate::scan::status::Recent>,
     ) -> Arc<Admin> {
         let config = live.borrow().clone();
         let store = Store::new(&config.data_dir, config.source.clone());
@@ -120,6 +125,7 @@ impl Admin {
             shutdown,
             commits: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
+            scans,
         });
         admin.resume_pending();
         admin
@@ -156,6 +162,12 @@ impl Admin {
             ConsoleRequest::Status => ops::status(self).await.map(Reply::from),
             ConsoleRequest::Log { lines } => Ok(crate::observe::ring::recent(lines).into()),
             ConsoleRequest::Tls => ops::tls(&running).map(Reply::from),
+            ConsoleRequest::Scan => Ok(ScanStatus {
+                enabled: running.scan.enabled(),
+                scanners: crate::scan::status::reachability(&running.scan).await,
+                recent: self.scans.list(),
+            }
+            .into()),
             ConsoleRequest::Route { address } => ops::route(&running, &address).map(Reply::from),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await.map(Reply::from),
             ConsoleRequest::InstallCert { cert, key } => {

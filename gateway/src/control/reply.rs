@@ -23,6 +23,7 @@
 //! | console `Status` | [`Status`] |
 //! | console `Log` | `Vec<String>` |
 //! | console `Tls`, `RenewCert` | [`Tls`] |
+//! | console `Scan` | [`ScanStatus`] |
 //! | console `Route` | [`Route`] |
 //! | console `Probe` | [`Probe`] |
 //! | console `InstallCert` | [`InstalledCert`] |
@@ -198,6 +199,14 @@ pub struct InstalledCert {
 }
 
 /// Defines [`Reply`] with a variant per reply type and `From` each type into it.
+/// `show scan`: whether each configured scanner answers now, and the last verdicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanStatus {
+    pub enabled: bool,
+    pub scanners: Vec<crate::scan::status::Reach>,
+    pub recent: Vec<crate::scan::status::Seen>,
+}
+
 macro_rules! replies {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         /// Every reply the server can give, as it goes on the wire (untagged: each variant
@@ -230,6 +239,7 @@ replies!(
     Status(Status),
     Log(Vec<String>),
     Tls(Tls),
+    Scan(ScanStatus),
     Route(Route),
     Probe(Probe),
     InstalledCert(InstalledCert),

@@ -38,6 +38,7 @@ mod drain;
 mod fallback;
 pub mod health;
 mod hops;
+pub mod quarantine;
 mod record;
 mod scheduler;
 mod settle;

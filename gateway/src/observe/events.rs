@@ -37,6 +37,14 @@ pub enum Event<'a> {
     Recipient { id: QueueId, status: &'a RcptStatus },
     /// Next-hop health decided that `hop` (`host:port`) is up or down.
     HopState { hop: &'a str, up: bool },
+    /// A content scanner (`rspamd`, `clamd`; `any` for a message over `scan.max_size`)
+    /// gave `verdict` (`reject`, `add_header`, `no_action`, `clean`, `infected`, `error`,
+    /// `skipped_size`…) after `seconds`.
+    Scanned {
+        scanner: &'static str,
+        verdict: &'a str,
+        seconds: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,8 +39,15 @@ pub struct Route {
     /// Probe the route's backend with RCPT before accepting a recipient.
     #[serde(default)]
     pub callout: bool,
+    /// Scan this route's mail when `[scan]` names a scanner (default true).
+    #[serde(default = "yes")]
+    pub scan: bool,
     #[serde(skip)]
     pub hops: Vec<NextHop>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Keys for Route {
@@ -81,6 +88,7 @@ impl Keys for Route {
             Kind::Bool,
             "probe the backend with RCPT before accepting",
         ),
+        key("scan", Kind::Bool, "scan this route's mail (default true)"),
     ];
 }
 

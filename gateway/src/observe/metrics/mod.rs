@@ -100,6 +100,30 @@ impl Metrics {
                 &[("next_hop", hop)],
                 if *up { 1.0 } else { 0.0 },
             ),
+            Event::Scanned {
+                scanner,
+                verdict,
+                seconds,
+            } => {
+                self.add(
+                    "edgemx_scan_verdicts_total",
+                    &[("scanner", scanner), ("verdict", verdict)],
+                    1.0,
+                );
+                if *scanner != "any" {
+                    self.add(
+                        "edgemx_scan_seconds_total",
+                        &[("scanner", scanner)],
+                        *seconds,
+                    );
+                    self.add("edgemx_scans_total", &[("scanner", scanner)], 1.0);
+                    self.set(
+                        "edgemx_scan_last_seconds",
+                        &[("scanner", scanner)],
+                        *seconds,
+                    );
+                }
+            }
         }
     }
 

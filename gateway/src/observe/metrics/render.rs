@@ -104,6 +104,26 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ),
     ("edgemx_probes_total", "counter", "Probes run, by result"),
     (
+        "edgemx_scan_verdicts_total",
+        "counter",
+        "Content scan verdicts, by scanner (rspamd, clamd; any: over scan.max_size) and verdict",
+    ),
+    (
+        "edgemx_scans_total",
+        "counter",
+        "Content scans finished (with a verdict or an error), by scanner",
+    ),
+    (
+        "edgemx_scan_seconds_total",
+        "counter",
+        "Time spent waiting for scanners, by scanner (divide by edgemx_scans_total for the mean)",
+    ),
+    (
+        "edgemx_scan_last_seconds",
+        "gauge",
+        "Duration of the last scan, by scanner",
+    ),
+    (
         "edgemx_probe_message_seconds",
         "gauge",
         "Last probe message: from submission to the next hop's 250",

@@ -4,6 +4,7 @@
 use super::BUDGET_UNIT;
 use super::deadline::Pace;
 use super::io::ReadEnd;
+use super::scan::Scanned;
 use super::session::{Flow, Session};
 use crate::config::{LineEndings as ConfigLineEndings, LongLines};
 use crate::envelope::{Envelope, QueueId};
@@ -145,6 +146,13 @@ impl Session {
             // Folding cannot fail.
             let _ = long_lines(policy, &mut body);
         }
+        // Scanned last, on the bytes that will be queued.
+        let hold = match self.scan(&tx, id, &mut body).await {
+            Scanned::Queue(Some(hold)) => Some(hold),
+            Scanned::Queue(None) => held.then_some(crate::envelope::Hold::Quarantine),
+            Scanned::Refuse { reply, permanent } if permanent => return self.refuse(reply),
+            Scanned::Refuse { reply, .. } => return self.decline(reply),
+        };
         let sender = match &tx.from {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
@@ -156,8 +164,8 @@ impl Session {
             smtputf8: tx.params.smtputf8,
             eight_bit: summary.has_8bit || tx.params.body == Body::EightBitMime,
             client: self.client(),
-            held,
-            hold: held.then_some(crate::envelope::Hold::Quarantine),
+            held: hold.is_some(),
+            hold,
             ret: tx.params.ret,
             envid: tx.params.envid.clone(),
             ..Envelope::new(sender, tx.rcpts, crate::time::unix_now())

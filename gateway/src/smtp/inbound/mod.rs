@@ -25,6 +25,7 @@ pub mod limits;
 mod mail;
 mod mailauth;
 mod rcpt;
+mod scan;
 mod session;
 #[cfg(test)]
 mod session_tests;
@@ -65,6 +66,8 @@ pub struct Context {
     pub mail_auth: MailAuth,
     /// Where sessions announce what happened (accepted, refused, TLS): metrics count it.
     pub events: Events,
+    /// rspamd and clamd at the end of each message (`[scan]`).
+    pub scanner: crate::scan::Scanner,
 }
 
 /// What a [`Context`] is built from besides the configuration.
@@ -78,6 +81,7 @@ pub struct Parts {
     pub inflight: Arc<Semaphore>,
     pub deliveries: crate::delivery::DeliveryHandle,
     pub events: Events,
+    pub scanner: crate::scan::Scanner,
 }
 
 impl Context {
@@ -105,6 +109,7 @@ impl Context {
             deliveries: parts.deliveries,
             mail_auth: parts.mail_auth,
             events: parts.events,
+            scanner: parts.scanner,
         })
     }
 
@@ -118,6 +123,7 @@ impl Context {
         recipients: Option<Arc<crate::policy::Recipients>>,
         mail_auth: MailAuth,
     ) -> Arc<Context> {
+        let scanner = self.scanner.renewed(&config.scan, &self.events);
         let limits = &config.limits;
         self.limiter
             .set_caps(limits.max_connections, limits.max_connections_per_ip);
@@ -135,6 +141,7 @@ impl Context {
             deliveries: self.deliveries.clone(),
             mail_auth,
             events: self.events.clone(),
+            scanner,
         })
     }
 }

@@ -57,6 +57,7 @@ async fn bench(extra: &str) -> Bench {
             mail_auth,
             inflight,
             deliveries,
+            scanner: crate::scan::Scanner::new(&Default::default(), &events),
             events,
         },
     );

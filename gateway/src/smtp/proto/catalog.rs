@@ -171,6 +171,35 @@ impl Reply {
         )
     }
 
+    /// End of data: the content scanner (rspamd) refused the message; `text` is its SMTP
+    /// message, with control characters dropped.
+    pub fn content_rejected(text: &str) -> Reply {
+        Reply::new(554, (5, 7, 1), printable(text))
+    }
+
+    /// End of data: the content scanner asked for a later try (soft reject, greylist).
+    pub fn content_deferred(text: &str) -> Reply {
+        Reply::new(451, (4, 7, 1), printable(text))
+    }
+
+    /// End of data: clamd found `signature`.
+    pub fn virus_found(signature: &str) -> Reply {
+        Reply::new(
+            554,
+            (5, 7, 1),
+            format!("Message rejected: virus found: {}", printable(signature)),
+        )
+    }
+
+    /// End of data: a scanner was down, slow or garbled and `scan.on_error = "tempfail"`.
+    pub fn scan_failed() -> Reply {
+        Reply::new(
+            451,
+            (4, 7, 1),
+            "Content scan temporarily unavailable, try again later",
+        )
+    }
+
     /// End of data: a DNS error left the DMARC verdict open (`auth.dns_errors = "defer"`).
     pub fn auth_temporary_failure() -> Reply {
         Reply::new(
@@ -330,6 +359,11 @@ impl Reply {
     pub fn etrn_client_refused() -> Reply {
         Reply::new(554, (5, 7, 1), "ETRN not permitted from your address")
     }
+}
+
+/// A scanner's text as one reply line: control characters dropped, at most 200 characters.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 #[cfg(test)]
