@@ -261,7 +261,7 @@ async fn commit_confirmed_rolls_back_unless_confirmed() {
     );
     run(
         &mut pty,
-        "commit confirmed 3 trial",
+        "commit confirmed 3s trial",
         "rolls back in 3 s unless you type `confirm`",
     );
     let accepted = send_mail(
@@ -305,7 +305,7 @@ async fn commit_confirmed_rolls_back_unless_confirmed() {
         &mut pty,
         &format!("set domain other.test next_hops {}", two.addr()),
     );
-    run(&mut pty, "commit confirmed 2", "rolls back in 2 s");
+    run(&mut pty, "commit confirmed 2s", "rolls back in 2 s");
     run(&mut pty, "confirm", "confirmed");
     let past = Instant::now() + Duration::from_secs(3);
     while Instant::now() < past {
@@ -340,6 +340,15 @@ async fn rollback_loads_an_earlier_revision_and_diff_shows_it() {
     );
     let diff = run(&mut pty, "show diff", "+ max_recipients = 50");
     assert!(diff.contains("- max_recipients = 60"), "{diff}");
+    // `rollback` alone, as in Junos: the candidate is the running configuration again.
+    run(&mut pty, "rollback", "revision 3 loaded into the candidate");
+    let diff = cmd(&mut pty, "show diff");
+    assert!(!diff.contains("max_recipients"), "{diff}");
+    run(
+        &mut pty,
+        "rollback 1",
+        "revision 2 loaded into the candidate",
+    );
     run(
         &mut pty,
         "commit back to fifty",

@@ -152,6 +152,9 @@ impl Session {
             ["commit", ..] => self.commit(&w[1..]),
             ["confirm"] => self.say(ConsoleRequest::Confirm),
             ["rollback", n] => self.rollback(n),
+            // As in Junos, `rollback` alone is `rollback 0`: the candidate is the running
+            // configuration again.
+            ["rollback"] => self.rollback("0"),
             ["discard"] => {
                 self.candidate = self.running.clone();
                 print("candidate reset to the running configuration\n");
@@ -282,19 +285,7 @@ impl Session {
             return Ok(());
         }
         let (confirm, comment) = match args {
-            ["confirmed", secs, rest @ ..] => {
-                let secs: u64 = secs
-                    .parse()
-                    .ok()
-                    .filter(|s| (1..=86_400).contains(s))
-                    .ok_or_else(|| {
-                        Failure::at(
-                            2,
-                            format!("\"{secs}\" is not a number of seconds from 1 to 86400"),
-                        )
-                    })?;
-                (Some(secs), rest.join(" "))
-            }
+            ["confirmed", time, rest @ ..] => (Some(confirm_within(time)?), rest.join(" ")),
             rest => (None, rest.join(" ")),
         };
         let comment = if comment.is_empty() {
@@ -473,8 +464,8 @@ Configuration is edited in a candidate and applied with commit:
   set domain example.com next_hops 10.0.0.5:25    add or change a value
   delete domain example.com                        remove an entry (or a key: its default)
   show diff | show candidate | show running-config
-  commit [COMMENT] | commit check | commit confirmed SECONDS, then confirm
-  rollback N (0 = running, 1 = previous) | discard | show history | export | import
+  commit [COMMENT] | commit check | commit confirmed MINUTES (or 90s, 2h), then confirm
+  rollback [N] (0 or nothing = running, 1 = previous) | discard | show history | export | import
 Operations: show status | show queue [DOMAIN] | show log [N] | show tls | renew-certificate
   queue flush [DOMAIN] | queue retry ID | queue delete ID | queue hold|release ID|DOMAIN|all
   show health | test route ADDRESS | probe HOST:PORT
@@ -485,4 +476,32 @@ Operations: show status | show queue [DOMAIN] | show log [N] | show tls | renew-
 fn queue_id(word: &str) -> Option<QueueId> {
     let id = word.len() == 16 && word.bytes().all(|b| b.is_ascii_hexdigit());
     id.then(|| word.parse().ok()).flatten()
+}
+
+/// The time `commit confirmed` waits for `confirm`, in seconds: minutes as in Junos
+/// (`commit confirmed 5`), or with a unit (`90s`, `2h`); from 1 s to one day.
+fn confirm_within(time: &str) -> Result<u64, Failure> {
+    let seconds = match time.parse::<u64>() {
+        Ok(minutes) => minutes.checked_mul(60),
+        Err(_) => crate::config::parse_span(time).ok().map(|d| d.as_secs()),
+    };
+    seconds.filter(|s| (1..=86_400).contains(s)).ok_or_else(|| {
+        Failure::at(
+            2,
+            format!("\"{time}\" is not a time from 1s to 1 day (minutes, or with a unit: 90s, 2h)"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod confirm_tests {
+    #[test]
+    fn confirmed_takes_minutes_or_a_unit() {
+        assert_eq!(super::confirm_within("5").unwrap(), 300);
+        assert_eq!(super::confirm_within("90s").unwrap(), 90);
+        assert_eq!(super::confirm_within("2h").unwrap(), 7_200);
+        for bad in ["0", "0s", "2d", "1441", "soon"] {
+            assert!(super::confirm_within(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -138,10 +138,18 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
             free: Some(w("<COMMENT>", "a note stored with the revision")),
             complete: true,
         },
-        ["commit", "confirmed"] => free("<SECONDS>", "time to confirm", false),
+        ["commit", "confirmed"] => free(
+            "<MINUTES>",
+            "time to confirm: minutes, or with a unit (90s, 2h)",
+            false,
+        ),
         ["commit", "check"] => done(),
         ["commit", ..] => free("<COMMENT>", "a note stored with the revision", true),
-        ["rollback"] => free("<N>", "0 = running, 1 = the revision before, ...", false),
+        ["rollback"] => free(
+            "<N>",
+            "0 = running (the default), 1 = the revision before, ...",
+            true,
+        ),
         ["queue"] => fixed(&[
             ("flush", "attempt every message now"),
             ("retry", "attempt one message now"),
