@@ -443,6 +443,27 @@ async fn a_wrong_password_is_refused_and_the_right_one_logs_in() {
         !pty.text().contains("correct horse"),
         "the password was echoed"
     );
+    // `password` asks for the current one first (issue 17 item 11).
+    pty.line("password");
+    pty.expect("Current admin password: ", STEP);
+    pty.line("wrong horse");
+    pty.expect("password unchanged", STEP);
+    prompt(&mut pty);
+    pty.line("password");
+    pty.expect("Current admin password: ", STEP);
+    pty.line("correct horse");
+    pty.expect("New admin password: ", STEP);
+    pty.line("battery staple");
+    pty.expect("Repeat the password: ", STEP);
+    pty.line("battery staple");
+    pty.expect("password changed", STEP);
+    let stored = std::fs::read_to_string(&passwd).unwrap();
+    let hash = stored.trim().strip_prefix("admin:").expect("admin line");
+    assert!(edgemx::password::verify("battery staple", hash));
+    assert!(
+        !pty.text().contains("battery staple"),
+        "the new one was echoed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

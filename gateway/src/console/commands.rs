@@ -427,6 +427,15 @@ impl Session {
                 "this console has no admin account (started without --login)",
             ));
         };
+        // Someone at an unattended logged-in console must not take the account over.
+        if login::exists(&path) {
+            let current = term.secret("Current admin password: ");
+            if !current.is_some_and(|c| login::check(&path, &c)) {
+                return Err(Failure::plain(
+                    "that is not the current password; password unchanged",
+                ));
+            }
+        }
         let Some(plain) = login::choose(term) else {
             return Err(Failure::plain("password unchanged"));
         };

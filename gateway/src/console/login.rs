@@ -58,6 +58,16 @@ pub fn prompt(term: &mut Term, path: &Path, banner: &str) -> bool {
     }
 }
 
+/// Whether `plain` is the admin password stored at `path`; a wrong one costs the pause a
+/// wrong login costs.
+pub fn check(path: &Path, plain: &str) -> bool {
+    let ok = stored(path).is_some_and(|h| crate::password::verify(plain, &h));
+    if !ok {
+        std::thread::sleep(PAUSE);
+    }
+    ok
+}
+
 /// Asks for a new password twice; `None` when the line went away.
 pub fn choose(term: &mut Term) -> Option<String> {
     loop {
