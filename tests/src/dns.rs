@@ -134,9 +134,18 @@ pub struct DnsServer {
 
 impl DnsServer {
     pub async fn start(zone: Zone) -> DnsServer {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind dns udp");
-        let addr = udp.local_addr().expect("dns addr");
-        let tcp = TcpListener::bind(addr).await.expect("bind dns tcp");
+        // UDP and TCP on one port: the kernel picks a free UDP port, whose TCP twin another
+        // test may hold already; then try another.
+        let mut tries = 0;
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind dns udp");
+            let addr = udp.local_addr().expect("dns addr");
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(e) if tries < 50 && e.kind() == std::io::ErrorKind::AddrInUse => tries += 1,
+                Err(e) => panic!("bind dns tcp on {addr}: {e}"),
+            }
+        };
         let zone = Arc::new(Mutex::new(zone));
         let queries = Arc::new(AtomicU64::new(0));
         let tasks = vec![
