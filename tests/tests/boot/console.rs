@@ -206,7 +206,7 @@ async fn console_setup_commit_confirmed_login_and_factory_reset_over_the_serial_
         "set domain three.test next_hops 10.0.2.100:25",
         "mx.boot.test#",
     );
-    vm.run("commit confirmed 5", "rolls back in 5 s");
+    vm.run("commit confirmed 5s", "rolls back in 5 s");
     wait_refused(vm.smtp, "d@three.test", STEP).await;
     vm.run("show history", "automatic rollback");
 
