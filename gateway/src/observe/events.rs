@@ -45,6 +45,30 @@ pub enum Event<'a> {
         verdict: &'a str,
         seconds: f64,
     },
+    /// One outbound connection attempt to an MX host of `policy_domain` under its transport
+    /// policy, as RFC 8460 (TLS-RPT) counts them: metrics count outcomes, the TLS-RPT
+    /// aggregator sums them per policy domain and day.
+    TlsPolicyOutcome {
+        /// The recipient domain whose policy applied.
+        policy_domain: &'a str,
+        /// RFC 8460 §4.4 `policy-type`: `tlsa`, `sts` or `no-policy-found`.
+        policy_type: &'static str,
+        /// The policy as RFC 8460 quotes it: TLSA records in presentation form, or the
+        /// MTA-STS policy's lines. Empty for `no-policy-found`.
+        policy_string: &'a [String],
+        /// The MX host name we connected to (or tried to).
+        mx_host: &'a str,
+        /// The address we connected to, when a connection was made.
+        receiving_ip: Option<std::net::IpAddr>,
+        /// `None` on success, else an RFC 8460 §4.3 `result-type`
+        /// (`starttls-not-supported`, `certificate-host-mismatch`, `certificate-expired`,
+        /// `certificate-not-trusted`, `validation-failure`, `tlsa-invalid`,
+        /// `dnssec-invalid`, `dane-required`, `sts-policy-fetch-error`,
+        /// `sts-policy-invalid`, `sts-webpki-invalid`).
+        failure: Option<&'static str>,
+        /// Whether the policy was enforced (`false`: `log-only`/`testing`, delivery went on).
+        enforced: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

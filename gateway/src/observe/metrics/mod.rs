@@ -100,6 +100,20 @@ impl Metrics {
                 &[("next_hop", hop)],
                 if *up { 1.0 } else { 0.0 },
             ),
+            Event::TlsPolicyOutcome {
+                policy_type,
+                failure,
+                enforced,
+                ..
+            } => self.add(
+                "edgemx_tls_policy_outcomes_total",
+                &[
+                    ("policy", policy_type),
+                    ("result", failure.unwrap_or("success")),
+                    ("enforced", if *enforced { "yes" } else { "no" }),
+                ],
+                1.0,
+            ),
             Event::Scanned {
                 scanner,
                 verdict,
