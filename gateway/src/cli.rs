@@ -34,6 +34,10 @@ enum Command {
     Serve {
         #[arg(long, short)]
         config: PathBuf,
+        /// Run as the appliance's gateway (the image's init passes it): log lines go to
+        /// the log file on the data partition instead of the serial console.
+        #[arg(long)]
+        appliance: bool,
     },
     /// Validate a configuration file and print every problem found.
     CheckConfig {
@@ -149,7 +153,7 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config, appliance } => serve(&config, appliance),
         Command::CheckConfig { config } => match load(&config) {
             // The DKIM keys it names are part of it too (serve reads them at start).
             Ok(loaded) => match crate::dkim::Signer::load(&loaded) {
@@ -209,12 +213,12 @@ pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
-fn serve(path: &Path) -> ExitCode {
+fn serve(path: &Path, appliance: bool) -> ExitCode {
     let config = match load(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    crate::observe::init(&config.log);
+    crate::observe::init(&config.log, &config.data_dir, appliance);
     crate::server::memory::tune_allocator();
     for warning in advice(&config) {
         log::warn!("{warning}");

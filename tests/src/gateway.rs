@@ -186,10 +186,12 @@ fn log_level() -> String {
 }
 
 fn init_logging() {
-    edgemx::observe::init(&edgemx::config::Log {
+    let config = edgemx::config::Log {
         level: log_level(),
         target: "stderr".into(),
-    });
+        ..Default::default()
+    };
+    edgemx::observe::init(&config, std::path::Path::new("."), false);
 }
 
 /// The real binary as a child process.

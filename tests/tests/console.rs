@@ -694,3 +694,49 @@ async fn the_wizard_takes_a_pasted_key_without_showing_it() {
     pty.line("exit");
     pty.wait_exit(STEP);
 }
+
+/// Log lines stay out of the session until `monitor start` (issue 17 defect 6); then they
+/// are printed at the prompt, which is drawn again under them, and `monitor stop` ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_start_shows_log_lines_at_the_prompt_and_stop_ends_it() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), "");
+    let mut pty = console("monitor", &gw, None);
+    prompt(&mut pty);
+    run(&mut pty, "monitor start warn", "as they come");
+    cmd(&mut pty, "set domain other.test next_hops 10.0.0.9:25");
+    run(&mut pty, "commit confirmed 1s", "rolls back in 1 s");
+    // The automatic rollback logs a warning while the session waits at its prompt: it is
+    // shown, and a fresh prompt follows it.
+    pty.skip();
+    let shown = pty.expect("automatic rollback: revision 2 was not confirmed", STEP);
+    assert!(shown.contains("WARN"), "{shown}");
+    pty.expect_any(PROMPTS, STEP);
+    run(&mut pty, "monitor stop", "no longer shown");
+    run(&mut pty, "monitor stop", "was not being shown");
+    run(
+        &mut pty,
+        "monitor start loud",
+        "valid here: error, warn, info, debug, trace",
+    );
+    pty.line("exit");
+    pty.wait_exit(STEP);
+}
+
+/// `[console] idle_timeout`: a session left at its prompt is logged out (issue 17 item 11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_logged_out() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(
+        dir.path(),
+        backend.addr(),
+        "[console]\nidle_timeout = \"2s\"\n",
+    );
+    let mut pty = console("idle", &gw, None);
+    prompt(&mut pty);
+    run(&mut pty, "show status", "uptime");
+    pty.expect("idle for 2s: logged out", STEP);
+    assert!(pty.wait_exit(STEP).success());
+}

@@ -12,6 +12,7 @@ pub mod advice;
 pub mod auth;
 pub mod boot;
 pub mod cidr;
+pub mod console;
 pub mod control;
 pub mod flow;
 pub mod keys;
@@ -104,6 +105,9 @@ pub struct Config {
     /// Content scanning by rspamd and clamd at the end of DATA (`scan.rs`).
     #[serde(default)]
     pub scan: scan::Scan,
+    /// The operator console's sessions (`console.rs`).
+    #[serde(default)]
+    pub console: console::Console,
 }
 
 impl Keys for Config {
@@ -215,6 +219,11 @@ impl Keys for Config {
             "scan",
             Kind::Table(scan::Scan::KEYS),
             "content scanning by rspamd and clamd, quarantine",
+        ),
+        key(
+            "console",
+            Kind::Table(console::Console::KEYS),
+            "operator console sessions: idle timeout",
         ),
     ];
 }
@@ -520,8 +529,26 @@ impl Keys for Dns {
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     pub level: String,
-    /// `auto` (journald under systemd, stderr otherwise), `journald` or `stderr`.
+    /// `auto` (journald under systemd; the log file when the appliance's init runs the
+    /// gateway; stderr otherwise), `journald`, `stderr` or `file`.
     pub target: String,
+    /// The log file for `target = "file"`; empty: `<data_dir>/log/edgemx.log`.
+    pub file: PathBuf,
+    /// The log file is rotated when it reaches this size...
+    pub max_size: Bytes,
+    /// ...keeping this many older files (`edgemx.log.1` the newest).
+    pub keep: usize,
+}
+
+impl Log {
+    /// The log file `target = "file"` writes.
+    pub fn file_in(&self, data_dir: &Path) -> PathBuf {
+        if self.file.as_os_str().is_empty() {
+            data_dir.join("log").join("edgemx.log")
+        } else {
+            self.file.clone()
+        }
+    }
 }
 
 impl Keys for Log {
@@ -533,9 +560,16 @@ impl Keys for Log {
         ),
         key(
             "target",
-            Kind::Enum(&["auto", "journald", "stderr"]),
+            Kind::Enum(&["auto", "journald", "stderr", "file"]),
             "where log lines go",
         ),
+        key(
+            "file",
+            Kind::Str("PATH"),
+            "log file (default <data_dir>/log/edgemx.log)",
+        ),
+        key("max_size", Kind::Size, "rotate the log file at this size"),
+        key("keep", Kind::Int, "rotated log files kept"),
     ];
 }
 
@@ -614,6 +648,9 @@ impl Default for Log {
         Log {
             level: "info".into(),
             target: "auto".into(),
+            file: PathBuf::new(),
+            max_size: Bytes(8 << 20),
+            keep: 4,
         }
     }
 }

@@ -243,12 +243,22 @@ fn check_rest(config: &Config, out: &mut Findings) {
             "must be error, warn, info, debug or trace",
         );
     }
-    if !["auto", "journald", "stderr"].contains(&config.log.target.as_str()) {
+    if !["auto", "journald", "stderr", "file"].contains(&config.log.target.as_str()) {
         out.add(
             "log.target",
             &config.log.target,
-            "must be auto, journald or stderr",
+            "must be auto, journald, stderr or file",
         );
+    }
+    if config.log.max_size.0 < 64 << 10 {
+        out.add(
+            "log.max_size",
+            config.log.max_size.0.to_string(),
+            "must be at least 64KiB",
+        );
+    }
+    if !(1..=100).contains(&config.log.keep) {
+        out.add("log.keep", config.log.keep.to_string(), "must be 1 to 100");
     }
 }
 

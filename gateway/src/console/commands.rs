@@ -24,6 +24,8 @@ pub struct Session {
     pub passwd: Option<PathBuf>,
     /// Inside the image: reboot, poweroff and factory-reset act on the machine.
     pub appliance: bool,
+    /// `monitor start`: log lines shown as they come, until `monitor stop` or logout.
+    pub monitor: Option<super::monitor::Monitor>,
 }
 
 pub enum Outcome {
@@ -189,6 +191,33 @@ impl Session {
                 self.page = n
                     .parse()
                     .map_err(|_| Failure::at(2, format!("\"{n}\" is not a number")))?;
+                Ok(())
+            }
+            ["monitor", "start", level @ ..] => {
+                let level = match level.first() {
+                    Some(word) => {
+                        super::monitor::level(word).ok_or_else(|| Failure::at(2, "not a level"))?
+                    }
+                    None => "info",
+                };
+                // A second start changes the level: the old follower stops first.
+                self.monitor = None;
+                self.monitor = Some(super::monitor::Monitor::start(
+                    self.link.path().to_path_buf(),
+                    level,
+                    term.activity.clone(),
+                ));
+                print(&format!(
+                    "showing log lines of level {level} and above as they come; \
+                     `monitor stop` ends it\n"
+                ));
+                Ok(())
+            }
+            ["monitor", "stop"] => {
+                match self.monitor.take() {
+                    Some(_) => print("log lines are no longer shown\n"),
+                    None => print("the log was not being shown\n"),
+                }
                 Ok(())
             }
             ["password"] => self.password(term),
@@ -475,7 +504,8 @@ Configuration is edited in a candidate and applied with commit:
   show diff | show candidate | show running-config
   commit [COMMENT] | commit check | commit confirmed MINUTES (or 90s, 2h), then confirm
   rollback [N] (0 or nothing = running, 1 = previous) | discard | show history | export | import
-Operations: show status | show queue [DOMAIN] | show log [N] | show tls | renew-certificate
+Operations: show status | show queue [DOMAIN|ID] | show log [N] | show tls | renew-certificate
+  monitor start [error|warn|info|debug] | monitor stop     log lines as they come
   queue flush [DOMAIN] | queue retry ID | queue delete ID | queue hold|release ID|DOMAIN|all
   show health | test route ADDRESS | probe HOST:PORT
   reboot | poweroff | factory-reset | password | terminal length N

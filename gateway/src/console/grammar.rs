@@ -47,6 +47,10 @@ const TOP: &[(&str, &str)] = &[
     ),
     ("password", "change the admin password"),
     ("terminal", "terminal settings"),
+    (
+        "monitor",
+        "show log lines as they come (start [LEVEL], stop)",
+    ),
     ("request", "firmware install, rollback and commit"),
     ("reboot", "restart the appliance"),
     ("poweroff", "shut the appliance down"),
@@ -172,6 +176,18 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
                 .collect();
             n
         }
+        ["monitor"] => fixed(&[
+            ("start", "show log lines as they come, between commands"),
+            ("stop", "stop showing them"),
+        ]),
+        ["monitor", "start"] => Next {
+            words: super::monitor::LEVELS
+                .iter()
+                .map(|l| w(l, "this level and more severe (default info)"))
+                .collect(),
+            complete: true,
+            ..Next::default()
+        },
         ["terminal"] => fixed(&[("length", "lines per page (0: no paging)")]),
         ["terminal", "length"] => free("<LINES>", "0 turns paging off", false),
         [_] | [_, _] | [_, _, _] if is_leaf(before) => done(),
@@ -202,6 +218,8 @@ fn is_leaf(before: &[&str]) -> bool {
             | ["test", "route", _]
             | ["probe", _]
             | ["terminal", "length", _]
+            | ["monitor", "stop"]
+            | ["monitor", "start", _]
     )
 }
 

@@ -17,6 +17,11 @@ impl Link {
         Link { path, client: None }
     }
 
+    /// The control socket this link connects to.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Waits up to `limit` for the gateway's socket.
     pub fn wait(&mut self, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;

@@ -19,12 +19,14 @@
 //! | `term` | rustyline, hidden input, pasted blocks, the pager |
 //! | `login`, `wizard`, `power` | the admin account, first-boot setup, reboot and reset |
 //! | `link` | the control socket connection |
+//! | `monitor` | `monitor start`: log lines shown as they come, between commands |
 
 mod candidate;
 mod commands;
 mod grammar;
 mod link;
 mod login;
+mod monitor;
 mod pipe;
 mod power;
 mod render;
@@ -57,6 +59,7 @@ pub fn run(options: Options) -> ExitCode {
         page: 24,
         passwd: options.login.clone(),
         appliance: options.appliance,
+        monitor: None,
     };
     // Inside the image the console may start before the gateway: wait as long as it takes.
     let wait = if options.appliance {
@@ -86,6 +89,9 @@ pub fn run(options: Options) -> ExitCode {
         } else {
             print("Logged in. `help` lists the commands, `?` shows choices.\n");
         }
+    }
+    if let Some(limit) = crate::config::console::Console::idle_timeout_in(&session.running) {
+        term.idle_logout(limit);
     }
     repl(&mut term, &mut session);
     ExitCode::SUCCESS
@@ -126,6 +132,9 @@ impl Editor {
 fn repl(term: &mut Term, session: &mut Session) {
     loop {
         term.set_commands(true, &session.candidate);
+        if let Some(monitor) = &session.monitor {
+            monitor.flush();
+        }
         let line = match term.read(&session.prompt()) {
             Input::Line(line) => line,
             Input::Interrupted => continue,

@@ -18,6 +18,7 @@ use rustyline::{
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use toml_edit::DocumentMut;
 
 /// What completion and help need to know about the session.
@@ -34,6 +35,49 @@ struct Assist(Arc<Mutex<Shared>>);
 pub struct Term {
     editor: Option<Editor<Assist, DefaultHistory>>,
     pub shared: Arc<Mutex<Shared>>,
+    /// Whether the session waits at its prompt, and since when no key was pressed: the
+    /// idle timeout and `monitor` (which prints only between commands) read it.
+    pub activity: Arc<Activity>,
+    /// The terminal's settings before the line editor changed them, restored when an idle
+    /// session is logged out from another thread.
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+/// See [`Term::activity`].
+pub struct Activity {
+    state: Mutex<Waiting>,
+}
+
+pub struct Waiting {
+    pub at_prompt: bool,
+    pub last_key: Instant,
+    /// The line at the prompt is empty (as far as the keys tell; unsure counts as not).
+    pub line_empty: bool,
+    /// The prompt being shown, to draw it again under printed text.
+    pub prompt: String,
+}
+
+impl Activity {
+    /// Holds the state while the caller prints: the prompt cannot be left meanwhile.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn key(&self, empty_after: bool) {
+        let mut state = self.lock();
+        state.last_key = Instant::now();
+        state.line_empty = empty_after;
+    }
+
+    fn prompt(&self, at: Option<&str>) {
+        let mut state = self.lock();
+        state.at_prompt = at.is_some();
+        state.line_empty = true;
+        state.last_key = Instant::now();
+        if let Some(prompt) = at {
+            state.prompt = prompt.to_string();
+        }
+    }
 }
 
 pub enum Input {
@@ -47,6 +91,15 @@ pub enum Input {
 impl Term {
     pub fn new() -> Term {
         let shared = Arc::new(Mutex::new(Shared::default()));
+        let activity = Arc::new(Activity {
+            state: Mutex::new(Waiting {
+                at_prompt: false,
+                last_key: Instant::now(),
+                line_empty: true,
+                prompt: String::new(),
+            }),
+        });
+        let saved = nix::sys::termios::tcgetattr(std::io::stdin().as_fd()).ok();
         let config = rustyline::Config::builder()
             .auto_add_history(true)
             .history_ignore_dups(true)
@@ -62,9 +115,51 @@ impl Term {
                 KeyEvent::from('?'),
                 EventHandler::Conditional(Box::new(QuestionMark(shared.clone()))),
             );
+            e.bind_sequence(
+                Event::Any,
+                EventHandler::Conditional(Box::new(KeyPressed(activity.clone()))),
+            );
             e
         });
-        Term { editor, shared }
+        Term {
+            editor,
+            shared,
+            activity,
+            saved,
+        }
+    }
+
+    /// Logs the session out when it waits at its prompt `limit` without a key pressed:
+    /// the terminal's settings come back, a line says why, and the process ends (init
+    /// brings back the login prompt on the appliance).
+    pub fn idle_logout(&self, limit: Duration) {
+        let activity = self.activity.clone();
+        let saved = self.saved.clone();
+        std::thread::spawn(move || {
+            loop {
+                let left = {
+                    let state = activity.lock();
+                    let idle = state.last_key.elapsed();
+                    if state.at_prompt && idle >= limit {
+                        break;
+                    }
+                    limit.saturating_sub(idle).max(Duration::from_millis(200))
+                };
+                std::thread::sleep(left.min(Duration::from_secs(1)));
+            }
+            if let Some(saved) = &saved {
+                let _ = nix::sys::termios::tcsetattr(
+                    std::io::stdin().as_fd(),
+                    nix::sys::termios::SetArg::TCSANOW,
+                    saved,
+                );
+            }
+            print(&format!(
+                "\r\nidle for {}: logged out\r\n",
+                crate::config::Span(limit)
+            ));
+            std::process::exit(0);
+        });
     }
 
     pub fn set_commands(&self, on: bool, table: &DocumentMut) {
@@ -78,7 +173,10 @@ impl Term {
         let Some(editor) = self.editor.as_mut() else {
             return plain_line(prompt);
         };
-        match editor.readline(prompt) {
+        self.activity.prompt(Some(prompt));
+        let read = editor.readline(prompt);
+        self.activity.prompt(None);
+        match read {
             Ok(line) => Input::Line(line),
             Err(ReadlineError::Interrupted) => Input::Interrupted,
             Err(_) => Input::End,
@@ -241,6 +339,28 @@ pub fn print(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+/// Every key typed at the prompt counts as activity; the key then does what it always does.
+struct KeyPressed(Arc<Activity>);
+
+impl ConditionalEventHandler for KeyPressed {
+    fn handle(&self, event: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        use rustyline::KeyCode;
+        // Whether the line is empty once this key has done its work: only the keys whose
+        // effect is certain say yes (a key recalling history may fill it).
+        let before = ctx.line();
+        let empty_after = match event.get(0).map(|k| (k.0, k.1)) {
+            Some((KeyCode::Enter, _)) => true,
+            Some((KeyCode::Char('C' | 'U'), rustyline::Modifiers::CTRL)) => {
+                ctx.pos() == before.len()
+            }
+            Some((KeyCode::Backspace, _)) => before.chars().count() <= 1 && ctx.pos() > 0,
+            _ => false,
+        };
+        self.0.key(empty_after);
+        None
+    }
 }
 
 /// `?` anywhere in a command line shows what may come there and redraws the line; in a

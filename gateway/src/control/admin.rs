@@ -7,7 +7,7 @@
 //! publish the configuration on the live channel that `server::reload` applies.
 
 use super::ops;
-use super::reply::{Committed, Done, Reply, RevisionText, Running, ScanStatus};
+use super::reply::{Committed, Done, LogTail, Reply, RevisionText, Running, ScanStatus};
 use crate::config::Config;
 use crate::config::store::{Revision, Store};
 use crate::firmware::ops::Outcome;
@@ -44,6 +44,11 @@ pub enum ConsoleRequest {
     Status,
     Log {
         lines: usize,
+    },
+    /// The log lines after sequence number `after` (`None`: none, only where to start).
+    LogSince {
+        #[serde(default)]
+        after: Option<u64>,
     },
     Tls,
     /// The content scanners: reachable now, last verdicts and their latency.
@@ -161,6 +166,10 @@ impl Admin {
                 .map_err(|e| e.to_string()),
             ConsoleRequest::Status => ops::status(self).await.map(Reply::from),
             ConsoleRequest::Log { lines } => Ok(crate::observe::ring::recent(lines).into()),
+            ConsoleRequest::LogSince { after } => {
+                let (next, lines) = crate::observe::ring::since(after);
+                Ok(LogTail { next, lines }.into())
+            }
             ConsoleRequest::Tls => ops::tls(&running).map(Reply::from),
             ConsoleRequest::Scan => Ok(ScanStatus {
                 enabled: running.scan.enabled(),

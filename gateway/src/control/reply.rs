@@ -22,6 +22,7 @@
 //! | console `Revision` | [`RevisionText`] |
 //! | console `Status` | [`Status`] |
 //! | console `Log` | `Vec<String>` |
+//! | console `LogSince` | [`LogTail`] |
 //! | console `Tls`, `RenewCert` | [`Tls`] |
 //! | console `Scan` | [`ScanStatus`] |
 //! | console `Route` | [`Route`] |
@@ -198,6 +199,13 @@ pub struct InstalledCert {
     pub private_key: String,
 }
 
+/// `monitor`: the log lines after the reader's last one, and where to ask from next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTail {
+    pub next: u64,
+    pub lines: Vec<String>,
+}
+
 /// Defines [`Reply`] with a variant per reply type and `From` each type into it.
 /// `show scan`: whether each configured scanner answers now, and the last verdicts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,6 +246,7 @@ replies!(
     Revision(RevisionText),
     Status(Status),
     Log(Vec<String>),
+    LogTail(LogTail),
     Tls(Tls),
     Scan(ScanStatus),
     Route(Route),

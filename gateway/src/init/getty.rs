@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{debug, warn};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::unistd::Pid;
 
@@ -101,7 +101,7 @@ fn spawn() -> Result<Pid, String> {
     };
     let child = command.spawn().map_err(|e| e.to_string())?;
     let pid = Pid::from_raw(child.id() as i32);
-    info!("console started on {TTY} (pid {pid})");
+    debug!("console started on {TTY} (pid {pid})");
     Ok(pid)
 }
 

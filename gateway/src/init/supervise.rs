@@ -142,7 +142,7 @@ impl Gateway {
         let mut command = Command::new("/proc/self/exe");
         command
             .arg0("edgemx")
-            .args(["serve", "--config", super::CONFIG_PATH])
+            .args(["serve", "--config", super::CONFIG_PATH, "--appliance"])
             .env_clear()
             .env("PATH", "/")
             .env("HOME", "/data")

@@ -1,5 +1,6 @@
-//! Logging through the `log` facade: journald when running under systemd, stderr (which
-//! is the serial console inside the appliance) otherwise.
+//! Logging through the `log` facade: journald when running under systemd, a rotated file
+//! on the data partition inside the appliance (its stderr is the serial console), stderr
+//! otherwise.
 //!
 //! Owns the logger choice and the line format; it must not decide what is logged.
 //!
@@ -12,7 +13,8 @@
 //! | `slots.rs` | the admin listener's connection slots: slow clients cannot starve `/healthz` |
 //! | `scrape.rs` | what is read at scrape time: health, queue depth per destination |
 //! | `events.rs` | the events the data path publishes (accepted, delivered, hop down…) |
-//! | `ring.rs` | the last log lines, for the console's `show log` |
+//! | `ring.rs` | the last log lines, for the console's `show log` and `monitor` |
+//! | `logfile.rs` | the rotated log file on the data partition |
 //!
 //! The registry is a value (one per running gateway) that subscribes to the events;
 //! nothing below `server` calls it. The mail-flow probes are the top-level `probe` module.
@@ -23,14 +25,19 @@ pub mod metrics;
 pub mod scrape;
 mod slots;
 
+pub mod logfile;
 pub mod ring;
 
 use crate::config::Log;
 use log::{LevelFilter, Metadata, Record};
 use std::io::Write;
+use std::sync::Mutex;
 
-/// Installs the process-wide logger once; later calls are ignored.
-pub fn init(config: &Log) {
+/// Installs the process-wide logger once; later calls are ignored. `data_dir` places the
+/// default log file; `appliance` (the image's init runs us, stderr is the serial console)
+/// makes `auto` mean the log file, so log lines never land in the operator's console
+/// session (they are there with `monitor start`).
+pub fn init(config: &Log, data_dir: &std::path::Path, appliance: bool) {
     let level = match config.level.as_str() {
         "error" => LevelFilter::Error,
         "warn" => LevelFilter::Warn,
@@ -40,8 +47,8 @@ pub fn init(config: &Log) {
     };
     let journald = match config.target.as_str() {
         "journald" => true,
-        "stderr" => false,
-        _ => systemd_journal_logger::connected_to_journal(),
+        "auto" => !appliance && systemd_journal_logger::connected_to_journal(),
+        _ => false,
     };
     if journald
         && let Ok(logger) = systemd_journal_logger::JournalLog::new()
@@ -53,17 +60,42 @@ pub fn init(config: &Log) {
         log::set_max_level(level);
         return;
     }
-    if log::set_boxed_logger(Box::new(Stderr { level })).is_ok() {
+    let to_file = config.target == "file" || (config.target == "auto" && appliance);
+    let file = to_file.then(|| config.file_in(data_dir)).and_then(|path| {
+        for line in logfile::tail(&path, 256 << 10) {
+            ring::push(&line);
+        }
+        match logfile::LogFile::open(&path, config.max_size.0, config.keep) {
+            Ok(file) => Some(Mutex::new(file)),
+            Err(e) => {
+                eprintln!("edgemx: cannot open the log file {}: {e}", path.display());
+                None
+            }
+        }
+    });
+    // Without its file, the appliance's gateway stays off the serial console all the
+    // same: the ring still has every line for `show log` and `monitor`.
+    let stderr = !to_file || (file.is_none() && !appliance);
+    if log::set_boxed_logger(Box::new(Lines {
+        level,
+        file,
+        stderr,
+    }))
+    .is_ok()
+    {
         log::set_max_level(level);
     }
 }
 
-/// One line per record: `2026-11-26T05:10:00.123Z INFO edgemx::smtp: text`.
-struct Stderr {
+/// One line per record: `2026-11-26T05:10:00.123Z INFO edgemx::smtp: text`, kept in the
+/// ring and written to the log file or stderr.
+struct Lines {
     level: LevelFilter,
+    file: Option<Mutex<logfile::LogFile>>,
+    stderr: bool,
 }
 
-impl log::Log for Stderr {
+impl log::Log for Lines {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= self.level
             && (metadata.target().starts_with("edgemx") || metadata.level() <= log::Level::Warn)
@@ -80,7 +112,12 @@ impl log::Log for Stderr {
             record.args()
         );
         ring::push(&line);
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        if let Some(file) = &self.file {
+            file.lock().unwrap_or_else(|e| e.into_inner()).write(&line);
+        }
+        if self.stderr {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
     }
 
     fn flush(&self) {
