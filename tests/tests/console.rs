@@ -740,3 +740,69 @@ async fn an_idle_session_is_logged_out() {
     pty.expect("idle for 2s: logged out", STEP);
     assert!(pty.wait_exit(STEP).success());
 }
+
+/// `test route` takes the client's address and AUTH identity into account (issue 17 item
+/// 11): a served domain is accepted from anyone; another domain is relayed for a client in
+/// `relay.networks` or an existing user, refused otherwise, with RCPT's reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_route_decides_relay_from_the_client_address_and_user() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(
+        dir.path(),
+        backend.addr(),
+        "[relay]\nnetworks = [\"10.0.0.0/8\"]\n",
+    );
+    let added = Command::new(binary())
+        .args(["user", "add", "alice", "--config"])
+        .arg(&gw.config_path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"secret-pass\n")?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(added.success());
+    let mut pty = console("test-route", &gw, None);
+    prompt(&mut pty);
+    run(
+        &mut pty,
+        "test route bob@example.com",
+        "accepted (a domain we serve)",
+    );
+    run(
+        &mut pty,
+        "test route x@far.test",
+        "refused unless the client may relay",
+    );
+    run(
+        &mut pty,
+        "test route x@far.test from 10.1.2.3",
+        "relayed (network 10.0.0.0/8)",
+    );
+    let refused = run(
+        &mut pty,
+        "test route x@far.test from 192.0.2.1",
+        "refused: 550",
+    );
+    assert!(refused.contains("5.7.1"), "{refused}");
+    run(
+        &mut pty,
+        "test route x@far.test user alice",
+        "relayed (user alice)",
+    );
+    run(
+        &mut pty,
+        "test route x@far.test user mallory",
+        "no user mallory",
+    );
+    run(
+        &mut pty,
+        "test route x@far.test from nowhere",
+        "is not an IP address",
+    );
+    pty.line("exit");
+    pty.wait_exit(STEP);
+}

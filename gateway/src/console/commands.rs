@@ -172,9 +172,23 @@ impl Session {
                 Ok(())
             }
             ["queue", action, rest @ ..] => self.queue(action, rest.first().copied()),
-            ["test", "route", address] => {
+            ["test", "route", address, rest @ ..] => {
+                let (mut client, mut user) = (None, None);
+                for (i, pair) in rest.chunks(2).enumerate() {
+                    match pair {
+                        ["from", ip] => {
+                            client = Some(ip.parse().map_err(|_| {
+                                Failure::at(4 + 2 * i, format!("\"{ip}\" is not an IP address"))
+                            })?)
+                        }
+                        ["user", name] => user = Some(name.to_string()),
+                        _ => return Err(Failure::at(3 + 2 * i, "from IP or user NAME")),
+                    }
+                }
                 let v = self.ask(ConsoleRequest::Route {
                     address: address.to_string(),
+                    client,
+                    user,
                 })?;
                 print(&render::route(&v));
                 Ok(())
@@ -507,7 +521,7 @@ Configuration is edited in a candidate and applied with commit:
 Operations: show status | show queue [DOMAIN|ID] | show log [N] | show tls | renew-certificate
   monitor start [error|warn|info|debug] | monitor stop     log lines as they come
   queue flush [DOMAIN] | queue retry ID | queue delete ID | queue hold|release ID|DOMAIN|all
-  show health | test route ADDRESS | probe HOST:PORT
+  show health | test route ADDRESS [from IP] [user NAME] | probe HOST:PORT
   reboot | poweroff | factory-reset | password | terminal length N
 ";
 

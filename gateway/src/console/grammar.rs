@@ -168,6 +168,20 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
         ["queue", _] => free("<ID>", "queue id (show queue)", false),
         ["test"] => fixed(&[("route", "route, rewriting and TLS for an address")]),
         ["test", "route"] => free("<ADDRESS>", "user@domain or domain", false),
+        ["test", "route", _, rest @ ..] if rest.len() % 2 == 0 => Next {
+            words: [
+                ("from", "the client's address (relay networks)"),
+                ("user", "the user the client authenticated as"),
+            ]
+            .iter()
+            .filter(|(word, _)| !rest.iter().step_by(2).any(|r| r == word))
+            .map(|(a, b)| w(a, b))
+            .collect(),
+            complete: true,
+            ..Next::default()
+        },
+        ["test", "route", _, .., "from"] => free("<IP>", "client address", false),
+        ["test", "route", _, .., "user"] => free("<NAME>", "SMTP AUTH user", false),
         ["probe"] => {
             let mut n = free("<HOST[:PORT]>", "next hop", false);
             n.words = hops(doc)
@@ -215,7 +229,6 @@ fn is_leaf(before: &[&str]) -> bool {
             | ["commit", "confirmed", _]
             | ["rollback", _]
             | ["queue", _, _]
-            | ["test", "route", _]
             | ["probe", _]
             | ["terminal", "length", _]
             | ["monitor", "stop"]

@@ -151,13 +151,12 @@ pub fn history(revisions: &[Revision]) -> String {
 
 pub fn route(v: &Route) -> String {
     format!(
-        "domain      {}\naccepted    {}\nnext hops   {}\nTLS         {}\nrewriting   {}\n",
+        "domain      {}\nverdict     {}\nroute       {}\nnext hops   {}\nTLS         {}\nrewriting   {}\n",
         v.domain,
-        if v.accepted {
-            "yes (a domain we serve)"
-        } else {
-            "no (relay denied: not a domain we serve)"
-        },
+        v.verdict,
+        v.route
+            .as_deref()
+            .unwrap_or("(none: the domain's own settings)"),
         v.next_hops.join(", "),
         v.tls,
         v.rewriting,
@@ -295,11 +294,13 @@ mod tests {
             next_hops: vec!["a:25".into(), "b:25".into()],
             tls: "verify".into(),
             rewriting: "none".into(),
+            verdict: "relayed (network 10.0.0.0/8)".into(),
         };
         assert_eq!(
             route(&r),
             "domain      example.com\n\
-             accepted    no (relay denied: not a domain we serve)\n\
+             verdict     relayed (network 10.0.0.0/8)\n\
+             route       (none: the domain's own settings)\n\
              next hops   a:25, b:25\n\
              TLS         verify\n\
              rewriting   none\n"

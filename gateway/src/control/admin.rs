@@ -55,6 +55,12 @@ pub enum ConsoleRequest {
     Scan,
     Route {
         address: String,
+        /// The client's address, for the relay decision.
+        #[serde(default)]
+        client: Option<std::net::IpAddr>,
+        /// A user the client authenticated as (SMTP AUTH), for the relay decision.
+        #[serde(default)]
+        user: Option<String>,
     },
     Probe {
         hop: String,
@@ -177,7 +183,11 @@ impl Admin {
                 recent: self.scans.list(),
             }
             .into()),
-            ConsoleRequest::Route { address } => ops::route(&running, &address).map(Reply::from),
+            ConsoleRequest::Route {
+                address,
+                client,
+                user,
+            } => ops::route(&running, &address, client, user.as_deref()).map(Reply::from),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await.map(Reply::from),
             ConsoleRequest::InstallCert { cert, key } => {
                 ops::install_cert(&running, &cert, &key).map(Reply::from)

@@ -125,9 +125,15 @@ fn cpu_features() -> Vec<(&'static str, bool)> {
     }
 }
 
-/// Whether mail to `address` is accepted, and the route, rewriting, next hops and TLS
-/// policy it would get: the same lookup as RCPT (maps, aliases aside, then the domain).
-pub fn route(config: &Config, address: &str) -> Result<Route, String> {
+/// `test route ADDRESS [from IP] [user NAME]`: the route, rewriting, next hops and TLS
+/// policy mail to `address` would get (the same lookup as RCPT: maps, then the domain), and
+/// what RCPT would answer this client (its address, the user it authenticated as).
+pub fn route(
+    config: &Config,
+    address: &str,
+    client: Option<std::net::IpAddr>,
+    user: Option<&str>,
+) -> Result<Route, String> {
     let domain = address
         .rsplit_once('@')
         .map(|(_, d)| d)
@@ -148,14 +154,44 @@ pub fn route(config: &Config, address: &str) -> Result<Route, String> {
     let route = routed.route.map(|id| table.route(id));
     let dest = Destination::new(config, route, &routed.recipient.domain);
     let rewritten = (routed.recipient.address != address).then(|| routed.recipient.address.clone());
+    let accepted = table.serves(&domain);
     Ok(Route {
-        accepted: table.serves(&domain),
+        accepted,
+        verdict: if accepted {
+            "accepted (a domain we serve)".to_string()
+        } else {
+            relay_verdict(config, client, user)
+        },
         domain,
         route: route.map(|r| r.name.to_string()),
         next_hops: dest.hops.iter().map(|h| h.to_string()).collect(),
         tls: format!("{:?}", dest.tls.mode).to_lowercase(),
         rewriting: rewritten.map_or("none".to_string(), |r| format!("to {r}")),
     })
+}
+
+/// What RCPT answers for a domain we do not serve, given what the client showed.
+fn relay_verdict(config: &Config, client: Option<std::net::IpAddr>, user: Option<&str>) -> String {
+    use crate::policy::relay::{Access, RelayGrant, outside};
+    let access = Access::new(config);
+    let grant = match (user, client) {
+        (Some(name), _) if !access.users.exists(name) => {
+            return format!(
+                "refused: no user {name} in {}, so AUTH fails (535 5.7.8)",
+                access.users.path().display()
+            );
+        }
+        (Some(name), _) => Some(RelayGrant::User(name.to_string())),
+        (None, Some(ip)) => access.network(ip),
+        (None, None) => {
+            return "refused unless the client may relay (say `from IP` or `user NAME`)".into();
+        }
+    };
+    match (outside(grant.as_ref()), grant) {
+        (Ok(()), Some(grant)) => format!("relayed ({grant})"),
+        (Err(denial), _) => format!("refused: {} ({})", denial.reply, denial.reason),
+        (Ok(()), None) => "refused".into(),
+    }
 }
 
 /// Connect, read the banner, EHLO, QUIT: the whole transcript and the time it took.

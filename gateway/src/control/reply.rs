@@ -182,6 +182,9 @@ pub struct Route {
     pub tls: String,
     /// `none`, or `to ADDRESS`.
     pub rewriting: String,
+    /// What RCPT would answer this client: `accepted (a domain we serve)`, `relayed
+    /// (network 10.0.0.0/8)`, or the refusal with its reply code.
+    pub verdict: String,
 }
 
 /// `probe HOST:PORT`: the dialogue and how long it took.

@@ -137,6 +137,7 @@ fn route() -> Route {
         next_hops: vec!["10.0.0.5:25".into()],
         tls: "opportunistic".into(),
         rewriting: "none".into(),
+        verdict: "accepted (a domain we serve)".into(),
     }
 }
 

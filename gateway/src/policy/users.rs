@@ -46,6 +46,12 @@ impl Users {
         crate::password::verify(password, hash) && stored.is_some()
     }
 
+    /// Whether `name` has an entry (for `test route … user NAME`; says nothing of its
+    /// password).
+    pub fn exists(&self, name: &str) -> bool {
+        self.lookup(name).is_some()
+    }
+
     fn lookup(&self, name: &str) -> Option<String> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = std::fs::metadata(&self.path)
