@@ -806,3 +806,33 @@ async fn test_route_decides_relay_from_the_client_address_and_user() {
     pty.line("exit");
     pty.wait_exit(STEP);
 }
+
+/// `show status` names the clock, the addresses and the next hops' states; `show tls` the
+/// certificate's subject, names and issuer (issue 17 item 11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_status_and_show_tls_describe_the_machine_and_the_certificate() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), "");
+    let reply = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["bob@example.com"],
+        &body("st", "bob@example.com"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.code, 250);
+    backend.wait_for_messages(1, MAIL).await;
+    let mut pty = console("status", &gw, None);
+    prompt(&mut pty);
+    let status = run(&mut pty, "show status", "clock         20");
+    assert!(status.contains("synchronised"), "{status}");
+    assert!(status.contains("addresses     "), "{status}");
+    assert!(status.contains("next hops     1 up"), "{status}");
+    let tls = run(&mut pty, "show tls", "subject       CN=");
+    assert!(tls.contains("names         DNS:gateway.test"), "{tls}");
+    assert!(tls.contains("issuer        "), "{tls}");
+    pty.line("exit");
+    pty.wait_exit(STEP);
+}

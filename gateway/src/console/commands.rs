@@ -269,7 +269,11 @@ impl Session {
                 }
             }
             "history" => render::history(&self.ask::<Vec<_>>(ConsoleRequest::History)?),
-            "status" => render::status(&self.ask(ConsoleRequest::Status)?),
+            "status" => {
+                let mut text = render::status(&self.ask(ConsoleRequest::Status)?);
+                text.push_str(&self.status_more());
+                text
+            }
             "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
             "scan" => render::scan(&self.ask(ConsoleRequest::Scan)?),
             "health" => {
@@ -490,6 +494,69 @@ impl Session {
 
     fn ask<T: DeserializeOwned>(&mut self, call: ConsoleRequest) -> Result<T, Failure> {
         self.link.console(call).map_err(Failure::plain)
+    }
+
+    /// `show status` beyond the gateway's own counters: the clock, the addresses, the
+    /// next hops' states and, on the appliance, the firmware slot.
+    fn status_more(&mut self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "clock         {}", super::machine::clock());
+        let addresses = super::machine::addresses();
+        let _ = writeln!(
+            out,
+            "addresses     {}",
+            if addresses.is_empty() {
+                "(none but loopback)".into()
+            } else {
+                addresses.join(", ")
+            }
+        );
+        if let Ok(hops) = self
+            .link
+            .ask::<Vec<crate::delivery::health::HopHealth>>(&Request::Health)
+        {
+            let (up, down): (Vec<_>, Vec<_>) = hops
+                .iter()
+                .partition(|h| h.state == crate::delivery::health::State::Up);
+            let names = |v: &[&crate::delivery::health::HopHealth]| {
+                v.iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = match (up.len(), down.len()) {
+                (0, 0) => writeln!(out, "next hops     none watched yet"),
+                (_, 0) => writeln!(out, "next hops     {} up", up.len()),
+                _ => writeln!(
+                    out,
+                    "next hops     {} up, {} DOWN: {}",
+                    up.len(),
+                    down.len(),
+                    names(&down)
+                ),
+            };
+        }
+        if self.appliance {
+            let firmware: Result<FirmwareStatus, _> =
+                self.firmware(crate::firmware::ops::FirmwareOp::Status);
+            let _ = match firmware {
+                Ok(f) => {
+                    let booted = f.slots.iter().find(|s| s.booted);
+                    writeln!(
+                        out,
+                        "firmware      slot {} ({}){}",
+                        f.booted.as_deref().unwrap_or("?"),
+                        booted.map_or("unknown", |s| s.state.as_str()),
+                        booted
+                            .and_then(|s| s.build.as_deref())
+                            .map_or(String::new(), |b| format!(", build {b}"))
+                    )
+                }
+                Err(e) => writeln!(out, "firmware      {}", e.message),
+            };
+        }
+        out
     }
 
     fn firmware<T: DeserializeOwned>(

@@ -19,6 +19,7 @@
 //! | `term` | rustyline, hidden input, pasted blocks, the pager |
 //! | `login`, `wizard`, `power` | the admin account, first-boot setup, reboot and reset |
 //! | `link` | the control socket connection |
+//! | `machine` | the machine's addresses and clock for `show status` |
 //! | `monitor` | `monitor start`: log lines shown as they come, between commands |
 
 mod candidate;
@@ -26,6 +27,7 @@ mod commands;
 mod grammar;
 mod link;
 mod login;
+mod machine;
 mod monitor;
 mod pipe;
 mod power;

@@ -116,6 +116,9 @@ pub fn tls(v: &Tls) -> String {
         ""
     };
     let _ = writeln!(out, "certificate   {}{generated}", v.certificate);
+    let _ = writeln!(out, "subject       {}", v.subject);
+    let _ = writeln!(out, "names         {}", v.names.join(", "));
+    let _ = writeln!(out, "issuer        {}", v.issuer);
     let _ = writeln!(out, "SHA-256       {}", v.sha256);
     let _ = writeln!(
         out,
@@ -272,6 +275,9 @@ mod tests {
             generated: true,
             chain_length: 1,
             sha256: "AB:CD".into(),
+            subject: "CN=mx.test".into(),
+            issuer: "CN=mx.test".into(),
+            names: vec!["DNS:mx.test".into(), "IP:192.0.2.1".into()],
             not_after: None,
             versions: vec!["TLSv1.3".into(), "TLSv1.2".into()],
             cipher_suites: vec!["A".into(), "B".into()],
@@ -280,6 +286,9 @@ mod tests {
         assert_eq!(
             tls(&t),
             "certificate   /data/tls/cert.pem (self-signed, generated)\n\
+             subject       CN=mx.test\n\
+             names         DNS:mx.test, IP:192.0.2.1\n\
+             issuer        CN=mx.test\n\
              SHA-256       AB:CD\n\
              expires       unknown\n\
              chain         1 certificate(s)\n\

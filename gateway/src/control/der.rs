@@ -1,5 +1,94 @@
-//! Just enough DER to read a certificate's expiry for `show tls` (RFC 5280 §4.1):
-//! Certificate → TBSCertificate → [version] serial signature issuer Validity.
+//! Just enough DER to describe a certificate for `show tls` (RFC 5280 §4.1):
+//! Certificate → TBSCertificate → [version] serial signature issuer validity subject
+//! subjectPublicKeyInfo … [3] extensions (subjectAltName).
+
+/// Subject, issuer (`CN=…, O=…`) and subject alternative names (`DNS:mx.example.com`,
+/// `IP:192.0.2.1`) of a DER certificate; `None` for anything unexpected.
+pub fn names(cert: &[u8]) -> Option<(String, String, Vec<String>)> {
+    let (_, cert_body, _) = element(cert)?;
+    let (_, mut tbs, _) = element(cert_body)?;
+    let (tag, _, rest) = element(tbs)?;
+    if tag == 0xA0 {
+        tbs = rest;
+    }
+    tbs = element(tbs)?.2; // serial
+    tbs = element(tbs)?.2; // signature algorithm
+    let (_, issuer, rest) = element(tbs)?;
+    let rest = element(rest)?.2; // validity
+    let (_, subject, mut rest) = element(rest)?;
+    rest = element(rest)?.2; // subjectPublicKeyInfo
+    let mut sans = Vec::new();
+    while let Some((tag, content, after)) = element(rest) {
+        if tag == 0xA3 {
+            sans = alt_names(element(content)?.1).unwrap_or_default();
+        }
+        rest = after;
+    }
+    Some((name(subject)?, name(issuer)?, sans))
+}
+
+/// A Name (SEQUENCE of SET of {OID, value}) with the usual attribute abbreviations.
+fn name(mut rdns: &[u8]) -> Option<String> {
+    let mut parts = Vec::new();
+    while !rdns.is_empty() {
+        let (_, set, rest) = element(rdns)?;
+        let (_, pair, _) = element(set)?;
+        let (_, oid, value) = element(pair)?;
+        let (_, value, _) = element(value)?;
+        let label = match oid {
+            [0x55, 0x04, 0x03] => "CN",
+            [0x55, 0x04, 0x06] => "C",
+            [0x55, 0x04, 0x07] => "L",
+            [0x55, 0x04, 0x08] => "ST",
+            [0x55, 0x04, 0x0A] => "O",
+            [0x55, 0x04, 0x0B] => "OU",
+            _ => "",
+        };
+        if !label.is_empty() {
+            parts.push(format!("{label}={}", String::from_utf8_lossy(value)));
+        }
+        rdns = rest;
+    }
+    Some(parts.join(", "))
+}
+
+/// The subjectAltName extension's DNS names and IP addresses, from the extensions list.
+fn alt_names(mut extensions: &[u8]) -> Option<Vec<String>> {
+    while !extensions.is_empty() {
+        let (_, extension, rest) = element(extensions)?;
+        let (_, oid, fields) = element(extension)?;
+        if oid == [0x55, 0x1D, 0x11] {
+            // `critical` (a BOOLEAN) may come before the OCTET STRING.
+            let (tag, value, after) = element(fields)?;
+            let octets = if tag == 0x01 {
+                element(after)?.1
+            } else {
+                value
+            };
+            let (_, mut general, _) = element(octets)?;
+            let mut out = Vec::new();
+            while !general.is_empty() {
+                let (tag, value, rest) = element(general)?;
+                match (tag, value.len()) {
+                    (0x82, _) => out.push(format!("DNS:{}", String::from_utf8_lossy(value))),
+                    (0x87, 4) => out.push(format!(
+                        "IP:{}",
+                        std::net::Ipv4Addr::new(value[0], value[1], value[2], value[3])
+                    )),
+                    (0x87, 16) => {
+                        let bytes: [u8; 16] = value.try_into().ok()?;
+                        out.push(format!("IP:{}", std::net::Ipv6Addr::from(bytes)));
+                    }
+                    _ => {}
+                }
+                general = rest;
+            }
+            return Some(out);
+        }
+        extensions = rest;
+    }
+    Some(Vec::new())
+}
 
 /// `notAfter` as `YYYY-MM-DD HH:MM:SS UTC`, or `None` for anything unexpected.
 pub fn not_after(cert: &[u8]) -> Option<String> {
@@ -71,5 +160,30 @@ mod tests {
             Some("2031-07-09 00:00:00 UTC")
         );
         assert_eq!(super::not_after(b"\x30\x82\xff"), None);
+    }
+
+    #[test]
+    fn reads_subject_issuer_and_alternative_names() {
+        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Test Root");
+        ca.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Example Org");
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["mx.example.com".into(), "192.0.2.7".into()])
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mx.example.com");
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let (subject, issuer, sans) = super::names(cert.der()).unwrap();
+        assert_eq!(subject, "CN=mx.example.com");
+        assert_eq!(issuer, "CN=Test Root, O=Example Org");
+        assert_eq!(sans, ["DNS:mx.example.com", "IP:192.0.2.7"]);
+        assert_eq!(super::names(b"\x30\x03\x02\x01\x01"), None);
     }
 }

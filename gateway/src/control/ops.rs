@@ -84,7 +84,11 @@ pub fn tls(config: &Config) -> Result<Tls, String> {
         .iter()
         .filter_map(|s| s.suite().as_str().map(str::to_string))
         .collect();
+    let (subject, issuer, names) = super::der::names(leaf.as_ref()).unwrap_or_default();
     Ok(Tls {
+        subject,
+        issuer,
+        names,
         certificate: path.display().to_string(),
         generated: config.tls.certificate.is_none(),
         chain_length: chain.len() as u64,

@@ -161,6 +161,11 @@ pub struct Tls {
     pub chain_length: u64,
     /// The leaf's fingerprint, `AB:CD:…`.
     pub sha256: String,
+    /// The leaf's subject and issuer (`CN=…, O=…`), empty when unreadable.
+    pub subject: String,
+    pub issuer: String,
+    /// The leaf's subject alternative names: `DNS:mx.example.com`, `IP:192.0.2.1`.
+    pub names: Vec<String>,
     /// `None` when the leaf's validity cannot be read.
     #[serde(deserialize_with = "Option::deserialize")]
     pub not_after: Option<String>,
