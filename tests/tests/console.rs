@@ -836,3 +836,54 @@ async fn show_status_and_show_tls_describe_the_machine_and_the_certificate() {
     pty.line("exit");
     pty.wait_exit(STEP);
 }
+
+/// `ping` and `dns lookup` for the operator's diagnostics (issue 17 item 11): an echo
+/// answered by loopback, and names answered by a DNS server on loopback that the
+/// gateway's `[dns]` points at, PTR for an address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_and_dns_lookup_diagnose_from_the_console() {
+    use edgemx_tests::dns::{DnsServer, Zone};
+    let dns = DnsServer::start(
+        Zone::new()
+            .a("mx1.far.test", "127.0.0.1".parse().unwrap())
+            .mx("far.test", 10, "mx1.far.test")
+            .txt("far.test", "v=spf1 -all"),
+    )
+    .await;
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &dns.config());
+    let mut pty = console("diagnose", &gw, None);
+    prompt(&mut pty);
+    let mx = run(
+        &mut pty,
+        "dns lookup far.test mx",
+        "far.test. 300 MX 10 mx1.far.test.",
+    );
+    assert!(!mx.contains("error"), "{mx}");
+    run(&mut pty, "dns lookup far.test txt", "v=spf1 -all");
+    run(
+        &mut pty,
+        "dns lookup mx1.far.test",
+        "mx1.far.test. 300 A 127.0.0.1",
+    );
+    run(
+        &mut pty,
+        "dns lookup nowhere.far.test",
+        "does not exist (NXDOMAIN)",
+    );
+    run(&mut pty, "dns lookup far.test bogus", "unknown word");
+    let ping = run(
+        &mut pty,
+        "ping 127.0.0.1 count 2",
+        "2 sent, 2 received, 0% loss",
+    );
+    assert!(ping.contains("reply from 127.0.0.1: seq=1"), "{ping}");
+    run(
+        &mut pty,
+        "ping mx1.far.test count 1",
+        "1 sent, 1 received, 0% loss",
+    );
+    pty.line("exit");
+    pty.wait_exit(STEP);
+}

@@ -234,6 +234,15 @@ impl Session {
                 }
                 Ok(())
             }
+            ["dns", "lookup", name, kind @ ..] => {
+                let lines: Vec<String> = self.ask(ConsoleRequest::DnsLookup {
+                    name: name.to_string(),
+                    kind: kind.first().copied().unwrap_or("").to_string(),
+                })?;
+                term.page(&(lines.join("\n") + "\n"), self.page);
+                Ok(())
+            }
+            ["ping", host, rest @ ..] => self.ping(host, rest),
             ["password"] => self.password(term),
             ["reboot"] => super::power::reboot(term, self.appliance, false),
             ["poweroff"] => super::power::reboot(term, self.appliance, true),
@@ -496,6 +505,49 @@ impl Session {
         self.link.console(call).map_err(Failure::plain)
     }
 
+    /// `ping HOST [count N]`: a name is resolved through the gateway's nameservers.
+    fn ping(&mut self, host: &str, rest: &[&str]) -> Done {
+        let count = match rest {
+            ["count", n] => n
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| Failure::at(3, "a count from 1 to 100"))?,
+            _ => 4,
+        };
+        let ip = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => {
+                let lines: Vec<String> = self.ask(ConsoleRequest::DnsLookup {
+                    name: host.to_string(),
+                    kind: String::new(),
+                })?;
+                lines
+                    .iter()
+                    .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+                    .ok_or_else(|| Failure::at(1, format!("{host} has no address")))?
+            }
+        };
+        print(&format!("PING {host} ({ip}): {count} echo requests\n"));
+        let mut rtts = Vec::new();
+        super::ping::run(ip, count, |o| {
+            match o.rtt {
+                Some(rtt) => {
+                    rtts.push(rtt);
+                    print(&format!(
+                        "reply from {ip}: seq={} time={:.3} ms\n",
+                        o.seq,
+                        rtt.as_secs_f64() * 1e3
+                    ))
+                }
+                None => print(&format!("no reply for seq={} within 1 s\n", o.seq)),
+            };
+        })
+        .map_err(Failure::plain)?;
+        print(&super::ping::summary(ip, count, rtts.len() as u16, &rtts));
+        Ok(())
+    }
+
     /// `show status` beyond the gateway's own counters: the clock, the addresses, the
     /// next hops' states and, on the appliance, the firmware slot.
     fn status_more(&mut self) -> String {
@@ -589,6 +641,7 @@ Operations: show status | show queue [DOMAIN|ID] | show log [N] | show tls | ren
   monitor start [error|warn|info|debug] | monitor stop     log lines as they come
   queue flush [DOMAIN] | queue retry ID | queue delete ID | queue hold|release ID|DOMAIN|all
   show health | test route ADDRESS [from IP] [user NAME] | probe HOST:PORT
+  ping HOST [count N] | dns lookup NAME|IP [TYPE]
   reboot | poweroff | factory-reset | password | terminal length N
 ";
 

@@ -46,6 +46,8 @@ const TOP: &[(&str, &str)] = &[
         "new self-signed certificate (10 years), in use at once",
     ),
     ("password", "change the admin password"),
+    ("ping", "ICMP echo to a host: is it reachable, how far"),
+    ("dns", "look names up through the gateway's nameservers"),
     ("terminal", "terminal settings"),
     (
         "monitor",
@@ -190,6 +192,25 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
                 .collect();
             n
         }
+        ["ping"] => free("<HOST|IP>", "name or address", false),
+        ["ping", _] => Next {
+            words: vec![w("count", "echo requests to send (default 4)")],
+            complete: true,
+            ..Next::default()
+        },
+        ["ping", _, "count"] => free("<N>", "1 to 100", false),
+        ["ping", _, "count", _] => done(),
+        ["dns"] => fixed(&[("lookup", "records of a name (PTR for an address)")]),
+        ["dns", "lookup"] => free("<NAME|IP>", "a name, or an address for its PTR", false),
+        ["dns", "lookup", _] => Next {
+            words: crate::control::LOOKUP_TYPES
+                .iter()
+                .map(|t| w(t, "record type (default A and AAAA)"))
+                .collect(),
+            complete: true,
+            ..Next::default()
+        },
+        ["dns", "lookup", _, _] => done(),
         ["monitor"] => fixed(&[
             ("start", "show log lines as they come, between commands"),
             ("stop", "stop showing them"),

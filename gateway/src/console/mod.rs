@@ -20,6 +20,7 @@
 //! | `login`, `wizard`, `power` | the admin account, first-boot setup, reboot and reset |
 //! | `link` | the control socket connection |
 //! | `machine` | the machine's addresses and clock for `show status` |
+//! | `ping` | `ping HOST`: ICMP echo for diagnostics |
 //! | `monitor` | `monitor start`: log lines shown as they come, between commands |
 
 mod candidate;
@@ -29,6 +30,7 @@ mod link;
 mod login;
 mod machine;
 mod monitor;
+mod ping;
 mod pipe;
 mod power;
 mod render;

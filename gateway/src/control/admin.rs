@@ -65,6 +65,11 @@ pub enum ConsoleRequest {
     Probe {
         hop: String,
     },
+    /// `dns lookup NAME [TYPE]` through the gateway's nameservers (`[dns]`), uncached.
+    DnsLookup {
+        name: String,
+        kind: String,
+    },
     /// Stores a pasted certificate chain and key after checking they form a usable pair.
     InstallCert {
         cert: String,
@@ -189,6 +194,9 @@ impl Admin {
                 user,
             } => ops::route(&running, &address, client, user.as_deref()).map(Reply::from),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await.map(Reply::from),
+            ConsoleRequest::DnsLookup { name, kind } => ops::dns_lookup(&running, &name, &kind)
+                .await
+                .map(Reply::from),
             ConsoleRequest::InstallCert { cert, key } => {
                 ops::install_cert(&running, &cert, &key).map(Reply::from)
             }

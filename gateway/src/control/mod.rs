@@ -19,6 +19,7 @@ pub use client::{ControlClient, Request};
 #[cfg(test)]
 pub(crate) use der::not_after;
 pub use format::{format_health, format_list, format_show};
+pub use ops::LOOKUP_TYPES;
 
 use crate::delivery::DeliveryHandle;
 use crate::envelope::QueueId;

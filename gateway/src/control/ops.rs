@@ -198,6 +198,67 @@ fn relay_verdict(config: &Config, client: Option<std::net::IpAddr>, user: Option
     }
 }
 
+/// The record types `dns lookup` asks for by name.
+pub const LOOKUP_TYPES: &[&str] = &[
+    "a", "aaaa", "mx", "txt", "tlsa", "ptr", "ns", "cname", "soa", "srv",
+];
+
+/// `dns lookup NAME [TYPE]`: the answer as `name TTL TYPE data` lines, from a fresh
+/// resolver on the configured nameservers (nothing cached hides a change just made). An
+/// address is looked up as PTR; without a type, a name as A and AAAA.
+pub async fn dns_lookup(config: &Config, name: &str, kind: &str) -> Result<Vec<String>, String> {
+    use hickory_resolver::proto::rr::RecordType;
+    let resolver = crate::dns::Resolver::new(&config.dns).map_err(|e| e.to_string())?;
+    let (name, kinds) = match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => (reverse_name(ip), vec![RecordType::PTR]),
+        Err(_) if kind.is_empty() => (name.to_string(), vec![RecordType::A, RecordType::AAAA]),
+        Err(_) => {
+            let kind: RecordType = kind
+                .to_ascii_uppercase()
+                .parse()
+                .map_err(|_| format!("{kind}: not a record type"))?;
+            (name.to_string(), vec![kind])
+        }
+    };
+    let mut lines = Vec::new();
+    for kind in kinds {
+        let records = resolver
+            .records(&name, kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        if records.is_empty() {
+            lines.push(format!("{name}: no {kind} records"));
+        }
+        for r in records {
+            lines.push(format!(
+                "{} {} {} {}",
+                r.name,
+                r.ttl,
+                r.record_type(),
+                r.data
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// `192.0.2.1` → `1.2.0.192.in-addr.arpa.`; IPv6 nibble by nibble under `ip6.arpa.`.
+fn reverse_name(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut out = String::new();
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            out + "ip6.arpa."
+        }
+    }
+}
+
 /// Connect, read the banner, EHLO, QUIT: the whole transcript and the time it took.
 pub async fn probe(config: std::sync::Arc<Config>, hop: &str) -> Result<Probe, String> {
     let (host, port) = match NextHop::parse(hop)? {
