@@ -887,3 +887,53 @@ async fn ping_and_dns_lookup_diagnose_from_the_console() {
     pty.line("exit");
     pty.wait_exit(STEP);
 }
+
+/// `request dkim keygen SELECTOR DOMAIN` (issue 17 item 12): the key is written where
+/// `[[auth.dkim]]` finds it, the DNS record is printed, the entry is in the candidate, and
+/// once committed outbound mail is signed with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_keys_are_generated_from_the_console_and_sign_after_commit() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(
+        dir.path(),
+        backend.addr(),
+        "[relay]\nnetworks = [\"127.0.0.0/8\"]\n",
+    );
+    let mut pty = console("dkim", &gw, None);
+    prompt(&mut pty);
+    let out = run(
+        &mut pty,
+        "request dkim keygen edge2026 client.test",
+        "edge2026._domainkey.client.test. IN TXT \"v=DKIM1; k=rsa; p=",
+    );
+    assert!(out.contains("added to the candidate"), "{out}");
+    assert!(dir.path().join("dkim/client.test.edge2026.key").exists());
+    run(&mut pty, "show diff", "selector = \"edge2026\"");
+    run(&mut pty, "commit dkim", "commit complete");
+    let again = run(
+        &mut pty,
+        "request dkim keygen edge2026 client.test",
+        "is never replaced",
+    );
+    assert!(!again.contains("IN TXT"), "{again}");
+    let reply = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["bob@example.com"],
+        &body("signed", "bob@example.com"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.code, 250);
+    let got = backend.wait_for_messages(1, MAIL).await;
+    let text = String::from_utf8_lossy(&got[0].data).to_string();
+    assert!(
+        text.contains("DKIM-Signature:")
+            && text.contains("s=edge2026")
+            && text.contains("d=client.test"),
+        "{text}"
+    );
+    pty.line("exit");
+    pty.wait_exit(STEP);
+}

@@ -131,6 +131,33 @@ impl Session {
                 print(&crate::firmware::ops::format_status(&v));
                 Ok(())
             }
+            [
+                "request",
+                "dkim",
+                "keygen",
+                selector,
+                domain,
+                algorithm @ ..,
+            ] => {
+                let reply::Done(record) = self.ask(ConsoleRequest::DkimKeygen {
+                    domain: domain.to_string(),
+                    selector: selector.to_string(),
+                    ed25519: algorithm == ["ed25519"],
+                })?;
+                print(&format!("publish this record in DNS:\n{record}\n"));
+                let entry = split(&format!("set auth dkim {selector} domain {domain}"));
+                match candidate::set_words(&mut self.candidate, &entry[1..]) {
+                    Ok(()) => print(
+                        "[[auth.dkim]] added to the candidate: commit once the record is \
+                         published (`dns lookup SELECTOR._domainkey.DOMAIN txt` shows it)\n",
+                    ),
+                    Err(f) => print(&format!(
+                        "add [[auth.dkim]] selector {selector} domain {domain}: {}\n",
+                        f.message
+                    )),
+                }
+                Ok(())
+            }
             ["request", "firmware", action, rest @ ..] => {
                 use crate::firmware::ops::FirmwareOp;
                 let op = match (*action, rest) {
@@ -641,7 +668,7 @@ Operations: show status | show queue [DOMAIN|ID] | show log [N] | show tls | ren
   monitor start [error|warn|info|debug] | monitor stop     log lines as they come
   queue flush [DOMAIN] | queue retry ID | queue delete ID | queue hold|release ID|DOMAIN|all
   show health | test route ADDRESS [from IP] [user NAME] | probe HOST:PORT
-  ping HOST [count N] | dns lookup NAME|IP [TYPE]
+  ping HOST [count N] | dns lookup NAME|IP [TYPE] | request dkim keygen SELECTOR DOMAIN
   reboot | poweroff | factory-reset | password | terminal length N
 ";
 

@@ -111,7 +111,27 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
         ["show", "system"] => fixed(&[("firmware", "both slots, boot state, last update")]),
         ["show", "system", "firmware"] => done(),
         ["show", "system", ..] => Next::default(),
-        ["request"] => fixed(&[("firmware", "signed firmware updates (A/B slots)")]),
+        ["request"] => fixed(&[
+            ("firmware", "signed firmware updates (A/B slots)"),
+            ("dkim", "DKIM signing keys"),
+        ]),
+        ["request", "dkim"] => fixed(&[(
+            "keygen",
+            "new signing key; prints the DNS record, adds [[auth.dkim]] to the candidate",
+        )]),
+        ["request", "dkim", "keygen"] => {
+            free("<SELECTOR>", "the s= selector, e.g. edge2026", false)
+        }
+        ["request", "dkim", "keygen", _] => free("<DOMAIN>", "the d= domain", false),
+        ["request", "dkim", "keygen", _, _] => Next {
+            words: vec![
+                w("rsa", "RSA-2048 (the default; every verifier)"),
+                w("ed25519", "Ed25519 (RFC 8463; publish an RSA key too)"),
+            ],
+            complete: true,
+            ..Next::default()
+        },
+        ["request", "dkim", "keygen", _, _, _] => done(),
         ["request", "firmware"] => fixed(&[
             (
                 "install",

@@ -65,6 +65,13 @@ pub enum ConsoleRequest {
     Probe {
         hop: String,
     },
+    /// `request dkim keygen SELECTOR DOMAIN [rsa|ed25519]`: a new signing key in
+    /// `data_dir/dkim/DOMAIN.SELECTOR.key`; the answer is the DNS record to publish.
+    DkimKeygen {
+        domain: String,
+        selector: String,
+        ed25519: bool,
+    },
     /// `dns lookup NAME [TYPE]` through the gateway's nameservers (`[dns]`), uncached.
     DnsLookup {
         name: String,
@@ -194,6 +201,11 @@ impl Admin {
                 user,
             } => ops::route(&running, &address, client, user.as_deref()).map(Reply::from),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await.map(Reply::from),
+            ConsoleRequest::DkimKeygen {
+                domain,
+                selector,
+                ed25519,
+            } => ops::dkim_keygen(&running, &domain, &selector, ed25519).map(Reply::from),
             ConsoleRequest::DnsLookup { name, kind } => ops::dns_lookup(&running, &name, &kind)
                 .await
                 .map(Reply::from),

@@ -3,7 +3,7 @@
 
 use super::admin::Admin;
 use super::reply::{
-    DomainQueue, InstalledCert, PendingConfirm, Probe, QueueStatus, Route, Status, Tls,
+    DomainQueue, Done, InstalledCert, PendingConfirm, Probe, QueueStatus, Route, Status, Tls,
 };
 use crate::config::{Config, NextHop};
 use crate::envelope::RcptStatus;
@@ -196,6 +196,50 @@ fn relay_verdict(config: &Config, client: Option<std::net::IpAddr>, user: Option
         (Err(denial), _) => format!("refused: {} ({})", denial.reply, denial.reason),
         (Ok(()), None) => "refused".into(),
     }
+}
+
+/// `request dkim keygen`: writes a new key where `[[auth.dkim]]` finds it by default and
+/// answers with the zone-file line to publish. An existing key is never replaced.
+pub fn dkim_keygen(
+    config: &Config,
+    domain: &str,
+    selector: &str,
+    ed25519: bool,
+) -> Result<Done, String> {
+    use crate::dkim::keygen::{self, Algorithm};
+    let (domain, selector) = (
+        domain.trim_end_matches('.').to_ascii_lowercase(),
+        selector.to_ascii_lowercase(),
+    );
+    for (what, name) in [("domain", &domain), ("selector", &selector)] {
+        if !crate::config::valid_hostname(name) {
+            return Err(format!("{what} {name:?} is not a valid DNS name"));
+        }
+    }
+    let path = crate::config::auth::default_key_path(&config.data_dir, &domain, &selector);
+    if path.exists() {
+        return Err(format!(
+            "{} exists: a key in service is never replaced (pick a new selector)",
+            path.display()
+        ));
+    }
+    let algorithm = if ed25519 {
+        Algorithm::Ed25519
+    } else {
+        Algorithm::Rsa
+    };
+    let pair = keygen::generate(algorithm)?;
+    keygen::write_key(&path, &pair.pem())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    log::info!(
+        "DKIM key {selector}._domainkey.{domain} generated in {}",
+        path.display()
+    );
+    Ok(Done::new(keygen::zone_entry(
+        &domain,
+        &selector,
+        &pair.record(),
+    )))
 }
 
 /// The record types `dns lookup` asks for by name.
