@@ -5,6 +5,7 @@
 //! port is bound or any file written; a bad one prints every offending key and exits 64.
 
 mod firmware;
+mod logsearch;
 mod user;
 
 use crate::config::{Config, EXIT_CONFIG};
@@ -92,6 +93,11 @@ enum Command {
     Firmware {
         #[command(subcommand)]
         action: firmware::FirmwareAction,
+    },
+    /// The gateway's log: message tracking over the control socket.
+    Log {
+        #[command(subcommand)]
+        action: logsearch::LogAction,
     },
     /// PID 1 duties inside the appliance image.
     Init,
@@ -189,6 +195,7 @@ pub fn main() -> ExitCode {
         Command::Dns { action } => crate::dns::audit::cli::run(action),
         Command::Dkim { action } => crate::dkim::cli::run(action),
         Command::Firmware { action } => firmware::run(action),
+        Command::Log { action } => logsearch::run(action),
         Command::Init => crate::init::run(),
     }
 }

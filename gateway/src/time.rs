@@ -32,6 +32,17 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// `2026-11-26T05:10:00` (UTC) of a Unix time: the form log lines start with.
+pub fn iso8601(secs: u64) -> String {
+    let (year, month, day) = civil(secs / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        secs % 86_400 / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// `2026-11-26T05:10:00.123Z` for log lines.
 pub fn iso8601_now() -> String {
     let now = SystemTime::now()

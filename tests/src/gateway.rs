@@ -26,6 +26,11 @@ pub fn config_text(
         format!("[admin]\naddress = \"{}\"\n", free_port())
     };
     let auth = no_checks(extra);
+    let log = if extra.contains("[log]") {
+        String::new()
+    } else {
+        format!("[log]\nlevel = \"{}\"\ntarget = \"stderr\"\n", log_level())
+    };
     format!(
         r#"hostname = "gateway.test"
 data_dir = "{data}"
@@ -37,14 +42,10 @@ address = "{listen}"
 name = "example.com"
 next_hops = ["{backend}"]
 
-[log]
-level = "{log_level}"
-target = "stderr"
-
+{log}
 {extra}
 {admin}{auth}"#,
         data = data_dir.display(),
-        log_level = log_level(),
     )
     .replace("{data_dir}", &data_dir.display().to_string())
 }

@@ -1016,3 +1016,77 @@ async fn a_refused_apply_returns_to_the_question_at_fault() {
 fn login_exists(passwd: &Path) -> bool {
     std::fs::read_to_string(passwd).is_ok_and(|s| s.starts_with("admin:"))
 }
+
+/// Message tracking (issue 17 item 8): the log kept in its file on the data directory,
+/// searched by queue id, Message-ID, sender, recipient and client from the console and
+/// with `edgemx log search` from the host, shows every step of a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_tracked_end_to_end_from_the_console_and_the_host() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(
+        dir.path(),
+        backend.addr(),
+        "[log]\nlevel = \"info\"\ntarget = \"file\"\n",
+    );
+    let reply = send_mail(
+        gw.addr,
+        "alice@client.test",
+        &["bob@example.com"],
+        &body("track1", "bob@example.com"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.code, 250);
+    let id = reply.text.rsplit(' ').next().unwrap().to_string();
+    backend.wait_for_messages(1, MAIL).await;
+    let file = std::fs::read_to_string(dir.path().join("log/edgemx.log")).unwrap();
+    assert!(file.contains(&format!("queued {id}")), "{file}");
+
+    let mut pty = console("track", &gw, None);
+    prompt(&mut pty);
+    // The delivery's line follows the 250 closely; wait until the trail has it.
+    let deadline = Instant::now() + STEP;
+    let trail = loop {
+        let out = cmd(&mut pty, "track message-id track1@client.test | no-more");
+        if out.contains("reply=\"250") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no delivery step:\n{out}");
+    };
+    assert!(trail.contains(&format!("message {id}")), "{trail}");
+    assert!(
+        trail.contains("from=<alice@client.test>") && trail.contains("client="),
+        "{trail}"
+    );
+    let port = format!(":{}", backend.addr().port());
+    assert!(trail.contains(&port), "the next hop is named:\n{trail}");
+    for query in [
+        format!("track id {id}"),
+        "track from @client.test".to_string(),
+        "track to bob@example.com since 1h".to_string(),
+        "show message-trace client 127.0.0.1".to_string(),
+    ] {
+        run(&mut pty, &query, &format!("message {id}"));
+    }
+    run(
+        &mut pty,
+        "track to nobody@example.com",
+        "no message matches",
+    );
+    run(&mut pty, "track since 1h", "say what to track");
+    pty.line("exit");
+    pty.wait_exit(STEP);
+
+    let out = Command::new(binary())
+        .args(["log", "search", "--id", &id, "--config"])
+        .arg(&gw.config_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains(&format!("message {id}")) && text.contains("reply=\"250"),
+        "{text}"
+    );
+}

@@ -101,10 +101,13 @@ impl Session {
             let Some((at, pipe)) = pipe else {
                 return self.dispatch(term, &words);
             };
-            if !matches!(words[0].text.as_str(), "show" | "test" | "probe" | "export") {
+            if !matches!(
+                words[0].text.as_str(),
+                "show" | "test" | "probe" | "export" | "track" | "dns"
+            ) {
                 return Err(Failure::at(
                     at,
-                    "output pipes follow show, test, probe and export",
+                    "output pipes follow show, test, probe, export, track and dns",
                 ));
             }
             super::term::capture();
@@ -175,6 +178,7 @@ impl Session {
                 print(&format!("{text}\n"));
                 Ok(())
             }
+            ["show", "message-trace", criteria @ ..] => self.track(term, criteria),
             ["show", what, rest @ ..] => self.show(term, what, rest),
             ["set", ..] => self.set(words),
             ["delete", ..] => self.delete(words),
@@ -270,6 +274,7 @@ impl Session {
                 Ok(())
             }
             ["ping", host, rest @ ..] => self.ping(host, rest),
+            ["track", criteria @ ..] => self.track(term, criteria),
             ["password"] => self.password(term),
             ["reboot"] => super::power::reboot(term, self.appliance, false),
             ["poweroff"] => super::power::reboot(term, self.appliance, true),
@@ -532,6 +537,45 @@ impl Session {
         self.link.console(call).map_err(Failure::plain)
     }
 
+    /// `track CRITERION VALUE …` (also `show message-trace …`): every step of the
+    /// matching messages from the gateway's kept log.
+    fn track(&mut self, term: &mut Term, criteria: &[&str]) -> Done {
+        use crate::observe::track::{self, Query, Trail};
+        let mut query = Query::default();
+        for (i, pair) in criteria.chunks(2).enumerate() {
+            let at = 1 + 2 * i;
+            let [what, value] = pair else {
+                return Err(Failure::at(at, "a value must follow"));
+            };
+            let value = value.to_string();
+            let bound = |v: &str| track::time_bound(v).map_err(|e| Failure::at(at + 1, e));
+            match *what {
+                "id" => query.id = Some(value),
+                "message-id" => query.message_id = Some(value),
+                "from" => query.from = Some(value),
+                "to" => query.to = Some(value),
+                "client" => query.client = Some(value),
+                "since" => query.since = Some(bound(&value)?),
+                "until" => query.until = Some(bound(&value)?),
+                _ => return Err(Failure::at(at, "not a tracking criterion")),
+            }
+        }
+        let only_time = Query {
+            since: query.since.clone(),
+            until: query.until.clone(),
+            ..Query::default()
+        };
+        if query == only_time {
+            return Err(Failure::at(
+                0,
+                "say what to track: id, message-id, from, to or client",
+            ));
+        }
+        let trails: Vec<Trail> = self.ask(ConsoleRequest::Track { query })?;
+        term.page(&track::format(&trails), self.page);
+        Ok(())
+    }
+
     /// `ping HOST [count N]`: a name is resolved through the gateway's nameservers.
     fn ping(&mut self, host: &str, rest: &[&str]) -> Done {
         let count = match rest {
@@ -669,6 +713,7 @@ Operations: show status | show queue [DOMAIN|ID] | show log [N] | show tls | ren
   queue flush [DOMAIN] | queue retry ID | queue delete ID | queue hold|release ID|DOMAIN|all
   show health | test route ADDRESS [from IP] [user NAME] | probe HOST:PORT
   ping HOST [count N] | dns lookup NAME|IP [TYPE] | request dkim keygen SELECTOR DOMAIN
+  track id|message-id|from|to|client VALUE [since|until TIME]  every step of a message
   reboot | poweroff | factory-reset | password | terminal length N
 ";
 

@@ -46,6 +46,10 @@ const TOP: &[(&str, &str)] = &[
         "new self-signed certificate (10 years), in use at once",
     ),
     ("password", "change the admin password"),
+    (
+        "track",
+        "every step of a message: by id, message-id, sender, recipient, client",
+    ),
     ("ping", "ICMP echo to a host: is it reachable, how far"),
     ("dns", "look names up through the gateway's nameservers"),
     ("terminal", "terminal settings"),
@@ -82,6 +86,20 @@ const SHOW: &[(&str, &str)] = &[
         "content scanners: reachable now, last verdicts, latency",
     ),
     ("system", "the appliance: firmware slots"),
+    ("message-trace", "every step of a message (as track)"),
+];
+
+const TRACK: &[(&str, &str)] = &[
+    ("id", "queue id (16 hex digits, from the 250 reply)"),
+    ("message-id", "the Message-ID header, or part of it"),
+    ("from", "envelope sender, or part of it (@example.com)"),
+    ("to", "a recipient, or part of one"),
+    ("client", "the client's address or name"),
+    (
+        "since",
+        "from this time (2026-12-03T18:30) or this long ago (2h)",
+    ),
+    ("until", "before this time or this long ago"),
 ];
 
 pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
@@ -98,6 +116,14 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
         complete: true,
         ..Next::default()
     };
+    let track = match before {
+        ["track", rest @ ..] => Some(rest),
+        ["show", "message-trace", rest @ ..] => Some(rest),
+        _ => None,
+    };
+    if let Some(rest) = track {
+        return track_next(rest);
+    }
     match before {
         [] => fixed(TOP),
         ["show"] => fixed(SHOW),
@@ -247,6 +273,31 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
         ["terminal", "length"] => free("<LINES>", "0 turns paging off", false),
         [_] | [_, _] | [_, _, _] if is_leaf(before) => done(),
         _ => Next::default(),
+    }
+}
+
+/// `track` criteria: pairs of a criterion (each once) and its value.
+fn track_next(rest: &[&str]) -> Next {
+    if rest.len() % 2 == 1 {
+        let last = rest[rest.len() - 1];
+        let help = TRACK
+            .iter()
+            .find(|(word, _)| *word == last)
+            .map_or("a value", |(_, help)| *help);
+        return Next {
+            free: Some(w("<VALUE>", help)),
+            ..Next::default()
+        };
+    }
+    let given = |word: &str| rest.iter().step_by(2).any(|r| *r == word);
+    Next {
+        words: TRACK
+            .iter()
+            .filter(|(word, _)| !given(word))
+            .map(|(a, b)| w(a, b))
+            .collect(),
+        complete: !rest.is_empty(),
+        ..Next::default()
     }
 }
 

@@ -72,6 +72,10 @@ pub enum ConsoleRequest {
         selector: String,
         ed25519: bool,
     },
+    /// Message tracking: every step of the messages matching the query, from the kept log.
+    Track {
+        query: crate::observe::track::Query,
+    },
     /// `dns lookup NAME [TYPE]` through the gateway's nameservers (`[dns]`), uncached.
     DnsLookup {
         name: String,
@@ -201,6 +205,15 @@ impl Admin {
                 user,
             } => ops::route(&running, &address, client, user.as_deref()).map(Reply::from),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await.map(Reply::from),
+            ConsoleRequest::Track { query } => {
+                // Reading up to (keep + 1) × max_size of log: off the runtime's threads.
+                tokio::task::spawn_blocking(move || {
+                    crate::observe::track::search(&query, crate::observe::kept_lines(), 100)
+                })
+                .await
+                .map(Reply::from)
+                .map_err(|e| format!("tracking failed: {e}"))
+            }
             ConsoleRequest::DkimKeygen {
                 domain,
                 selector,

@@ -23,6 +23,7 @@
 //! | console `Status` | [`Status`] |
 //! | console `Log` | `Vec<String>` |
 //! | console `LogSince` | [`LogTail`] |
+//! | console `Track` | `Vec<observe::track::Trail>` |
 //! | console `Tls`, `RenewCert` | [`Tls`] |
 //! | console `Scan` | [`ScanStatus`] |
 //! | console `Route` | [`Route`] |
@@ -255,6 +256,7 @@ replies!(
     Status(Status),
     Log(Vec<String>),
     LogTail(LogTail),
+    Trails(Vec<crate::observe::track::Trail>),
     Tls(Tls),
     Scan(ScanStatus),
     Route(Route),

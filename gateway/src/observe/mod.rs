@@ -15,6 +15,7 @@
 //! | `events.rs` | the events the data path publishes (accepted, delivered, hop down…) |
 //! | `ring.rs` | the last log lines, for the console's `show log` and `monitor` |
 //! | `logfile.rs` | the rotated log file on the data partition |
+//! | `track.rs` | message tracking: every step of a message, searched in the kept log |
 //!
 //! The registry is a value (one per running gateway) that subscribes to the events;
 //! nothing below `server` calls it. The mail-flow probes are the top-level `probe` module.
@@ -27,6 +28,7 @@ mod slots;
 
 pub mod logfile;
 pub mod ring;
+pub mod track;
 
 use crate::config::Log;
 use log::{LevelFilter, Metadata, Record};
@@ -66,7 +68,10 @@ pub fn init(config: &Log, data_dir: &std::path::Path, appliance: bool) {
             ring::push(&line);
         }
         match logfile::LogFile::open(&path, config.max_size.0, config.keep) {
-            Ok(file) => Some(Mutex::new(file)),
+            Ok(file) => {
+                let _ = LOG_FILE.set((path.clone(), config.keep));
+                Some(Mutex::new(file))
+            }
             Err(e) => {
                 eprintln!("edgemx: cannot open the log file {}: {e}", path.display());
                 None
@@ -85,6 +90,33 @@ pub fn init(config: &Log, data_dir: &std::path::Path, appliance: bool) {
     {
         log::set_max_level(level);
     }
+}
+
+/// The log file in use and how many rotated ones it keeps, once `init` opened it.
+static LOG_FILE: std::sync::OnceLock<(std::path::PathBuf, usize)> = std::sync::OnceLock::new();
+
+/// Every log line kept, oldest first: the log file and its rotated predecessors when the
+/// gateway logs to a file, else the in-memory ring. Read for message tracking.
+pub fn kept_lines() -> Box<dyn Iterator<Item = String>> {
+    let Some((path, keep)) = LOG_FILE.get() else {
+        return Box::new(ring::recent(usize::MAX).into_iter());
+    };
+    let mut files: Vec<std::path::PathBuf> = (1..=*keep)
+        .rev()
+        .map(|n| {
+            let mut name = path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            name.into()
+        })
+        .collect();
+    files.push(path.clone());
+    Box::new(files.into_iter().flat_map(|file| {
+        use std::io::BufRead;
+        std::fs::File::open(file)
+            .ok()
+            .into_iter()
+            .flat_map(|f| std::io::BufReader::new(f).lines().map_while(Result::ok))
+    }))
 }
 
 /// One line per record: `2026-11-26T05:10:00.123Z INFO edgemx::smtp: text`, kept in the

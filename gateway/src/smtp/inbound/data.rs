@@ -175,15 +175,25 @@ impl Session {
             envelope.recipients.len(),
             envelope.size,
         );
+        let to: Vec<String> = envelope
+            .recipients
+            .iter()
+            .map(|r| r.address.clone())
+            .collect();
+        let (message_id, verdicts) = tracking_fields(&body);
         match self.ctx.queue.enqueue(envelope, body).await {
             Ok(stored) => {
                 self.messages += 1;
                 self.ctx.events.publish(&Event::Accepted);
+                // One line with everything message tracking searches by (`track`).
                 log::info!(
-                    "queued {} from=<{sender}> size={size} rcpts={rcpts} client={} tls={}",
+                    "queued {} from=<{sender}> size={size} rcpts={rcpts} client={} tls={} \
+                     to=<{}> msgid={message_id} auth={verdicts}",
                     stored.id,
-                    self.client(),
+                    // One word: `helo[192.0.2.1]`, as Postfix writes a client.
+                    self.client().replace(' ', ""),
                     self.tls.as_deref().unwrap_or("no"),
+                    to.join(">,<"),
                 );
                 self.answer(Reply::queued(&stored.id.to_string()))
             }
@@ -256,5 +266,58 @@ pub fn line_endings(setting: ConfigLineEndings) -> LineEndings {
     match setting {
         ConfigLineEndings::Reject => LineEndings::Reject,
         ConfigLineEndings::Normalize => LineEndings::Normalize,
+    }
+}
+
+/// The Message-ID (`<…>`, or `-`) and our Authentication-Results verdicts
+/// (`spf=pass,dkim=pass,dmarc=pass`, or `-`) of a message about to be queued, for the
+/// `queued` log line that message tracking searches.
+fn tracking_fields(body: &[u8]) -> (String, String) {
+    let head = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(body, |end| &body[..end]);
+    let head = String::from_utf8_lossy(head)
+        .replace("\r\n\t", " ")
+        .replace("\r\n ", " ");
+    let field = |name: &str| {
+        head.split("\r\n").find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+    };
+    let message_id = field("Message-ID")
+        .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "-".into());
+    let results = field("Authentication-Results").unwrap_or_default();
+    let verdicts: Vec<&str> = results
+        .split([';', ' '])
+        .filter(|w| {
+            w.split_once('=')
+                .is_some_and(|(k, _)| matches!(k, "spf" | "dkim" | "dmarc" | "arc"))
+        })
+        .collect();
+    let verdicts = if verdicts.is_empty() {
+        "-".to_string()
+    } else {
+        verdicts.join(",")
+    };
+    (message_id, verdicts)
+}
+
+#[cfg(test)]
+mod tracking_tests {
+    #[test]
+    fn the_queued_line_carries_message_id_and_verdicts() {
+        let body = b"Authentication-Results: mx.test; spf=pass smtp.mailfrom=a@b.test;\r\n\tdkim=fail header.d=b.test; dmarc=none\r\nMessage-ID:\r\n <x1@b.test>\r\nSubject: hi\r\n\r\nMessage-ID: <not@this>\r\n";
+        let (id, verdicts) = super::tracking_fields(body);
+        assert_eq!(id, "<x1@b.test>");
+        assert_eq!(verdicts, "spf=pass,dkim=fail,dmarc=none");
+        assert_eq!(
+            super::tracking_fields(b"\r\n\r\nbody"),
+            ("-".into(), "-".into())
+        );
     }
 }
