@@ -19,6 +19,7 @@ pub mod network;
 mod nexthop;
 pub mod parts;
 mod relay;
+mod reports;
 mod reserve;
 pub mod routes;
 pub mod scan;
