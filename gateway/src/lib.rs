@@ -47,6 +47,7 @@ pub mod password;
 pub mod policy;
 pub mod probe;
 pub mod queue;
+pub mod report;
 pub mod routing;
 pub mod scan;
 pub mod server;

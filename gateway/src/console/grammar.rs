@@ -47,7 +47,10 @@ const TOP: &[(&str, &str)] = &[
     ),
     ("password", "change the admin password"),
     ("terminal", "terminal settings"),
-    ("request", "firmware install, rollback and commit"),
+    (
+        "request",
+        "firmware install, rollback and commit; reports send",
+    ),
     ("reboot", "restart the appliance"),
     ("poweroff", "shut the appliance down"),
     (
@@ -76,6 +79,10 @@ const SHOW: &[(&str, &str)] = &[
         "content scanners: reachable now, last verdicts, latency",
     ),
     ("system", "the appliance: firmware slots"),
+    (
+        "reports",
+        "TLS-RPT and DMARC reports: data waiting, last sends",
+    ),
 ];
 
 pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
@@ -105,7 +112,12 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
         ["show", "system"] => fixed(&[("firmware", "both slots, boot state, last update")]),
         ["show", "system", "firmware"] => done(),
         ["show", "system", ..] => Next::default(),
-        ["request"] => fixed(&[("firmware", "signed firmware updates (A/B slots)")]),
+        ["request"] => fixed(&[
+            ("firmware", "signed firmware updates (A/B slots)"),
+            ("reports", "TLS-RPT and DMARC aggregate reports"),
+        ]),
+        ["request", "reports"] => fixed(&[("send", "report everything aggregated, now")]),
+        ["request", "reports", "send"] => done(),
         ["request", "firmware"] => fixed(&[
             (
                 "install",

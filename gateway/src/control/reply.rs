@@ -24,6 +24,7 @@
 //! | console `Log` | `Vec<String>` |
 //! | console `Tls`, `RenewCert` | [`Tls`] |
 //! | console `Scan` | [`ScanStatus`] |
+//! | console `Reports` | [`ReportsStatus`] |
 //! | console `Route` | [`Route`] |
 //! | console `Probe` | [`Probe`] |
 //! | console `InstallCert` | [`InstalledCert`] |
@@ -40,6 +41,7 @@ use crate::config::store::Revision;
 use crate::delivery::health::HopHealth;
 use crate::envelope::Envelope;
 pub use crate::firmware::ops::{FirmwareStatus, SlotStatus};
+pub use crate::observe::reports::ReportsStatus;
 use crate::queue::QueueStats;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -240,6 +242,7 @@ replies!(
     Log(Vec<String>),
     Tls(Tls),
     Scan(ScanStatus),
+    Reports(ReportsStatus),
     Route(Route),
     Probe(Probe),
     InstalledCert(InstalledCert),

@@ -13,6 +13,7 @@
 //! | `scrape.rs` | what is read at scrape time: health, queue depth per destination |
 //! | `events.rs` | the events the data path publishes (accepted, delivered, hop down…) |
 //! | `ring.rs` | the last log lines, for the console's `show log` |
+//! | `reports.rs` | the view of the report senders (`show reports`) and the [`reports::Desk`] the control socket asks |
 //!
 //! The registry is a value (one per running gateway) that subscribes to the events;
 //! nothing below `server` calls it. The mail-flow probes are the top-level `probe` module.
@@ -20,6 +21,7 @@
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod reports;
 pub mod scrape;
 mod slots;
 
