@@ -125,6 +125,7 @@ fn outcome(gw: &Gateway, domain: &str, mx: &str, failure: Option<&'static str>) 
 
 fn tls_zone() -> Zone {
     Zone::new()
+        .txt("rep._domainkey.gateway.test", &signing_key().1)
         .txt(
             "_smtp._tls.policy.test",
             "v=TLSRPTv1; rua=mailto:tlsrpt@example.com",
@@ -135,9 +136,30 @@ fn tls_zone() -> Zone {
         )
 }
 
-async fn tls_gateway(dns: &DnsServer, backend: &FakeBackend, dir: tempfile::TempDir) -> Gateway {
+/// The gateway's own DKIM key for gateway.test (the domain of `report_from`), one per
+/// test binary: the PEM and the TXT record.
+fn signing_key() -> &'static (String, String) {
+    static KEY: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let pair = edgemx::dkim::keygen::generate(Algorithm::Ed25519).unwrap();
+        (pair.pem(), pair.record())
+    })
+}
+
+/// A gateway reporting TLS-RPT, with `dir` as data directory (the DKIM key is put at its
+/// default place there once).
+async fn tls_gateway(
+    dns: &DnsServer,
+    backend: &FakeBackend,
+    dir: tempfile::TempDir,
+    auth: &str,
+) -> Gateway {
+    let key = edgemx::config::auth::default_key_path(dir.path(), "gateway.test", "rep");
+    if !key.exists() {
+        edgemx::dkim::keygen::write_key(&key, &signing_key().0).unwrap();
+    }
     let extra = format!(
-        "{}\n[auth]\nverify = false\ntls_reports = true\n{IDENTITY}",
+        "{}\n[auth]\nverify = false\ntls_reports = true\n{IDENTITY}{auth}\n[[auth.dkim]]\ndomain = \"gateway.test\"\nselector = \"rep\"\n",
         dns.config()
     );
     let gw = Gateway::start_in(dir, backend.addr(), &extra).await;
@@ -149,7 +171,7 @@ async fn tls_gateway(dns: &DnsServer, backend: &FakeBackend, dir: tempfile::Temp
 async fn a_tls_report_counts_sessions_per_result_type_and_reaches_the_rua() {
     let dns = DnsServer::start(tls_zone()).await;
     let backend = FakeBackend::start().await;
-    let gw = tls_gateway(&dns, &backend, tempfile::tempdir().unwrap()).await;
+    let gw = tls_gateway(&dns, &backend, tempfile::tempdir().unwrap(), "").await;
     for _ in 0..3 {
         outcome(&gw, "policy.test", "mx1.policy.test", None);
     }
@@ -189,6 +211,9 @@ async fn a_tls_report_counts_sessions_per_result_type_and_reaches_the_rua() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].rcpt_to, ["tlsrpt@example.com"]);
     assert_eq!(got[0].mail_from, "reports@gateway.test");
+    // Signed with the key of report_from's domain, as the gateway signs its other mail.
+    let dkim = edgemx_tests::mailauth::verify(&dns, &got[0].data).await;
+    assert_eq!(dkim, [mail_auth::DkimResult::Pass]);
     let mail = parse(&got[0]);
     assert_eq!(mail["type"], "multipart/report");
     assert_eq!(mail["report_type"], "tlsrpt");
@@ -248,7 +273,7 @@ async fn a_tls_report_counts_sessions_per_result_type_and_reaches_the_rua() {
 async fn tls_counts_survive_a_restart_and_are_reported_once() {
     let dns = DnsServer::start(tls_zone()).await;
     let backend = FakeBackend::start().await;
-    let gw = tls_gateway(&dns, &backend, tempfile::tempdir().unwrap()).await;
+    let gw = tls_gateway(&dns, &backend, tempfile::tempdir().unwrap(), "").await;
     outcome(&gw, "policy.test", "mx1.policy.test", None);
     outcome(&gw, "policy.test", "mx1.policy.test", None);
     outcome(
@@ -258,7 +283,7 @@ async fn tls_counts_survive_a_restart_and_are_reported_once() {
         Some("validation-failure"),
     );
     let dir = gw.stop().await;
-    let gw = tls_gateway(&dns, &backend, dir).await;
+    let gw = tls_gateway(&dns, &backend, dir, "").await;
     let shown = reports(&gw, false).await;
     assert_eq!(shown["pending"][0]["count"], 3, "{shown}");
     outcome(&gw, "policy.test", "mx1.policy.test", None);
@@ -271,7 +296,7 @@ async fn tls_counts_survive_a_restart_and_are_reported_once() {
     assert_eq!(summary["total-failure-session-count"], 1, "{report}");
     // The report and the removal of its data were one commit: nothing comes back.
     let dir = gw.stop().await;
-    let gw = tls_gateway(&dns, &backend, dir).await;
+    let gw = tls_gateway(&dns, &backend, dir, "").await;
     assert!(
         reports(&gw, false).await["pending"]
             .as_array()
@@ -279,6 +304,65 @@ async fn tls_counts_survive_a_restart_and_are_reported_once() {
             .is_empty()
     );
     gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_queues_at_most_report_max_per_run_and_the_rest_waits_for_the_next() {
+    let zone = tls_zone().txt(
+        "_smtp._tls.second.test",
+        "v=TLSRPTv1; rua=mailto:tlsrpt@example.com",
+    );
+    let dns = DnsServer::start(zone).await;
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = tls_gateway(&dns, &backend, dir, "report_max_per_run = 1\n").await;
+    outcome(&gw, "policy.test", "mx1.policy.test", None);
+    outcome(&gw, "second.test", "mx1.second.test", None);
+    let first = results(&reports(&gw, true).await);
+    let mut kinds: Vec<&str> = first.iter().map(|(_, r)| r.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["queued", "skipped_run_limit"], "{first:?}");
+    let waiting = reports(&gw, false).await;
+    assert_eq!(waiting["pending"].as_array().unwrap().len(), 1, "{waiting}");
+    let second = results(&reports(&gw, true).await);
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].1, "queued");
+    assert_ne!(
+        second[0].0,
+        first.iter().find(|(_, r)| r == "queued").unwrap().0
+    );
+    let got = backend.wait_for_messages(2, WAIT).await;
+    let mut domains: Vec<String> = got
+        .iter()
+        .map(|m| parse(m)["tls_domain"].as_str().unwrap().to_string())
+        .collect();
+    domains.sort();
+    assert_eq!(domains, ["policy.test", "second.test"]);
+    gw.stop().await;
+}
+
+#[test]
+fn check_config_names_a_bad_report_setting_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edgemx.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "hostname = \"mx.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:2525\"\n\
+             [auth]\ndmarc_reports = true\nreport_max_per_run = 0\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(edgemx_tests::gateway::binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr.contains("auth.report_from"), "{stderr}");
+    assert!(stderr.contains("auth.report_max_per_run"), "{stderr}");
 }
 
 /// Senders and their DMARC records: `pass.test` and `reject.test` report to example.com,

@@ -35,6 +35,9 @@ pub struct Run<'a> {
     config: Arc<Config>,
     force: bool,
     now: u64,
+    /// Our `[[auth.dkim]]` keys: a report from a domain we sign for is signed like its
+    /// other mail (receivers check DMARC on reports too).
+    signer: crate::dkim::Signer,
     /// Reports and bytes this run may still queue.
     reports_left: u32,
     bytes_left: u64,
@@ -44,8 +47,13 @@ pub struct Run<'a> {
 impl<'a> Run<'a> {
     pub fn new(inner: &'a Inner, force: bool) -> Run<'a> {
         let config = inner.config.borrow().clone();
+        let signer = crate::dkim::Signer::load(&config).unwrap_or_else(|e| {
+            log::warn!("reports: DKIM keys unusable, reports go unsigned: {e}");
+            crate::dkim::Signer::default()
+        });
         Run {
             inner,
+            signer,
             force,
             now: crate::time::unix_now(),
             reports_left: config.auth.report_max_per_run,
@@ -387,6 +395,16 @@ impl<'a> Run<'a> {
         to: &[String],
         mut changes: Vec<Change>,
     ) -> Outcome {
+        let message = match self.signer.sign(&message) {
+            Ok(mut fields) => {
+                fields.extend_from_slice(&message);
+                fields
+            }
+            Err(e) => {
+                log::warn!("reports: DKIM signing failed, the report goes unsigned: {e}");
+                message
+            }
+        };
         let size = message.len() as u64;
         if self.reports_left == 0 || size > self.bytes_left {
             return Outcome::Later(
@@ -518,6 +536,7 @@ async fn verified(resolver: &Resolver, policy_domain: &str, address: &str) -> bo
     let name = format!("{policy_domain}._report._dmarc.{dest}");
     match resolver.txt(&name).await {
         Ok(texts) => texts.iter().any(|t| is_dmarc(t)),
+        Err(DnsError::Permanent(_)) => false,
         Err(e) => {
             log::warn!("reports: {name}: {e}; the destination is not used this time");
             false
