@@ -491,6 +491,14 @@ mod tests {
     }
 
     #[test]
+    fn reports_are_shown_and_sent_on_request() {
+        let t = DocumentMut::new();
+        let ok = |line: &str| check(&split(line), &t).is_ok();
+        assert!(ok("show reports") && ok("request reports send"));
+        assert!(!ok("request reports") && !ok("request reports send now"));
+    }
+
+    #[test]
     fn firmware_commands_take_a_url_and_an_optional_allow_downgrade() {
         let t = DocumentMut::new();
         let ok = |line: &str| check(&split(line), &t).is_ok();

@@ -122,3 +122,48 @@ fn lines(sent: &[Sent]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_reports_names_the_switches_what_waits_and_the_last_sends() {
+        let sent = Sent {
+            kind: "dmarc".into(),
+            domain: "example.org".into(),
+            at: 86_400 + 3_723,
+            result: "queued".into(),
+            detail: "0000000000000007 to dmarc@example.net".into(),
+        };
+        let status = ReportsStatus {
+            tls_reports: true,
+            dmarc_reports: false,
+            pending: vec![Pending {
+                kind: "tlsrpt".into(),
+                domain: "example.com".into(),
+                begin: 0,
+                count: 5,
+                failed: 2,
+            }],
+            recent: vec![sent.clone()],
+            sent: vec![sent],
+        };
+        let text = status.text();
+        assert!(
+            text.starts_with("TLS-RPT reports on, DMARC aggregate reports off\n"),
+            "{text}"
+        );
+        assert!(text.contains("tlsrpt example.com"), "{text}");
+        assert!(text.contains("5 sessions, 2 failed"), "{text}");
+        assert!(text.contains("01:02:03Z  dmarc  example.org"), "{text}");
+        assert!(
+            text.contains("queued: 0000000000000007 to dmarc@example.net"),
+            "{text}"
+        );
+        assert_eq!(status.sent_text().lines().count(), 1);
+        let idle = ReportsStatus::default();
+        assert!(idle.text().contains("nothing aggregated"));
+        assert_eq!(idle.sent_text(), "nothing to report\n");
+    }
+}
