@@ -33,7 +33,7 @@
 //! | `book.rs` | the aggregates in memory and their stored form |
 //! | `tlsrpt.rs` | TLS-RPT buckets and the RFC 8460 JSON report |
 //! | `dmarc.rs` | DMARC buckets, the XML report, `ri` |
-//! | `run.rs` | a reporting run: `rua` lookups, §7.1 verification, limits, queueing |
+//! | `run/` | a reporting run: `rua` lookups, §7.1 verification, limits, queueing |
 
 mod book;
 mod dmarc;
@@ -137,12 +137,6 @@ impl Reports {
                 }
             }
         }
-        let _busy = self.inner.busy.lock().await;
-        self.inner.flush().await;
-    }
-
-    /// Writes the aggregates changed since the last flush now.
-    pub async fn flush(&self) {
         let _busy = self.inner.busy.lock().await;
         self.inner.flush().await;
     }
