@@ -194,8 +194,14 @@ async fn a_tls_report_counts_sessions_per_result_type_and_reaches_the_rua() {
         Some("starttls-not-supported"),
     );
     outcome(&gw, "web.test", "mx.web.test", None);
+    outcome(
+        &gw,
+        "quiet.test",
+        "mx.quiet.test",
+        Some("validation-failure"),
+    );
     let shown = reports(&gw, false).await;
-    assert_eq!(shown["pending"].as_array().unwrap().len(), 2, "{shown}");
+    assert_eq!(shown["pending"].as_array().unwrap().len(), 3, "{shown}");
 
     let status = reports(&gw, true).await;
     let sent = results(&status);
@@ -205,6 +211,10 @@ async fn a_tls_report_counts_sessions_per_result_type_and_reaches_the_rua() {
     );
     assert!(
         sent.contains(&("web.test".into(), "skipped_no_mailto".into())),
+        "{status}"
+    );
+    assert!(
+        sent.contains(&("quiet.test".into(), "skipped_no_policy".into())),
         "{status}"
     );
     let got = backend.wait_for_messages(1, WAIT).await;
@@ -417,6 +427,16 @@ async fn dmarc_aggregate_reports_carry_what_was_verified_and_respect_the_rate_li
         let reply = send_mail(gw.addr, "a@pass.test", &to, &body).await.unwrap();
         assert!(reply.is("250"), "{reply:?}");
     }
+    // A subdomain without a record of its own is reported under its parent's policy.
+    let reply = send_mail(
+        gw.addr,
+        "c@sub.pass.test",
+        &to,
+        &message("c@sub.pass.test", ""),
+    )
+    .await
+    .unwrap();
+    assert!(reply.is("250"), "{reply:?}");
     let reply = send_mail(gw.addr, "x@reject.test", &to, &message("x@reject.test", ""))
         .await
         .unwrap();
@@ -430,7 +450,7 @@ async fn dmarc_aggregate_reports_carry_what_was_verified_and_respect_the_rate_li
     .await
     .unwrap();
     assert!(reply.is("250"), "{reply:?}");
-    backend.wait_for_messages(4, WAIT).await;
+    backend.wait_for_messages(5, WAIT).await;
 
     let status = reports(&gw, true).await;
     let mut sent = results(&status);
@@ -444,9 +464,10 @@ async fn dmarc_aggregate_reports_carry_what_was_verified_and_respect_the_rate_li
         ],
         "{status}"
     );
-    let got = backend.wait_for_messages(6, WAIT).await;
-    let reports_got: Vec<Value> = got[4..].iter().map(parse).collect();
-    assert!(got[4..].iter().all(|m| m.rcpt_to == ["dmarc@example.com"]));
+    let got = backend.wait_for_messages(7, WAIT).await;
+    assert_eq!(got.len(), 7);
+    let reports_got: Vec<Value> = got[5..].iter().map(parse).collect();
+    assert!(got[5..].iter().all(|m| m.rcpt_to == ["dmarc@example.com"]));
     let of = |domain: &str| {
         reports_got
             .iter()
@@ -474,10 +495,24 @@ async fn dmarc_aggregate_reports_carry_what_was_verified_and_respect_the_rate_li
         report["begin"].as_u64() < report["end"].as_u64(),
         "{report}"
     );
-    let records = report["records"].as_array().unwrap();
+    let (records, sub): (Vec<&Value>, Vec<&Value>) = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|r| r["header_from"] == "pass.test");
     assert_eq!(records.len(), 2, "signed and unsigned differ: {report}");
     let total: u64 = records.iter().map(|r| r["count"].as_u64().unwrap()).sum();
     assert_eq!(total, 3);
+    assert_eq!(sub.len(), 1, "{report}");
+    assert_eq!(sub[0]["header_from"], "sub.pass.test");
+    assert_eq!(
+        (&sub[0]["dkim"], &sub[0]["spf"]),
+        (&"fail".into(), &"fail".into())
+    );
+    assert_eq!(
+        sub[0]["auth_spf"],
+        serde_json::json!([["sub.pass.test", "mfrom", "none"]])
+    );
     let signed_row = records.iter().find(|r| r["count"] == 1).unwrap();
     assert_eq!(
         signed_row["auth_dkim"],
@@ -487,7 +522,7 @@ async fn dmarc_aggregate_reports_carry_what_was_verified_and_respect_the_rate_li
     let plain = records.iter().find(|r| r["count"] == 2).unwrap();
     assert_eq!(plain["auth_dkim"], serde_json::json!([]));
     assert_eq!(plain["dkim"], "fail");
-    for r in records {
+    for r in &records {
         assert_eq!(r["source_ip"], "127.0.0.1");
         assert_eq!(r["disposition"], "none");
         assert_eq!(r["spf"], "pass");

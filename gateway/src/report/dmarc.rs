@@ -137,8 +137,8 @@ pub struct Identity<'a> {
     pub contact: &'a str,
 }
 
-/// The report on `hours` (one domain, oldest first, not empty) for [`begin`, `end`);
-/// `policy_domain` is where the DMARC record was found.
+/// The report on `hours` (not empty; of the From: domains whose policy is at
+/// `policy_domain`) for [`begin`, `end`).
 pub fn report(
     who: &Identity<'_>,
     policy_domain: &str,
@@ -147,7 +147,10 @@ pub fn report(
     begin: u64,
     end: u64,
 ) -> Report {
-    let newest = &hours[hours.len() - 1];
+    let newest = hours
+        .iter()
+        .max_by_key(|h| h.hour)
+        .expect("hours is not empty");
     let mut report = Report::new()
         .with_version(1.0)
         .with_org_name(who.org_name)

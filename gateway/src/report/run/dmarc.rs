@@ -9,61 +9,80 @@ use crate::queue::Change;
 use crate::report::book::{self, Book};
 use crate::report::dmarc::{self, DmarcHour, Identity};
 use mail_auth::common::parse::TxtRecordParser;
+use std::collections::BTreeMap;
 
 impl Run<'_> {
+    /// Reports per policy domain: the From: domains whose policy is found at the same
+    /// domain (their own, or a parent's) share one report.
     pub(super) async fn dmarc(&mut self, resolver: &Resolver) {
+        let (now, force) = (self.now, self.force);
+        // Nothing can be due before an hour has ended (the shortest period): no lookup.
         let domains: Vec<String> = {
             let book = self.inner.book();
-            let mut domains: Vec<String> = book.dmarc.keys().map(|(d, _)| d.clone()).collect();
+            let mut domains: Vec<String> = book
+                .dmarc
+                .keys()
+                .filter(|(_, h)| force || (h + 1) * 3_600 <= now)
+                .map(|(d, _)| d.clone())
+                .collect();
             domains.dedup();
             domains
         };
+        let mut policies: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
         for domain in domains {
-            if let Some(outcome) = self.dmarc_domain(resolver, &domain).await {
-                self.note("dmarc", &domain, outcome);
+            match find_policy(resolver, &domain).await {
+                Ok(Some((policy_domain, text))) => {
+                    let entry = policies.entry(policy_domain).or_insert((text, Vec::new()));
+                    entry.1.push(domain);
+                }
+                Ok(None) => {
+                    let keys: Vec<String> = self
+                        .take_dmarc(std::slice::from_ref(&domain), |_| true)
+                        .iter()
+                        .map(|h| book::dmarc_key(&h.domain, h.hour))
+                        .collect();
+                    let why = format!("no DMARC record for {domain}");
+                    let outcome = self.discard(&keys, "skipped_no_policy", why).await;
+                    self.note("dmarc", &domain, outcome);
+                }
+                Err(e) => {
+                    let why = format!("DMARC record of {domain}: {e}");
+                    self.note("dmarc", &domain, Outcome::Later("failed", why));
+                }
+            }
+        }
+        for (policy_domain, (text, domains)) in policies {
+            let outcome = self
+                .dmarc_policy(resolver, &policy_domain, &text, &domains)
+                .await;
+            if let Some(outcome) = outcome {
+                self.note("dmarc", &policy_domain, outcome);
             }
         }
     }
 
-    /// `None` when nothing of `domain` is due yet.
-    async fn dmarc_domain(&mut self, resolver: &Resolver, domain: &str) -> Option<Outcome> {
-        let (policy_domain, text) = match find_policy(resolver, domain).await {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                let keys = self
-                    .take_dmarc(domain, |_| true)
-                    .into_iter()
-                    .map(|h| book::dmarc_key(domain, h.hour))
-                    .collect::<Vec<_>>();
-                return Some(
-                    self.discard(
-                        &keys,
-                        "skipped_no_policy",
-                        format!("no DMARC record for {domain}"),
-                    )
-                    .await,
-                );
-            }
-            Err(e) => {
-                return Some(Outcome::Later(
-                    "failed",
-                    format!("DMARC record of {domain}: {e}"),
-                ));
-            }
-        };
-        let period = dmarc::period(dmarc::ri(&text));
+    /// The report of `policy_domain` (published as `text`) on `domains`; `None` when
+    /// nothing is due yet.
+    async fn dmarc_policy(
+        &mut self,
+        resolver: &Resolver,
+        policy_domain: &str,
+        text: &str,
+        domains: &[String],
+    ) -> Option<Outcome> {
         let (now, force) = (self.now, self.force);
+        let period = dmarc::period(dmarc::ri(text));
         let due = |hour: u64| force || (hour * 3_600 / period + 1) * period <= now;
         let any_due = self
             .inner
             .book()
             .dmarc
-            .iter()
-            .any(|((d, h), _)| d == domain && due(*h));
+            .keys()
+            .any(|(d, h)| domains.contains(d) && due(*h));
         if !any_due {
             return None;
         }
-        let last = self.inner.book().dmarc_sent.get(domain).copied();
+        let last = self.inner.book().dmarc_sent.get(policy_domain).copied();
         if last.is_some_and(|at| at / period == now / period) {
             return Some(Outcome::Later(
                 "skipped_rate_limit",
@@ -73,9 +92,9 @@ impl Run<'_> {
                 ),
             ));
         }
-        let hours = self.take_dmarc(domain, due);
+        let hours = self.take_dmarc(domains, due);
         let outcome = self
-            .dmarc_report(resolver, domain, &policy_domain, &text, &hours, period)
+            .dmarc_report(resolver, policy_domain, text, &hours, period)
             .await;
         let mut book = self.inner.book();
         match &outcome {
@@ -85,7 +104,7 @@ impl Run<'_> {
                 }
             }
             Outcome::Queued(_) => {
-                book.dmarc_sent.insert(domain.to_string(), now);
+                book.dmarc_sent.insert(policy_domain.to_string(), now);
             }
             Outcome::Dropped(..) => {}
         }
@@ -95,7 +114,6 @@ impl Run<'_> {
     async fn dmarc_report(
         &mut self,
         resolver: &Resolver,
-        domain: &str,
         policy_domain: &str,
         text: &str,
         hours: &[DmarcHour],
@@ -103,7 +121,7 @@ impl Run<'_> {
     ) -> Outcome {
         let keys: Vec<String> = hours
             .iter()
-            .map(|h| book::dmarc_key(domain, h.hour))
+            .map(|h| book::dmarc_key(&h.domain, h.hour))
             .collect();
         let record = match mail_auth::dmarc::Dmarc::parse(text.as_bytes()) {
             Ok(record) => record,
@@ -162,7 +180,7 @@ impl Run<'_> {
             email: &auth.report_from,
             contact: &auth.report_contact,
         };
-        let report_id = format!("{domain}.{begin}.{}", fastrand::u32(..));
+        let report_id = format!("{policy_domain}.{begin}.{}", fastrand::u32(..));
         let report = dmarc::report(&who, policy_domain, hours, &report_id, begin, end);
         let build = |to: &[&str]| {
             let mut message = Vec::new();
@@ -186,7 +204,7 @@ impl Run<'_> {
         }
         for (address, max) in &too_big {
             log::info!(
-                "reports: {domain}: {address} skipped: the report ({size} bytes) is over its !{max}"
+                "reports: {policy_domain}: {address} skipped: the report ({size} bytes) is over its !{max}"
             );
         }
         let to: Vec<String> = fit.iter().map(|(a, _)| a.clone()).collect();
@@ -197,20 +215,20 @@ impl Run<'_> {
         let mut changes: Vec<Change> = keys.into_iter().map(Change::DeleteRecord).collect();
         if let Some(value) = book::encode(&self.now) {
             changes.push(Change::PutRecord {
-                key: book::sent_key(domain),
+                key: book::sent_key(policy_domain),
                 value,
             });
         }
         self.queue(message, &to, changes).await
     }
 
-    /// Takes `domain`'s buckets whose hour passes `due` out of the book, oldest first.
-    fn take_dmarc(&self, domain: &str, due: impl Fn(u64) -> bool) -> Vec<DmarcHour> {
+    /// Takes the buckets of `domains` whose hour passes `due` out of the book.
+    fn take_dmarc(&self, domains: &[String], due: impl Fn(u64) -> bool) -> Vec<DmarcHour> {
         let mut book = self.inner.book();
         let keys: Vec<(String, u64)> = book
             .dmarc
             .keys()
-            .filter(|(d, h)| d == domain && due(*h))
+            .filter(|(d, h)| domains.contains(d) && due(*h))
             .cloned()
             .collect();
         keys.into_iter()

@@ -10,7 +10,7 @@ pub fn submitter(report_from: &str) -> &str {
 
 /// The DMARC record that applies to `domain`: its own, else the nearest parent's (the
 /// Organizational Domain without a public suffix list: the walk stops before the top
-/// level). Returns where it was found and its text.
+/// level). Returns where it was found and its text; a temporary DNS error is an error.
 pub async fn find_policy(
     resolver: &Resolver,
     domain: &str,
@@ -18,12 +18,21 @@ pub async fn find_policy(
     let labels: Vec<&str> = domain.split('.').collect();
     for start in 0..labels.len().saturating_sub(1) {
         let name = labels[start..].join(".");
-        let texts = resolver.txt(&format!("_dmarc.{name}")).await?;
+        let texts = records(resolver, &format!("_dmarc.{name}")).await?;
         if let Some(text) = texts.into_iter().find(|t| is_dmarc(t)) {
             return Ok(Some((name, text)));
         }
     }
     Ok(None)
+}
+
+/// The TXT texts at `name`; a name that does not exist has none (only a temporary error
+/// is an error).
+pub async fn records(resolver: &Resolver, name: &str) -> Result<Vec<String>, DnsError> {
+    match resolver.txt(name).await {
+        Err(DnsError::Permanent(_)) => Ok(Vec::new()),
+        other => other,
+    }
 }
 
 fn is_dmarc(text: &str) -> bool {
@@ -44,9 +53,8 @@ pub async fn verified(resolver: &Resolver, policy_domain: &str, address: &str) -
         return true;
     }
     let name = format!("{policy_domain}._report._dmarc.{dest}");
-    match resolver.txt(&name).await {
+    match records(resolver, &name).await {
         Ok(texts) => texts.iter().any(|t| is_dmarc(t)),
-        Err(DnsError::Permanent(_)) => false,
         Err(e) => {
             log::warn!("reports: {name}: {e}; the destination is not used this time");
             false

@@ -1,7 +1,7 @@
 //! TLS-RPT in a run: the days that have ended (or all, when forced), the domain's
 //! `_smtp._tls` record, the RFC 8460 §5.3 message to its `mailto:` destinations.
 
-use super::lookup::submitter;
+use super::lookup::{records, submitter};
 use super::{Outcome, Run};
 use crate::dns::Resolver;
 use crate::queue::Change;
@@ -46,7 +46,7 @@ impl Run<'_> {
         let domain = &bucket.domain;
         let key = book::tls_key(day, domain);
         let name = format!("_smtp._tls.{domain}");
-        let record = match resolver.txt(&name).await {
+        let record = match records(resolver, &name).await {
             Ok(texts) => texts.iter().find_map(|t| TlsRpt::parse(t.as_bytes()).ok()),
             Err(e) => return Outcome::Later("failed", format!("{name}: {e}")),
         };
