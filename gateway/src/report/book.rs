@@ -215,6 +215,45 @@ mod tests {
     }
 
     #[test]
+    fn dmarc_rows_are_counted_per_from_domain_and_hour_and_survive_a_round_trip() {
+        let mut book = Book {
+            dmarc_on: true,
+            ..Book::default()
+        };
+        let row = DmarcChecked {
+            source_ip: "192.0.2.1".parse().unwrap(),
+            header_from: "example.org".into(),
+            envelope_from: "example.org".into(),
+            adkim: "r",
+            aspf: "r",
+            p: "reject",
+            sp: "reject",
+            disposition: "reject",
+            dkim_aligned: "fail",
+            spf_aligned: "fail",
+            dkim: Vec::new(),
+            spf: ("example.org".into(), "mfrom", "fail"),
+        };
+        book.record(&Event::DmarcChecked(&row), 7_200 + 5);
+        book.record(&Event::DmarcChecked(&row), 7_200 + 3_599);
+        book.record(&Event::DmarcChecked(&row), 10_800);
+        assert_eq!(book.dmarc.len(), 2, "two hours");
+        assert_eq!(book.dmarc[&("example.org".to_string(), 2)].totals(), (2, 2));
+        book.dmarc_sent.insert("example.org".into(), 99);
+        book.dirty.insert(sent_key("example.org"));
+        let stored: Vec<(String, Vec<u8>)> = book
+            .dirty
+            .iter()
+            .map(|k| (k.clone(), book.encoded(k).unwrap()))
+            .collect();
+        assert_eq!(stored.len(), 3);
+        let mut again = Book::default();
+        again.load(stored);
+        assert_eq!(again.dmarc, book.dmarc);
+        assert_eq!(again.dmarc_sent, book.dmarc_sent);
+    }
+
+    #[test]
     fn nothing_is_counted_while_reporting_is_off() {
         let mut book = Book::default();
         book.record(&outcome("example.org", None), 1);

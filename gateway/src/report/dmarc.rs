@@ -262,6 +262,13 @@ pub fn period(ri: Option<u64>) -> u64 {
         * 3_600
 }
 
+/// The reporting period (`period` seconds, see [`period`]) that hour number `hour` falls
+/// in, as unix seconds [begin, end).
+pub fn period_of(hour: u64, period: u64) -> (u64, u64) {
+    let begin = hour * 3_600 / period * period;
+    (begin, begin + period)
+}
+
 /// The `ri=` tag of a DMARC record text, if any (mail-auth 0.13 does not keep it).
 pub fn ri(record: &str) -> Option<u64> {
     record
@@ -340,5 +347,8 @@ mod tests {
             Some(7_200)
         );
         assert_eq!(ri("v=DMARC1; p=none"), None);
+        // Hour 30 (06:00–07:00 on day 1) in 4-hour periods: 04:00–08:00.
+        assert_eq!(period_of(30, 4 * 3_600), (28 * 3_600, 32 * 3_600));
+        assert_eq!(period_of(23, 86_400), (0, 86_400));
     }
 }

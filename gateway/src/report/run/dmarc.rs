@@ -72,7 +72,7 @@ impl Run<'_> {
     ) -> Option<Outcome> {
         let (now, force) = (self.now, self.force);
         let period = dmarc::period(dmarc::ri(text));
-        let due = |hour: u64| force || (hour * 3_600 / period + 1) * period <= now;
+        let due = |hour: u64| force || dmarc::period_of(hour, period).1 <= now;
         let any_due = self
             .inner
             .book()
@@ -164,12 +164,12 @@ impl Run<'_> {
         }
         let begin = hours
             .iter()
-            .map(|h| h.hour * 3_600 / period * period)
+            .map(|h| dmarc::period_of(h.hour, period).0)
             .min()
             .unwrap_or(self.now);
         let end = hours
             .iter()
-            .map(|h| (h.hour * 3_600 / period + 1) * period)
+            .map(|h| dmarc::period_of(h.hour, period).1)
             .max()
             .unwrap_or(self.now)
             .min(self.now);
