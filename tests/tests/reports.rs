@@ -10,7 +10,7 @@ use edgemx::dkim::keygen::Algorithm;
 use edgemx::observe::events::Event;
 use edgemx_tests::dns::{DnsServer, Zone};
 use edgemx_tests::mailauth::{message, new_key, signed, signed_message};
-use edgemx_tests::{FakeBackend, Gateway, ReceivedMessage, send_mail};
+use edgemx_tests::{FakeBackend, Gateway, GatewayProcess, ReceivedMessage, send_mail};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -605,4 +605,45 @@ async fn nothing_is_counted_or_sent_while_reporting_is_off() {
     );
     assert_eq!(backend.messages().len(), 1, "only the mail itself");
     gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_keeps_dmarc_counts_over_sigterm_and_edgemx_reports_sends_them() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, record) = new_key(keys.path(), Algorithm::Ed25519, "pass.test", "s1");
+    let dns = DnsServer::start(dmarc_zone(&record)).await;
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}\n[auth]\nverify = true\ndmarc_reports = true\n{IDENTITY}",
+        dns.config()
+    );
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    let to = ["user@example.com"];
+    for _ in 0..2 {
+        let reply = send_mail(gw.addr, "a@pass.test", &to, &message("a@pass.test", ""))
+            .await
+            .unwrap();
+        assert!(reply.is("250"), "{reply:?}");
+    }
+    backend.wait_for_messages(2, WAIT).await;
+    // The counts live in memory until a flush; SIGTERM's clean shutdown writes them.
+    assert!(gw.terminate().success());
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    let out = gw.cli(&["reports"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("DMARC aggregate reports on"), "{text}");
+    assert!(text.contains("dmarc  pass.test"), "{text}");
+    assert!(text.contains("2 messages, 0 failed"), "{text}");
+    let out = gw.cli(&["reports", "send"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("dmarc  pass.test"), "{text}");
+    assert!(text.contains("queued"), "{text}");
+    let got = backend.wait_for_messages(3, WAIT).await;
+    let report = &parse(&got[2])["report"];
+    assert_eq!(report["domain"], "pass.test");
+    assert_eq!(report["records"][0]["count"], 2, "{report}");
+    assert!(gw.terminate().success());
 }
