@@ -19,12 +19,13 @@
 //!
 //! # Runs
 //!
-//! A run starts every hour at a random minute (RFC 8460 §4.1 asks senders to spread
-//! their reports; so does the DMARC receivers' experience). It reports TLS-RPT days that
-//! have ended and DMARC periods (the policy's `ri`, one hour to one day) that have ended;
-//! `request reports send` (console) or `edgemx reports send` runs one now and includes
-//! what is still open. Limits per run: `auth.report_max_per_run` reports and
-//! `auth.report_max_bytes`; DMARC: one report per domain per period.
+//! A run starts every hour at a random minute (RFC 8460 suggests a random delay after
+//! the day ends, so that report receivers are not hit by every sender at midnight). It
+//! reports TLS-RPT days that have ended and DMARC periods (the policy's `ri`, one hour to
+//! one day) that have ended; `request reports send` (console) or `edgemx reports send`
+//! runs one now and includes what is still open. Limits per run:
+//! `auth.report_max_per_run` reports and `auth.report_max_bytes`; DMARC: one report per
+//! policy domain per period.
 //!
 //! # Layout
 //!
