@@ -248,6 +248,10 @@ async fn a_tls_report_counts_sessions_per_result_type_and_reaches_the_rua() {
     assert_eq!(policy["policy"]["policy-type"], "sts");
     assert_eq!(policy["policy"]["policy-domain"], "policy.test");
     assert_eq!(policy["policy"]["policy-string"][1], "mode: enforce");
+    assert_eq!(
+        policy["policy"]["mx-host"],
+        serde_json::json!(["mx1.policy.test", "mx2.policy.test"])
+    );
     assert_eq!(policy["summary"]["total-successful-session-count"], 3);
     assert_eq!(policy["summary"]["total-failure-session-count"], 3);
     let details = policy["failure-details"].as_array().unwrap();

@@ -11,6 +11,9 @@ use std::net::IpAddr;
 /// into the policy's failure count without a detail line.
 const MAX_FAILURE_DETAILS: usize = 100;
 
+/// MX host names listed per policy (`mx-host`) at most.
+const MAX_MX_HOSTS: usize = 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsDay {
     pub domain: String,
@@ -71,6 +74,9 @@ impl TlsDay {
         });
         let policy = &mut self.policies[index];
         let mx_host = mx_host.trim_end_matches('.').to_ascii_lowercase();
+        if !policy.mx_hosts.contains(&mx_host) && policy.mx_hosts.len() < MAX_MX_HOSTS {
+            policy.mx_hosts.push(mx_host.clone());
+        }
         let Some(result) = failure else {
             policy.success += 1;
             return;
@@ -101,6 +107,11 @@ impl TlsDay {
             }) {
                 None => self.policies.push(theirs),
                 Some(ours) => {
+                    for mx in theirs.mx_hosts {
+                        if !ours.mx_hosts.contains(&mx) && ours.mx_hosts.len() < MAX_MX_HOSTS {
+                            ours.mx_hosts.push(mx);
+                        }
+                    }
                     ours.success += theirs.success;
                     ours.failure += theirs.failure;
                     for f in theirs.failures {
@@ -145,10 +156,8 @@ impl TlsDay {
 }
 
 fn policy(p: &TlsPolicy, domain: &str) -> Policy {
-    let mut mx_hosts: Vec<String> = p.failures.iter().map(|f| f.mx_host.clone()).collect();
-    mx_hosts.extend(p.mx_hosts.iter().cloned());
+    let mut mx_hosts = p.mx_hosts.clone();
     mx_hosts.sort();
-    mx_hosts.dedup();
     Policy {
         policy: PolicyDetails {
             policy_type: match p.policy_type.as_str() {
@@ -244,6 +253,10 @@ mod tests {
         let sts = &v["policies"][0];
         assert_eq!(sts["policy"]["policy-type"], "sts");
         assert_eq!(sts["policy"]["policy-domain"], "example.org");
+        assert_eq!(
+            sts["policy"]["mx-host"],
+            serde_json::json!(["mx1.example.org", "mx2.example.org"])
+        );
         assert_eq!(sts["policy"]["policy-string"][1], "mode: enforce");
         assert_eq!(sts["summary"]["total-successful-session-count"], 2);
         assert_eq!(sts["summary"]["total-failure-session-count"], 2);
