@@ -651,3 +651,42 @@ async fn the_real_binary_keeps_dmarc_counts_over_sigterm_and_edgemx_reports_send
     assert_eq!(report["records"][0]["count"], 2, "{report}");
     assert!(gw.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_takes_no_report_and_keeps_its_data() {
+    let dns = DnsServer::start(tls_zone()).await;
+    let down = FakeBackend::start().await;
+    let addr = down.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}\n[queue]\nmax_messages = 1\n\n[auth]\nverify = false\ntls_reports = true\n{IDENTITY}",
+        dns.config()
+    );
+    let gw = Gateway::start_in(dir, addr, &extra).await;
+    // One message waits for its next hop: the queue is at its quota.
+    let reply = send_mail(
+        gw.addr,
+        "a@client.test",
+        &["user@example.com"],
+        "Subject: x\r\n\r\nx\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(reply.is("250"), "{reply:?}");
+    outcome(&gw, "policy.test", "mx1.policy.test", None);
+    let status = reports(&gw, true).await;
+    assert_eq!(results(&status), [("policy.test".into(), "failed".into())]);
+    assert!(
+        status["sent"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("queue"),
+        "{status}"
+    );
+    assert_eq!(
+        status["pending"][0]["count"], 1,
+        "kept for the next run: {status}"
+    );
+    assert_eq!(edgemx_tests::control::queued(&gw).await.len(), 1);
+    gw.stop().await;
+}

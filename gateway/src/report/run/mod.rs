@@ -114,6 +114,11 @@ impl<'a> Run<'a> {
                 "the run's report or byte limit is reached; next run".into(),
             );
         }
+        // Reports are mail we make up ourselves: they get no room that senders are refused
+        // (quotas, the free-space reserve), unlike DSNs, which replace what they report on.
+        if let Err(e) = self.inner.queue.admit(size) {
+            return Outcome::Later("failed", format!("the queue takes no more now: {e}"));
+        }
         let auth = &self.config.auth;
         let recipients = to.iter().map(|a| Recipient::pending(a.clone())).collect();
         let envelope = Envelope {
