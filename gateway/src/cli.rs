@@ -79,6 +79,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// TLS-RPT and DMARC aggregate reports of a running gateway: data waiting, last sends;
+    /// `send` reports everything aggregated now.
+    Reports {
+        #[arg(value_parser = ["send"])]
+        action: Option<String>,
+        #[arg(long, short, default_value = "/etc/edgemx/edgemx.toml")]
+        config: PathBuf,
+        /// Print the control socket's JSON answer instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Audit a domain's DNS, or plan an MX change from the live TTLs.
     Dns {
         #[command(subcommand)]
@@ -192,6 +203,11 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Probes { config, json } => probes(&config, json),
+        Command::Reports {
+            action,
+            config,
+            json,
+        } => reports(&config, action.is_some(), json),
         Command::Dns { action } => crate::dns::audit::cli::run(action),
         Command::Dkim { action } => crate::dkim::cli::run(action),
         Command::Firmware { action } => firmware::run(action),
@@ -312,6 +328,35 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
             QueueAction::Health => c.ask(&request).map(|v: Vec<_>| format_health(&v)),
             _ => c.ask(&request).map(|Done(text)| text + "\n"),
         }
+    });
+    match answer {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgemx: {e}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}
+
+fn reports(path: &Path, send: bool, json: bool) -> ExitCode {
+    use crate::control::ConsoleRequest;
+    use crate::control::reply::ReportsStatus;
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let request = Request::Console {
+        call: ConsoleRequest::Reports { send },
+    };
+    let answer = ControlClient::connect(&config.control_socket()).and_then(|mut c| match json {
+        true => c.call(&request).map(|data| format!("{data}\n")),
+        false => c.ask(&request).map(|v: ReportsStatus| match send {
+            true => v.sent_text(),
+            false => v.text(),
+        }),
     });
     match answer {
         Ok(text) => {

@@ -18,6 +18,7 @@
 //! | [`tls`] | rustls configurations (ring provider), certificates, client-certificate trust, per-policy verifiers |
 //! | [`dns`] | hickory resolver construction; the DNS audit (`edgemx dns check`, `plan-mx-change`) |
 //! | [`observe`] | logging (journald or stderr), the events the data path publishes, the metrics registry (a value subscribed to them) and the admin HTTP listener |
+//! | [`report`] | TLS-RPT and DMARC aggregate reports: aggregates heard from events, kept in the queue's store, sent as mail through the queue |
 //! | [`probe`] | mail-flow probes of next hops and probe messages, one [`probe::Probes`] per gateway |
 //! | [`time`] | wall clock, RFC 5322 and log time stamps |
 //! | [`server`] | the gateway assembled: start order and the one shutdown path |
@@ -47,6 +48,7 @@ pub mod password;
 pub mod policy;
 pub mod probe;
 pub mod queue;
+pub mod report;
 pub mod routing;
 pub mod scan;
 pub mod server;

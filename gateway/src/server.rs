@@ -71,12 +71,23 @@ pub async fn run_with_admin(
     admin: Option<std::net::TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    run_with_events(config, listeners, admin, shutdown, Events::new()).await
+}
+
+/// [`run_with_admin`] publishing on `events`, a bus without subscribers yet: scenario
+/// tests publish what a part not under test would (a TLS policy outcome) and watch.
+pub async fn run_with_events(
+    config: Config,
+    listeners: Vec<Bound>,
+    admin: Option<std::net::TcpListener>,
+    shutdown: CancellationToken,
+    events: Events,
+) -> Result<(), StartError> {
     let config = Arc::new(config);
     prepare_data_dir(&config)?;
     let server_tls = tls::server(&config)?;
     // What happened on the data path is published here; the registry and the probes
     // subscribe before anything can publish.
-    let events = Events::new();
     let metrics = Metrics::new();
     metrics.count(&events);
     let probes = Probes::new(metrics.clone(), &events);
@@ -99,6 +110,11 @@ pub async fn run_with_admin(
         queue_path.display(),
         resumed.len()
     );
+    // The live configuration: console commits publish here; `reload` applies it.
+    let (live, live_rx) = watch::channel(config.clone());
+    let (applied, applied_rx) = watch::channel(config.clone());
+    // Counting starts before the listeners and delivery can publish anything.
+    let reports = crate::report::Reports::start(queue.clone(), &events, applied_rx.clone()).await;
     let recipients = crate::policy::Recipients::start(&config, &events, &shutdown)
         .map_err(|e| StartError::Routing(e.to_string()))?;
     // One budget for message bytes: received and not yet queued, or read for delivery.
@@ -147,9 +163,6 @@ pub async fn run_with_admin(
         None => None,
     };
     probes.start(config.clone(), &shutdown);
-    // The live configuration: console commits publish here; `reload` applies it.
-    let (live, live_rx) = watch::channel(config.clone());
-    let (applied, applied_rx) = watch::channel(config.clone());
     tokio::spawn(probes_follow(
         probes.clone(),
         applied_rx.clone(),
@@ -163,7 +176,8 @@ pub async fn run_with_admin(
         ctx.limiter.clone(),
         shutdown.clone(),
         crate::scan::status::Recent::watch(&events),
-    );
+    )
+    .with_reports(Arc::new(reports.clone()));
     let control = control::Server::bind(
         &config.control_socket(),
         queue.clone(),
@@ -177,6 +191,7 @@ pub async fn run_with_admin(
     })?;
     let mut control_task = Some(tokio::spawn(control.serve(shutdown.clone())));
     // Started once nothing below can fail, so the shutdown path always joins it.
+    let reporting = tokio::spawn(reports.serve(shutdown.clone()));
     let expiring = tokio::spawn(delivery::quarantine::expire(
         queue.clone(),
         deliveries.clone(),
@@ -222,6 +237,8 @@ pub async fn run_with_admin(
     }
     join_by("control socket", until, control_task).await;
     join_by("quarantine expiry", until, Some(expiring)).await;
+    // Its last flush goes through the queue: before the queue closes.
+    join_by("reports", until, Some(reporting)).await;
     queue.close().await;
     if let Some(admin) = admin
         && tokio::time::timeout_at(until, admin.stop()).await.is_err()

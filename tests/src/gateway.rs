@@ -68,6 +68,8 @@ pub struct Gateway {
     pub config: Config,
     /// The admin HTTP listener (`/metrics`, `/healthz`) of this gateway alone.
     pub admin: SocketAddr,
+    /// The gateway's event bus: a scenario publishes what a part not under test would.
+    pub events: edgemx::observe::events::Events,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), server::StartError>>,
 }
@@ -138,11 +140,13 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let admin_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind admin");
         let admin = admin_listener.local_addr().expect("admin addr");
-        let task = tokio::spawn(server::run_with_admin(
+        let events = edgemx::observe::events::Events::new();
+        let task = tokio::spawn(server::run_with_events(
             config.clone(),
             bound,
             Some(admin_listener),
             shutdown.clone(),
+            events.clone(),
         ));
         Gateway {
             addr,
@@ -150,6 +154,7 @@ impl Gateway {
             dir,
             config,
             admin,
+            events,
             shutdown,
             task,
         }

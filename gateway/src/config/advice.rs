@@ -6,6 +6,8 @@
 //!   a `[[route]]` does with `recipients` or `callout = true`. A route used as another
 //!   route's `fallback` receives the first route's unknown users, so it counts too.
 //! - `auth.verify` on with no resolver to ask: every check would be a temporary error.
+//! - Reports on with no DKIM key for `auth.report_from`'s domain: RFC 8460 §5.3 has
+//!   receivers ignore unsigned TLS-RPT mail, and DMARC reports fail the receiver's DMARC.
 
 use super::Config;
 use std::path::Path;
@@ -49,7 +51,28 @@ pub fn warnings(config: &Config, resolv_conf: &Path) -> Vec<String> {
             resolv_conf.display()
         ));
     }
+    if let Some(domain) = unsigned_reports(config) {
+        out.push(format!(
+            "auth.report_from is in {domain}, for which no [[auth.dkim]] key signs: receivers ignore unsigned TLS-RPT reports (RFC 8460 §5.3) and check DMARC on every report; add a key for {domain}"
+        ));
+    }
     out
+}
+
+/// The domain of `report_from` when reports are on and no key of ours signs for it (a key
+/// of the domain or of a parent, as signing chooses).
+fn unsigned_reports(config: &Config) -> Option<&str> {
+    let auth = &config.auth;
+    if !auth.tls_reports && !auth.dmarc_reports {
+        return None;
+    }
+    let domain = auth.report_from.rsplit_once('@')?.1;
+    let lower = domain.to_ascii_lowercase();
+    let signed = auth
+        .dkim
+        .iter()
+        .any(|k| lower == k.domain || lower.ends_with(&format!(".{}", k.domain)));
+    (!signed).then_some(domain)
 }
 
 fn has_nameserver(resolv_conf: &Path) -> bool {
@@ -111,5 +134,25 @@ mod tests {
         assert!(warnings(&config, &resolv).is_empty());
         let off = Config::parse(&format!("{text}[auth]\nverify = false\n")).unwrap();
         assert!(warnings(&off, Path::new("/nonexistent")).is_empty());
+    }
+
+    #[test]
+    fn reports_without_a_key_for_their_sender_are_a_warning() {
+        let on = "[auth]\ntls_reports = true\nreport_from = \"tlsrpt@Mail.Example.net\"\n";
+        let w = warned(on);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("auth.report_from is in Mail.Example.net"),
+            "{w:?}"
+        );
+        let key = "[[auth.dkim]]\ndomain = \"example.net\"\nselector = \"s1\"\n";
+        assert!(
+            warned(&format!("{on}{key}")).is_empty(),
+            "a parent's key signs"
+        );
+        assert!(
+            warned("[auth]\nreport_from = \"a@b.example\"\n").is_empty(),
+            "reports off"
+        );
     }
 }

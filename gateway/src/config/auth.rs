@@ -7,7 +7,7 @@
 use super::cidr::Cidr;
 use super::keys::{Key, Keys, Kind, key};
 pub use super::nexthop::valid_hostname;
-use super::{ConfigError, Span};
+use super::{Bytes, ConfigError, Span};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,21 @@ pub struct Auth {
     pub sign_headers: Vec<String>,
     /// Signing keys (`[[auth.dkim]]`), several per domain allowed (e.g. RSA and Ed25519).
     pub dkim: Vec<DkimKey>,
+    /// Send daily TLS-RPT reports (RFC 8460) on our outbound sessions; needs `report_from`.
+    pub tls_reports: bool,
+    /// Send DMARC aggregate reports (RFC 7489 §7.2) on mail we verified; needs
+    /// `report_from`.
+    pub dmarc_reports: bool,
+    /// The organisation named in reports; empty means `hostname`.
+    pub report_org_name: String,
+    /// The address reports come from (their From: and MAIL FROM).
+    pub report_from: String,
+    /// Extra contact information in reports (a URL or an address), optional.
+    pub report_contact: String,
+    /// Reports queued by one run at most; the rest wait for the next run.
+    pub report_max_per_run: u32,
+    /// Bytes of reports queued by one run at most.
+    pub report_max_bytes: Bytes,
 }
 
 impl Keys for Auth {
@@ -85,6 +100,41 @@ impl Keys for Auth {
                 keys: DkimKey::KEYS,
             },
             "a DKIM signing key, by its selector",
+        ),
+        key(
+            "tls_reports",
+            Kind::Bool,
+            "send TLS-RPT reports (RFC 8460) on outbound TLS",
+        ),
+        key(
+            "dmarc_reports",
+            Kind::Bool,
+            "send DMARC aggregate reports on verified mail",
+        ),
+        key(
+            "report_org_name",
+            Kind::Str("NAME"),
+            "organisation named in reports (default hostname)",
+        ),
+        key(
+            "report_from",
+            Kind::Str("ADDRESS"),
+            "sender address of reports (needed to send them)",
+        ),
+        key(
+            "report_contact",
+            Kind::Str("TEXT"),
+            "extra contact information in reports",
+        ),
+        key(
+            "report_max_per_run",
+            Kind::Int,
+            "reports queued per run at most",
+        ),
+        key(
+            "report_max_bytes",
+            Kind::Size,
+            "bytes of reports queued per run at most",
         ),
     ];
 }
@@ -176,6 +226,13 @@ impl Default for Auth {
                 .map(|h| h.to_string())
                 .collect(),
             dkim: Vec::new(),
+            tls_reports: false,
+            dmarc_reports: false,
+            report_org_name: String::new(),
+            report_from: String::new(),
+            report_contact: String::new(),
+            report_max_per_run: 100,
+            report_max_bytes: Bytes(10 << 20),
         }
     }
 }
@@ -281,6 +338,7 @@ pub fn check(auth: &mut Auth, hostname: &str) -> Vec<ConfigError> {
             );
         }
     }
+    out.extend(super::reports::check(auth, hostname));
     out
 }
 

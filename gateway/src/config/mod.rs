@@ -20,6 +20,7 @@ pub mod network;
 mod nexthop;
 pub mod parts;
 mod relay;
+mod reports;
 mod reserve;
 pub mod routes;
 pub mod scan;

@@ -161,6 +161,11 @@ impl Session {
                 }
                 Ok(())
             }
+            ["request", "reports", "send"] => {
+                let v: reply::ReportsStatus = self.ask(ConsoleRequest::Reports { send: true })?;
+                print(&v.sent_text());
+                Ok(())
+            }
             ["request", "firmware", action, rest @ ..] => {
                 use crate::firmware::ops::FirmwareOp;
                 let op = match (*action, rest) {
@@ -317,6 +322,9 @@ impl Session {
             }
             "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
             "scan" => render::scan(&self.ask(ConsoleRequest::Scan)?),
+            "reports" => self
+                .ask::<reply::ReportsStatus>(ConsoleRequest::Reports { send: false })?
+                .text(),
             "health" => {
                 let v: Vec<_> = self.link.ask(&Request::Health).map_err(Failure::plain)?;
                 let text = crate::control::format_health(&v);

@@ -57,7 +57,10 @@ const TOP: &[(&str, &str)] = &[
         "monitor",
         "show log lines as they come (start [LEVEL], stop)",
     ),
-    ("request", "firmware install, rollback and commit"),
+    (
+        "request",
+        "firmware install, rollback and commit; dkim keygen; reports send",
+    ),
     ("reboot", "restart the appliance"),
     ("poweroff", "shut the appliance down"),
     (
@@ -87,6 +90,10 @@ const SHOW: &[(&str, &str)] = &[
     ),
     ("system", "the appliance: firmware slots"),
     ("message-trace", "every step of a message (as track)"),
+    (
+        "reports",
+        "TLS-RPT and DMARC reports: data waiting, last sends",
+    ),
 ];
 
 const TRACK: &[(&str, &str)] = &[
@@ -140,7 +147,10 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
         ["request"] => fixed(&[
             ("firmware", "signed firmware updates (A/B slots)"),
             ("dkim", "DKIM signing keys"),
+            ("reports", "TLS-RPT and DMARC aggregate reports"),
         ]),
+        ["request", "reports"] => fixed(&[("send", "report everything aggregated, now")]),
+        ["request", "reports", "send"] => done(),
         ["request", "dkim"] => fixed(&[(
             "keygen",
             "new signing key; prints the DNS record, adds [[auth.dkim]] to the candidate",
@@ -599,6 +609,14 @@ mod tests {
         assert!(check(&split("show log 20"), &t).is_ok());
         assert!(check(&split("show queue a.test b.test"), &t).is_err());
         assert!(check(&split("reboot now"), &t).is_err());
+    }
+
+    #[test]
+    fn reports_are_shown_and_sent_on_request() {
+        let t = DocumentMut::new();
+        let ok = |line: &str| check(&split(line), &t).is_ok();
+        assert!(ok("show reports") && ok("request reports send"));
+        assert!(!ok("request reports") && !ok("request reports send now"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::reply::{Committed, Done, LogTail, Reply, RevisionText, Running, ScanS
 use crate::config::Config;
 use crate::config::store::{Revision, Store};
 use crate::firmware::ops::Outcome;
+use crate::observe::reports::{Desk, ReportsStatus};
 use crate::queue::Queue;
 use crate::smtp::inbound::limits::Limiter;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,11 @@ pub enum ConsoleRequest {
     Tls,
     /// The content scanners: reachable now, last verdicts and their latency.
     Scan,
+    /// `show reports`; with `send`, `request reports send`: report everything now.
+    Reports {
+        #[serde(default)]
+        send: bool,
+    },
     Route {
         address: String,
         /// The client's address, for the relay decision.
@@ -108,6 +114,8 @@ pub struct Admin {
     pending: Mutex<Option<Pending>>,
     /// The last scan verdicts, for `show scan`.
     scans: Arc<crate::scan::status::Recent>,
+    /// The report senders, for `show reports` and `request reports send`.
+    reports: std::sync::OnceLock<Arc<dyn Desk>>,
 }
 
 /// A `commit confirmed` waiting for its `confirm`.
@@ -153,9 +161,18 @@ impl Admin {
             commits: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
             scans,
+            reports: std::sync::OnceLock::new(),
         });
         admin.resume_pending();
         admin
+    }
+
+    /// Answers `Reports` with `reports` (without it: reporting is not running).
+    pub fn with_reports(self: Arc<Self>, reports: Arc<dyn Desk>) -> Arc<Admin> {
+        if self.reports.set(reports).is_err() {
+            log::warn!("control: report senders attached twice; the first are kept");
+        }
+        self
     }
 
     pub async fn execute(self: &Arc<Self>, request: ConsoleRequest) -> Result<Reply, String> {
@@ -193,6 +210,20 @@ impl Admin {
                 Ok(LogTail { next, lines }.into())
             }
             ConsoleRequest::Tls => ops::tls(&running).map(Reply::from),
+            ConsoleRequest::Reports { send } => {
+                let Some(desk) = self.reports.get() else {
+                    return Err("reporting is not running".into());
+                };
+                let sent = match send {
+                    true => desk.send_now().await,
+                    false => Vec::new(),
+                };
+                Ok(ReportsStatus {
+                    sent,
+                    ..desk.status()
+                }
+                .into())
+            }
             ConsoleRequest::Scan => Ok(ScanStatus {
                 enabled: running.scan.enabled(),
                 scanners: crate::scan::status::reachability(&running.scan).await,

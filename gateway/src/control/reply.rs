@@ -26,6 +26,7 @@
 //! | console `Track` | `Vec<observe::track::Trail>` |
 //! | console `Tls`, `RenewCert` | [`Tls`] |
 //! | console `Scan` | [`ScanStatus`] |
+//! | console `Reports` | [`ReportsStatus`] |
 //! | console `Route` | [`Route`] |
 //! | console `Probe` | [`Probe`] |
 //! | console `InstallCert` | [`InstalledCert`] |
@@ -42,6 +43,7 @@ use crate::config::store::Revision;
 use crate::delivery::health::HopHealth;
 use crate::envelope::Envelope;
 pub use crate::firmware::ops::{FirmwareStatus, SlotStatus};
+pub use crate::observe::reports::ReportsStatus;
 use crate::queue::QueueStats;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -259,6 +261,7 @@ replies!(
     Trails(Vec<crate::observe::track::Trail>),
     Tls(Tls),
     Scan(ScanStatus),
+    Reports(ReportsStatus),
     Route(Route),
     Probe(Probe),
     InstalledCert(InstalledCert),

@@ -203,6 +203,31 @@ fn every_reply_reads_back_as_the_server_sent_it() {
         private_key: "/data/tls/installed-key.pem".into(),
     });
     round_trip(firmware());
+    round_trip(reports());
+}
+
+fn reports() -> ReportsStatus {
+    use crate::observe::reports::{Pending, Sent};
+    let sent = Sent {
+        kind: "dmarc".into(),
+        domain: "example.org".into(),
+        at: 1_700_000_000,
+        result: "queued".into(),
+        detail: "0000000000000007 to dmarc@example.net".into(),
+    };
+    ReportsStatus {
+        tls_reports: true,
+        dmarc_reports: true,
+        pending: vec![Pending {
+            kind: "tlsrpt".into(),
+            domain: "example.com".into(),
+            begin: 1_699_920_000,
+            count: 3,
+            failed: 1,
+        }],
+        recent: vec![sent.clone()],
+        sent: vec![sent],
+    }
 }
 
 #[test]
@@ -246,6 +271,10 @@ fn a_reply_missing_a_field_is_an_error_naming_the_field() {
     });
     every_field_required(&firmware());
     every_field_required(&slot());
+    let reports = reports();
+    every_field_required(&reports);
+    every_field_required(&reports.pending[0]);
+    every_field_required(&reports.sent[0]);
 }
 
 #[test]

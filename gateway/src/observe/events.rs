@@ -69,6 +69,42 @@ pub enum Event<'a> {
         /// Whether the policy was enforced (`false`: `log-only`/`testing`, delivery went on).
         enforced: bool,
     },
+    /// A message from outside was checked against the DMARC policy of its From: domain
+    /// (published only when that domain has a policy): one row of an RFC 7489 aggregate
+    /// report.
+    DmarcChecked(&'a DmarcChecked),
+    /// A TLS-RPT (`tlsrpt`) or DMARC aggregate (`dmarc`) report for `domain` was queued,
+    /// failed, or skipped, `result` saying which (`queued`, `failed`, `skipped_…`).
+    ReportSent {
+        kind: &'static str,
+        domain: &'a str,
+        result: &'static str,
+    },
+}
+
+/// What RFC 7489 §7.2 reports about one checked message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmarcChecked {
+    pub source_ip: std::net::IpAddr,
+    /// The From: domain, lower case: the policy domain.
+    pub header_from: String,
+    /// The MAIL FROM domain (the HELO name for the null sender), lower case.
+    pub envelope_from: String,
+    /// The policy as published: `adkim`/`aspf` (`r`, `s`), `p`/`sp` (`none`, `quarantine`,
+    /// `reject`).
+    pub adkim: &'static str,
+    pub aspf: &'static str,
+    pub p: &'static str,
+    pub sp: &'static str,
+    /// What we did: `none`, `quarantine` or `reject`.
+    pub disposition: &'static str,
+    /// DMARC's DKIM and SPF evaluations (aligned and passing): `pass` or `fail`.
+    pub dkim_aligned: &'static str,
+    pub spf_aligned: &'static str,
+    /// Each DKIM signature checked: (`d=` domain, selector, result word).
+    pub dkim: Vec<(String, String, &'static str)>,
+    /// The SPF result DMARC used: domain, scope (`mfrom` or `helo`), result word.
+    pub spf: (String, &'static str, &'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@
 //! | `ring.rs` | the last log lines, for the console's `show log` and `monitor` |
 //! | `logfile.rs` | the rotated log file on the data partition |
 //! | `track.rs` | message tracking: every step of a message, searched in the kept log |
+//! | `reports.rs` | the view of the report senders (`show reports`) and the [`reports::Desk`] the control socket asks |
 //!
 //! The registry is a value (one per running gateway) that subscribes to the events;
 //! nothing below `server` calls it. The mail-flow probes are the top-level `probe` module.
@@ -23,6 +24,7 @@
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod reports;
 pub mod scrape;
 mod slots;
 

@@ -81,6 +81,15 @@ pub enum Change {
     },
     Update(Envelope),
     Delete(QueueId),
+    /// Stores `value` under `key` in the `records` table (replacing what was there): small
+    /// state that must commit together with messages, such as the report aggregates that
+    /// a queued report replaces (`report`).
+    PutRecord {
+        key: String,
+        value: Vec<u8>,
+    },
+    /// Removes the record `key`, if any.
+    DeleteRecord(String),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -242,6 +251,12 @@ impl Queue {
     /// One envelope as stored.
     pub async fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
         self.blocking(move |store| store.envelope(id)).await
+    }
+
+    /// Every record (see [`Change::PutRecord`]) whose key starts with `prefix`, in key order.
+    pub async fn records(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, QueueError> {
+        let prefix = prefix.to_string();
+        self.blocking(move |store| store.records(&prefix)).await
     }
 
     /// Every envelope as stored, oldest first.

@@ -10,6 +10,12 @@
 //! | `body_crc32` | queue id (`u64`) | CRC-32 (IEEE) of the whole body, as `u32` |
 //! | `envelopes` | queue id (`u64`) | format byte `1`, then the [`Envelope`] as JSON |
 //! | `meta` | name (`&str`) | `u64`: `format` = 1, `next_id` = lowest id never handed out |
+//! | `records` | key (`&str`) | small state of other parts, e.g. report aggregates (`report`) |
+//!
+//! `records` is created by its first write; a queue without it reads as having no records,
+//! and an older binary ignores it (the format number stays 1). Its values are opaque here:
+//! their owner encodes and versions them. They commit in the same transactions as messages,
+//! so a report and the removal of the aggregate it was built from are one commit.
 //!
 //! # Body checksums
 //!
@@ -65,6 +71,7 @@ const BODIES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("body_ch
 const ENVELOPES: TableDefinition<u64, &[u8]> = TableDefinition::new("envelopes");
 const SUMS: TableDefinition<u64, u32> = TableDefinition::new("body_crc32");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 
 const FORMAT: u64 = 1;
 /// Measured: one entry of a (u64, u32) key and a value this long fits a 4 KiB leaf page
@@ -79,6 +86,8 @@ pub(super) enum Op<'a> {
     Insert(&'a Envelope, &'a [u8]),
     Update(&'a Envelope),
     Delete(QueueId),
+    PutRecord(&'a str, &'a [u8]),
+    DeleteRecord(&'a str),
 }
 
 /// What an [`Op`] found, so the caller can keep its counters exact.
@@ -227,6 +236,27 @@ impl Store {
                 }),
                 _ => Ok(Some(body)),
             }
+        })
+    }
+
+    /// The records whose key starts with `prefix`, in key order.
+    pub fn records(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, QueueError> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(fail)?;
+            let table = match txn.open_table(RECORDS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(fail(e)),
+            };
+            let mut out = Vec::new();
+            for entry in table.range(prefix..).map_err(fail)? {
+                let (key, value) = entry.map_err(fail)?;
+                if !key.value().starts_with(prefix) {
+                    break;
+                }
+                out.push((key.value().to_string(), value.value().to_vec()));
+            }
+            Ok(out)
         })
     }
 
@@ -447,6 +477,22 @@ fn write_txn(
                         })
                         .map_err(text)?;
                     Effect::Deleted(existed.then_some(size))
+                }
+                Op::PutRecord(key, value) => {
+                    txn.open_table(RECORDS)
+                        .map_err(text)?
+                        .insert(*key, *value)
+                        .map_err(text)?;
+                    Effect::Updated(true)
+                }
+                Op::DeleteRecord(key) => {
+                    let existed = txn
+                        .open_table(RECORDS)
+                        .map_err(text)?
+                        .remove(*key)
+                        .map_err(text)?
+                        .is_some();
+                    Effect::Updated(existed)
                 }
             };
             effects.push(effect);

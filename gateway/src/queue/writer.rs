@@ -365,6 +365,8 @@ fn operations(accepted: &[Accepted]) -> Vec<Op<'_>> {
                 Change::Insert { envelope, body } => Op::Insert(envelope, body),
                 Change::Update(envelope) => Op::Update(envelope),
                 Change::Delete(id) => Op::Delete(*id),
+                Change::PutRecord { key, value } => Op::PutRecord(key, value),
+                Change::DeleteRecord(key) => Op::DeleteRecord(key),
             })),
         }
     }

@@ -114,6 +114,12 @@ impl Metrics {
                 ],
                 1.0,
             ),
+            Event::DmarcChecked(_) => {}
+            Event::ReportSent { kind, result, .. } => self.add(
+                "edgemx_reports_sent_total",
+                &[("kind", kind), ("result", result)],
+                1.0,
+            ),
             Event::Scanned {
                 scanner,
                 verdict,

@@ -124,6 +124,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Duration of the last scan, by scanner",
     ),
     (
+        "edgemx_reports_sent_total",
+        "counter",
+        "TLS-RPT and DMARC aggregate report attempts, by kind (tlsrpt, dmarc) and result (queued, failed, skipped_…)",
+    ),
+    (
         "edgemx_probe_message_seconds",
         "gauge",
         "Last probe message: from submission to the next hop's 250",

@@ -13,6 +13,7 @@ mod decide;
 mod dkim;
 mod dmarc;
 mod header;
+mod row;
 mod verify;
 
 pub use decide::{Action, Dmarc, Policy, decide};
@@ -132,6 +133,18 @@ impl MailAuth {
             self.events.publish(&Event::AuthVerdict { method, result });
         }
         let action = decide(&checks.dmarc, &self.settings);
+        if let Some(mut row) = checks.row {
+            row.disposition = match &action {
+                Action::Reject { .. } => "reject",
+                Action::Quarantine { .. } => "quarantine",
+                Action::Deliver | Action::Defer => "none",
+            };
+            // A deferred message was not received: the sender tries again and that
+            // attempt is the one reported.
+            if !matches!(action, Action::Defer) {
+                self.events.publish(&Event::DmarcChecked(&row));
+            }
+        }
         log::info!(
             "auth {} from=<{}> {:?}: {}",
             origin.ip,

@@ -21,6 +21,8 @@ pub struct Checks {
     /// The complete `Authentication-Results: …\r\n` field.
     pub header: String,
     pub dmarc: Dmarc,
+    /// For DMARC aggregate reports, when the From: domain publishes a policy.
+    pub row: Option<crate::observe::events::DmarcChecked>,
 }
 
 pub async fn run(
@@ -34,6 +36,7 @@ pub async fn run(
         return Checks {
             header: format!("Authentication-Results: {authserv_id}; none\r\n"),
             dmarc: Dmarc::None,
+            row: None,
         };
     };
     parsed.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
@@ -103,9 +106,18 @@ pub async fn run(
         "Authentication-Results: {authserv_id}{}{rest}\r\n",
         super::dkim::clauses(&dkim, &sha1)
     );
+    let row = super::row::row(
+        ip,
+        &dmarc,
+        &dkim,
+        &spf_for_dmarc,
+        spf_domain,
+        spf_from.is_some(),
+    );
     Checks {
         header,
         dmarc: outcome(&dmarc),
+        row,
     }
 }
 
@@ -133,6 +145,7 @@ pub fn unfinished(authserv_id: &str, reason: &str) -> Checks {
             "Authentication-Results: {authserv_id};\r\n\tdmarc=temperror reason=\"{reason}\"\r\n"
         ),
         dmarc: Dmarc::TempError,
+        row: None,
     }
 }
 

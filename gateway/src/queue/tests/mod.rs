@@ -7,6 +7,7 @@ mod disk_full;
 pub(crate) mod enospc;
 mod lost;
 mod perf;
+mod records;
 
 use super::*;
 use crate::config::Bytes;
