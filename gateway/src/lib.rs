@@ -26,6 +26,7 @@
 //! | [`password`] | salted slow password hashes (SMTP AUTH users, console admin) |
 //! | [`init`] | PID 1 duties inside the appliance image |
 //! | [`firmware`] | the A/B firmware slots, GRUB's boot counting, signed update bundles and their install |
+//! | [`fetch`] | a small HTTP/1.1 GET over rustls (firmware bundles, MTA-STS policies) |
 //!
 //! Data flows one way: listener → session → policy/routing → queue (durable) → `250` →
 //! scheduler → delivery → backend → queue state. Nothing downstream calls back upstream
@@ -39,6 +40,7 @@ pub mod delivery;
 pub mod dkim;
 pub mod dns;
 pub mod envelope;
+pub mod fetch;
 pub mod firmware;
 pub mod init;
 pub mod loader;
