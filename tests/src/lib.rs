@@ -7,6 +7,7 @@ pub mod backend;
 pub mod client;
 pub mod control;
 pub mod dns;
+pub mod dnssec;
 pub mod docs;
 pub mod gateway;
 pub mod mailauth;

@@ -41,6 +41,7 @@ mod hops;
 pub mod quarantine;
 mod record;
 mod scheduler;
+pub mod secure;
 mod settle;
 mod worker;
 
@@ -163,7 +164,8 @@ pub fn start(
     };
     let settings = Arc::new(Settings::new(&config, published));
     let walker = hops::Walker::new(settings, resolver, &config.hostname, hold_period(&config))
-        .our_names(&config.hostname, &config.flow.our_names);
+        .our_names(&config.hostname, &config.flow.our_names)
+        .secured(secure::Security::new(&config, Some(&config.data_dir)));
     let health = Health::new(config.flow.fall, config.flow.rise, published);
     let ctx = Arc::new(worker::Ctx {
         walker,
