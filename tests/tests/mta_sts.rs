@@ -1,0 +1,266 @@
+//! MTA-STS (RFC 8461) for delivery by MX: the `_mta-sts` record in a loopback DNS server,
+//! the policy served over HTTPS on loopback by a rustls server with the lab CA's
+//! certificate for `mta-sts.sts.test`, and an MX host whose certificate does or does not
+//! verify. `enforce` defers what does not verify or is not a policy MX host, `testing` only
+//! counts, and a cached policy keeps applying while the policy host is down, also after the
+//! gateway restarts (the cache is in redb).
+
+use edgemx::control::Request;
+use edgemx::queue::QueueId;
+use edgemx_tests::backend::Backend;
+use edgemx_tests::dns::{DnsServer, Zone};
+use edgemx_tests::pki::{Ca, Identity};
+use edgemx_tests::{FakeBackend, Gateway, send_mail};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(30);
+const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// An HTTPS server answering every request with the current policy text.
+struct PolicyServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PolicyServer {
+    async fn start(identity: &Identity, policy: &str) -> PolicyServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(None));
+        let body = Arc::new(Mutex::new(policy.to_owned()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, body, counted) = (acceptor.clone(), body.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if tls.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let text = body.lock().unwrap().clone();
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                    let _ = tls.write_all(reply.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        PolicyServer {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+struct Lab {
+    ca_dir: tempfile::TempDir,
+    ca: Ca,
+    dns: DnsServer,
+    policy: PolicyServer,
+    backend: FakeBackend,
+}
+
+fn policy(mode: &str, mx: &str) -> String {
+    format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n")
+}
+
+fn zone(id: &str) -> Zone {
+    Zone::new()
+        .mx("sts.test", 10, "mx.sts.test")
+        .a("mx.sts.test", LOOPBACK)
+        .a("mta-sts.sts.test", LOOPBACK)
+        .txt("_mta-sts.sts.test", &format!("v=STSv1; id={id}"))
+}
+
+/// The lab: DNS, the policy server with `policy_text`, an MX host presenting a certificate
+/// of the lab CA for `mx_name`.
+async fn lab(policy_text: &str, mx_name: &str) -> Lab {
+    let ca = Ca::new("Lab CA");
+    let ca_dir = tempfile::tempdir().unwrap();
+    ca.write(ca_dir.path(), "ca.pem");
+    let policy = PolicyServer::start(
+        &ca.issue("mta-sts.sts.test", &["mta-sts.sts.test"]),
+        policy_text,
+    )
+    .await;
+    let behaviour = Backend {
+        starttls: Some(ca.issue(mx_name, &[mx_name]).server_config(None)),
+        ..Backend::default()
+    };
+    let backend = FakeBackend::start_with("127.0.0.1:0".parse().unwrap(), behaviour).await;
+    let dns = DnsServer::start(zone("1")).await;
+    Lab {
+        ca_dir,
+        ca,
+        dns,
+        policy,
+        backend,
+    }
+}
+
+impl Lab {
+    fn body(&self) -> String {
+        format!(
+            "[[domain]]\nname = \"sts.test\"\nnext_hops = [\"mx\"]\n\n[delivery]\nmx_port = {mx}\n# Every message on a new connection, so each one meets the policy.\nmax_messages_per_connection = 1\n\n[dane]\nmode = \"off\"\n\n[mta_sts]\nca = \"{ca}\"\nport = {port}\nfetch_timeout = \"5s\"\n\n{dns}",
+            mx = self.backend.addr().port(),
+            ca = self.ca_dir.path().join("ca.pem").display(),
+            port = self.policy.addr.port(),
+            dns = self.dns.config(),
+        )
+    }
+
+    async fn gateway(&self, dir: tempfile::TempDir) -> Gateway {
+        Gateway::start_bare(dir, &self.body()).await
+    }
+
+    /// The MX host now presents a certificate for another name.
+    fn mismatch(&self) {
+        let wrong = self
+            .ca
+            .issue("other.test", &["other.test"])
+            .server_config(None);
+        self.backend.set(|b| b.starttls = Some(wrong));
+    }
+}
+
+async fn send(gw: &Gateway) -> QueueId {
+    let reply = send_mail(
+        gw.addr,
+        "a@sender.test",
+        &["user@sts.test"],
+        "Subject: sts\r\n\r\nhi\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(reply.is("250 2.0.0"), "{reply:?}");
+    reply.text.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+async fn deferred(gw: &Gateway, id: QueueId) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut control = gw.control();
+        let shown = tokio::task::spawn_blocking(move || control.call(&Request::Show { id }))
+            .await
+            .unwrap()
+            .expect("queue show");
+        let status = &shown["envelope"]["recipients"][0]["status"];
+        if let Some(reply) = status["Deferred"]["reply"].as_str() {
+            return reply.to_string();
+        }
+        assert!(status.get("Bounced").is_none(), "bounced: {shown}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never deferred: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn outcome(metrics: &str, result: &str, enforced: &str) -> bool {
+    let labels = format!("policy=\"sts\",result=\"{result}\",enforced=\"{enforced}\"");
+    metrics
+        .lines()
+        .any(|l| l.starts_with("edgemx_tls_policy_outcomes_total{") && l.contains(&labels))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enforced_policy_delivers_to_a_listed_mx_host_with_a_verified_certificate() {
+    let lab = lab(&policy("enforce", "mx.sts.test"), "mx.sts.test").await;
+    let gw = lab.gateway(tempfile::tempdir().unwrap()).await;
+    send(&gw).await;
+    let got = lab.backend.wait_for_messages(1, WAIT).await;
+    assert!(got[0].tls.is_some());
+    assert_eq!(lab.policy.requests.load(Ordering::SeqCst), 1);
+    assert!(outcome(&gw.metrics().await, "success", "yes"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enforced_policy_defers_when_the_certificate_does_not_name_the_mx_host() {
+    let lab = lab(&policy("enforce", "mx.sts.test"), "other.test").await;
+    let gw = lab.gateway(tempfile::tempdir().unwrap()).await;
+    let id = send(&gw).await;
+    let reply = deferred(&gw, id).await;
+    assert!(reply.starts_with("451 4.7."), "{reply}");
+    assert!(lab.backend.messages().is_empty());
+    let metrics = gw.metrics().await;
+    assert!(
+        outcome(&metrics, "certificate-host-mismatch", "yes"),
+        "{metrics}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enforced_policy_never_connects_to_an_mx_host_it_does_not_list() {
+    let lab = lab(&policy("enforce", "*.elsewhere.test"), "mx.sts.test").await;
+    let gw = lab.gateway(tempfile::tempdir().unwrap()).await;
+    let id = send(&gw).await;
+    let reply = deferred(&gw, id).await;
+    assert!(reply.contains("4.7.5"), "{reply}");
+    assert_eq!(lab.backend.connections(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_testing_policy_counts_the_failure_and_delivers() {
+    let lab = lab(&policy("testing", "mx.sts.test"), "other.test").await;
+    let gw = lab.gateway(tempfile::tempdir().unwrap()).await;
+    send(&gw).await;
+    lab.backend.wait_for_messages(1, WAIT).await;
+    let metrics = gw.metrics().await;
+    assert!(
+        outcome(&metrics, "certificate-host-mismatch", "no"),
+        "{metrics}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_policy_is_enforced_while_the_policy_host_is_down_also_after_a_restart() {
+    let lab = lab(&policy("enforce", "mx.sts.test"), "mx.sts.test").await;
+    let gw = lab.gateway(tempfile::tempdir().unwrap()).await;
+    send(&gw).await;
+    lab.backend.wait_for_messages(1, WAIT).await;
+    // The policy host goes away and the MX host's certificate stops verifying: without
+    // the cached policy this mail would go out over opportunistic TLS.
+    lab.policy.stop();
+    lab.mismatch();
+    let id = send(&gw).await;
+    assert!(deferred(&gw, id).await.starts_with("451 4.7."));
+    // After a restart the record announces a new policy that cannot be fetched: the
+    // policy cached in redb still applies.
+    lab.dns.set(zone("2"));
+    let dir = gw.stop().await;
+    let gw = lab.gateway(dir).await;
+    let id = send(&gw).await;
+    assert!(deferred(&gw, id).await.starts_with("451 4.7."));
+    assert_eq!(
+        lab.backend.messages().len(),
+        1,
+        "only the first message went out"
+    );
+    gw.stop().await;
+}
