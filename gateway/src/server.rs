@@ -163,6 +163,7 @@ pub async fn run_with_admin(
         ctx.limiter.clone(),
         shutdown.clone(),
         crate::scan::status::Recent::watch(&events),
+        deliveries.clone(),
     );
     let control = control::Server::bind(
         &config.control_socket(),

@@ -199,3 +199,30 @@ async fn under_log_only_a_bogus_zone_is_delivered_as_without_dane() {
     assert_eq!(got.len(), 1);
     lab.gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_tls_policy_names_dane_with_the_records_it_saw() {
+    let ca = Ca::new("Lab CA");
+    let id = mx_identity(&ca);
+    let tlsa = tlsa_ee(&id.chain);
+    let lab = lab(Some(&id), &tlsa, "enforce", &[]).await;
+    send(&lab.gw).await;
+    lab.backend.wait_for_messages(1, WAIT).await;
+    let call = edgemx::control::ConsoleRequest::TlsPolicy {
+        domain: "dane.test".into(),
+    };
+    let shown = edgemx_tests::control::call(&lab.gw, edgemx::control::Request::Console { call })
+        .await
+        .expect("show tls policy");
+    let shown: edgemx::delivery::TlsPolicyView =
+        edgemx::control::reply::decode(shown).expect("a TlsPolicyView");
+    assert_eq!(shown.applies, "DANE (enforce)", "{shown:?}");
+    let host = &shown.hosts[0];
+    assert_eq!(
+        (host.host.as_str(), host.dnssec.as_str()),
+        ("mx.dane.test", "secure")
+    );
+    assert_eq!(host.policy, "DANE (enforce)");
+    assert_eq!(host.tlsa, [tlsa.to_uppercase()]);
+    lab.gw.stop().await;
+}

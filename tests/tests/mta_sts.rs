@@ -264,3 +264,30 @@ async fn a_cached_policy_is_enforced_while_the_policy_host_is_down_also_after_a_
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_tls_policy_names_the_sts_policy_and_its_cache() {
+    let lab = lab(&policy("enforce", "mx.sts.test"), "mx.sts.test").await;
+    let gw = lab.gateway(tempfile::tempdir().unwrap()).await;
+    send(&gw).await;
+    lab.backend.wait_for_messages(1, WAIT).await;
+    let call = edgemx::control::ConsoleRequest::TlsPolicy {
+        domain: "sts.test".into(),
+    };
+    let shown = edgemx_tests::control::call(&gw, edgemx::control::Request::Console { call })
+        .await
+        .expect("show tls policy");
+    let shown: edgemx::delivery::TlsPolicyView =
+        edgemx::control::reply::decode(shown).expect("a TlsPolicyView");
+    assert_eq!(shown.applies, "MTA-STS (enforce)", "{shown:?}");
+    assert_eq!(shown.sts_record, "v=STSv1; id=1");
+    assert!(
+        shown
+            .sts_cached
+            .as_deref()
+            .is_some_and(|c| c.starts_with("id 1,")),
+        "{shown:?}"
+    );
+    assert_eq!(shown.hosts[0].policy, "MTA-STS (enforce)");
+    gw.stop().await;
+}

@@ -227,7 +227,14 @@ impl Session {
             }
             "history" => render::history(&self.ask::<Vec<_>>(ConsoleRequest::History)?),
             "status" => render::status(&self.ask(ConsoleRequest::Status)?),
-            "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
+            "tls" => match rest {
+                ["policy", domain] => {
+                    let domain = domain.to_string();
+                    render::tls_policy(&self.ask(ConsoleRequest::TlsPolicy { domain })?)
+                }
+                ["policy"] => return Err(Failure::at(3, "show tls policy DOMAIN")),
+                _ => render::tls(&self.ask(ConsoleRequest::Tls)?),
+            },
             "scan" => render::scan(&self.ask(ConsoleRequest::Scan)?),
             "health" => {
                 let v: Vec<_> = self.link.ask(&Request::Health).map_err(Failure::plain)?;

@@ -48,6 +48,10 @@ pub enum ConsoleRequest {
     Tls,
     /// The content scanners: reachable now, last verdicts and their latency.
     Scan,
+    /// `show tls policy DOMAIN`: DANE, MTA-STS, configured or opportunistic, and why.
+    TlsPolicy {
+        domain: String,
+    },
     Route {
         address: String,
     },
@@ -81,6 +85,8 @@ pub struct Admin {
     pending: Mutex<Option<Pending>>,
     /// The last scan verdicts, for `show scan`.
     scans: Arc<crate::scan::status::Recent>,
+    /// Delivery's DANE and MTA-STS state, for `show tls policy`.
+    deliveries: crate::delivery::DeliveryHandle,
 }
 
 /// A `commit confirmed` waiting for its `confirm`.
@@ -99,6 +105,7 @@ impl Admin {
         limiter: Limiter,
         shutdown: CancellationToken,
         scans: Arc<crate::scan::status::Recent>,
+        deliveries: crate::delivery::DeliveryHandle,
     ) -> Arc<Admin> {
         let config = live.borrow().clone();
         let store = Store::new(&config.data_dir, config.source.clone());
@@ -126,6 +133,7 @@ impl Admin {
             commits: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
             scans,
+            deliveries,
         });
         admin.resume_pending();
         admin
@@ -168,6 +176,11 @@ impl Admin {
                 recent: self.scans.list(),
             }
             .into()),
+            ConsoleRequest::TlsPolicy { domain } => self
+                .deliveries
+                .explain_tls(&running, &domain)
+                .await
+                .map(Reply::from),
             ConsoleRequest::Route { address } => ops::route(&running, &address).map(Reply::from),
             ConsoleRequest::Probe { hop } => ops::probe(running, &hop).await.map(Reply::from),
             ConsoleRequest::InstallCert { cert, key } => {

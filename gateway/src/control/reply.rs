@@ -240,6 +240,7 @@ replies!(
     Log(Vec<String>),
     Tls(Tls),
     Scan(ScanStatus),
+    TlsPolicy(crate::delivery::TlsPolicyView),
     Route(Route),
     Probe(Probe),
     InstalledCert(InstalledCert),

@@ -65,14 +65,9 @@ impl Walker {
     }
 
     /// DANE and MTA-STS for MX hosts (the delivery walker; callouts and probes go without).
-    pub fn secured(mut self, security: Security) -> Walker {
-        self.security = Some(Arc::new(security));
+    pub fn secured(mut self, security: Arc<Security>) -> Walker {
+        self.security = Some(security);
         self
-    }
-
-    /// The transport-security state, for `show tls policy`.
-    pub fn security(&self) -> Option<&Arc<Security>> {
-        self.security.as_ref()
     }
 
     /// Also counts `names` (host names or addresses) as this gateway.

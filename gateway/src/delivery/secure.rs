@@ -85,6 +85,14 @@ impl Security {
         }
     }
 
+    pub fn validating(&self) -> Option<&Validating> {
+        self.validating.as_ref()
+    }
+
+    pub fn sts(&self) -> Option<&Sts> {
+        self.sts.as_ref()
+    }
+
     /// The MX hosts of `domain` and their addresses; through the validating resolver when
     /// DANE applies. Under `log-only` a Bogus answer is logged and the plain answer used;
     /// under `enforce` it defers (`4.7.5`).
