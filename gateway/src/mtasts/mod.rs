@@ -16,8 +16,9 @@ use crate::config;
 use crate::dns::Resolver;
 use crate::fetch::{self, Url};
 use cache::Cache;
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -30,6 +31,9 @@ pub struct Sts {
     /// WebPKI roots plus `mta_sts.ca`; `None` when `ca` does not load (fetches fail).
     tls: Option<Arc<rustls::ClientConfig>>,
     cache: Cache,
+    /// One fetch per domain at a time: deliveries that find the same new `id` wait for the
+    /// first one's fetch instead of each fetching the policy again.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What DNS said about the `_mta-sts` record.
@@ -67,6 +71,7 @@ impl Sts {
             timeout: config.fetch_timeout.0,
             tls,
             cache: Cache::open(dir),
+            fetching: Mutex::new(HashMap::new()),
         }
     }
 
@@ -87,13 +92,48 @@ impl Sts {
         if let Some(c) = cached.as_ref().filter(|c| c.policy.id == id) {
             return Some(Arc::new(c.policy.clone()));
         }
-        match self.fetch(resolver, &domain, &id).await {
+        let lock = self
+            .fetching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(domain.clone())
+            .or_default()
+            .clone();
+        let one = lock.lock().await;
+        let fetched = self.fetch_once(resolver, &domain, &id, cached, now).await;
+        drop(one);
+        let mut fetching = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+        // The last holder removes the lock: the map holds no domain nobody fetches.
+        if Arc::strong_count(&lock) <= 2 {
+            fetching.remove(&domain);
+        }
+        fetched
+    }
+
+    /// Under the domain's fetch lock: the policy another delivery fetched meanwhile, or a
+    /// fetch of our own.
+    async fn fetch_once(
+        &self,
+        resolver: &Resolver,
+        domain: &str,
+        id: &str,
+        cached: Option<Arc<Cached>>,
+        now: u64,
+    ) -> Option<Arc<Policy>> {
+        if let Some(c) = self
+            .cache
+            .get(domain)
+            .filter(|c| c.policy.id == id && c.fresh(now))
+        {
+            return Some(Arc::new(c.policy.clone()));
+        }
+        match self.fetch(resolver, domain, id).await {
             Ok(policy) => {
                 let entry = Cached {
                     policy: policy.clone(),
                     fetched: now,
                 };
-                self.cache.put(&domain, entry).await;
+                self.cache.put(domain, entry).await;
                 Some(Arc::new(policy))
             }
             Err(why) => {
