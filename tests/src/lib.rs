@@ -10,6 +10,7 @@ pub mod dns;
 pub mod dnssec;
 pub mod docs;
 pub mod gateway;
+pub mod https;
 pub mod mailauth;
 pub mod pki;
 pub mod pty;

@@ -9,69 +9,15 @@ use edgemx::control::Request;
 use edgemx::queue::QueueId;
 use edgemx_tests::backend::Backend;
 use edgemx_tests::dns::{DnsServer, Zone};
-use edgemx_tests::pki::{Ca, Identity};
+use edgemx_tests::https::PolicyServer;
+use edgemx_tests::pki::Ca;
 use edgemx_tests::{FakeBackend, Gateway, send_mail};
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(30);
 const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-
-/// An HTTPS server answering every request with the current policy text.
-struct PolicyServer {
-    addr: SocketAddr,
-    requests: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl PolicyServer {
-    async fn start(identity: &Identity, policy: &str) -> PolicyServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(None));
-        let body = Arc::new(Mutex::new(policy.to_owned()));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counted = requests.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, body, counted) = (acceptor.clone(), body.clone(), counted.clone());
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if tls.read(&mut byte).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    let text = body.lock().unwrap().clone();
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                        text.len()
-                    );
-                    let _ = tls.write_all(reply.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                });
-            }
-        });
-        PolicyServer {
-            addr,
-            requests,
-            task,
-        }
-    }
-
-    fn stop(&self) {
-        self.task.abort();
-    }
-}
 
 struct Lab {
     ca_dir: tempfile::TempDir,
