@@ -24,16 +24,37 @@ struct Lab {
 /// `mx.dane.test` at 127.0.0.1 and `tlsa` as the host's TLSA record, and a gateway
 /// delivering `dane.test` by MX under DANE `mode`.
 async fn lab(identity: Option<&Identity>, tlsa: &str, mode: &str, tamper: &[(&str, &str)]) -> Lab {
+    lab_with(
+        identity,
+        tlsa,
+        mode,
+        tamper,
+        "",
+        "[mta_sts]\nenabled = false\n",
+    )
+    .await
+}
+
+/// [`lab`] with more zone records and configuration (`sts`: the `[mta_sts]` section).
+async fn lab_with(
+    identity: Option<&Identity>,
+    tlsa: &str,
+    mode: &str,
+    tamper: &[(&str, &str)],
+    more_records: &str,
+    sts: &str,
+) -> Lab {
     let behaviour = Backend {
         starttls: identity.map(|i| i.server_config(None)),
         ..Backend::default()
     };
     let backend = FakeBackend::start_with("127.0.0.1:0".parse().unwrap(), behaviour).await;
     let port = backend.addr().port();
-    let records = format!("@ MX 10 mx\nmx A 127.0.0.1\n_{port}._tcp.mx TLSA {tlsa}\n");
+    let records =
+        format!("@ MX 10 mx\nmx A 127.0.0.1\n_{port}._tcp.mx TLSA {tlsa}\n{more_records}");
     let zone = SignedZone::start("dane.test", &records, tamper);
     let body = format!(
-        "[[domain]]\nname = \"dane.test\"\nnext_hops = [\"mx\"]\n\n[delivery]\nmx_port = {port}\n\n[mta_sts]\nenabled = false\n\n{}",
+        "[[domain]]\nname = \"dane.test\"\nnext_hops = [\"mx\"]\n\n[delivery]\nmx_port = {port}\n\n{sts}\n{}",
         zone.config(mode)
     );
     let gw = Gateway::start_bare(tempfile::tempdir().unwrap(), &body).await;
@@ -224,5 +245,39 @@ async fn show_tls_policy_names_dane_with_the_records_it_saw() {
     );
     assert_eq!(host.policy, "DANE (enforce)");
     assert_eq!(host.tlsa, [tlsa.to_uppercase()]);
+    lab.gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dane_takes_precedence_over_an_mta_sts_policy_that_would_refuse_the_host() {
+    let ca = Ca::new("Lab CA");
+    let id = mx_identity(&ca);
+    let ca_dir = tempfile::tempdir().unwrap();
+    ca.write(ca_dir.path(), "ca.pem");
+    // An enforced STS policy that does not list mx.dane.test: alone it would defer.
+    let policy = "version: STSv1\r\nmode: enforce\r\nmx: *.elsewhere.test\r\nmax_age: 600\r\n";
+    let sts_host = ca.issue("mta-sts.dane.test", &["mta-sts.dane.test"]);
+    let server = edgemx_tests::https::PolicyServer::start(&sts_host, policy).await;
+    let records = "_mta-sts TXT \"v=STSv1; id=1\"\nmta-sts A 127.0.0.1\n";
+    let sts = format!(
+        "[mta_sts]\nca = \"{}\"\nport = {}\n",
+        ca_dir.path().join("ca.pem").display(),
+        server.addr.port()
+    );
+    let lab = lab_with(
+        Some(&id),
+        &tlsa_ee(&id.chain),
+        "enforce",
+        &[],
+        records,
+        &sts,
+    )
+    .await;
+    send(&lab.gw).await;
+    let got = lab.backend.wait_for_messages(1, WAIT).await;
+    assert!(got[0].tls.is_some());
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let metrics = lab.gw.metrics().await;
+    assert!(outcome(&metrics, "tlsa", "success", "yes"), "{metrics}");
     lab.gw.stop().await;
 }

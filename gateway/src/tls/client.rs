@@ -8,7 +8,7 @@
 //! so the peer must hold the private key of the certificate it presents.
 
 use super::TlsError;
-use super::guard::{Guard, Guarded};
+use super::guard::{Check, Guard, Guarded};
 use super::verify::{AnyCertificate, Pinned};
 use crate::config::{TlsMode, TlsPolicy};
 use rustls::client::WebPkiServerVerifier;
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 pub struct ClientConfigs {
     built: Mutex<HashMap<TlsPolicy, Arc<rustls::ClientConfig>>>,
     /// Guarded connections get a configuration each (the guard records that connection's
-    /// outcome) but share one session cache, so DANE and MTA-STS hosts still resume.
+    /// outcome); those without a policy check share this session cache.
     resumption: Mutex<Option<rustls::client::Resumption>>,
 }
 
@@ -52,10 +52,18 @@ impl ClientConfigs {
             base,
         });
         let mut config = assemble(policy, verifier)?;
-        let mut resumption = self.resumption.lock().unwrap_or_else(|e| e.into_inner());
-        config.resumption = resumption
-            .get_or_insert_with(rustls::client::Resumption::default)
-            .clone();
+        // A resumed session skips the certificate check: a ticket from a session accepted
+        // under a weaker policy (log-only, another TLSA set) must not carry a DANE or
+        // MTA-STS connection past its check. Only policy-less guards share a cache.
+        config.resumption = match guard.check {
+            Check::Nothing => self
+                .resumption
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(rustls::client::Resumption::default)
+                .clone(),
+            Check::Dane(_) | Check::WebPki(_) => rustls::client::Resumption::disabled(),
+        };
         Ok(Arc::new(config))
     }
 }
