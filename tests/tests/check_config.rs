@@ -43,6 +43,12 @@ fn bad_dane_and_mta_sts_keys_are_named_and_refused() {
         ("dane", "mode = \"sometimes\"", "`log-only`"),
         ("mta_sts", "prot = 443", "unknown field `prot`"),
         ("delivery", "mx_port = \"twenty-five\"", "line 6"),
+        (
+            "dane",
+            "trust_anchor = \"/nonexistent/anchor.keys\"",
+            "dane.trust_anchor",
+        ),
+        ("mta_sts", "ca = \"/nonexistent/ca.pem\"", "mta_sts.ca"),
     ] {
         let path = dir.path().join("edgemx.toml");
         std::fs::write(

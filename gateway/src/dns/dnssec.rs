@@ -220,6 +220,34 @@ impl Validating {
     }
 }
 
+/// `dane.trust_anchor` must hold DNSKEY records hickory can use (checked by `check-config`
+/// and before a commit, so a typo does not silently leave enforced DANE deferring mail).
+pub fn check(config: &config::Config) -> Vec<config::ConfigError> {
+    let Some(path) = &config.dane.trust_anchor else {
+        return Vec::new();
+    };
+    let problem = match TrustAnchors::from_file(path) {
+        Ok(anchors) if anchors.is_empty() && !has_dnskey(path) => {
+            Some("holds no DNSKEY record".to_owned())
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!("cannot be read as DNSKEY records: {e}")),
+    };
+    problem
+        .map(|problem| config::ConfigError {
+            key: "dane.trust_anchor".into(),
+            value: path.display().to_string(),
+            problem,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// `TrustAnchors::is_empty` counts root keys only; a zone's own key is fine too.
+fn has_dnskey(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.contains("DNSKEY"))
+}
+
 fn bogus(e: &NetError) -> bool {
     matches!(e, NetError::Dns(Answer::DnssecBogus))
 }
