@@ -237,3 +237,19 @@ async fn show_tls_policy_names_the_sts_policy_and_its_cache() {
     assert_eq!(shown.hosts[0].policy, "MTA-STS (enforce)");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_own_policy_is_served_on_the_admin_listener_and_parses() {
+    let body = "[[domain]]\nname = \"example.com\"\nnext_hops = [\"127.0.0.1:2526\"]\n\n\
+                [mta_sts.publish]\nmode = \"enforce\"\nmx = [\"mx1.example.com\", \"*.mx.example.com\"]\nmax_age = \"7d\"\n";
+    let gw = Gateway::start_bare(tempfile::tempdir().unwrap(), body).await;
+    let (status, text) = edgemx_tests::admin::http(gw.admin, "GET", "/.well-known/mta-sts.txt")
+        .await
+        .expect("admin listener");
+    assert_eq!(status, 200, "{text}");
+    let policy = edgemx::mtasts::Policy::parse("1", &text).expect(&text);
+    assert_eq!(policy.mode, edgemx::mtasts::Mode::Enforce);
+    assert!(policy.matches("mx1.example.com") && policy.matches("a.mx.example.com"));
+    assert_eq!(policy.max_age, 604_800);
+    gw.stop().await;
+}

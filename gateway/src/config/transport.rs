@@ -93,6 +93,99 @@ pub struct MtaSts {
     pub fetch_timeout: Span,
     /// The policy host's HTTPS port: 443 (RFC 8461 §3.3); another port is for labs and tests.
     pub port: u16,
+    /// Our own policy, served at `/.well-known/mta-sts.txt` on the admin listener.
+    pub publish: Option<Publish>,
+}
+
+/// The MTA-STS policy we publish for the domains we serve (RFC 8461 §3.2).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    pub mode: PublishMode,
+    /// Our MX host names or `*.example.com` patterns, as our MX records name them.
+    #[serde(default)]
+    pub mx: Vec<String>,
+    #[serde(default = "week")]
+    pub max_age: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    Enforce,
+    Testing,
+    None,
+}
+
+fn week() -> Span {
+    Span(Duration::from_secs(7 * 86_400))
+}
+
+impl Publish {
+    /// The policy file as served: `key: value` lines ending in CRLF.
+    pub fn text(&self) -> String {
+        let mode = match self.mode {
+            PublishMode::Enforce => "enforce",
+            PublishMode::Testing => "testing",
+            PublishMode::None => "none",
+        };
+        let mut out = format!("version: STSv1\r\nmode: {mode}\r\n");
+        for mx in &self.mx {
+            out.push_str(&format!("mx: {mx}\r\n"));
+        }
+        out.push_str(&format!("max_age: {}\r\n", self.max_age.0.as_secs()));
+        out
+    }
+}
+
+impl Keys for Publish {
+    const KEYS: &'static [Key] = &[
+        key(
+            "mode",
+            Kind::Enum(&["enforce", "testing", "none"]),
+            "the published policy's mode",
+        ),
+        key("mx", Kind::List("HOST|*.DOMAIN"), "our MX host names"),
+        key(
+            "max_age",
+            Kind::Span,
+            "how long senders cache it (default 7d)",
+        ),
+    ];
+}
+
+/// Every problem of `[mta_sts.publish]` as (key, value, problem).
+pub fn problems(sts: &MtaSts) -> Vec<(String, String, String)> {
+    let Some(p) = &sts.publish else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if p.mx.is_empty() && p.mode != PublishMode::None {
+        out.push((
+            "mta_sts.publish.mx".into(),
+            "[]".into(),
+            "a policy other than none needs at least one MX host".into(),
+        ));
+    }
+    for mx in &p.mx {
+        let name = mx.strip_prefix("*.").unwrap_or(mx);
+        if !super::valid_hostname(name) {
+            out.push((
+                "mta_sts.publish.mx".into(),
+                mx.clone(),
+                "not a host name or *.domain pattern".into(),
+            ));
+        }
+    }
+    // RFC 8461 §3.2: at most 31557600 seconds.
+    if p.max_age.0.as_secs() > 31_557_600 {
+        out.push((
+            "mta_sts.publish.max_age".into(),
+            format!("{}s", p.max_age.0.as_secs()),
+            "at most one year (31557600 s)".into(),
+        ));
+    }
+    out
 }
 
 impl Default for MtaSts {
@@ -102,6 +195,7 @@ impl Default for MtaSts {
             ca: None,
             fetch_timeout: Span(Duration::from_secs(30)),
             port: 443,
+            publish: None,
         }
     }
 }
@@ -123,6 +217,11 @@ impl Keys for MtaSts {
             "port",
             Kind::Int,
             "policy host's HTTPS port (443; for labs and tests)",
+        ),
+        key(
+            "publish",
+            Kind::Table(Publish::KEYS),
+            "our own policy, served on the admin listener",
         ),
     ];
 }

@@ -133,11 +133,12 @@ impl Walker {
                     continue;
                 }
                 let settings = self.settings();
-                if let Some((result, reply)) = plan.as_ref().and_then(|p| p.refusal.clone()) {
-                    if let Some(plan) = &plan {
-                        plan.publish(&settings.events, &host, None, Some(result));
-                    }
-                    last = Some(reply);
+                // An enforced policy that rules this host out: reported, never contacted.
+                if let Some(plan) = &plan
+                    && let Some((result, reply)) = &plan.refusal
+                {
+                    plan.publish(&settings.events, &host, None, Some(result));
+                    last = Some(reply.clone());
                     continue;
                 }
                 let guard = plan.as_ref().map(|p| p.guard(&host));
