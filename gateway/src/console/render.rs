@@ -219,6 +219,37 @@ mod tests {
     use crate::scan::status::{Reach, Seen};
 
     #[test]
+    fn show_tls_policy_says_what_applies_and_lists_hosts_and_records() {
+        let v = TlsPolicyView {
+            domain: "example.net".into(),
+            applies: "DANE (enforce)".into(),
+            why: "an MX host has usable TLSA records".into(),
+            route: None,
+            next_hops: vec!["mx".into()],
+            tls: "opportunistic".into(),
+            dane: "enforce (from dane.mode)".into(),
+            sts_record: "none".into(),
+            sts_cached: None,
+            sts_policy: Vec::new(),
+            hosts: vec![crate::delivery::HostView {
+                preference: 10,
+                host: "mx1.example.net".into(),
+                dnssec: "secure".into(),
+                tlsa: vec!["3 1 1 AB01".into()],
+                policy: "DANE (enforce)".into(),
+            }],
+        };
+        let text = tls_policy(&v);
+        assert!(text.starts_with("example.net: DANE (enforce)\n"), "{text}");
+        assert!(text.contains("cached: nothing"), "{text}");
+        assert!(
+            text.contains("mx1.example.net  dnssec secure  -> DANE (enforce)"),
+            "{text}"
+        );
+        assert!(text.contains("TLSA 3 1 1 AB01"), "{text}");
+    }
+
+    #[test]
     fn show_scan_names_each_scanner_and_the_last_verdicts() {
         let v = ScanStatus {
             enabled: true,

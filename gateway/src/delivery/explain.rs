@@ -95,7 +95,7 @@ impl Security {
         let resolver = Resolver::new(&config.dns).map_err(|e| e.to_string())?;
         let sts = self.sts_view(&resolver, &domain, &mut view).await;
         let set = self
-            .exchangers(&resolver, &domain, dest.dane)
+            .exchangers(&resolver, &domain, dest.dane, None)
             .await
             .map_err(|e| format!("MX lookup: {e}"))?;
         for e in &set.exchangers {

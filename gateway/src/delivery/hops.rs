@@ -200,7 +200,11 @@ impl Walker {
         let domain = dest.domain.as_deref().unwrap_or("");
         let security = self.security.as_deref();
         let set = match security {
-            Some(s) => s.exchangers(resolver, domain, dest.dane).await?,
+            Some(s) => {
+                let events = &self.settings().events;
+                s.exchangers(resolver, domain, dest.dane, Some(events))
+                    .await?
+            }
             None => Security::plain_exchangers(resolver, domain).await?,
         };
         let us = self.us.read().unwrap_or_else(|e| e.into_inner()).clone();

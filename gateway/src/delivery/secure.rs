@@ -95,12 +95,13 @@ impl Security {
 
     /// The MX hosts of `domain` and their addresses; through the validating resolver when
     /// DANE applies. Under `log-only` a Bogus answer is logged and the plain answer used;
-    /// under `enforce` it defers (`4.7.5`).
+    /// under `enforce` it defers (`4.7.5`), reported on `events` as `dnssec-invalid`.
     pub async fn exchangers(
         &self,
         resolver: &Resolver,
         domain: &str,
         mode: DaneMode,
+        events: Option<&Events>,
     ) -> Result<MxSet, DnsError> {
         if mode != DaneMode::Off {
             match self.validated_exchangers(domain).await {
@@ -108,6 +109,18 @@ impl Security {
                 Err(Validated::Dns(e)) => return Err(e),
                 Err(Validated::Bogus(what)) if mode == DaneMode::Enforce => {
                     log::warn!("DANE: mail for {domain} deferred: {what} is bogus");
+                    if let Some(events) = events {
+                        // No MX host to name: the domain's own records failed validation.
+                        events.publish(&Event::TlsPolicyOutcome {
+                            policy_domain: domain,
+                            policy_type: "tlsa",
+                            policy_string: &[],
+                            mx_host: "",
+                            receiving_ip: None,
+                            failure: Some("dnssec-invalid"),
+                            enforced: true,
+                        });
+                    }
                     return Err(DnsError::Temporary(format!(
                         "4.7.5 DNSSEC validation failed for {what} (DANE)"
                     )));
