@@ -27,6 +27,8 @@
 //! | [`password`] | salted slow password hashes (SMTP AUTH users, console admin) |
 //! | [`init`] | PID 1 duties inside the appliance image |
 //! | [`firmware`] | the A/B firmware slots, GRUB's boot counting, signed update bundles and their install |
+//! | [`fetch`] | a small HTTP/1.1 GET over rustls (firmware bundles, MTA-STS policies) |
+//! | [`mtasts`] | MTA-STS (RFC 8461): the `_mta-sts` record, the policy, its fetch and persisted cache |
 //!
 //! Data flows one way: listener → session → policy/routing → queue (durable) → `250` →
 //! scheduler → delivery → backend → queue state. Nothing downstream calls back upstream
@@ -40,9 +42,11 @@ pub mod delivery;
 pub mod dkim;
 pub mod dns;
 pub mod envelope;
+pub mod fetch;
 pub mod firmware;
 pub mod init;
 pub mod loader;
+pub mod mtasts;
 pub mod observe;
 pub mod password;
 pub mod policy;

@@ -1,6 +1,7 @@
 //! A configuration as the gateway runs on it: the text parsed and checked by `config`
 //! (which reads nothing but the text), then completed with what the text names: the TLS
-//! files it points to are read and checked (`tls::files`) and the probes are resolved
+//! files it points to are read and checked (`tls::files`), so is the DNSSEC trust anchor
+//! (`dns::dnssec`), and the probes are resolved
 //! through the route table (`probe::targets`). `serve`, `check-config`, init and a console
 //! `commit` all load through here, so they agree on what is valid.
 
@@ -33,6 +34,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
 /// What the text names, checked and filled in; every problem under its key.
 pub fn complete(config: &mut Config) -> Vec<ConfigError> {
     let mut errors = crate::tls::files::check(config);
+    errors.extend(crate::dns::dnssec::check(config));
     errors.extend(crate::probe::targets::resolve(config));
     errors
 }

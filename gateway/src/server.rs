@@ -176,6 +176,7 @@ pub async fn run_with_events(
         ctx.limiter.clone(),
         shutdown.clone(),
         crate::scan::status::Recent::watch(&events),
+        deliveries.clone(),
     )
     .with_reports(Arc::new(reports.clone()));
     let control = control::Server::bind(

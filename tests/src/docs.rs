@@ -116,6 +116,12 @@ pub fn install_files(root: &Path) {
         .write(&etc, "edge.example.com");
     ca.issue("edge.example.com", &["edge.example.com"])
         .write(&etc, "edge-client");
+    // A zone's key as ldns-keygen writes it: a DNSSEC trust anchor (docs/transport-security.md).
+    std::fs::write(
+        etc.join("dnssec-anchor.keys"),
+        "example.\tIN\tDNSKEY\t257 3 13 /+RrkwU/5eK61Iz22i/5l9226kbIy0RtD/3PYp9NgmS6lgo0/NJGPR2oMLQwu7wjFzcfyw8CzGP7Ea6/yeiOfQ==\n",
+    )
+    .unwrap();
     for (name, contents) in map_files() {
         std::fs::write(etc.join(name), contents).unwrap();
     }

@@ -35,3 +35,37 @@ fn a_route_without_recipient_checks_is_warned_about_and_still_valid() {
     assert!(!stderr.contains("\"onprem\""), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
 }
+
+#[test]
+fn bad_dane_and_mta_sts_keys_are_named_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (section, line, named) in [
+        ("dane", "mode = \"sometimes\"", "`log-only`"),
+        ("mta_sts", "prot = 443", "unknown field `prot`"),
+        ("delivery", "mx_port = \"twenty-five\"", "line 6"),
+        (
+            "dane",
+            "trust_anchor = \"/nonexistent/anchor.keys\"",
+            "dane.trust_anchor",
+        ),
+        ("mta_sts", "ca = \"/nonexistent/ca.pem\"", "mta_sts.ca"),
+    ] {
+        let path = dir.path().join("edgemx.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "hostname = \"mx.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:2525\"\n[{section}]\n{line}\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(edgemx_tests::gateway::binary())
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{section}: {out:?}");
+        assert!(stderr.contains(named), "{section}: {stderr}");
+    }
+}

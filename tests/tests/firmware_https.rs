@@ -2,7 +2,7 @@
 //! CA bundle (issue 13), here from a real HTTPS server: lighttpd (Debian packages
 //! `lighttpd` and `lighttpd-mod-openssl`, installed by scripts/setup) on loopback.
 
-use edgemx::firmware::fetch::{self, FetchError, Url};
+use edgemx::fetch::{self, FetchError, Url};
 use edgemx_tests::gateway::free_port;
 use edgemx_tests::pki::Ca;
 use std::path::{Path, PathBuf};

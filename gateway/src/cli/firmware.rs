@@ -247,7 +247,7 @@ fn checked(check: &Check) -> Result<Verified, ExitCode> {
             max_payload: target.capacity(),
         },
         resolver: None,
-        ca: Path::new(crate::firmware::fetch::CA_BUNDLE),
+        ca: Path::new(crate::fetch::CA_BUNDLE),
     };
     let source = Source::File(check.file.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()

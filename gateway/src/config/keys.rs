@@ -67,7 +67,9 @@ pub fn find(keys: &'static [Key], name: &str) -> Option<&'static Key> {
 #[cfg(test)]
 mod tests {
     use super::super::{Config, Delivery, Dns, Domain, Limits, Listener, Log, Queue, Tls};
-    use super::super::{admin, auth, boot, console, control, flow, network, relay, routes, scan};
+    use super::super::{
+        admin, auth, boot, console, control, flow, network, relay, routes, scan, transport,
+    };
     use super::*;
     use serde::Deserialize;
     use serde::de::DeserializeOwned;
@@ -173,6 +175,9 @@ mod tests {
             hold::<boot::Boot>("boot"),
             hold::<scan::Scan>("scan"),
             hold::<console::Console>("console"),
+            hold::<transport::Dane>("dane"),
+            hold::<transport::MtaSts>("mta_sts"),
+            hold::<transport::Publish>("mta_sts.publish"),
         ]
     }
 

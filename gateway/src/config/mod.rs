@@ -26,6 +26,7 @@ pub mod routes;
 pub mod scan;
 pub mod store;
 mod tlspolicy;
+pub mod transport;
 mod units;
 mod validate;
 
@@ -38,6 +39,7 @@ pub use nexthop::{NextHop, valid_hostname};
 pub use relay::{Relay, Role};
 pub use reserve::Reserve;
 pub use tlspolicy::{Pin, TlsMode, TlsPolicy};
+pub use transport::{Dane, DaneMode, MtaSts};
 pub use units::{Bytes, Span, parse_bytes, parse_span};
 
 use keys::{NEXT_HOPS, TLS_POLICY, key};
@@ -109,6 +111,12 @@ pub struct Config {
     /// The operator console's sessions (`console.rs`).
     #[serde(default)]
     pub console: console::Console,
+    /// DANE for mail delivered by MX (`transport.rs`).
+    #[serde(default)]
+    pub dane: Dane,
+    /// MTA-STS for mail delivered by MX (`transport.rs`).
+    #[serde(default)]
+    pub mta_sts: MtaSts,
 }
 
 impl Keys for Config {
@@ -226,6 +234,16 @@ impl Keys for Config {
             Kind::Table(console::Console::KEYS),
             "operator console sessions: idle timeout",
         ),
+        key(
+            "dane",
+            Kind::Table(Dane::KEYS),
+            "DANE (RFC 7672) for delivery by MX: mode, trust anchor",
+        ),
+        key(
+            "mta_sts",
+            Kind::Table(MtaSts::KEYS),
+            "MTA-STS (RFC 8461) for delivery by MX",
+        ),
     ];
 }
 
@@ -270,6 +288,9 @@ pub struct Domain {
     /// `primary` (default) or `secondary` MX for this domain.
     #[serde(default)]
     pub role: MxRole,
+    /// DANE for this domain's `mx` next hop; defaults to `dane.mode`.
+    #[serde(default)]
+    pub dane: Option<DaneMode>,
     /// Scan this domain's mail when `[scan]` names a scanner (default true).
     #[serde(default = "yes")]
     pub scan: bool,
@@ -294,6 +315,11 @@ impl Keys for Domain {
             "role",
             Kind::Enum(&["primary", "secondary"]),
             "primary or secondary MX for the domain",
+        ),
+        key(
+            "dane",
+            Kind::Enum(DaneMode::WORDS),
+            "DANE for the mx next hop (default dane.mode)",
         ),
         key("scan", Kind::Bool, "scan this domain's mail (default true)"),
     ];
@@ -481,6 +507,8 @@ pub struct Delivery {
     pub idle_timeout: Span,
     /// Deliveries in flight across all next hops.
     pub max_concurrent: usize,
+    /// The port of MX hosts: 25 (RFC 5321); another port is for labs and tests.
+    pub mx_port: u16,
 }
 
 impl Keys for Delivery {
@@ -502,6 +530,11 @@ impl Keys for Delivery {
         key("max_messages_per_connection", Kind::Int, "connection reuse"),
         key("idle_timeout", Kind::Span, "idle connection kept this long"),
         key("max_concurrent", Kind::Int, "deliveries in flight"),
+        key(
+            "mx_port",
+            Kind::Int,
+            "port of MX hosts (25; for labs and tests)",
+        ),
     ];
 }
 
@@ -640,6 +673,7 @@ impl Default for Delivery {
             max_messages_per_connection: 100,
             idle_timeout: Span(Duration::from_secs(5)),
             max_concurrent: 100,
+            mx_port: 25,
         }
     }
 }

@@ -42,6 +42,9 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     for (key, value, problem) in flow {
         out.add(key, value, problem);
     }
+    for (key, value, problem) in super::transport::problems(&config.mta_sts) {
+        out.add(key, value, problem);
+    }
     out.0.extend(super::admin::check(config));
     out.0.extend(super::control::check(&mut config.control));
     out.0

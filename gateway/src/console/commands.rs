@@ -320,7 +320,14 @@ impl Session {
                 text.push_str(&self.status_more());
                 text
             }
-            "tls" => render::tls(&self.ask(ConsoleRequest::Tls)?),
+            "tls" => match rest {
+                ["policy", domain] => {
+                    let domain = domain.to_string();
+                    render::tls_policy(&self.ask(ConsoleRequest::TlsPolicy { domain })?)
+                }
+                ["policy"] => return Err(Failure::at(3, "show tls policy DOMAIN")),
+                _ => render::tls(&self.ask(ConsoleRequest::Tls)?),
+            },
             "scan" => render::scan(&self.ask(ConsoleRequest::Scan)?),
             "reports" => self
                 .ask::<reply::ReportsStatus>(ConsoleRequest::Reports { send: false })?

@@ -82,7 +82,10 @@ const SHOW: &[(&str, &str)] = &[
         "queued messages: all, one domain, or one message by id",
     ),
     ("log", "recent log lines"),
-    ("tls", "certificate, TLS versions, CPU crypto features"),
+    (
+        "tls",
+        "certificate, TLS versions, CPU crypto features; policy DOMAIN",
+    ),
     ("health", "up/down state of every next hop"),
     (
         "scan",
@@ -140,6 +143,12 @@ pub fn next(before: &[&str], doc: &DocumentMut) -> Next {
             true,
         ),
         ["show", "log"] => free("<N>", "lines (default 50)", true),
+        ["show", "tls"] => Next {
+            complete: true,
+            ..fixed(&[("policy", "the transport policy for mail to a domain")])
+        },
+        ["show", "tls", "policy"] => free("<DOMAIN>", "recipient domain", true),
+        ["show", "tls", "policy", _] => done(),
         ["show", "queue" | "log", _] => done(),
         ["show", "system"] => fixed(&[("firmware", "both slots, boot state, last update")]),
         ["show", "system", "firmware"] => done(),

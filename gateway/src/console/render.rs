@@ -2,6 +2,7 @@
 
 use crate::config::store::Revision;
 use crate::control::reply::{Probe, Route, ScanStatus, Status, Tls};
+use crate::delivery::TlsPolicyView;
 use std::fmt::Write;
 
 pub fn age(secs: u64) -> String {
@@ -71,6 +72,44 @@ pub fn status(v: &Status) -> String {
 }
 
 /// `show scan`: each scanner's reachability, then the last verdicts, newest last.
+/// `show tls policy DOMAIN`.
+pub fn tls_policy(v: &TlsPolicyView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {}", v.domain, v.applies);
+    let _ = writeln!(out, "  why        {}", v.why);
+    let route = v.route.as_deref().unwrap_or("(none: delivery defaults)");
+    let _ = writeln!(
+        out,
+        "  route      {route}, next hops {}",
+        v.next_hops.join(" ")
+    );
+    let _ = writeln!(out, "  tls        {}", v.tls);
+    let _ = writeln!(out, "  dane       {}", v.dane);
+    let _ = writeln!(out, "  mta-sts    record: {}", v.sts_record);
+    match &v.sts_cached {
+        Some(cached) => {
+            let _ = writeln!(out, "             cached: {cached}");
+            for line in &v.sts_policy {
+                let _ = writeln!(out, "               {line}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "             cached: nothing");
+        }
+    }
+    for h in &v.hosts {
+        let _ = writeln!(
+            out,
+            "  mx {:>5}   {}  dnssec {}  -> {}",
+            h.preference, h.host, h.dnssec, h.policy
+        );
+        for t in &h.tlsa {
+            let _ = writeln!(out, "             TLSA {t}");
+        }
+    }
+    out
+}
+
 pub fn scan(v: &ScanStatus) -> String {
     let mut out = String::new();
     if !v.enabled {
@@ -180,6 +219,37 @@ pub fn probe(v: &Probe) -> String {
 mod tests {
     use super::*;
     use crate::scan::status::{Reach, Seen};
+
+    #[test]
+    fn show_tls_policy_says_what_applies_and_lists_hosts_and_records() {
+        let v = TlsPolicyView {
+            domain: "example.net".into(),
+            applies: "DANE (enforce)".into(),
+            why: "an MX host has usable TLSA records".into(),
+            route: None,
+            next_hops: vec!["mx".into()],
+            tls: "opportunistic".into(),
+            dane: "enforce (from dane.mode)".into(),
+            sts_record: "none".into(),
+            sts_cached: None,
+            sts_policy: Vec::new(),
+            hosts: vec![crate::delivery::HostView {
+                preference: 10,
+                host: "mx1.example.net".into(),
+                dnssec: "secure".into(),
+                tlsa: vec!["3 1 1 AB01".into()],
+                policy: "DANE (enforce)".into(),
+            }],
+        };
+        let text = tls_policy(&v);
+        assert!(text.starts_with("example.net: DANE (enforce)\n"), "{text}");
+        assert!(text.contains("cached: nothing"), "{text}");
+        assert!(
+            text.contains("mx1.example.net  dnssec secure  -> DANE (enforce)"),
+            "{text}"
+        );
+        assert!(text.contains("TLSA 3 1 1 AB01"), "{text}");
+    }
 
     #[test]
     fn show_scan_names_each_scanner_and_the_last_verdicts() {

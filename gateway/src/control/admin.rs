@@ -59,6 +59,10 @@ pub enum ConsoleRequest {
         #[serde(default)]
         send: bool,
     },
+    /// `show tls policy DOMAIN`: DANE, MTA-STS, configured or opportunistic, and why.
+    TlsPolicy {
+        domain: String,
+    },
     Route {
         address: String,
         /// The client's address, for the relay decision.
@@ -116,6 +120,8 @@ pub struct Admin {
     scans: Arc<crate::scan::status::Recent>,
     /// The report senders, for `show reports` and `request reports send`.
     reports: std::sync::OnceLock<Arc<dyn Desk>>,
+    /// Delivery's DANE and MTA-STS state, for `show tls policy`.
+    deliveries: crate::delivery::DeliveryHandle,
 }
 
 /// A `commit confirmed` waiting for its `confirm`.
@@ -134,6 +140,7 @@ impl Admin {
         limiter: Limiter,
         shutdown: CancellationToken,
         scans: Arc<crate::scan::status::Recent>,
+        deliveries: crate::delivery::DeliveryHandle,
     ) -> Arc<Admin> {
         let config = live.borrow().clone();
         let store = Store::new(&config.data_dir, config.source.clone());
@@ -162,6 +169,7 @@ impl Admin {
             pending: Mutex::new(None),
             scans,
             reports: std::sync::OnceLock::new(),
+            deliveries,
         });
         admin.resume_pending();
         admin
@@ -230,6 +238,11 @@ impl Admin {
                 recent: self.scans.list(),
             }
             .into()),
+            ConsoleRequest::TlsPolicy { domain } => self
+                .deliveries
+                .explain_tls(&running, &domain)
+                .await
+                .map(Reply::from),
             ConsoleRequest::Route {
                 address,
                 client,

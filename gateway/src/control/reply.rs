@@ -262,6 +262,7 @@ replies!(
     Tls(Tls),
     Scan(ScanStatus),
     Reports(ReportsStatus),
+    TlsPolicy(crate::delivery::TlsPolicyView),
     Route(Route),
     Probe(Probe),
     InstalledCert(InstalledCert),

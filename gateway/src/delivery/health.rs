@@ -275,6 +275,7 @@ mod tests {
             domain: None,
             hops: vec![NextHop::Addr("127.0.0.1:25".parse().unwrap())],
             tls: TlsPolicy::NONE,
+            dane: crate::config::DaneMode::Off,
         })
     }
 

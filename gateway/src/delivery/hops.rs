@@ -5,12 +5,14 @@
 //! dead primary does not cost a connect timeout on every new connection while the backup
 //! carries the mail.
 
-use crate::config::NextHop;
-use crate::dns::secondary::{self, Exchanger, Us};
+use super::secure::{Plan, Security};
+use crate::config::{NextHop, TlsMode};
+use crate::dns::secondary::{self, Us};
 use crate::dns::{DnsError, Resolver};
 use crate::routing::Destination;
 use crate::smtp::client::wire::Reply;
 use crate::smtp::client::{HopError, Session, Settings};
+use crate::tls::guard::Guard;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -34,6 +36,15 @@ pub struct Walker {
     /// How long an unreachable address is skipped.
     pub dead_for: Duration,
     dead: Mutex<HashMap<SocketAddr, (Instant, Reply)>>,
+    /// DANE and MTA-STS for the `mx` hop; without it MX hosts get the route's policy alone.
+    security: Option<Arc<Security>>,
+}
+
+/// One address to try, with the transport-security plan of its MX host.
+struct Target {
+    host: String,
+    addr: SocketAddr,
+    plan: Option<Arc<Plan>>,
 }
 
 impl Walker {
@@ -49,7 +60,14 @@ impl Walker {
             us: RwLock::new(Us::new(hostname, &[])),
             dead_for,
             dead: Mutex::new(HashMap::new()),
+            security: None,
         }
+    }
+
+    /// DANE and MTA-STS for MX hosts (the delivery walker; callouts and probes go without).
+    pub fn secured(mut self, security: Arc<Security>) -> Walker {
+        self.security = Some(security);
+        self
     }
 
     /// Also counts `names` (host names or addresses) as this gateway.
@@ -108,14 +126,28 @@ impl Walker {
                     continue;
                 }
             };
-            for (host, addr) in targets {
+            for Target { host, addr, plan } in targets {
                 permanent = false;
                 if let Some(reply) = self.recently_dead(addr).filter(|_| skip_dead) {
                     last = Some(reply);
                     continue;
                 }
                 let settings = self.settings();
-                match Session::open(addr, &host, &dest.tls, &settings).await {
+                // An enforced policy that rules this host out: reported, never contacted.
+                if let Some(plan) = &plan
+                    && let Some((result, reply)) = &plan.refusal
+                {
+                    plan.publish(&settings.events, &host, None, Some(result));
+                    last = Some(reply.clone());
+                    continue;
+                }
+                let guard = plan.as_ref().map(|p| p.guard(&host));
+                let opened =
+                    Session::open_guarded(addr, &host, &dest.tls, guard.as_ref(), &settings).await;
+                if let (Some(plan), Some(guard)) = (&plan, &guard) {
+                    report(plan, guard, &settings, &host, addr, opened.is_ok());
+                }
+                match opened {
                     Ok(session) => return Ok(session),
                     Err(HopError { reply, unreachable }) => {
                         log::info!("next hop {host}[{addr}] for {dest} failed: {reply}");
@@ -135,74 +167,89 @@ impl Walker {
         })
     }
 
-    async fn targets(
-        &self,
-        hop: &NextHop,
-        dest: &Destination,
-    ) -> Result<Vec<(String, SocketAddr)>, DnsError> {
+    async fn targets(&self, hop: &NextHop, dest: &Destination) -> Result<Vec<Target>, DnsError> {
         let resolver = || {
             self.resolver
                 .as_ref()
                 .ok_or_else(|| DnsError::Temporary("4.4.3 no DNS resolver configured".into()))
         };
+        let plain = |host: String, addr: SocketAddr| Target {
+            host,
+            addr,
+            plan: None,
+        };
         match hop {
-            NextHop::Addr(addr) => Ok(vec![(addr.ip().to_string(), *addr)]),
+            NextHop::Addr(addr) => Ok(vec![plain(addr.ip().to_string(), *addr)]),
             NextHop::Host { name, port } => {
                 let ips = resolver()?.addresses(name).await?;
                 Ok(ips
                     .into_iter()
-                    .map(|ip| (name.clone(), SocketAddr::new(ip, *port)))
+                    .map(|ip| plain(name.clone(), SocketAddr::new(ip, *port)))
                     .collect())
             }
-            NextHop::Mx => {
-                let domain = dest.domain.as_deref().unwrap_or("");
-                let resolver = resolver()?;
-                let mut mx = Vec::new();
-                let mut last = None;
-                for (preference, host) in resolver.mx_hosts(domain).await? {
-                    let addrs = match resolver.addresses(&host).await {
-                        Ok(addrs) => addrs,
-                        Err(e) => {
-                            last = Some(e);
-                            Vec::new()
-                        }
-                    };
-                    mx.push(Exchanger {
-                        preference,
-                        host,
-                        addrs,
-                    });
-                }
-                let us = self.us.read().unwrap_or_else(|e| e.into_inner()).clone();
-                let usable = secondary::usable(mx, &us).map_err(|best| {
-                    log::warn!(
-                        "mail for {domain} deferred: this gateway ({} at MX preference {}) is \
-                         the most preferred MX host, so there is no better host to hand it to; \
-                         fix the MX records or the domain's role/next_hops (RFC 5321 §5.1: \
-                         never delivered to ourselves or an equal or less-preferred MX)",
-                        best.host,
-                        best.preference
-                    );
-                    DnsError::Temporary(format!(
-                        "4.4.6 mail for {domain} loops back to myself ({}, MX preference {})",
-                        best.host, best.preference
-                    ))
-                })?;
-                let targets: Vec<(String, SocketAddr)> = usable
-                    .into_iter()
-                    .flat_map(|e| {
-                        let host = e.host;
-                        e.addrs
-                            .into_iter()
-                            .map(move |ip| (host.clone(), SocketAddr::new(ip, 25)))
-                    })
-                    .collect();
-                match (targets.is_empty(), last) {
-                    // An MX host without addresses is a DNS fault the domain owner may fix.
-                    (true, Some(e)) => Err(DnsError::Temporary(e.to_string())),
-                    _ => Ok(targets),
-                }
+            NextHop::Mx => self.mx_targets(resolver()?, dest).await,
+        }
+    }
+
+    /// The MX hosts of the destination's domain, each address with its host's plan.
+    async fn mx_targets(
+        &self,
+        resolver: &Resolver,
+        dest: &Destination,
+    ) -> Result<Vec<Target>, DnsError> {
+        let domain = dest.domain.as_deref().unwrap_or("");
+        let security = self.security.as_deref();
+        let set = match security {
+            Some(s) => {
+                let events = &self.settings().events;
+                s.exchangers(resolver, domain, dest.dane, Some(events))
+                    .await?
             }
+            None => Security::plain_exchangers(resolver, domain).await?,
+        };
+        let us = self.us.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let usable = secondary::usable(set.exchangers, &us).map_err(|best| {
+            log::warn!(
+                "mail for {domain} deferred: this gateway ({} at MX preference {}) is \
+                 the most preferred MX host, so there is no better host to hand it to; \
+                 fix the MX records or the domain's role/next_hops (RFC 5321 §5.1: \
+                 never delivered to ourselves or an equal or less-preferred MX)",
+                best.host,
+                best.preference
+            );
+            DnsError::Temporary(format!(
+                "4.4.6 mail for {domain} loops back to myself ({}, MX preference {})",
+                best.host, best.preference
+            ))
+        })?;
+        let secure_tls = dest.tls.mode != TlsMode::None;
+        let sts = match security {
+            Some(s) if secure_tls => s.sts_policy(resolver, domain).await,
+            _ => None,
+        };
+        let port = security.map_or(25, |s| s.mx_port);
+        let mut targets = Vec::new();
+        for e in usable {
+            let plan = match security {
+                Some(s) if secure_tls => {
+                    let proven = set.secure && set.secure_hosts.contains(&e.host);
+                    let plan = s.plan(domain, &e.host, dest.dane, proven, sts.as_deref());
+                    Some(Arc::new(plan.await))
+                }
+                _ => None,
+            };
+            for ip in e.addrs {
+                targets.push(Target {
+                    host: e.host.clone(),
+                    addr: SocketAddr::new(ip, port),
+                    plan: plan.clone(),
+                });
+            }
+        }
+        match (targets.is_empty(), set.last) {
+            // An MX host without addresses is a DNS fault the domain owner may fix.
+            (true, Some(e)) => Err(DnsError::Temporary(e.to_string())),
+            _ => Ok(targets),
         }
     }
 
@@ -234,6 +281,37 @@ impl Walker {
         let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
         dead.insert(addr, (Instant::now() + self.dead_for, reply.clone()));
     }
+}
+
+/// Reports one attempt under `plan` once it reached the TLS stage, and says in the log when
+/// a policy that is not enforced would have stopped the mail.
+fn report(
+    plan: &Plan,
+    guard: &Guard,
+    settings: &Settings,
+    host: &str,
+    addr: SocketAddr,
+    opened: bool,
+) {
+    let Some(verdict) = guard.verdict() else {
+        return;
+    };
+    let failure = verdict.as_ref().err().map(|(result, _)| *result);
+    if let Err((result, text)) = &verdict {
+        match (plan.enforce, opened) {
+            (false, true) if plan.kind != "no-policy-found" => log::warn!(
+                "{} not enforced for {}: {host}[{addr}] {result}: {text}; delivered anyway",
+                plan.kind,
+                plan.domain
+            ),
+            _ => log::info!(
+                "{} for {}: {host}[{addr}] {result}: {text}",
+                plan.kind,
+                plan.domain
+            ),
+        }
+    }
+    plan.publish(&settings.events, host, Some(addr), failure);
 }
 
 fn dns_reply(e: &DnsError) -> Reply {

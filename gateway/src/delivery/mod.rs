@@ -35,12 +35,15 @@
 pub mod budget;
 mod dest;
 mod drain;
+mod explain;
 mod fallback;
 pub mod health;
 mod hops;
 pub mod quarantine;
 mod record;
 mod scheduler;
+pub mod secure;
+pub use explain::{HostView, TlsPolicyView};
 mod settle;
 mod worker;
 
@@ -92,6 +95,8 @@ pub struct DeliveryHandle {
     health: Health,
     /// Fired when the scheduler has ended, normally or by a panic.
     ended: CancellationToken,
+    /// DANE and MTA-STS state (validating resolver, policy cache), for `show tls policy`.
+    security: Arc<secure::Security>,
 }
 
 enum Command {
@@ -162,8 +167,10 @@ pub fn start(
         }
     };
     let settings = Arc::new(Settings::new(&config, published));
+    let security = Arc::new(secure::Security::new(&config, Some(&config.data_dir)));
     let walker = hops::Walker::new(settings, resolver, &config.hostname, hold_period(&config))
-        .our_names(&config.hostname, &config.flow.our_names);
+        .our_names(&config.hostname, &config.flow.our_names)
+        .secured(security.clone());
     let health = Health::new(config.flow.fall, config.flow.rise, published);
     let ctx = Arc::new(worker::Ctx {
         walker,
@@ -194,10 +201,20 @@ pub fn start(
         tracker,
         health,
         ended,
+        security,
     }
 }
 
 impl DeliveryHandle {
+    /// `show tls policy DOMAIN` under the running configuration.
+    pub async fn explain_tls(
+        &self,
+        config: &Config,
+        domain: &str,
+    ) -> Result<explain::TlsPolicyView, String> {
+        self.security.explain(config, domain).await
+    }
+
     /// Resolves when the scheduler has ended: after the shutdown token fired, or earlier by
     /// a failure (which the server turns into a shutdown).
     pub async fn ended(&self) {

@@ -52,6 +52,7 @@ fn destination(hops: Vec<SocketAddr>, tls: TlsPolicy) -> Destination {
         domain: None,
         hops: hops.into_iter().map(NextHop::Addr).collect(),
         tls,
+        dane: crate::config::DaneMode::Off,
     }
 }
 

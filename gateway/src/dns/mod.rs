@@ -8,6 +8,7 @@
 //! provider. Errors are split into temporary (defer and retry) and permanent (bounce).
 
 pub mod audit;
+pub mod dnssec;
 pub mod secondary;
 #[cfg(test)]
 mod tests;

@@ -17,9 +17,9 @@
 //! was and the target without a seal (empty).
 
 use super::bundle::{BundleError, HEADER_LEN, Header, PayloadCheck, Policy, SEAL_REGION, Verified};
-use super::fetch::{self, Body, FetchError, Url};
 use super::keys::Keyring;
 use crate::dns::Resolver;
+use crate::fetch::{self, Body, FetchError, Url};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -18,7 +18,6 @@
 
 pub mod bootenv;
 pub mod bundle;
-pub mod fetch;
 pub mod install;
 pub mod keys;
 pub mod ops;

@@ -136,7 +136,7 @@ async fn install(
             max_payload: to.capacity(),
         },
         resolver,
-        ca: Path::new(super::fetch::CA_BUNDLE),
+        ca: Path::new(crate::fetch::CA_BUNDLE),
     };
     log::info!(
         "firmware: installing {url} into slot {inactive} (running slot {running}, version {version:?})"

@@ -73,7 +73,7 @@ impl Setup {
             keys: &self.keys,
             policy: self.policy.clone(),
             resolver: None,
-            ca: Path::new(super::fetch::CA_BUNDLE),
+            ca: Path::new(crate::fetch::CA_BUNDLE),
         }
     }
 

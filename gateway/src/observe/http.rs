@@ -1,4 +1,6 @@
-//! The admin HTTP listener: `GET /metrics` (Prometheus text format) and `GET /healthz`.
+//! The admin HTTP listener: `GET /metrics` (Prometheus text format), `GET /healthz`, and
+//! our MTA-STS policy at `GET /.well-known/mta-sts.txt` when `[mta_sts.publish]` sets one
+//! (for a TLS reverse proxy at `mta-sts.DOMAIN`: docs/transport-security.md).
 //!
 //! It runs on its own thread with its own single-threaded runtime, so it answers while the
 //! SMTP side has every worker busy. It speaks just enough HTTP/1.1 for scrapers and load
@@ -140,6 +142,12 @@ async fn route(head: &str, view: &View) -> (u16, &'static str, String) {
         return (400, "text/plain", "HTTP/1.x only\n".into());
     }
     let path = target.split('?').next().unwrap_or_default();
+    if path == "/.well-known/mta-sts.txt" && method == "GET" {
+        return match &view.config.mta_sts.publish {
+            Some(policy) => (200, "text/plain", policy.text()),
+            None => (404, "text/plain", "no [mta_sts.publish] policy\n".into()),
+        };
+    }
     if !matches!(path, "/metrics" | "/healthz") {
         return (
             404,

@@ -4,7 +4,7 @@
 
 use super::rewrite;
 use super::table::{Route, RouteId, Table};
-use crate::config::{Config, NextHop, TlsPolicy};
+use crate::config::{Config, DaneMode, NextHop, TlsPolicy};
 use crate::envelope::Recipient;
 use std::collections::HashMap;
 use std::fmt;
@@ -16,24 +16,32 @@ pub struct Destination {
     pub domain: Option<String>,
     pub hops: Vec<NextHop>,
     pub tls: TlsPolicy,
+    /// DANE for the `mx` hop (RFC 7672); other hops are as configured.
+    pub dane: DaneMode,
 }
 
 impl Destination {
     /// `route`'s hops and policy; without a route (DSNs to outside senders, relayed mail)
     /// `delivery.default_next_hops` and `delivery.tls`.
     pub fn new(config: &Config, route: Option<&Route>, domain: &str) -> Destination {
-        let (hops, tls) = match route {
-            Some(r) => (r.hops.clone(), r.tls.clone()),
+        let (hops, tls, dane) = match route {
+            Some(r) => (r.hops.clone(), r.tls.clone(), r.dane),
             None => (
                 config.delivery.default_hops.clone(),
                 config.delivery.tls.clone(),
+                config.dane.mode,
             ),
         };
         let domain = hops
             .iter()
             .any(|h| matches!(h, NextHop::Mx))
             .then(|| domain.to_owned());
-        Destination { domain, hops, tls }
+        Destination {
+            domain,
+            hops,
+            tls,
+            dane,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! (exact name, then `*.suffix` wildcards from the longest suffix to the shortest). Built
 //! once from the configuration; lookups allocate nothing.
 
-use crate::config::{Config, NextHop, TlsPolicy};
+use crate::config::{Config, DaneMode, NextHop, TlsPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ pub struct Route {
     pub hops: Vec<NextHop>,
     /// Carried as configured (or `delivery.tls`) to the destination; enforced by delivery.
     pub tls: TlsPolicy,
+    /// DANE for the `mx` hop, as configured or `dane.mode`.
+    pub dane: DaneMode,
     pub fallback: Option<RouteId>,
     /// Recipient domain → domain, applied to the envelope recipient on this route.
     pub rewrite: BTreeMap<String, String>,
@@ -55,6 +57,7 @@ impl Table {
                 name: Arc::from(d.name.as_str()),
                 hops: d.hops.clone(),
                 tls: d.tls.clone().unwrap_or_else(|| tls.clone()),
+                dane: d.dane.unwrap_or(config.dane.mode),
                 fallback: None,
                 rewrite: BTreeMap::new(),
                 callout: false,
@@ -67,6 +70,7 @@ impl Table {
                 name: Arc::from(r.name.as_str()),
                 hops: r.hops.clone(),
                 tls: r.tls.clone().unwrap_or_else(|| tls.clone()),
+                dane: r.dane.unwrap_or(config.dane.mode),
                 fallback: None,
                 rewrite: r.rewrite.clone(),
                 callout: r.callout,

@@ -8,6 +8,7 @@
 //! so the peer must hold the private key of the certificate it presents.
 
 use super::TlsError;
+use super::guard::{Check, Guard, Guarded};
 use super::verify::{AnyCertificate, Pinned};
 use crate::config::{TlsMode, TlsPolicy};
 use rustls::client::WebPkiServerVerifier;
@@ -21,6 +22,9 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 pub struct ClientConfigs {
     built: Mutex<HashMap<TlsPolicy, Arc<rustls::ClientConfig>>>,
+    /// Guarded connections get a configuration each (the guard records that connection's
+    /// outcome); those without a policy check share this session cache.
+    resumption: Mutex<Option<rustls::client::Resumption>>,
 }
 
 impl ClientConfigs {
@@ -34,6 +38,33 @@ impl ClientConfigs {
         let config = Arc::new(build(policy)?);
         built.insert(policy.clone(), config.clone());
         Ok(config)
+    }
+
+    /// A configuration for one connection under `policy` with `guard` laid over it.
+    pub fn guarded(
+        &self,
+        policy: &TlsPolicy,
+        guard: &Arc<Guard>,
+    ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let base = verifier(policy)?;
+        let verifier = Arc::new(Guarded {
+            guard: guard.clone(),
+            base,
+        });
+        let mut config = assemble(policy, verifier)?;
+        // A resumed session skips the certificate check: a ticket from a session accepted
+        // under a weaker policy (log-only, another TLSA set) must not carry a DANE or
+        // MTA-STS connection past its check. Only policy-less guards share a cache.
+        config.resumption = match guard.check {
+            Check::Nothing => self
+                .resumption
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(rustls::client::Resumption::default)
+                .clone(),
+            Check::Dane(_) | Check::WebPki(_) => rustls::client::Resumption::disabled(),
+        };
+        Ok(Arc::new(config))
     }
 }
 
@@ -54,6 +85,29 @@ pub fn server_name(policy: &TlsPolicy, host: &str, addr: std::net::IpAddr) -> Se
 }
 
 fn build(policy: &TlsPolicy) -> Result<rustls::ClientConfig, TlsError> {
+    assemble(policy, verifier(policy)?)
+}
+
+/// WebPKI chain and name checks against the Mozilla roots plus the certificates in `extra`
+/// (MTA-STS: RFC 8461 §4.2 asks for PKIX, and labs bring their own CA).
+pub fn webpki_verifier(
+    extra: Option<&std::path::Path>,
+) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra {
+        for cert in super::read_certificates(path)? {
+            roots.add(cert).map_err(TlsError::Config)?;
+        }
+    }
+    let provider = Arc::new(ring::default_provider());
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| TlsError::Generate(format!("certificate verifier: {e}")))?;
+    Ok(verifier)
+}
+
+fn verifier(policy: &TlsPolicy) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
     let provider = Arc::new(ring::default_provider());
     let algorithms = provider.signature_verification_algorithms;
     let verifier: Arc<dyn ServerCertVerifier> = match policy.mode {
@@ -79,6 +133,14 @@ fn build(policy: &TlsPolicy) -> Result<rustls::ClientConfig, TlsError> {
             Arc::new(AnyCertificate { algorithms })
         }
     };
+    Ok(verifier)
+}
+
+fn assemble(
+    policy: &TlsPolicy,
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = Arc::new(ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()

@@ -1,6 +1,6 @@
 //! The files a configuration names for TLS, read and checked before the gateway runs on it:
-//! CA bundles of `verify` policies, client certificates with their keys, and the relay's
-//! client CA. `config` only checks the text; this is where `check-config`, `serve` and a
+//! CA bundles of `verify` policies, client certificates with their keys, the relay's
+//! client CA and the extra CA of MTA-STS. `config` only checks the text; this is where `check-config`, `serve` and a
 //! console `commit` learn that a named file is missing, unreadable or does not match.
 
 use crate::config::{Config, ConfigError, TlsPolicy};
@@ -18,10 +18,15 @@ pub fn check(config: &Config) -> Vec<ConfigError> {
             out.push(error(key, path.display(), format!("cannot be read: {e}")));
         }
     }
-    if let Some(path) = &config.relay.client_ca
-        && let Err(e) = super::read_certificates(path)
-    {
-        out.push(error("relay.client_ca", path.display(), e));
+    for (key, path) in [
+        ("relay.client_ca", &config.relay.client_ca),
+        ("mta_sts.ca", &config.mta_sts.ca),
+    ] {
+        if let Some(path) = path
+            && let Err(e) = super::read_certificates(path)
+        {
+            out.push(error(key, path.display(), e));
+        }
     }
     policy(&config.delivery.tls, "delivery.tls", &mut out);
     for (i, d) in config.domains.iter().enumerate() {

@@ -1,7 +1,8 @@
 //! rustls configurations on the ring provider: the server side with the certificate the
 //! gateway presents (asking for client certificates when `relay.client_ca` is set,
 //! `clientauth.rs`), and the client side used towards next hops, one per TLS policy
-//! (`client.rs`, `verify.rs`).
+//! (`client.rs`, `verify.rs`), with DANE and MTA-STS checks laid over them for MX hosts
+//! (`dane.rs`, `guard.rs`).
 //!
 //! Owns loading the configured certificate, or generating a self-signed ECDSA P-256 one
 //! into the data directory on first start. It must not touch sockets: sessions and the
@@ -9,10 +10,12 @@
 
 mod client;
 mod clientauth;
+pub mod dane;
 pub mod files;
+pub mod guard;
 mod verify;
 
-pub use client::{ClientConfigs, client_config, server_name};
+pub use client::{ClientConfigs, client_config, server_name, webpki_verifier};
 pub use clientauth::{ClientTrust, names as certificate_names};
 pub use verify::spki_sha256;
 

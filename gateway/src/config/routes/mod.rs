@@ -7,7 +7,7 @@ mod check;
 pub use check::check;
 
 use super::keys::{Key, Keys, Kind, NEXT_HOPS, TLS_POLICY, key};
-use super::{NextHop, Span, TlsPolicy};
+use super::{DaneMode, NextHop, Span, TlsPolicy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +27,9 @@ pub struct Route {
     /// TLS towards this route's next hops; defaults to `delivery.tls`.
     #[serde(default)]
     pub tls: Option<TlsPolicy>,
+    /// DANE for this route's `mx` next hop; defaults to `dane.mode`.
+    #[serde(default)]
+    pub dane: Option<DaneMode>,
     /// Route tried for a recipient this route's backend does not know (`550 5.1.1`).
     #[serde(default)]
     pub fallback: Option<String>,
@@ -67,6 +70,11 @@ impl Keys for Route {
             "tls",
             TLS_POLICY,
             "TLS towards the next hops (default delivery.tls)",
+        ),
+        key(
+            "dane",
+            Kind::Enum(DaneMode::WORDS),
+            "DANE for the mx next hop (default dane.mode)",
         ),
         key(
             "fallback",

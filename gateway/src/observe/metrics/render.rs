@@ -78,6 +78,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "TLS sessions that failed or were refused, by direction and reason",
     ),
     (
+        "edgemx_tls_policy_outcomes_total",
+        "counter",
+        "Outbound attempts to MX hosts under DANE, MTA-STS or no policy, by result (RFC 8460)",
+    ),
+    (
         "edgemx_auth_verdicts_total",
         "counter",
         "Authentication verdicts, by method and result",

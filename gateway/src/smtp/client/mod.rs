@@ -22,6 +22,7 @@ pub mod wire;
 use crate::config::{self, TlsMode, TlsPolicy};
 use crate::observe::events::{Direction, Event, Events};
 use crate::smtp::proto::dsn::{Notify, Orcpt, Ret};
+use crate::tls::guard::Guard;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,6 +143,19 @@ impl Session {
         policy: &TlsPolicy,
         settings: &Arc<Settings>,
     ) -> Result<Session, HopError> {
+        Session::open_guarded(peer, host, policy, None, settings).await
+    }
+
+    /// [`Session::open`] with a DANE or MTA-STS `guard` over `policy` (an MX host): the
+    /// guard records what happened and, when enforced, makes TLS mandatory and decides the
+    /// certificate check.
+    pub async fn open_guarded(
+        peer: SocketAddr,
+        host: &str,
+        policy: &TlsPolicy,
+        guard: Option<&Arc<Guard>>,
+        settings: &Arc<Settings>,
+    ) -> Result<Session, HopError> {
         let who = format!("{host}[{}]:{}", peer.ip(), peer.port());
         let connect = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(peer));
         let tcp = match connect.await {
@@ -169,21 +183,28 @@ impl Session {
             Err(e) => return Err(unreachable(format!("4.4.2 {who} greeting: {e}"))),
         }
         session.hello(&who).await?;
-        match policy.mode {
-            TlsMode::None => {}
-            TlsMode::Opportunistic if !session.ext.starttls => {}
-            _ if !session.ext.starttls => {
-                return Err(refused(Reply::local(
-                    451,
-                    format!(
-                        "4.7.4 TLS policy {} needs STARTTLS, but {who} does not offer it",
-                        policy.mode
-                    ),
-                )));
-            }
-            _ => session = session.starttls(&who, policy).await?,
+        let mandatory = policy.mandatory() || guard.is_some_and(|g| g.mandatory());
+        if policy.mode == TlsMode::None {
+            return Ok(session);
         }
-        Ok(session)
+        if !session.ext.starttls {
+            if let Some(guard) = guard {
+                let text = format!("{who} does not offer STARTTLS");
+                guard.record(Err(("starttls-not-supported", text)));
+            }
+            if !mandatory {
+                return Ok(session);
+            }
+            let why = match guard.filter(|g| g.mandatory()) {
+                Some(_) => "the destination's DANE or MTA-STS policy".to_owned(),
+                None => format!("TLS policy {}", policy.mode),
+            };
+            return Err(refused(Reply::local(
+                451,
+                format!("4.7.4 {why} needs STARTTLS, but {who} does not offer it"),
+            )));
+        }
+        session.starttls(&who, policy, guard, mandatory).await
     }
 
     /// Ends the session politely; errors do not matter any more.

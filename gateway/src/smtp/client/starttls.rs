@@ -9,6 +9,8 @@ use super::wire::{Reply, Stream};
 use super::{Extensions, HopError, Session, lost, refused, tls_failed};
 use crate::config::TlsPolicy;
 use crate::observe::events::{Direction, Event};
+use crate::tls::guard::Guard;
+use std::sync::Arc;
 use tokio::io::BufReader;
 
 impl Session {
@@ -19,6 +21,8 @@ impl Session {
         mut self,
         who: &str,
         policy: &TlsPolicy,
+        guard: Option<&Arc<Guard>>,
+        mandatory: bool,
     ) -> Result<Session, HopError> {
         let limit = self.settings.command_timeout;
         let reply = self
@@ -26,7 +30,11 @@ impl Session {
             .await
             .map_err(|e| lost(who, "STARTTLS", e))?;
         if reply.code != 220 {
-            if policy.mandatory() {
+            if let Some(guard) = guard {
+                let text = format!("{who} refused STARTTLS: {reply}");
+                guard.record(Err(("starttls-not-supported", text)));
+            }
+            if mandatory {
                 self.settings.tls_failure("starttls_refused");
                 // Always 4xx: a 5xx here must not bounce mail that a later attempt carries.
                 return Err(refused(Reply::local(
@@ -47,7 +55,11 @@ impl Session {
                 format!("4.7.0 {who} sent data after its STARTTLS reply"),
             )));
         }
-        let config = match self.settings.tls.get(policy) {
+        let config = match guard {
+            Some(guard) => self.settings.tls.guarded(policy, guard),
+            None => self.settings.tls.get(policy),
+        };
+        let config = match config {
             Ok(config) => config,
             Err(e) => {
                 let why = format!("TLS policy: {e}");
@@ -61,11 +73,18 @@ impl Session {
             )));
         };
         let connector = tokio_rustls::TlsConnector::from(config);
-        let name = crate::tls::server_name(policy, &self.host, self.peer.ip());
+        let name = match guard {
+            // RFC 7672 §3.2.2 / RFC 8461 §4.2: SNI is the MX host name.
+            Some(guard) => crate::tls::server_name(&TlsPolicy::NONE, &guard.host, self.peer.ip()),
+            None => crate::tls::server_name(policy, &self.host, self.peer.ip()),
+        };
         let handshake = tokio::time::timeout(limit, connector.connect(name, tcp));
         let stream = match handshake.await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
+                if let Some(guard) = guard {
+                    guard.record(Err(("validation-failure", e.to_string())));
+                }
                 let reason = super::tlsfail::handshake_reason(&e);
                 return Err(refused(tls_failed(
                     &self.settings,
@@ -75,6 +94,9 @@ impl Session {
                 )));
             }
             Err(_) => {
+                if let Some(guard) = guard {
+                    guard.record(Err(("validation-failure", "handshake timed out".into())));
+                }
                 return Err(refused(tls_failed(
                     &self.settings,
                     who,
@@ -83,6 +105,9 @@ impl Session {
                 )));
             }
         };
+        if let Some(guard) = guard {
+            guard.record(Ok(()));
+        }
         let described = crate::tls::describe(stream.get_ref().1);
         self.settings.events.publish(&Event::TlsSession {
             direction: Direction::Outbound,

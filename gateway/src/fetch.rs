@@ -1,10 +1,12 @@
-//! A small HTTP/1.1 GET for bundles: `http://` and `https://` (rustls with the image's CA
-//! bundle), streaming, with no redirects and a size limit.
+//! A small HTTP/1.1 GET for firmware bundles and MTA-STS policies: `http://` and `https://`
+//! (rustls with the image's CA bundle, or a configuration the caller brings), streaming, with
+//! no redirects and a size limit.
 //!
 //! The body is handed out as a reader capped at `Content-Length`; a connection that ends
 //! before that reads as end of file, which the bundle reader reports as truncation. A
 //! redirect is refused rather than followed: a signed bundle does not need one, and
-//! following it would send the appliance to a place the operator did not name.
+//! following it would send the appliance to a place the operator did not name (and RFC 8461
+//! §3.3 forbids following one for an MTA-STS policy).
 
 use crate::dns::Resolver;
 use std::net::{IpAddr, SocketAddr};
@@ -38,7 +40,7 @@ pub enum FetchError {
     Redirect(String),
     #[error("the server sent no Content-Length (chunked or unknown-length bodies are refused)")]
     NoLength,
-    #[error("the server offers {size} bytes; a bundle for this slot is at most {limit}")]
+    #[error("the server offers {size} bytes; at most {limit} are accepted here")]
     TooBig { size: u64, limit: u64 },
     #[error("reading the response: {0}")]
     Io(#[from] std::io::Error),
@@ -99,6 +101,20 @@ pub async fn get(
     resolver: Option<&Resolver>,
     ca: &Path,
 ) -> Result<(Body, u64), FetchError> {
+    let config = match url.tls {
+        true => Some(ca_config(ca)?),
+        false => None,
+    };
+    get_with(url, limit, resolver, config).await
+}
+
+/// [`get`] with the caller's TLS client configuration (`None`: plain HTTP only).
+pub async fn get_with(
+    url: &Url,
+    limit: u64,
+    resolver: Option<&Resolver>,
+    config: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(Body, u64), FetchError> {
     let addr = SocketAddr::new(resolve(&url.host, resolver).await?, url.port);
     let tcp = tokio::time::timeout(CONNECT, TcpStream::connect(addr))
         .await
@@ -110,9 +126,10 @@ pub async fn get(
             addr,
             reason: e.to_string(),
         })?;
-    match url.tls {
-        true => request(tls(tcp, &url.host, ca).await?, url, limit).await,
-        false => request(tcp, url, limit).await,
+    match (url.tls, config) {
+        (true, Some(config)) => request(tls(tcp, &url.host, config).await?, url, limit).await,
+        (true, None) => Err(FetchError::Tls("no TLS configuration".into())),
+        (false, _) => request(tcp, url, limit).await,
     }
 }
 
@@ -204,11 +221,8 @@ async fn resolve(host: &str, resolver: Option<&Resolver>) -> Result<IpAddr, Fetc
         .ok_or_else(|| fail("no address".into()))
 }
 
-async fn tls(
-    tcp: TcpStream,
-    host: &str,
-    ca: &Path,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, FetchError> {
+/// Chain and name checks against the certificates in `ca` alone.
+fn ca_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, FetchError> {
     let fail = |e: String| FetchError::Tls(e);
     let mut roots = rustls::RootCertStore::empty();
     for cert in crate::tls::read_certificates(ca).map_err(|e| fail(e.to_string()))? {
@@ -221,9 +235,18 @@ async fn tls(
         .map_err(|e| fail(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+async fn tls(
+    tcp: TcpStream,
+    host: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, FetchError> {
+    let fail = |e: String| FetchError::Tls(e);
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| fail(e.to_string()))?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .map_err(|e| fail(e.to_string()))
