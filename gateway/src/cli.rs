@@ -259,7 +259,7 @@ fn serve(path: &Path, appliance: bool) -> ExitCode {
     let code = runtime.block_on(async move {
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            match tokio::net::TcpListener::bind(l.address).await {
+            match crate::smtp::inbound::listen(l.address) {
                 Ok(listener) => listeners.push(crate::server::Bound {
                     listener,
                     starttls: l.starttls,

@@ -48,6 +48,7 @@ next_hops = ["{backend}"]
         data = data_dir.display(),
     )
     .replace("{data_dir}", &data_dir.display().to_string())
+    .replace("{listen_port}", &listen.port().to_string())
 }
 
 /// `[auth] verify = false` unless the scenario configures `[auth]` itself: checks are on by

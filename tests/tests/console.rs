@@ -95,7 +95,15 @@ async fn the_wizard_sets_up_domains_and_password_and_mail_flows_without_a_restar
     pty.expect("Default gateway", STEP);
     pty.line("192.0.2.1");
     pty.expect("DNS servers", STEP);
-    pty.line("192.0.2.53");
+    pty.line("192.0.2.53 2001:db8::53");
+    pty.expect("IPv6: auto, static or off [auto]: ", STEP);
+    pty.line("static");
+    pty.expect("IPv6 address with prefix", STEP);
+    pty.line("2001:db8::10");
+    pty.expect("prefix length is missing", STEP);
+    pty.line("2001:db8::10/64");
+    pty.expect("IPv6 default router", STEP);
+    pty.line("fe80::1");
     pty.expect("Accepted domain", STEP);
     pty.line("new.test");
     // Asked only when this gateway build knows the domain role (flow work).
@@ -137,7 +145,11 @@ async fn the_wizard_sets_up_domains_and_password_and_mail_flows_without_a_restar
     assert!(stored.starts_with("admin:$pbkdf2-sha256$"), "{stored}");
     let file = std::fs::read_to_string(&gw.config_path).unwrap();
     assert!(
-        file.contains("new.test") && file.contains("192.0.2.10/24") && file.contains("10.0.2.0/24"),
+        file.contains("new.test")
+            && file.contains("192.0.2.10/24")
+            && file.contains("10.0.2.0/24")
+            && file.contains("2001:db8::10/64")
+            && file.contains("fe80::1"),
         "{file}"
     );
     let written = edgemx::config::Config::parse(&file).unwrap();
@@ -650,6 +662,7 @@ async fn the_wizard_takes_a_pasted_key_without_showing_it() {
         ("Repeat the password: ", "correct horse"),
         ("Hostname", "setup.test"),
         ("Network: dhcp or static", ""),
+        ("IPv6: auto, static or off", ""),
         ("Accepted domain", "new.test"),
     ] {
         pty.expect(question, STEP);
@@ -961,6 +974,8 @@ async fn a_refused_apply_returns_to_the_question_at_fault() {
     pty.expect("Hostname", STEP);
     pty.line("mx2.setup.test");
     pty.expect("Network: dhcp or static [dhcp]: ", STEP);
+    pty.line("");
+    pty.expect("IPv6: auto, static or off [auto]: ", STEP);
     pty.line("");
     pty.expect("Accepted domain (e.g. example.com) [setup.test]: ", STEP);
     pty.line("");

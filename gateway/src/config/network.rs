@@ -6,7 +6,7 @@
 use super::ConfigError;
 use super::cidr::{Cidr, CidrError, Rules};
 use serde::Deserialize;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,8 +20,26 @@ pub struct Network {
     /// ([`Rules::INTERFACE`]); read it with [`Network::static_address`].
     pub address: Option<String>,
     pub gateway: Option<Ipv4Addr>,
+    /// DNS servers, IPv4 or IPv6 (added to what DHCP and router advertisements give).
     #[serde(default)]
-    pub dns: Vec<Ipv4Addr>,
+    pub dns: Vec<IpAddr>,
+    /// `auto` (SLAAC and DNS from router advertisements), `static` (`address6`) or `off`.
+    #[serde(default)]
+    pub ipv6: Ipv6Mode,
+    /// `2001:db8::10/64`: required with `ipv6 = "static"`, an extra address with `auto`.
+    pub address6: Option<String>,
+    /// The IPv6 default router (`fe80::1` or a global address); with `auto` the router
+    /// advertisements give it.
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ipv6Mode {
+    #[default]
+    Auto,
+    Static,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -44,6 +62,9 @@ impl Default for Network {
             address: None,
             gateway: None,
             dns: Vec::new(),
+            ipv6: Ipv6Mode::Auto,
+            address6: None,
+            gateway6: None,
         }
     }
 }
@@ -63,6 +84,22 @@ impl Network {
     /// it is not set. The one reading of the key, for `check`, init and the wizard.
     pub fn static_address(&self) -> Option<Result<(Ipv4Addr, u8), AddressError>> {
         self.address.as_deref().map(parse_address)
+    }
+}
+
+impl Network {
+    /// `address6` as an IPv6 address and prefix length; `None` when it is not set.
+    pub fn static_address6(&self) -> Option<Result<(Ipv6Addr, u8), String>> {
+        self.address6.as_deref().map(parse_address6)
+    }
+}
+
+/// `2001:db8::10/64` by [`Rules::INTERFACE`]: the prefix length is required.
+pub fn parse_address6(text: &str) -> Result<(Ipv6Addr, u8), String> {
+    let cidr = Cidr::parse(text, Rules::INTERFACE).map_err(|e| e.to_string())?;
+    match (cidr.addr(), cidr.prefix_len()) {
+        (IpAddr::V6(v6), prefix) => Ok((v6, prefix)),
+        _ => Err("not an IPv6 address with prefix, 2001:db8::10/64".into()),
     }
 }
 
@@ -102,6 +139,24 @@ pub fn check(network: &Network) -> Vec<ConfigError> {
         ),
         _ => {}
     }
+    match (network.ipv6, network.static_address6()) {
+        (Ipv6Mode::Static, None) => add(
+            "network.address6",
+            "",
+            "required with ipv6 = \"static\" (2001:db8::10/64)",
+        ),
+        (_, Some(Err(e))) => add(
+            "network.address6",
+            network.address6.as_deref().unwrap_or_default(),
+            &e,
+        ),
+        (Ipv6Mode::Off, Some(Ok(_))) => add(
+            "network.address6",
+            network.address6.as_deref().unwrap_or_default(),
+            "set with ipv6 = \"off\"; remove it or turn IPv6 on",
+        ),
+        _ => {}
+    }
     out
 }
 
@@ -126,7 +181,18 @@ impl super::Keys for Network {
                 "static address with prefix length",
             ),
             key("gateway", Kind::Str("A.B.C.D"), "default gateway"),
-            key("dns", Kind::List("A.B.C.D"), "DNS servers"),
+            key("dns", Kind::List("IP"), "DNS servers (IPv4 or IPv6)"),
+            key(
+                "ipv6",
+                Kind::Enum(&["auto", "static", "off"]),
+                "auto: SLAAC and DNS from router advertisements",
+            ),
+            key(
+                "address6",
+                Kind::Str("IPV6/N"),
+                "static IPv6 address with prefix length",
+            ),
+            key("gateway6", Kind::Str("IPV6"), "IPv6 default router"),
         ]
     };
 }
@@ -175,5 +241,40 @@ mod tests {
             ..Network::default()
         };
         assert!(check(&missing)[0].to_string().contains("required"));
+    }
+}
+
+#[cfg(test)]
+mod ipv6_tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_static_needs_an_address_with_prefix_and_off_refuses_one() {
+        let net = |mode: Ipv6Mode, address6: Option<&str>| Network {
+            ipv6: mode,
+            address6: address6.map(str::to_string),
+            ..Network::default()
+        };
+        assert!(check(&net(Ipv6Mode::Auto, None)).is_empty());
+        assert!(check(&net(Ipv6Mode::Static, Some("2001:db8::10/64"))).is_empty());
+        assert_eq!(
+            net(Ipv6Mode::Static, Some("2001:db8::10/64")).static_address6(),
+            Some(Ok(("2001:db8::10".parse().unwrap(), 64)))
+        );
+        for (mode, address, problem) in [
+            (Ipv6Mode::Static, None, "required"),
+            (Ipv6Mode::Auto, Some("192.0.2.1/24"), "not an IPv6 address"),
+            (
+                Ipv6Mode::Auto,
+                Some("2001:db8::10"),
+                "prefix length is missing",
+            ),
+            (Ipv6Mode::Off, Some("2001:db8::10/64"), "ipv6 = \"off\""),
+        ] {
+            let found = check(&net(mode, address));
+            assert_eq!(found.len(), 1, "{address:?}: {found:?}");
+            assert!(found[0].key == "network.address6", "{found:?}");
+            assert!(found[0].problem.contains(problem), "{found:?}");
+        }
     }
 }

@@ -263,12 +263,51 @@ fn ask_network(term: &mut Term, t: &mut Table) -> Answer<()> {
             "recursive resolvers for MX lookups and SPF/DKIM/DMARC checks, e.g. 192.0.2.53",
             |a| {
                 a.split_whitespace()
-                    .all(|d| d.parse::<std::net::Ipv4Addr>().is_ok())
+                    .all(|d| d.parse::<std::net::IpAddr>().is_ok())
                     .then_some(())
-                    .ok_or("IPv4 addresses, separated by blanks".into())
+                    .ok_or("IP addresses, separated by blanks".into())
             }
         ));
         net.insert("dns".into(), list(&dns));
+    }
+    let ipv6 = get!(ask(
+        term,
+        "IPv6: auto, static or off",
+        "auto",
+        "auto takes addresses, the default route and DNS servers from the network's router \
+         advertisements (SLAAC); static asks for them; off leaves IPv6 unused",
+        |a| {
+            matches!(a, "auto" | "static" | "off")
+                .then_some(())
+                .ok_or("answer auto, static or off".into())
+        }
+    ));
+    if ipv6 != "auto" {
+        net.insert("ipv6".into(), ipv6.clone().into());
+    }
+    if ipv6 == "static" {
+        let address = get!(ask(
+            term,
+            "IPv6 address with prefix (2001:db8::10/64)",
+            "",
+            "this gateway's IPv6 address and its prefix length",
+            |a| crate::config::network::parse_address6(a).map(|_| ())
+        ));
+        net.insert("address6".into(), address.into());
+        let router = get!(ask(
+            term,
+            "IPv6 default router (empty for none)",
+            "",
+            "the router for IPv6 destinations, e.g. fe80::1",
+            |a| {
+                (a.is_empty() || a.parse::<std::net::Ipv6Addr>().is_ok())
+                    .then_some(())
+                    .ok_or("not an IPv6 address".into())
+            }
+        ));
+        if !router.is_empty() {
+            net.insert("gateway6".into(), router.into());
+        }
     }
     t.insert("network".into(), Value::Table(net));
     Answer::Done(())

@@ -311,7 +311,7 @@ impl Admin {
         crate::policy::auth::MailAuth::load(&config).map_err(|e| e.to_string())?;
         for (i, l) in config.listeners.iter().enumerate() {
             let bound = running.listeners.iter().any(|r| r.address == l.address);
-            if !bound && let Err(e) = std::net::TcpListener::bind(l.address) {
+            if !bound && let Err(e) = crate::smtp::inbound::can_listen(l.address) {
                 return Err(format!(
                     "listener[{i}].address = {}: cannot listen: {e}",
                     l.address

@@ -14,7 +14,7 @@
 //! | `console` | init's own log lines on `/dev/console`, prefixed `init:` |
 //! | `mounts` | `/proc`, `/sys`, `/dev`, `/run`; finding and mounting `gw-data` and the ESP; first-boot defaults |
 //! | `modules` | loading the initramfs's kernel modules with `finit_module` in build-time order |
-//! | `net`, `netif`, `dhcp` | network settings, interface/route ioctls, the DHCP client |
+//! | `net`, `netif`, `dhcp`, `ra` | network settings, interface/route ioctls, the DHCP client, DNS from IPv6 router advertisements |
 //! | `grow`, `gpt` | `gw-data` fills its disk: GPT backup moved to the end, partition, kernel, ext4 grown |
 //! | `watchdog` | arming and pinging `/dev/watchdog` from the main loop, while the health monitor lives |
 //! | `trial`, `judge` | the health gate (commit a trial slot, or fail it and reboot) and the health watchdog |
@@ -46,6 +46,7 @@ mod mounts;
 mod net;
 mod netif;
 mod power;
+mod ra;
 mod shutdown;
 mod supervise;
 mod trial;

@@ -1,4 +1,5 @@
-//! Network: loopback, one Ethernet interface (DHCP or static, from
+//! Network: loopback, one Ethernet interface (DHCP or static IPv4, and IPv6 by SLAAC or
+//! statically beside it, from
 //! the `[network]` table of `/data/edgemx.toml`, else `/data/network.toml`), the default
 //! route, `/etc/resolv.conf` (read by the gateway's resolver) and the hostname (from the
 //! gateway's configuration). Both files are read with the configuration's own types
@@ -10,7 +11,7 @@
 //! lease (or keeps retrying) for as long as the appliance runs.
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 
 use super::{dhcp, netif};
+use crate::config::network::Ipv6Mode;
 use crate::config::parts::Parts;
 use crate::config::{NetMode, Network};
 
@@ -54,6 +56,7 @@ pub fn start(wait: Duration) {
     if let Ok(mut applied) = APPLIED.lock() {
         *applied = Some((ifname.clone(), settings.clone()));
     }
+    apply_ipv6(&ifname, &settings);
     match settings.mode {
         NetMode::Static => {
             if let Err(e) = apply_static(&ifname, &settings) {
@@ -109,6 +112,7 @@ pub fn reapply() {
     if let Err(e) = netif::up(&ifname) {
         error!("{e}");
     }
+    apply_ipv6(&ifname, &settings);
     match settings.mode {
         NetMode::Static => {
             if let Err(e) = apply_static(&ifname, &settings) {
@@ -288,16 +292,10 @@ fn apply_lease(ifname: &str, lease: &dhcp::Lease) {
     {
         error!("{e}");
     }
-    write_resolv_conf(&lease.dns, lease.domain.as_deref());
+    let dns: Vec<IpAddr> = lease.dns.iter().copied().map(IpAddr::V4).collect();
+    write_resolv_conf(&dns, lease.domain.as_deref());
     let how = format!("DHCP from {}, lease {} s", lease.server, lease.lease_secs);
-    announce(
-        ifname,
-        lease.address,
-        lease.prefix,
-        lease.router,
-        &lease.dns,
-        how,
-    );
+    announce(ifname, lease.address, lease.prefix, lease.router, &dns, how);
 }
 
 fn announce(
@@ -305,14 +303,14 @@ fn announce(
     ip: Ipv4Addr,
     prefix: u8,
     gw: Option<Ipv4Addr>,
-    dns: &[Ipv4Addr],
+    dns: &[IpAddr],
     how: String,
 ) {
     if let Ok(mut a) = ADDRESS.lock() {
         *a = Some(ip);
     }
     let gw = gw.map_or("none".into(), |g| g.to_string());
-    let dns: Vec<String> = dns.iter().map(Ipv4Addr::to_string).collect();
+    let dns: Vec<String> = dns.iter().map(IpAddr::to_string).collect();
     let dns = if dns.is_empty() {
         "none".into()
     } else {
@@ -321,19 +319,112 @@ fn announce(
     info!("{ifname}: address {ip}/{prefix}, gateway {gw}, dns {dns} ({how})");
 }
 
-/// Writes /etc/resolv.conf atomically (the gateway may be reading it).
-fn write_resolv_conf(dns: &[Ipv4Addr], domain: Option<&str>) {
+/// What /etc/resolv.conf is made of: the servers of the IPv4 side (DHCP or the
+/// configuration) and those router advertisements announce (RDNSS, RFC 8106).
+struct Resolv {
+    servers: Vec<IpAddr>,
+    domain: Option<String>,
+    advertised: Vec<Ipv6Addr>,
+}
+
+static RESOLV: Mutex<Resolv> = Mutex::new(Resolv {
+    servers: Vec::new(),
+    domain: None,
+    advertised: Vec::new(),
+});
+
+/// Sets the configured/DHCP servers and search domain, and writes the file.
+fn write_resolv_conf(dns: &[IpAddr], domain: Option<&str>) {
+    let mut resolv = RESOLV.lock().unwrap_or_else(|e| e.into_inner());
+    resolv.servers = dns.to_vec();
+    resolv.domain = domain.map(str::to_string);
+    write_resolv(&resolv);
+}
+
+/// Sets the servers router advertisements announce, and writes the file when they changed.
+pub(super) fn advertised_dns(servers: Vec<Ipv6Addr>) {
+    let mut resolv = RESOLV.lock().unwrap_or_else(|e| e.into_inner());
+    if resolv.advertised != servers {
+        info!(
+            "router advertisement: DNS servers {}",
+            servers
+                .iter()
+                .map(Ipv6Addr::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        resolv.advertised = servers;
+        write_resolv(&resolv);
+    }
+}
+
+/// Writes /etc/resolv.conf atomically (the gateway may be reading it): configured and
+/// DHCP servers first, then advertised ones; glibc-style resolvers use the first three.
+fn write_resolv(resolv: &Resolv) {
     let mut text = String::new();
-    if let Some(domain) = domain.filter(|d| !d.is_empty() && !d.contains(char::is_whitespace)) {
+    if let Some(domain) = resolv
+        .domain
+        .as_deref()
+        .filter(|d| !d.is_empty() && !d.contains(char::is_whitespace))
+    {
         text.push_str(&format!("search {domain}\n"));
     }
-    for server in dns {
-        text.push_str(&format!("nameserver {server}\n"));
+    let advertised = resolv.advertised.iter().map(|a| IpAddr::V6(*a));
+    let mut seen = Vec::new();
+    for server in resolv.servers.iter().copied().chain(advertised) {
+        if !seen.contains(&server) {
+            seen.push(server);
+            text.push_str(&format!("nameserver {server}\n"));
+        }
     }
     let written = fs::write("/etc/resolv.conf.new", text)
         .and_then(|()| fs::rename("/etc/resolv.conf.new", "/etc/resolv.conf"));
     if let Err(e) = written {
         warn!("cannot write /etc/resolv.conf: {e}");
+    }
+}
+
+/// IPv6 on `ifname` as `[network] ipv6` says: `auto` lets the kernel take addresses and
+/// routes from router advertisements (SLAAC) and listens to them for DNS servers;
+/// `static` sets `address6` and `gateway6`; `off` disables IPv6 on the interface.
+fn apply_ipv6(ifname: &str, settings: &Network) {
+    let auto = settings.ipv6 == Ipv6Mode::Auto;
+    let steps = [
+        (
+            "disable_ipv6",
+            if settings.ipv6 == Ipv6Mode::Off {
+                "1"
+            } else {
+                "0"
+            },
+        ),
+        ("accept_ra", if auto { "1" } else { "0" }),
+        ("autoconf", if auto { "1" } else { "0" }),
+    ];
+    for (key, value) in steps {
+        if let Err(e) = netif::ipv6_setting(ifname, key, value) {
+            warn!("IPv6: {e}");
+            return;
+        }
+    }
+    if settings.ipv6 == Ipv6Mode::Off {
+        info!("{ifname}: IPv6 off");
+        return;
+    }
+    if let Some(Ok((address, prefix))) = settings.static_address6() {
+        match netif::add_address6(ifname, address, prefix) {
+            Ok(()) => info!("{ifname}: address {address}/{prefix}"),
+            Err(e) => error!("{e}"),
+        }
+    }
+    if let Some(gateway) = settings.gateway6 {
+        match netif::set_default_route6(ifname, gateway) {
+            Ok(()) => info!("{ifname}: IPv6 default route via {gateway}"),
+            Err(e) => error!("{e}"),
+        }
+    }
+    if auto {
+        super::ra::listen(ifname);
     }
 }
 

@@ -1,12 +1,13 @@
 //! Interface and route configuration through the classic socket ioctls
 //! (`SIOCSIFFLAGS`, `SIOCSIFADDR`, `SIOCSIFNETMASK`, `SIOCADDRT`).
 //!
-//! These cover one IPv4 address and a default route per interface, which is
+//! These cover one IPv4 address and a default route per interface, and an IPv6
+//! address and default route beside them (the kernel's SLAAC does the rest), which is
 //! all the appliance configures; netlink would be needed for more. This is
 //! the only file of init with `unsafe`: each ioctl gets a fully initialised
 //! request structure that lives across the call.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::libc;
@@ -18,6 +19,25 @@ nix::ioctl_write_ptr_bad!(siocsifaddr, libc::SIOCSIFADDR, libc::ifreq);
 nix::ioctl_write_ptr_bad!(siocsifnetmask, libc::SIOCSIFNETMASK, libc::ifreq);
 nix::ioctl_write_ptr_bad!(siocaddrt, libc::SIOCADDRT, libc::rtentry);
 nix::ioctl_write_ptr_bad!(siocdelrt, libc::SIOCDELRT, libc::rtentry);
+nix::ioctl_write_ptr_bad!(siocsifaddr6, libc::SIOCSIFADDR, libc::in6_ifreq);
+nix::ioctl_write_ptr_bad!(siocaddrt6, libc::SIOCADDRT, Route6);
+nix::ioctl_write_ptr_bad!(siocdelrt6, libc::SIOCDELRT, Route6);
+
+/// The kernel's `struct in6_rtmsg` (linux/ipv6_route.h); libc's has private fields.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Route6 {
+    dst: libc::in6_addr,
+    src: libc::in6_addr,
+    gateway: libc::in6_addr,
+    kind: u32,
+    dst_len: u16,
+    src_len: u16,
+    metric: u32,
+    info: libc::c_ulong,
+    flags: u32,
+    ifindex: libc::c_int,
+}
 
 /// Sets the interface administratively up.
 pub fn up(ifname: &str) -> Result<(), String> {
@@ -66,6 +86,83 @@ pub fn set_default_route(gateway: Ipv4Addr) -> Result<(), String> {
     unsafe { siocaddrt(fd.as_raw_fd(), &route) }
         .map_err(|e| format!("cannot add default route via {gateway}: {e}"))?;
     Ok(())
+}
+
+/// Adds a static IPv6 address with its prefix length to the interface.
+pub fn add_address6(ifname: &str, address: Ipv6Addr, prefix: u8) -> Result<(), String> {
+    let fd = control_socket6()?;
+    let req = libc::in6_ifreq {
+        ifr6_addr: in6(address),
+        ifr6_prefixlen: u32::from(prefix.min(128)),
+        ifr6_ifindex: index(ifname)?,
+    };
+    // SAFETY: `req` is fully initialised and outlives the call; the kernel only reads it.
+    match unsafe { siocsifaddr6(fd.as_raw_fd(), &req) } {
+        Ok(_) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(format!(
+            "{ifname}: cannot add address {address}/{prefix}: {e}"
+        )),
+    }
+}
+
+/// Replaces the IPv6 default route with one via `gateway` on `ifname` (a link-local
+/// router needs the interface).
+pub fn set_default_route6(ifname: &str, gateway: Ipv6Addr) -> Result<(), String> {
+    let fd = control_socket6()?;
+    let unspecified = in6(Ipv6Addr::UNSPECIFIED);
+    let old = Route6 {
+        dst: unspecified,
+        src: unspecified,
+        gateway: unspecified,
+        kind: 0,
+        dst_len: 0,
+        src_len: 0,
+        metric: 1,
+        info: 0,
+        flags: libc::RTF_UP as u32,
+        ifindex: index(ifname)?,
+    };
+    let route = Route6 {
+        gateway: in6(gateway),
+        flags: (libc::RTF_UP | libc::RTF_GATEWAY) as u32,
+        ..old
+    };
+    // SAFETY: both are initialised in6_rtmsg values; the kernel only reads them. An
+    // absent old route is ESRCH, which is fine.
+    let _ = unsafe { siocdelrt6(fd.as_raw_fd(), &old) };
+    // SAFETY: as above.
+    match unsafe { siocaddrt6(fd.as_raw_fd(), &route) } {
+        Ok(_) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(format!("cannot add IPv6 default route via {gateway}: {e}")),
+    }
+}
+
+/// Writes `/proc/sys/net/ipv6/conf/IFNAME/KEY`.
+pub fn ipv6_setting(ifname: &str, key: &str, value: &str) -> Result<(), String> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{key}");
+    std::fs::write(&path, value).map_err(|e| format!("{path}: {e}"))
+}
+
+fn control_socket6() -> Result<OwnedFd, String> {
+    socket(
+        AddressFamily::Inet6,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("cannot open an IPv6 control socket (no IPv6 in this kernel?): {e}"))
+}
+
+fn index(ifname: &str) -> Result<i32, String> {
+    nix::net::if_::if_nametoindex(ifname)
+        .map(|i| i as i32)
+        .map_err(|e| format!("{ifname}: no such interface: {e}"))
+}
+
+fn in6(address: Ipv6Addr) -> libc::in6_addr {
+    libc::in6_addr {
+        s6_addr: address.octets(),
+    }
 }
 
 /// The netmask of a prefix length (values above 32 are clamped).

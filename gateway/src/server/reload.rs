@@ -13,7 +13,6 @@ use crate::smtp::inbound::{self, Context};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -200,7 +199,7 @@ impl Reloader {
             if self.listeners.contains_key(&addr) {
                 continue;
             }
-            match TcpListener::bind(addr).await {
+            match crate::smtp::inbound::listen(addr) {
                 Ok(listener) => self.adopt(Bound {
                     listener,
                     starttls,

@@ -105,6 +105,7 @@ impl SerialVm {
         self.answer("Repeat the password: ", PASSWORD);
         self.answer("Hostname", "mx.boot.test");
         self.answer("Network: dhcp or static [dhcp]: ", "");
+        self.answer("IPv6: auto, static or off [auto]: ", "");
         self.answer("Accepted domain", "boot.test");
         if self
             .serial
@@ -229,6 +230,9 @@ async fn console_setup_commit_confirmed_login_and_factory_reset_over_the_serial_
     vm.serial.expect("Logged in", STEP);
     vm.serial.expect("mx.boot.test> ", STEP);
     vm.run("show tls", "CPU crypto");
+    // IPv6 beside IPv4 (issue 17 item 13): QEMU's user network advertises fec0::/64, and
+    // the kernel's SLAAC address is listed.
+    vm.run("show status", "eth0 fec0::");
 
     vm.serial.line("factory-reset");
     vm.answer("Type \"erase\" to confirm: ", "erase");

@@ -200,3 +200,26 @@ pub async fn serve(
         });
     }
 }
+
+/// A listening SMTP socket for `addr`. An IPv6 address listens on IPv6 only, so
+/// `0.0.0.0:25` and `[::]:25` can be two listeners side by side (the appliance's default):
+/// with the kernel's dual-stack default the second would find the port taken.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => {
+            let socket = tokio::net::TcpSocket::new_v6()?;
+            nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6V6Only, &true)
+                .map_err(std::io::Error::from)?;
+            socket
+        }
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Whether `addr` could be listened on now (a commit's check; the socket is closed again).
+pub fn can_listen(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    listen(addr).map(drop)
+}
