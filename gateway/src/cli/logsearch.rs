@@ -68,13 +68,7 @@ pub fn run(action: LogAction) -> ExitCode {
         since,
         until,
     };
-    if query
-        == (Query {
-            since: query.since.clone(),
-            until: query.until.clone(),
-            ..Query::default()
-        })
-    {
+    if !query.names_a_message() {
         eprintln!("edgemx: say what to track: --id, --message-id, --from, --to or --client");
         return ExitCode::from(EXIT_USAGE);
     }

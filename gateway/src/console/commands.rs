@@ -575,12 +575,7 @@ impl Session {
                 _ => return Err(Failure::at(at, "not a tracking criterion")),
             }
         }
-        let only_time = Query {
-            since: query.since.clone(),
-            until: query.until.clone(),
-            ..Query::default()
-        };
-        if query == only_time {
+        if !query.names_a_message() {
             return Err(Failure::at(
                 0,
                 "say what to track: id, message-id, from, to or client",

@@ -10,10 +10,7 @@ use super::{DnsError, fqdn};
 use crate::config;
 use crate::tls::dane::Tlsa;
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::config::LookupIpStrategy;
 use hickory_resolver::net::{DnsError as Answer, NetError};
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::rr::{RData, Record, RecordType};
@@ -44,27 +41,11 @@ pub struct Validating {
 impl Validating {
     /// Builds the resolver from `[dane]` (upstreams, trust anchor), else `[dns]`.
     pub fn new(dane: &config::Dane, dns: &config::Dns) -> Result<Validating, DnsError> {
-        let provider = TokioRuntimeProvider::default();
         let upstreams = match dane.nameservers.is_empty() {
             true => &dns.nameservers,
             false => &dane.nameservers,
         };
-        let mut builder = if upstreams.is_empty() {
-            TokioResolver::builder(provider)
-                .map_err(|e| DnsError::Temporary(format!("cannot read /etc/resolv.conf: {e}")))?
-        } else {
-            let servers = upstreams
-                .iter()
-                .map(|addr| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = addr.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = addr.port();
-                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
-        };
+        let mut builder = super::builder(upstreams)?;
         if let Some(path) = &dane.trust_anchor {
             let anchors = TrustAnchors::from_file(path).map_err(|e| {
                 DnsError::Temporary(format!(

@@ -48,24 +48,7 @@ impl Resolver {
     /// Builds the resolver from `[dns]`: explicit `ip:port` nameservers over UDP and TCP, or
     /// the system configuration (`/etc/resolv.conf`) when the list is empty.
     pub fn new(config: &config::Dns) -> Result<Resolver, DnsError> {
-        let provider = TokioRuntimeProvider::default();
-        let mut builder = if config.nameservers.is_empty() {
-            TokioResolver::builder(provider)
-                .map_err(|e| DnsError::Temporary(format!("cannot read /etc/resolv.conf: {e}")))?
-        } else {
-            let servers = config
-                .nameservers
-                .iter()
-                .map(|addr| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = addr.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = addr.port();
-                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
-        };
+        let mut builder = builder(&config.nameservers)?;
         let options = builder.options_mut();
         if let Some(timeout) = config.timeout {
             options.timeout = timeout.0;
@@ -178,6 +161,33 @@ impl Resolver {
         self.addresses(domain).await?;
         Ok(vec![(0, domain.trim_end_matches('.').to_ascii_lowercase())])
     }
+}
+
+/// A resolver builder asking `nameservers` (`ip:port`, over UDP and TCP), or the system's
+/// (`/etc/resolv.conf`) when there are none: the delivery resolver's and the validating
+/// one's (`dnssec`).
+pub(crate) fn builder(
+    nameservers: &[std::net::SocketAddr],
+) -> Result<hickory_resolver::ResolverBuilder<TokioRuntimeProvider>, DnsError> {
+    let provider = TokioRuntimeProvider::default();
+    if nameservers.is_empty() {
+        return TokioResolver::builder(provider)
+            .map_err(|e| DnsError::Temporary(format!("cannot read /etc/resolv.conf: {e}")));
+    }
+    let servers = nameservers
+        .iter()
+        .map(|addr| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+        })
+        .collect();
+    Ok(TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(servers),
+        provider,
+    ))
 }
 
 /// Queries are made absolute so `search`/`ndots` never turn `example.com` into

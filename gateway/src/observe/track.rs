@@ -34,6 +34,21 @@ pub struct Query {
     pub until: Option<String>,
 }
 
+impl Query {
+    /// Whether it names something to track (a time range alone does not).
+    pub fn names_a_message(&self) -> bool {
+        [
+            &self.id,
+            &self.message_id,
+            &self.from,
+            &self.to,
+            &self.client,
+        ]
+        .iter()
+        .any(|field| field.is_some())
+    }
+}
+
 /// One message's steps, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trail {
