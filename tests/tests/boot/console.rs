@@ -187,6 +187,24 @@ async fn console_setup_commit_confirmed_login_and_factory_reset_over_the_serial_
     .await;
     assert_eq!(r.map(|r| r.code), Ok(250));
     delivered(&sink, "wiz").await;
+    // Message tracking from the console (issue 17 item 8): received and delivered, from the
+    // log file on gw-data.
+    // The delivery's line follows the sink's 250 by a moment: wait until the trail has it.
+    let deadline = std::time::Instant::now() + STEP;
+    let trail = loop {
+        let out = vm.run("track to bob@boot.test", "message ");
+        if out.contains("reply=\"250") {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery step:\n{out}"
+        );
+    };
+    assert!(
+        trail.contains("queued ") && trail.contains("from=<a@client.test>"),
+        "{trail}"
+    );
 
     vm.run(
         "set domain two.test next_hops 10.0.2.100:25",
