@@ -296,6 +296,8 @@ fn serve(path: &Path, appliance: bool) -> ExitCode {
     });
     // Sessions that outlived the shutdown deadline are dropped here, unacknowledged.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // The syslog collectors' last lines ("stopped"); bounded, see `observe::syslog`.
+    log::logger().flush();
     code
 }
 

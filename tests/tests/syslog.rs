@@ -125,6 +125,36 @@ async fn lines_reach_rsyslog_over_tcp_and_udp_as_rfc_5424() {
     };
     rsyslog.wait_for("the listening line over TCP", over("imtcp", "22"));
     rsyslog.wait_for("the listening line over UDP", over("imudp", "158"));
+    // The last line before exit is sent before the process ends.
+    assert!(gateway.terminate().success());
+    rsyslog.wait_for("the stopped line", |f| {
+        f.len() >= 6 && f[4] == "imtcp" && f[5] == "stopped"
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_logged_while_a_collector_is_restarted_arrive_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tcp, udp) = (free_port(), free_udp_port());
+    let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
+    let backend = FakeBackend::start().await;
+    let extra = log_section(&[(tcp, "tcp", "mail")]);
+    let gateway = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    rsyslog.wait_for("the listening line", |f| {
+        f.len() >= 6 && f[5].contains("SMTP listening on")
+    });
+    drop(rsyslog);
+    // Logged while nothing listens: the message's queued line.
+    let reply =
+        edgemx_tests::send_mail(gateway.addr, "a@sender.test", &["b@example.com"], "hi\r\n")
+            .await
+            .expect("the message is accepted");
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
+    let line = rsyslog.wait_for("the queued line logged while it was down", |f| {
+        f.len() >= 6 && f[5].starts_with("queued ") && f[5].contains("from=<a@sender.test>")
+    });
+    assert!(line.starts_with("22|edgemx|gateway.test|"), "{line}");
     drop(gateway);
 }
 

@@ -162,5 +162,6 @@ impl log::Log for Lines {
 
     fn flush(&self) {
         let _ = std::io::stderr().flush();
+        self.collectors.drain(std::time::Duration::from_secs(1));
     }
 }

@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::syslog::{Syslog, Transport};
 
@@ -35,6 +35,7 @@ impl Collectors {
             let outbox = Arc::new(Outbox {
                 pending: Mutex::new(Pending::default()),
                 ready: Condvar::new(),
+                idle: Condvar::new(),
                 capacity: config.queue.max(1),
             });
             let sender = Sender {
@@ -55,6 +56,16 @@ impl Collectors {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Gives the senders until `timeout` to send what is queued (at exit: the last lines,
+    /// "stopped" among them, would otherwise die with the process). A collector that is
+    /// down takes the whole timeout.
+    pub fn drain(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for outbox in &self.0 {
+            outbox.drain(deadline);
+        }
     }
 
     /// Queues one line for every collector; never waits for the network.
@@ -79,11 +90,16 @@ struct Entry {
 struct Pending {
     lines: VecDeque<Entry>,
     dropped: u64,
+    /// The sender holds lines taken from here and has not finished with them.
+    busy: bool,
 }
 
 struct Outbox {
     pending: Mutex<Pending>,
+    /// Lines arrived.
     ready: Condvar,
+    /// The sender finished a batch.
+    idle: Condvar,
     capacity: usize,
 }
 
@@ -110,7 +126,29 @@ impl Outbox {
             pending = self.ready.wait(pending).unwrap_or_else(|e| e.into_inner());
         }
         let dropped = std::mem::take(&mut pending.dropped);
+        pending.busy = true;
         (std::mem::take(&mut pending.lines), dropped)
+    }
+
+    /// The sender is done with what it took (sent, or put back).
+    fn settle(&self) {
+        self.lock().busy = false;
+        self.idle.notify_all();
+    }
+
+    /// Waits until everything queued was sent, or `deadline`.
+    fn drain(&self, deadline: Instant) {
+        let mut pending = self.lock();
+        while !pending.lines.is_empty() || pending.busy {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            pending = match self.idle.wait_timeout(pending, left) {
+                Ok((p, _)) => p,
+                Err(e) => e.into_inner().0,
+            };
+        }
     }
 
     /// Puts back what could not be sent, ahead of what came meanwhile, within capacity.
@@ -211,13 +249,17 @@ impl Sender {
                             failing = true;
                         }
                         self.requeue(lines, dropped);
+                        self.outbox.settle();
                         thread::sleep(backoff);
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         continue;
                     }
                 }
             }
-            let Some(conn) = link.as_mut() else { continue };
+            let Some(conn) = link.as_mut() else {
+                self.outbox.settle();
+                continue;
+            };
             if dropped > 0 {
                 log::warn!(
                     "syslog: {dropped} lines for {name} dropped while it was unreachable \
@@ -245,8 +287,10 @@ impl Sender {
                     failing = false;
                 }
                 backoff = MIN_BACKOFF;
+                self.outbox.settle();
             } else {
                 self.outbox.unsend(lines);
+                self.outbox.settle();
                 thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -369,6 +413,7 @@ mod tests {
             outbox: Arc::new(Outbox {
                 pending: Mutex::new(Pending::default()),
                 ready: Condvar::new(),
+                idle: Condvar::new(),
                 capacity: 3,
             }),
             hostname: header_hostname("mx1.example.net"),
@@ -394,6 +439,7 @@ mod tests {
         let outbox = Outbox {
             pending: Mutex::new(Pending::default()),
             ready: Condvar::new(),
+            idle: Condvar::new(),
             capacity: 3,
         };
         for n in 0..5 {
