@@ -231,3 +231,52 @@ async fn lines_reach_a_tls_collector_that_the_configured_ca_vouches_for() {
     assert!(listening, "{text}");
     drop(gateway);
 }
+
+/// A collector whose certificate the configured CA did not issue gets no lines: the
+/// gateway refuses the handshake (and keeps the lines for a collector it can trust).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_collector_the_ca_does_not_vouch_for_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = edgemx_tests::pki::Ca::new("the configured CA");
+    let other = edgemx_tests::pki::Ca::new("someone else's CA");
+    let identity = other.issue("syslog collector", &["127.0.0.1"]);
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, trusted.pem()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = identity.server_config(None);
+    let handshake = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().expect("the gateway connects");
+        let mut conn = rustls::ServerConnection::new(server).unwrap();
+        let mut plain = Vec::new();
+        let outcome = loop {
+            match conn.complete_io(&mut tcp) {
+                Ok((0, 0)) => break Ok(()),
+                Ok(_) if !conn.is_handshaking() => {
+                    let _ = conn.reader().read_to_end(&mut plain);
+                    break Ok(());
+                }
+                Ok(_) => {}
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        (outcome, plain)
+    });
+    let backend = FakeBackend::start().await;
+    let extra = format!(
+        "[log]\nlevel = \"info\"\ntarget = \"stderr\"\n\n[[log.syslog]]\naddress = \"{addr}\"\n\
+         transport = \"tls\"\nca = \"{}\"\n",
+        ca_path.display()
+    );
+    let gateway = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    let (outcome, plain) = tokio::task::spawn_blocking(move || handshake.join().unwrap())
+        .await
+        .unwrap();
+    let error = outcome.expect_err("the handshake must fail");
+    assert!(
+        error.contains("UnknownCA") || error.contains("BadCertificate"),
+        "{error}"
+    );
+    assert!(plain.is_empty(), "{}", String::from_utf8_lossy(&plain));
+    drop(gateway);
+}
