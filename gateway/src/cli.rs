@@ -241,7 +241,7 @@ fn serve(path: &Path, appliance: bool) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    crate::observe::init(&config.log, &config.data_dir, appliance);
+    crate::observe::init(&config.log, &config.hostname, &config.data_dir, appliance);
     crate::server::memory::tune_allocator();
     for warning in advice(&config) {
         log::warn!("{warning}");
@@ -296,6 +296,8 @@ fn serve(path: &Path, appliance: bool) -> ExitCode {
     });
     // Sessions that outlived the shutdown deadline are dropped here, unacknowledged.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // The syslog collectors' last lines ("stopped"); bounded, see `observe::syslog`.
+    log::logger().flush();
     code
 }
 

@@ -198,7 +198,7 @@ fn init_logging() {
         target: "stderr".into(),
         ..Default::default()
     };
-    edgemx::observe::init(&config, std::path::Path::new("."), false);
+    edgemx::observe::init(&config, "gateway.test", std::path::Path::new("."), false);
 }
 
 /// The real binary as a child process.

@@ -22,6 +22,7 @@ const ENTRY_IDS: &[(&str, &str)] = &[
     ("route", "name"),
     ("auth.dkim", "selector"),
     ("admin.probe", "recipient"),
+    ("log.syslog", "address"),
 ];
 
 /// Tables of names to values.

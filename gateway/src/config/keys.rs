@@ -68,7 +68,7 @@ pub fn find(keys: &'static [Key], name: &str) -> Option<&'static Key> {
 mod tests {
     use super::super::{Config, Delivery, Dns, Domain, Limits, Listener, Log, Queue, Tls};
     use super::super::{
-        admin, auth, boot, console, control, flow, network, relay, routes, scan, transport,
+        admin, auth, boot, console, control, flow, network, relay, routes, scan, syslog, transport,
     };
     use super::*;
     use serde::Deserialize;
@@ -164,6 +164,7 @@ mod tests {
             hold::<Delivery>("delivery"),
             hold::<Dns>("dns"),
             hold::<Log>("log"),
+            hold::<syslog::Syslog>("log.syslog"),
             hold::<network::Network>("network"),
             hold::<relay::Relay>("relay"),
             hold::<auth::Auth>("auth"),

@@ -25,6 +25,7 @@ mod reserve;
 pub mod routes;
 pub mod scan;
 pub mod store;
+pub mod syslog;
 mod tlspolicy;
 pub mod transport;
 mod units;
@@ -572,6 +573,8 @@ pub struct Log {
     pub max_size: Bytes,
     /// ...keeping this many older files (`edgemx.log.1` the newest).
     pub keep: usize,
+    /// Remote collectors that get every line too.
+    pub syslog: Vec<syslog::Syslog>,
 }
 
 impl Log {
@@ -604,6 +607,15 @@ impl Keys for Log {
         ),
         key("max_size", Kind::Size, "rotate the log file at this size"),
         key("keep", Kind::Int, "rotated log files kept"),
+        key(
+            "syslog",
+            Kind::Entries {
+                id: "address",
+                placeholder: "HOST:PORT",
+                keys: syslog::Syslog::KEYS,
+            },
+            "a remote syslog collector, by its address",
+        ),
     ];
 }
 
@@ -686,6 +698,7 @@ impl Default for Log {
             file: PathBuf::new(),
             max_size: Bytes(8 << 20),
             keep: 4,
+            syslog: Vec::new(),
         }
     }
 }

@@ -1,12 +1,12 @@
 //! `[network]`: the appliance's own network settings (interface, DHCP or static address,
-//! default gateway, DNS servers). The gateway only validates them and keeps them with its
+//! default gateway, DNS servers, time servers). The gateway only validates them and keeps them with its
 //! revisions, so that a commit, a rollback and `commit confirmed` cover the network too;
 //! init applies them (see `init::net`).
 
 use super::ConfigError;
 use super::cidr::{Cidr, CidrError, Rules};
 use serde::Deserialize;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +23,10 @@ pub struct Network {
     /// DNS servers, IPv4 or IPv6 (added to what DHCP and router advertisements give).
     #[serde(default)]
     pub dns: Vec<IpAddr>,
+    /// SNTP servers init keeps the clock with, tried in order; empty: those from DHCP
+    /// (option 42). Addresses only: init has no resolver. Read with [`Network::ntp_servers`].
+    #[serde(default)]
+    pub ntp: Vec<String>,
     /// `auto` (SLAAC and DNS from router advertisements), `static` (`address6`) or `off`.
     #[serde(default)]
     pub ipv6: Ipv6Mode,
@@ -65,6 +69,7 @@ impl Default for Network {
             ipv6: Ipv6Mode::Auto,
             address6: None,
             gateway6: None,
+            ntp: Vec::new(),
         }
     }
 }
@@ -100,6 +105,26 @@ pub fn parse_address6(text: &str) -> Result<(Ipv6Addr, u8), String> {
     match (cidr.addr(), cidr.prefix_len()) {
         (IpAddr::V6(v6), prefix) => Ok((v6, prefix)),
         _ => Err("not an IPv6 address with prefix, 2001:db8::10/64".into()),
+    }
+}
+
+/// A time server: `192.0.2.123`, `2001:db8::123`, or with a port, `192.0.2.123:10123`
+/// and `[2001:db8::123]:10123`. Names are refused: init, which asks them, has no resolver.
+pub fn parse_ntp_server(text: &str) -> Option<SocketAddr> {
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        text.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, crate::time::sntp::PORT))
+    })
+}
+
+impl Network {
+    /// The configured time servers that parse (`check` reports the others).
+    pub fn ntp_servers(&self) -> Vec<SocketAddr> {
+        self.ntp
+            .iter()
+            .filter_map(|s| parse_ntp_server(s))
+            .collect()
     }
 }
 
@@ -157,6 +182,16 @@ pub fn check(network: &Network) -> Vec<ConfigError> {
         ),
         _ => {}
     }
+    for server in &network.ntp {
+        if parse_ntp_server(server).is_none() {
+            add(
+                "network.ntp",
+                server,
+                "not an address (A.B.C.D, an IPv6 address, or either with :PORT); \
+                 names cannot be used, init has no resolver",
+            );
+        }
+    }
     out
 }
 
@@ -193,6 +228,11 @@ impl super::Keys for Network {
                 "static IPv6 address with prefix length",
             ),
             key("gateway6", Kind::Str("IPV6"), "IPv6 default router"),
+            key(
+                "ntp",
+                Kind::List("ADDRESS[:PORT]"),
+                "time servers (SNTP); empty: from DHCP",
+            ),
         ]
     };
 }
@@ -241,6 +281,34 @@ mod tests {
             ..Network::default()
         };
         assert!(check(&missing)[0].to_string().contains("required"));
+    }
+
+    #[test]
+    fn time_servers_are_addresses_with_an_optional_port() {
+        let network = Network {
+            ntp: vec![
+                "192.0.2.123".into(),
+                "[2001:db8::123]:10123".into(),
+                "ntp.example.net".into(),
+            ],
+            ..Network::default()
+        };
+        assert_eq!(
+            network.ntp_servers(),
+            [
+                "192.0.2.123:123".parse::<SocketAddr>().unwrap(),
+                "[2001:db8::123]:10123".parse().unwrap()
+            ]
+        );
+        let found = check(&network);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .to_string()
+                .starts_with("network.ntp = ntp.example.net: not an address"),
+            "{}",
+            found[0]
+        );
     }
 }
 

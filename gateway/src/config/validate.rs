@@ -263,6 +263,7 @@ fn check_rest(config: &Config, out: &mut Findings) {
     if !(1..=100).contains(&config.log.keep) {
         out.add("log.keep", config.log.keep.to_string(), "must be 1 to 100");
     }
+    out.0.extend(super::syslog::check(&config.log.syslog));
 }
 
 /// Relay access and every TLS policy (issue 4, items 5 and 6).

@@ -635,6 +635,9 @@ impl Session {
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(out, "clock         {}", super::machine::clock());
+        if let Some(sync) = super::machine::time_sync() {
+            let _ = writeln!(out, "time sync     {sync}");
+        }
         let addresses = super::machine::addresses();
         let _ = writeln!(
             out,

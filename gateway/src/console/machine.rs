@@ -58,6 +58,13 @@ pub fn clock() -> String {
     out
 }
 
+/// What init's SNTP client last did (`init::clock`): the server, the offset and when, and
+/// the latest failure; `None` where init does not keep the clock (off the appliance).
+pub fn time_sync() -> Option<String> {
+    let text = std::fs::read_to_string(crate::time::sntp::STATUS_PATH).ok()?;
+    Some(crate::time::sntp::Status::parse(&text).describe())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

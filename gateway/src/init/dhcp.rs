@@ -19,6 +19,8 @@ pub struct Lease {
     pub router: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
     pub domain: Option<String>,
+    /// Time servers (option 42, RFC 2132 §8.3), in the server's order of preference.
+    pub ntp: Vec<Ipv4Addr>,
     pub server: Ipv4Addr,
     pub lease_secs: u32,
 }
@@ -147,9 +149,9 @@ fn message(
         p.extend_from_slice(&[12, name.len() as u8]);
         p.extend_from_slice(name.as_bytes());
     }
-    // Parameter request list: subnet mask, router, DNS, domain name, lease
-    // time, server identifier.
-    p.extend_from_slice(&[55, 6, 1, 3, 6, 15, 51, 54]);
+    // Parameter request list: subnet mask, router, DNS, domain name, NTP
+    // servers, lease time, server identifier.
+    p.extend_from_slice(&[55, 7, 1, 3, 6, 15, 42, 51, 54]);
     p.push(255);
     p
 }
@@ -169,6 +171,7 @@ fn parse(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<(u8, Lease)> {
         router: None,
         dns: Vec::new(),
         domain: None,
+        ntp: Vec::new(),
         server: Ipv4Addr::new(p[20], p[21], p[22], p[23]),
         lease_secs: 3600,
     };
@@ -191,6 +194,7 @@ fn parse(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<(u8, Lease)> {
             3 => lease.router = ip(value),
             6 => lease.dns = value.chunks_exact(4).filter_map(ip).collect(),
             15 => lease.domain = String::from_utf8(value.to_vec()).ok(),
+            42 => lease.ntp = ntp_servers(value),
             51 if len == 4 => {
                 lease.lease_secs = u32::from_be_bytes([value[0], value[1], value[2], value[3]])
             }
@@ -201,6 +205,22 @@ fn parse(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<(u8, Lease)> {
         i += 2 + len;
     }
     Some((kind?, lease))
+}
+
+/// Option 42: a list of IPv4 addresses (a length that is not a multiple of 4 is a
+/// malformed option, refused whole rather than read in part). Unusable addresses
+/// (0.0.0.0, broadcast, multicast, loopback) are dropped.
+fn ntp_servers(value: &[u8]) -> Vec<Ipv4Addr> {
+    if !value.len().is_multiple_of(4) {
+        return Vec::new();
+    }
+    value
+        .chunks_exact(4)
+        .map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]))
+        .filter(|ip| {
+            !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -235,6 +255,30 @@ mod tests {
         );
         assert_eq!(lease.domain.as_deref(), Some("lan"));
         assert_eq!(lease.lease_secs, 86400);
+        assert!(lease.ntp.is_empty());
+    }
+
+    #[test]
+    fn option_42_gives_the_time_servers_in_order() {
+        let mut p = reply(ACK, 7);
+        p.pop();
+        p.extend_from_slice(&[42, 12, 192, 0, 2, 123, 0, 0, 0, 0, 198, 51, 100, 7, 255]);
+        let (_, lease) = parse(&p, 7, MAC).expect("valid reply");
+        assert_eq!(
+            lease.ntp,
+            [
+                Ipv4Addr::new(192, 0, 2, 123),
+                Ipv4Addr::new(198, 51, 100, 7)
+            ]
+        );
+        assert!(ntp_servers(&[192, 0, 2, 123, 10]).is_empty());
+        assert!(ntp_servers(&[]).is_empty());
+        let discover = message(DISCOVER, 1, MAC, None, None, None);
+        assert!(
+            discover
+                .windows(9)
+                .any(|w| w == [55, 7, 1, 3, 6, 15, 42, 51, 54])
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | `mounts` | `/proc`, `/sys`, `/dev`, `/run`; finding and mounting `gw-data` and the ESP; first-boot defaults |
 //! | `modules` | loading the initramfs's kernel modules with `finit_module` in build-time order |
 //! | `net`, `netif`, `dhcp`, `ra` | network settings, interface/route ioctls, the DHCP client, DNS from IPv6 router advertisements |
+//! | `clock` | keeping the clock with SNTP (servers configured or from DHCP), its state for `show status` |
 //! | `grow`, `gpt` | `gw-data` fills its disk: GPT backup moved to the end, partition, kernel, ext4 grown |
 //! | `watchdog` | arming and pinging `/dev/watchdog` from the main loop, while the health monitor lives |
 //! | `trial`, `judge` | the health gate (commit a trial slot, or fail it and reboot) and the health watchdog |
@@ -35,6 +36,7 @@
 //! committed configuration changed the hostname or the network (init reads both
 //! from the configuration file again).
 
+mod clock;
 mod console;
 mod dhcp;
 mod getty;
@@ -118,6 +120,7 @@ fn boot() {
     }
     net::set_hostname();
     net::start(NET_WAIT);
+    clock::start();
     power::watch();
     modules::release();
     trial::start();

@@ -29,6 +29,9 @@ use crate::config::{NetMode, Network};
 /// The address the appliance answers on, once configured (for the console).
 static ADDRESS: Mutex<Option<Ipv4Addr>> = Mutex::new(None);
 
+/// The time servers of the current DHCP lease (option 42), for `clock`.
+static DHCP_NTP: Mutex<Vec<Ipv4Addr>> = Mutex::new(Vec::new());
+
 /// What was applied last and on which interface, for [`reapply`].
 static APPLIED: Mutex<Option<(String, Network)>> = Mutex::new(None);
 /// Bumped when the settings change: a DHCP thread of an older generation stops.
@@ -37,6 +40,16 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// The configured IPv4 address, if any.
 pub fn address() -> Option<Ipv4Addr> {
     ADDRESS.lock().map(|a| *a).unwrap_or(None)
+}
+
+/// The time servers the current DHCP lease names (option 42).
+pub fn dhcp_time_servers() -> Vec<Ipv4Addr> {
+    DHCP_NTP.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
+/// The network settings as configured now (read again on each call).
+pub fn settings() -> Network {
+    load_settings()
 }
 
 /// Brings up the network and waits up to `wait` for it to be configured.
@@ -262,6 +275,9 @@ fn run_dhcp(ifname: &str, first: mpsc::Sender<()>, generation: u64) {
                 }
                 if current.as_ref() != Some(&lease) {
                     apply_lease(ifname, &lease);
+                }
+                if let Ok(mut ntp) = DHCP_NTP.lock() {
+                    ntp.clone_from(&lease.ntp);
                 }
                 let _ = first.send(());
                 let renew = Duration::from_secs(u64::from(lease.lease_secs.max(60) / 2));

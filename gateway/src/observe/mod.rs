@@ -15,6 +15,7 @@
 //! | `events.rs` | the events the data path publishes (accepted, delivered, hop down…) |
 //! | `ring.rs` | the last log lines, for the console's `show log` and `monitor` |
 //! | `logfile.rs` | the rotated log file on the data partition |
+//! | `syslog.rs` | remote syslog collectors (RFC 5424 over TCP, TLS or UDP), buffered while down |
 //! | `track.rs` | message tracking: every step of a message, searched in the kept log |
 //! | `reports.rs` | the view of the report senders (`show reports`) and the [`reports::Desk`] the control socket asks |
 //!
@@ -30,6 +31,7 @@ mod slots;
 
 pub mod logfile;
 pub mod ring;
+pub mod syslog;
 pub mod track;
 
 use crate::config::Log;
@@ -37,11 +39,12 @@ use log::{LevelFilter, Metadata, Record};
 use std::io::Write;
 use std::sync::Mutex;
 
-/// Installs the process-wide logger once; later calls are ignored. `data_dir` places the
+/// Installs the process-wide logger once; later calls are ignored. `hostname` names this
+/// machine in remote syslog headers. `data_dir` places the
 /// default log file; `appliance` (the image's init runs us, stderr is the serial console)
 /// makes `auto` mean the log file, so log lines never land in the operator's console
 /// session (they are there with `monitor start`).
-pub fn init(config: &Log, data_dir: &std::path::Path, appliance: bool) {
+pub fn init(config: &Log, hostname: &str, data_dir: &std::path::Path, appliance: bool) {
     let level = match config.level.as_str() {
         "error" => LevelFilter::Error,
         "warn" => LevelFilter::Warn,
@@ -83,10 +86,12 @@ pub fn init(config: &Log, data_dir: &std::path::Path, appliance: bool) {
     // Without its file, the appliance's gateway stays off the serial console all the
     // same: the ring still has every line for `show log` and `monitor`.
     let stderr = !to_file || (file.is_none() && !appliance);
+    let collectors = syslog::Collectors::start(&config.syslog, hostname);
     if log::set_boxed_logger(Box::new(Lines {
         level,
         file,
         stderr,
+        collectors,
     }))
     .is_ok()
     {
@@ -122,11 +127,12 @@ pub fn kept_lines() -> Box<dyn Iterator<Item = String>> {
 }
 
 /// One line per record: `2026-11-26T05:10:00.123Z INFO edgemx::smtp: text`, kept in the
-/// ring and written to the log file or stderr.
+/// ring, written to the log file or stderr, and queued for the syslog collectors.
 struct Lines {
     level: LevelFilter,
     file: Option<Mutex<logfile::LogFile>>,
     stderr: bool,
+    collectors: syslog::Collectors,
 }
 
 impl log::Log for Lines {
@@ -139,13 +145,13 @@ impl log::Log for Lines {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format!(
-            "{} {:<5} {}\n",
-            crate::time::iso8601_now(),
-            record.level(),
-            record.args()
-        );
+        let stamp = crate::time::iso8601_now();
+        let text = record.args().to_string();
+        let line = format!("{stamp} {:<5} {text}\n", record.level());
         ring::push(&line);
+        if !self.collectors.is_empty() {
+            self.collectors.send(record.level(), &stamp, &text);
+        }
         if let Some(file) = &self.file {
             file.lock().unwrap_or_else(|e| e.into_inner()).write(&line);
         }
@@ -156,5 +162,6 @@ impl log::Log for Lines {
 
     fn flush(&self) {
         let _ = std::io::stderr().flush();
+        self.collectors.drain(std::time::Duration::from_secs(1));
     }
 }

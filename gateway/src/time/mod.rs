@@ -1,6 +1,10 @@
 //! Wall-clock time: Unix seconds, RFC 5322 dates for message headers and ISO 8601 stamps
 //! for log lines, without a date crate. Always UTC: the appliance has no time zone
 //! database and needs none.
+//!
+//! `sntp` asks a time server for the clock's offset (init applies it to the clock).
+
+pub mod sntp;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
