@@ -236,7 +236,7 @@ async fn console_setup_commit_confirmed_login_and_factory_reset_over_the_serial_
         !before.contains("WARN  automatic rollback"),
         "the gateway's log reached the serial console:\n{before}"
     );
-    vm.run("show log 50", "WARN  automatic rollback");
+    vm.run("show log 50 | no-more", "WARN  automatic rollback");
 
     // Logging out brings the login prompt back; a wrong password is refused.
     vm.serial.line("exit");
