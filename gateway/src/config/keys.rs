@@ -68,7 +68,7 @@ pub fn find(keys: &'static [Key], name: &str) -> Option<&'static Key> {
 mod tests {
     use super::super::{Config, Delivery, Dns, Domain, Limits, Listener, Log, Queue, Tls};
     use super::super::{
-        admin, auth, boot, console, control, flow, network, relay, routes, scan, transport,
+        admin, auth, boot, console, control, flow, network, relay, routes, scan, ssh, transport,
     };
     use super::*;
     use serde::Deserialize;
@@ -178,6 +178,7 @@ mod tests {
             hold::<transport::Dane>("dane"),
             hold::<transport::MtaSts>("mta_sts"),
             hold::<transport::Publish>("mta_sts.publish"),
+            hold::<ssh::Ssh>("ssh"),
         ]
     }
 
