@@ -193,6 +193,7 @@ pub async fn run_with_events(
     let mut control_task = Some(tokio::spawn(control.serve(shutdown.clone())));
     // Started once nothing below can fail, so the shutdown path always joins it.
     let reporting = tokio::spawn(reports.serve(shutdown.clone()));
+    let ssh = tokio::spawn(crate::ssh::follow(applied_config.clone(), shutdown.clone()));
     let expiring = tokio::spawn(delivery::quarantine::expire(
         queue.clone(),
         deliveries.clone(),
@@ -237,6 +238,7 @@ pub async fn run_with_events(
         log::warn!("deliveries still running after {deadline:?}; abandoned (they will be retried)");
     }
     join_by("control socket", until, control_task).await;
+    join_by("ssh", until, Some(ssh)).await;
     join_by("quarantine expiry", until, Some(expiring)).await;
     // Its last flush goes through the queue: before the queue closes.
     join_by("reports", until, Some(reporting)).await;
