@@ -1,0 +1,187 @@
+//! The operator console over SSH (issue 17 item 14), driven by the real OpenSSH client
+//! through a pseudo-terminal against a gateway process on loopback: off by default, public
+//! keys only (an unknown key is refused, password authentication is not even offered), the
+//! same login as the serial console after the key, a command, `exit`, and the audit lines
+//! of the login, the logout and the refused key.
+
+use edgemx_tests::FakeBackend;
+use edgemx_tests::gateway::{GatewayProcess, free_port};
+use edgemx_tests::pty::Pty;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const STEP: Duration = Duration::from_secs(20);
+const PROMPTS: &[&str] = &["gateway.test> ", "gateway.test# "];
+
+/// A fresh ed25519 key pair from `ssh-keygen`: the private key's path and the public line.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+        .arg(format!("{name}@test"))
+        .arg("-f")
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen (Debian package openssh-client)");
+    assert!(status.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (path, public.trim().to_string())
+}
+
+/// `SHA256:…` of a key, as `ssh-keygen -l` prints it.
+fn fingerprint(key: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key.with_extension("pub"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .into()
+}
+
+/// The OpenSSH client, non-interactive about everything but the console, forced to a tty.
+fn ssh(key: &Path, port: u16) -> Command {
+    let mut command = Command::new("ssh");
+    command
+        .args(["-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "BatchMode=yes"])
+        .args(["-o", "IdentitiesOnly=yes"])
+        .args(["-o", "LogLevel=ERROR"])
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string(), "-tt", "admin@127.0.0.1"]);
+    command
+}
+
+/// Waits until `addr` accepts connections: the SSH server starts with the gateway, but
+/// after the SMTP listener the harness waits for.
+fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + STEP;
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Types `line` and returns what it printed up to the next prompt.
+fn cmd(pty: &mut Pty, line: &str) -> String {
+    pty.skip();
+    let start = pty.text().len();
+    pty.line(line);
+    let fresh: Vec<String> = PROMPTS.iter().map(|p| format!("\n{p}")).collect();
+    let fresh: Vec<&str> = fresh.iter().map(String::as_str).collect();
+    pty.expect_any(&fresh, STEP);
+    let text = pty.text();
+    text[start.min(text.len())..].to_string()
+}
+
+/// Logs in over SSH with `key` and the admin password, as an operator does.
+fn log_in(name: &str, key: &Path, port: u16) -> Pty {
+    let mut pty = Pty::spawn(name, ssh(key, port));
+    pty.expect("login: ", STEP);
+    pty.line("admin");
+    pty.expect("Password: ", STEP);
+    pty.line("correct horse");
+    pty.expect("Logged in", STEP);
+    pty.expect_any(PROMPTS, STEP);
+    pty
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_is_off_by_default_and_nothing_listens() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_port();
+    let (key, public) = keygen(dir.path(), "admin");
+    // Every key given but `enabled`: the default must keep it off.
+    let extra = format!("[ssh]\naddress = [\"{address}\"]\nauthorized_keys = [\"{public}\"]\n");
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    // The gateway is up (the harness saw its SMTP banner), and its control socket answers
+    // a console: it had every chance to start an SSH server.
+    let status = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+        .arg("-i")
+        .arg(&key)
+        .args(["-p", &address.port().to_string(), "admin@127.0.0.1", "true"])
+        .output()
+        .unwrap();
+    assert!(!status.status.success());
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("Connection refused"),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(TcpStream::connect(address).is_err());
+    assert!(!dir.path().join("ssh").exists(), "a host key was made");
+    drop(gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorized_key_gets_the_console_with_its_login_and_others_are_refused() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (good, public) = keygen(dir.path(), "admin");
+    let (bad, _) = keygen(dir.path(), "stranger");
+    let passwd = dir.path().join("admin-account");
+    let hash = edgemx::password::hash_with("correct horse", 1000);
+    std::fs::write(&passwd, format!("admin:{hash}\n")).unwrap();
+    let address = free_port();
+    let extra = format!(
+        "[ssh]\nenabled = true\naddress = [\"{address}\"]\nauthorized_keys = [\"{public}\"]\nlogin = \"{}\"\n\n[log]\nlevel = \"info\"\ntarget = \"stderr\"\n",
+        passwd.display()
+    );
+    let _gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    wait_listening(address);
+    let host_key = dir.path().join("ssh").join("host_ed25519");
+    let mode = std::fs::metadata(&host_key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "host key mode");
+
+    // A key that is not authorized is refused, and passwords are not even offered.
+    let refused = ssh(&bad, address.port())
+        .arg("show status")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("Permission denied (publickey)"), "{stderr}");
+    let password = ssh(&good, address.port())
+        .args(["-o", "PreferredAuthentications=password"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&password.stderr);
+    assert!(!password.status.success());
+    assert!(stderr.contains("Permission denied (publickey)"), "{stderr}");
+
+    // The authorized key gets the console, which asks the admin login as on the serial line.
+    let mut pty = log_in("ssh", &good, address.port());
+    let status = cmd(&mut pty, "show status");
+    assert!(status.contains("uptime"), "{status}");
+    pty.line("exit");
+    assert!(pty.wait_exit(STEP).success());
+
+    // The audit lines: the refused key, then the login and the logout, with fingerprints.
+    let mut pty = log_in("ssh-again", &good, address.port());
+    let log = cmd(&mut pty, "show log 200 | match ssh: | no-more");
+    let (good, bad) = (fingerprint(&good), fingerprint(&bad));
+    assert!(log.contains(&format!("ssh: refused key {bad}")), "{log}");
+    assert!(log.contains("from 127.0.0.1:"), "{log}");
+    assert!(
+        log.contains(&format!("with key {good} (admin@test)")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ssh: logout from 127.0.0.1:") && l.contains(&good)),
+        "{log}"
+    );
+    assert!(log.contains("host key SHA256:"), "{log}");
+    pty.line("exit");
+    assert!(pty.wait_exit(STEP).success());
+}
