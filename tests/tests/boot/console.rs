@@ -45,6 +45,10 @@ impl SerialVm {
                 &smtp_port.to_string(),
                 "--sink-port",
                 &sink_port.to_string(),
+                "--ssh-port",
+                &free_port().to_string(),
+                "--admin-port",
+                &free_port().to_string(),
             ])
             .arg("--monitor")
             .arg(&monitor)
