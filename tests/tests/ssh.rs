@@ -185,3 +185,46 @@ async fn an_authorized_key_gets_the_console_with_its_login_and_others_are_refuse
     pty.line("exit");
     assert!(pty.wait_exit(STEP).success());
 }
+
+/// Turned on from the console by a commit, without a restart; with `login = ""` the key
+/// alone logs in, and the console's idle timeout ends an SSH session as it does a serial one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_on_the_console_turns_ssh_on_and_the_idle_timeout_ends_the_session() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "admin");
+    let gw = GatewayProcess::spawn(
+        dir.path(),
+        backend.addr(),
+        "[console]\nidle_timeout = \"3s\"\n",
+    );
+    let mut console = Command::new(edgemx_tests::gateway::binary());
+    console
+        .arg("console")
+        .arg("--socket")
+        .arg(dir.path().join("control.sock"));
+    let mut serial = Pty::spawn("console", console);
+    serial.expect_any(PROMPTS, STEP);
+    let address = free_port();
+    for line in [
+        "set ssh enabled true".to_string(),
+        format!("set ssh address {address}"),
+        format!("set ssh authorized_keys \"{public}\""),
+        "set ssh login \"\"".to_string(),
+    ] {
+        let out = cmd(&mut serial, &line);
+        assert!(!out.contains("error"), "{line}: {out}");
+    }
+    let out = cmd(&mut serial, "commit");
+    assert!(out.contains("commit complete"), "{out}");
+    wait_listening(address);
+
+    let mut pty = Pty::spawn("ssh", ssh(&key, address.port()));
+    pty.expect_any(PROMPTS, STEP);
+    assert!(!pty.text().contains("login: "), "asked for a login");
+    let status = cmd(&mut pty, "show status");
+    assert!(status.contains("uptime"), "{status}");
+    pty.expect("idle for 3s: logged out", STEP);
+    assert!(pty.wait_exit(STEP).success());
+    drop(gw);
+}
