@@ -228,3 +228,58 @@ async fn a_commit_on_the_console_turns_ssh_on_and_the_idle_timeout_ends_the_sess
     assert!(pty.wait_exit(STEP).success());
     drop(gw);
 }
+
+/// The consoles started for SSH sessions whose control socket is `socket`, by pid.
+fn consoles(socket: &Path) -> Vec<u32> {
+    let socket = socket.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "console") && args.contains(&socket) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A gateway that dies (kill -9) takes its SSH sessions' consoles with it: nothing keeps
+/// their terminals open, so they are hung up rather than left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consoles_of_ssh_sessions_end_with_the_gateway() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "admin");
+    let address = free_port();
+    let extra = format!(
+        "[ssh]\nenabled = true\naddress = [\"{address}\"]\nauthorized_keys = [\"{public}\"]\nlogin = \"\"\n"
+    );
+    let gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    wait_listening(address);
+    let mut first = Pty::spawn("ssh-1", ssh(&key, address.port()));
+    first.expect_any(PROMPTS, STEP);
+    let mut second = Pty::spawn("ssh-2", ssh(&key, address.port()));
+    second.expect_any(PROMPTS, STEP);
+    let socket = dir.path().join("control.sock");
+    assert_eq!(consoles(&socket).len(), 2, "one console per session");
+    gw.kill9();
+    let deadline = Instant::now() + STEP;
+    while !consoles(&socket).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "consoles left running: {:?}",
+            consoles(&socket)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.wait_exit(STEP);
+    second.wait_exit(STEP);
+}

@@ -2,7 +2,7 @@
 //! pseudo-terminal, exactly as init runs it on the serial line (login, idle timeout,
 //! everything the console does), with the channel's bytes going to and from the PTY.
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::pty::{Winsize, openpty};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -35,6 +35,11 @@ impl Shell {
     /// Starts the console; the [`Child`] is for whoever waits for it (the output pump).
     pub fn spawn(how: Spawn) -> std::io::Result<(Shell, Child, Arc<AtomicBool>)> {
         let pty = openpty(Some(&how.size), None)?;
+        // openpty(3) leaves both ends inheritable: a console holding its own PTY's master
+        // (or another session's) would never see the hang-up that ends it.
+        for fd in [&pty.master, &pty.slave] {
+            fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        }
         let flags = OFlag::from_bits_truncate(fcntl(pty.master.as_fd(), FcntlArg::F_GETFL)?);
         fcntl(
             pty.master.as_fd(),
