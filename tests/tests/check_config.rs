@@ -58,6 +58,7 @@ fn bad_dane_mta_sts_and_ssh_keys_are_named_and_refused() {
         ("ssh", "enabled = true", "ssh.authorized_keys"),
         ("ssh", "address = [\"somewhere:22\"]", "line 6"),
         ("ssh", "login = \"admin\"", "ssh.login"),
+        ("ssh", "max_connections = 0", "ssh.max_connections"),
     ] {
         let path = dir.path().join("edgemx.toml");
         std::fs::write(

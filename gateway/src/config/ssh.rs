@@ -22,6 +22,8 @@ pub struct Ssh {
     /// The admin account the console asks for after the key (empty: none, the key alone
     /// logs in).
     pub login: PathBuf,
+    /// Connections served at once, logged in or not; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Keys for Ssh {
@@ -38,6 +40,7 @@ impl Keys for Ssh {
             Kind::Str("PATH"),
             "admin account asked after the key (empty: none)",
         ),
+        key("max_connections", Kind::Int, "connections served at once"),
     ];
 }
 
@@ -48,6 +51,7 @@ impl Default for Ssh {
             address: vec![SocketAddr::from(([0, 0, 0, 0], 22))],
             authorized_keys: Vec::new(),
             login: PathBuf::from("/data/admin"),
+            max_connections: 8,
         }
     }
 }
@@ -103,6 +107,13 @@ pub fn check(ssh: &Ssh) -> Vec<ConfigError> {
             "ssh.authorized_keys".into(),
             "[]".into(),
             "give at least one key when ssh is enabled: nobody could log in",
+        );
+    }
+    if ssh.max_connections == 0 {
+        add(
+            "ssh.max_connections".into(),
+            "0".into(),
+            "must be at least 1",
         );
     }
     if !ssh.login.as_os_str().is_empty() && !ssh.login.is_absolute() {

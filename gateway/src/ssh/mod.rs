@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 /// A connection that has not logged in by then is closed (OpenSSH's `LoginGraceTime`).
@@ -93,6 +93,9 @@ async fn start(
         ssh: config.ssh.clone(),
         socket: config.control_socket(),
     });
+    // One budget for every address, taken before accept: a flood of unauthenticated
+    // connections stops accepting (for at most LOGIN_GRACE each) instead of piling up.
+    let permits = Arc::new(Semaphore::new(config.ssh.max_connections));
     let mut listeners = Vec::new();
     for address in &config.ssh.address {
         let listener = TcpListener::bind(address)
@@ -106,6 +109,7 @@ async fn start(
         }
         tokio::spawn(accept(
             listener,
+            permits.clone(),
             server.clone(),
             shared.clone(),
             stop.clone(),
@@ -122,12 +126,20 @@ pub fn host_key_path(config: &Config) -> PathBuf {
 
 async fn accept(
     listener: TcpListener,
+    permits: Arc<Semaphore>,
     server: Arc<russh::server::Config>,
     shared: Arc<Shared>,
     stop: CancellationToken,
     sessions: CancellationToken,
 ) {
     loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => return,
+            },
+            () = stop.cancelled() => return,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -140,7 +152,11 @@ async fn accept(
             () = stop.cancelled() => return,
         };
         let client = Client::new(Some(peer), shared.clone());
-        tokio::spawn(serve(stream, client, server.clone(), sessions.clone()));
+        let serving = serve(stream, client, server.clone(), sessions.clone());
+        tokio::spawn(async move {
+            serving.await;
+            drop(permit);
+        });
     }
 }
 
