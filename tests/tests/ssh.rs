@@ -283,3 +283,24 @@ async fn the_consoles_of_ssh_sessions_end_with_the_gateway() {
     first.wait_exit(STEP);
     second.wait_exit(STEP);
 }
+
+/// Before the admin account exists the console would run the first-boot wizard, which
+/// belongs to the serial line: an SSH session is told so and ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_admin_account_the_ssh_session_is_sent_to_the_serial_console() {
+    let backend = FakeBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "admin");
+    let address = free_port();
+    let missing = dir.path().join("no-admin-yet");
+    let extra = format!(
+        "[ssh]\nenabled = true\naddress = [\"{address}\"]\nauthorized_keys = [\"{public}\"]\nlogin = \"{}\"\n",
+        missing.display()
+    );
+    let _gw = GatewayProcess::spawn(dir.path(), backend.addr(), &extra);
+    wait_listening(address);
+    let mut pty = Pty::spawn("ssh", ssh(&key, address.port()));
+    pty.expect("set one up on the serial console first", STEP);
+    assert_eq!(pty.wait_exit(STEP).code(), Some(1));
+    assert!(!missing.exists(), "the wizard ran");
+}

@@ -235,10 +235,17 @@ impl Handler for Client {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self
+            .channels
+            .get(&channel)
+            .is_none_or(|t| t.shell.is_some())
+        {
+            return session.channel_failure(channel);
+        }
         match self.start_shell(channel, session) {
             Ok(()) => session.channel_success(channel),
             Err(problem) => {
-                log::warn!("ssh: {} from {}: {problem}", channel, self.peer);
+                log::warn!("ssh: console for {}: {problem}", self.peer);
                 session.channel_success(channel)?;
                 session.data(channel, format!("{problem}\r\n").into_bytes())?;
                 session.exit_status_request(channel, 1)?;
