@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Shared {
     pub ssh: Ssh,
     pub socket: PathBuf,
+    pub appliance: bool,
 }
 
 pub struct Client {
@@ -62,6 +63,7 @@ impl Client {
         let (shell, child, reaped) = Shell::spawn(Spawn {
             socket: &self.shared.socket,
             login,
+            appliance: self.shared.appliance,
             term: &tty.term,
             size: tty.size,
         })

@@ -36,8 +36,13 @@ use tokio_util::sync::CancellationToken;
 const LOGIN_GRACE: Duration = Duration::from_secs(60);
 
 /// Serves `[ssh]` as the applied configuration says, until `shutdown`; then every SSH
-/// session is disconnected (its console hung up).
-pub async fn follow(mut applied: watch::Receiver<Arc<Config>>, shutdown: CancellationToken) {
+/// session is disconnected (its console hung up). `appliance`: consoles get `--appliance`
+/// (reboot, poweroff, factory-reset, the firmware slot), as init's serial one does.
+pub async fn follow(
+    mut applied: watch::Receiver<Arc<Config>>,
+    shutdown: CancellationToken,
+    appliance: bool,
+) {
     let sessions = shutdown.child_token();
     let mut current: Option<(Ssh, CancellationToken)> = None;
     loop {
@@ -48,7 +53,7 @@ pub async fn follow(mut applied: watch::Receiver<Arc<Config>>, shutdown: Cancell
             }
             let stop = sessions.child_token();
             if config.ssh.enabled
-                && let Err(e) = start(&config, stop.clone(), sessions.clone()).await
+                && let Err(e) = start(&config, appliance, stop.clone(), sessions.clone()).await
             {
                 log::error!("ssh: not started: {e}");
             }
@@ -66,6 +71,7 @@ pub async fn follow(mut applied: watch::Receiver<Arc<Config>>, shutdown: Cancell
 /// `sessions` ends them).
 async fn start(
     config: &Config,
+    appliance: bool,
     stop: CancellationToken,
     sessions: CancellationToken,
 ) -> Result<(), String> {
@@ -92,6 +98,7 @@ async fn start(
     let shared = Arc::new(Shared {
         ssh: config.ssh.clone(),
         socket: config.control_socket(),
+        appliance,
     });
     // One budget for every address, taken before accept: a flood of unauthenticated
     // connections stops accepting (for at most LOGIN_GRACE each) instead of piling up.

@@ -19,6 +19,7 @@ pub struct Spawn<'a> {
     pub socket: &'a Path,
     /// The admin account; `None`: the key alone logs in.
     pub login: Option<&'a Path>,
+    pub appliance: bool,
     pub term: &'a str,
     pub size: Winsize,
 }
@@ -57,6 +58,9 @@ impl Shell {
             .arg(how.socket);
         if let Some(login) = how.login {
             command.arg("--login").arg(login);
+        }
+        if how.appliance {
+            command.arg("--appliance");
         }
         let term = match how.term {
             "" => "vt100",
