@@ -198,12 +198,7 @@ async fn a_commit_on_the_console_turns_ssh_on_and_the_idle_timeout_ends_the_sess
         backend.addr(),
         "[console]\nidle_timeout = \"3s\"\n",
     );
-    let mut console = Command::new(edgemx_tests::gateway::binary());
-    console
-        .arg("console")
-        .arg("--socket")
-        .arg(dir.path().join("control.sock"));
-    let mut serial = Pty::spawn("console", console);
+    let mut serial = Pty::spawn("console", console_command(dir.path()));
     serial.expect_any(PROMPTS, STEP);
     let address = free_port();
     for line in [
@@ -226,7 +221,31 @@ async fn a_commit_on_the_console_turns_ssh_on_and_the_idle_timeout_ends_the_sess
     assert!(status.contains("uptime"), "{status}");
     pty.expect("idle for 3s: logged out", STEP);
     assert!(pty.wait_exit(STEP).success());
+
+    // Another key committed: the same address is bound again and lets it in.
+    let (other, other_public) = keygen(dir.path(), "other");
+    let mut serial = Pty::spawn("console-2", console_command(dir.path()));
+    serial.expect_any(PROMPTS, STEP);
+    let line = format!("set ssh authorized_keys \"{public}\" \"{other_public}\"");
+    let out = cmd(&mut serial, &line);
+    assert!(!out.contains("error"), "{line}: {out}");
+    let out = cmd(&mut serial, "commit");
+    assert!(out.contains("commit complete"), "{out}");
+    let mut pty = Pty::spawn("ssh-other", ssh(&other, address.port()));
+    pty.expect_any(PROMPTS, STEP);
+    pty.line("exit");
+    assert!(pty.wait_exit(STEP).success());
     drop(gw);
+}
+
+/// `edgemx console` on the gateway in `dir`, without a login (a host's console).
+fn console_command(dir: &Path) -> Command {
+    let mut command = Command::new(edgemx_tests::gateway::binary());
+    command
+        .arg("console")
+        .arg("--socket")
+        .arg(dir.join("control.sock"));
+    command
 }
 
 /// The consoles started for SSH sessions whose control socket is `socket`, by pid.

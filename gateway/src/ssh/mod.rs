@@ -30,6 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A connection that has not logged in by then is closed (OpenSSH's `LoginGraceTime`).
@@ -44,20 +45,28 @@ pub async fn follow(
     appliance: bool,
 ) {
     let sessions = shutdown.child_token();
-    let mut current: Option<(Ssh, CancellationToken)> = None;
+    let mut current: Option<(Ssh, CancellationToken, Vec<JoinHandle<()>>)> = None;
     loop {
         let config = applied.borrow_and_update().clone();
-        if current.as_ref().map(|(ssh, _)| ssh) != Some(&config.ssh) {
-            if let Some((_, stop)) = current.take() {
+        if current.as_ref().map(|(ssh, _, _)| ssh) != Some(&config.ssh) {
+            if let Some((_, stop, accepting)) = current.take() {
+                // The old listeners are closed before the new ones bind the same addresses.
                 stop.cancel();
+                for task in accepting {
+                    if let Err(e) = task.await {
+                        log::error!("ssh: accept loop failed: {e}");
+                    }
+                }
             }
             let stop = sessions.child_token();
-            if config.ssh.enabled
-                && let Err(e) = start(&config, appliance, stop.clone(), sessions.clone()).await
-            {
-                log::error!("ssh: not started: {e}");
+            let mut accepting = Vec::new();
+            if config.ssh.enabled {
+                match start(&config, appliance, stop.clone(), sessions.clone()).await {
+                    Ok(tasks) => accepting = tasks,
+                    Err(e) => log::error!("ssh: not started: {e}"),
+                }
             }
-            current = Some((config.ssh.clone(), stop));
+            current = Some((config.ssh.clone(), stop, accepting));
         }
         tokio::select! {
             changed = applied.changed() => if changed.is_err() { break },
@@ -65,16 +74,21 @@ pub async fn follow(
         }
     }
     sessions.cancel();
+    for task in current.into_iter().flat_map(|(_, _, accepting)| accepting) {
+        if let Err(e) = task.await {
+            log::error!("ssh: accept loop failed: {e}");
+        }
+    }
 }
 
 /// Binds every `ssh.address` and accepts on each until `stop` (open sessions go on until
-/// `sessions` ends them).
+/// `sessions` ends them); the accept loops' tasks.
 async fn start(
     config: &Config,
     appliance: bool,
     stop: CancellationToken,
     sessions: CancellationToken,
-) -> Result<(), String> {
+) -> Result<Vec<JoinHandle<()>>, String> {
     let path = host_key_path(config);
     let (key, generated) = hostkey::load_or_generate(&path)?;
     let print = hostkey::fingerprint(key.public_key());
@@ -110,20 +124,21 @@ async fn start(
             .map_err(|e| format!("ssh.address {address}: {e}"))?;
         listeners.push(listener);
     }
+    let mut tasks = Vec::new();
     for listener in listeners {
         if let Ok(addr) = listener.local_addr() {
             log::info!("ssh: console listening on {addr}, host key {print}");
         }
-        tokio::spawn(accept(
+        tasks.push(tokio::spawn(accept(
             listener,
             permits.clone(),
             server.clone(),
             shared.clone(),
             stop.clone(),
             sessions.clone(),
-        ));
+        )));
     }
-    Ok(())
+    Ok(tasks)
 }
 
 /// `data_dir/ssh/host_ed25519`.
