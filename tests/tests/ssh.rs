@@ -323,3 +323,37 @@ async fn without_an_admin_account_the_ssh_session_is_sent_to_the_serial_console(
     assert_eq!(pty.wait_exit(STEP).code(), Some(1));
     assert!(!missing.exists(), "the wizard ran");
 }
+
+/// `scripts/run-qemu` forwards host ports it prints to the guest's SSH console and metrics
+/// listener, on loopback only (checked on the QEMU command line it would run; booting an
+/// image is the boot tests' job).
+#[test]
+fn run_qemu_forwards_the_ssh_console_and_the_metrics_listener() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let out = Command::new(root.join("scripts/run-qemu"))
+        .arg("--dry-run")
+        .arg("--disk")
+        .arg(&disk)
+        .args(["--ssh-port", "40022", "--admin-port", "40025"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (command, said) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(command.contains("restrict=on"), "{command}");
+    assert!(
+        command.contains(r"hostfwd=tcp:127.0.0.1:40022-:22\,"),
+        "{command}"
+    );
+    assert!(
+        command.contains(r"hostfwd=tcp:127.0.0.1:40025-:9025\,"),
+        "{command}"
+    );
+    assert!(said.contains("127.0.0.1:40022"), "{said}");
+    assert!(said.contains("127.0.0.1:40025"), "{said}");
+}
