@@ -25,6 +25,8 @@ mod firmware;
 mod run_qemu;
 #[path = "boot/console.rs"]
 mod serial_console;
+#[path = "boot/ssh.rs"]
+mod ssh;
 #[path = "boot/update.rs"]
 mod update;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
