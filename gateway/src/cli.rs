@@ -286,7 +286,7 @@ fn serve(path: &Path, appliance: bool) -> ExitCode {
         };
         let shutdown = tokio_util::sync::CancellationToken::new();
         tokio::spawn(crate::server::on_signals(shutdown.clone()));
-        match crate::server::run_with_admin(config, listeners, admin, shutdown).await {
+        match crate::server::run_with_admin(config, listeners, admin, shutdown, appliance).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::error!("{e}");

@@ -22,6 +22,7 @@
 //! | [`probe`] | mail-flow probes of next hops and probe messages, one [`probe::Probes`] per gateway |
 //! | [`time`] | wall clock, RFC 5322 and log time stamps |
 //! | [`server`] | the gateway assembled: start order and the one shutdown path |
+//! | [`ssh`] | the operator console over SSH: public keys only, a console per session |
 //! | [`control`] | the root-only control socket used by `edgemx queue …` |
 //! | [`console`] | the operator CLI (serial console) |
 //! | [`password`] | salted slow password hashes (SMTP AUTH users, console admin) |
@@ -57,5 +58,6 @@ pub mod routing;
 pub mod scan;
 pub mod server;
 pub mod smtp;
+pub mod ssh;
 pub mod time;
 pub mod tls;

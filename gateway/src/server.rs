@@ -59,19 +59,22 @@ pub async fn run(
     listeners: Vec<Bound>,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
-    run_with_admin(config, listeners, None, shutdown).await
+    run_with_admin(config, listeners, None, shutdown, false).await
 }
 
 /// [`run`], with the admin HTTP listener (`/metrics`, `/healthz`) on `admin` when given.
 /// It keeps answering through the shutdown (with `503` on `/healthz`) until the queue is
-/// closed.
+/// closed. `appliance`: the image's init runs us, so SSH consoles get the appliance's
+/// commands (reboot, the firmware slot) as the serial one does.
 pub async fn run_with_admin(
     config: Config,
     listeners: Vec<Bound>,
     admin: Option<std::net::TcpListener>,
     shutdown: CancellationToken,
+    appliance: bool,
 ) -> Result<(), StartError> {
-    run_with_events(config, listeners, admin, shutdown, Events::new()).await
+    let events = Events::new();
+    assemble(config, listeners, admin, shutdown, events, appliance).await
 }
 
 /// [`run_with_admin`] publishing on `events`, a bus without subscribers yet: scenario
@@ -82,6 +85,17 @@ pub async fn run_with_events(
     admin: Option<std::net::TcpListener>,
     shutdown: CancellationToken,
     events: Events,
+) -> Result<(), StartError> {
+    assemble(config, listeners, admin, shutdown, events, false).await
+}
+
+async fn assemble(
+    config: Config,
+    listeners: Vec<Bound>,
+    admin: Option<std::net::TcpListener>,
+    shutdown: CancellationToken,
+    events: Events,
+    appliance: bool,
 ) -> Result<(), StartError> {
     let config = Arc::new(config);
     prepare_data_dir(&config)?;
@@ -193,6 +207,11 @@ pub async fn run_with_events(
     let mut control_task = Some(tokio::spawn(control.serve(shutdown.clone())));
     // Started once nothing below can fail, so the shutdown path always joins it.
     let reporting = tokio::spawn(reports.serve(shutdown.clone()));
+    let ssh = tokio::spawn(crate::ssh::follow(
+        applied_config.clone(),
+        shutdown.clone(),
+        appliance,
+    ));
     let expiring = tokio::spawn(delivery::quarantine::expire(
         queue.clone(),
         deliveries.clone(),
@@ -237,6 +256,7 @@ pub async fn run_with_events(
         log::warn!("deliveries still running after {deadline:?}; abandoned (they will be retried)");
     }
     join_by("control socket", until, control_task).await;
+    join_by("ssh", until, Some(ssh)).await;
     join_by("quarantine expiry", until, Some(expiring)).await;
     // Its last flush goes through the queue: before the queue closes.
     join_by("reports", until, Some(reporting)).await;

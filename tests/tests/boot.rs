@@ -25,6 +25,8 @@ mod firmware;
 mod run_qemu;
 #[path = "boot/console.rs"]
 mod serial_console;
+#[path = "boot/ssh.rs"]
+mod ssh;
 #[path = "boot/update.rs"]
 mod update;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -308,6 +310,10 @@ impl Vm {
                 &smtp_port.to_string(),
                 "--sink-port",
                 &sink_port.to_string(),
+                "--ssh-port",
+                &free_port().to_string(),
+                "--admin-port",
+                &free_port().to_string(),
             ])
             .arg("--monitor")
             .arg(&monitor)

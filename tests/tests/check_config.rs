@@ -37,7 +37,7 @@ fn a_route_without_recipient_checks_is_warned_about_and_still_valid() {
 }
 
 #[test]
-fn bad_dane_and_mta_sts_keys_are_named_and_refused() {
+fn bad_dane_mta_sts_and_ssh_keys_are_named_and_refused() {
     let dir = tempfile::tempdir().unwrap();
     for (section, line, named) in [
         ("dane", "mode = \"sometimes\"", "`log-only`"),
@@ -49,6 +49,16 @@ fn bad_dane_and_mta_sts_keys_are_named_and_refused() {
             "dane.trust_anchor",
         ),
         ("mta_sts", "ca = \"/nonexistent/ca.pem\"", "mta_sts.ca"),
+        // The console over SSH: a key that is not one, on without keys, a bad address.
+        (
+            "ssh",
+            "authorized_keys = [\"ssh-ed25519 AAAAnot-a-key admin@laptop\"]",
+            "ssh.authorized_keys[0]",
+        ),
+        ("ssh", "enabled = true", "ssh.authorized_keys"),
+        ("ssh", "address = [\"somewhere:22\"]", "line 6"),
+        ("ssh", "login = \"admin\"", "ssh.login"),
+        ("ssh", "max_connections = 0", "ssh.max_connections"),
     ] {
         let path = dir.path().join("edgemx.toml");
         std::fs::write(

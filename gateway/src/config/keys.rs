@@ -68,7 +68,8 @@ pub fn find(keys: &'static [Key], name: &str) -> Option<&'static Key> {
 mod tests {
     use super::super::{Config, Delivery, Dns, Domain, Limits, Listener, Log, Queue, Tls};
     use super::super::{
-        admin, auth, boot, console, control, flow, network, relay, routes, scan, syslog, transport,
+        admin, auth, boot, console, control, flow, network, relay, routes, scan, ssh, syslog,
+        transport,
     };
     use super::*;
     use serde::Deserialize;
@@ -179,6 +180,7 @@ mod tests {
             hold::<transport::Dane>("dane"),
             hold::<transport::MtaSts>("mta_sts"),
             hold::<transport::Publish>("mta_sts.publish"),
+            hold::<ssh::Ssh>("ssh"),
         ]
     }
 

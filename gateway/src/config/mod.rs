@@ -24,6 +24,7 @@ mod reports;
 mod reserve;
 pub mod routes;
 pub mod scan;
+pub mod ssh;
 pub mod store;
 pub mod syslog;
 mod tlspolicy;
@@ -118,6 +119,9 @@ pub struct Config {
     /// MTA-STS for mail delivered by MX (`transport.rs`).
     #[serde(default)]
     pub mta_sts: MtaSts,
+    /// The console over SSH (`ssh.rs`).
+    #[serde(default)]
+    pub ssh: ssh::Ssh,
 }
 
 impl Keys for Config {
@@ -244,6 +248,11 @@ impl Keys for Config {
             "mta_sts",
             Kind::Table(MtaSts::KEYS),
             "MTA-STS (RFC 8461) for delivery by MX",
+        ),
+        key(
+            "ssh",
+            Kind::Table(ssh::Ssh::KEYS),
+            "the operator console over SSH: keys, addresses",
         ),
     ];
 }

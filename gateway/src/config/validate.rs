@@ -47,6 +47,7 @@ pub fn check(config: &mut Config) -> Vec<ConfigError> {
     }
     out.0.extend(super::admin::check(config));
     out.0.extend(super::control::check(&mut config.control));
+    out.0.extend(super::ssh::check(&config.ssh));
     out.0
         .extend(super::auth::check(&mut config.auth, &config.hostname));
     out.0

@@ -19,6 +19,8 @@ pub(super) struct SerialVm {
     pub(super) qemu: Child,
     pub(super) serial: Pty,
     pub(super) smtp: SocketAddr,
+    /// Where `run-qemu` forwards the guest's SSH port (22).
+    pub(super) ssh: SocketAddr,
 }
 
 impl SerialVm {
@@ -34,6 +36,7 @@ impl SerialVm {
         extra: &[String],
     ) -> SerialVm {
         let smtp_port = free_port();
+        let ssh_port = free_port();
         let socket = disk.path.with_file_name(format!("{name}.serial"));
         let monitor = disk.path.with_file_name(format!("{name}.monitor"));
         let qemu = Command::new(repo_root().join("scripts/run-qemu"))
@@ -45,6 +48,10 @@ impl SerialVm {
                 &smtp_port.to_string(),
                 "--sink-port",
                 &sink_port.to_string(),
+                "--ssh-port",
+                &ssh_port.to_string(),
+                "--admin-port",
+                &free_port().to_string(),
             ])
             .arg("--monitor")
             .arg(&monitor)
@@ -75,6 +82,7 @@ impl SerialVm {
             qemu,
             serial: Pty::over(name, Box::new(reader), Box::new(stream)),
             smtp: SocketAddr::from((Ipv4Addr::LOCALHOST, smtp_port)),
+            ssh: SocketAddr::from((Ipv4Addr::LOCALHOST, ssh_port)),
         }
     }
 
