@@ -270,7 +270,15 @@ fn listener_ports() -> Vec<u16> {
     let Ok(parts) = Parts::parse(&text) else {
         return Vec::new();
     };
-    parts.listeners().iter().map(|l| l.address.port()).collect()
+    distinct_ports(parts.listeners().iter().map(|l| l.address.port()))
+}
+
+/// Each port once, in order: `0.0.0.0:25` and `[::]:25` are one port to the operator.
+fn distinct_ports(ports: impl Iterator<Item = u16>) -> Vec<u16> {
+    let mut ports: Vec<u16> = ports.collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Whether a TCP socket is in LISTEN state on `port` (IPv4 or IPv6).
@@ -301,4 +309,14 @@ fn memory_in_use() -> Option<String> {
         total.saturating_sub(available) / 1024,
         total / 1024
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct_ports;
+
+    #[test]
+    fn a_port_on_both_families_is_named_once() {
+        assert_eq!(distinct_ports([25, 587, 25].into_iter()), [25, 587]);
+    }
 }
