@@ -171,6 +171,13 @@ async fn assemble(
                     let probes = probes.clone();
                     Arc::new(move || probes.waiting())
                 },
+                depths: {
+                    let deliveries = deliveries.clone();
+                    observe::scrape::depths(move || {
+                        let deliveries = deliveries.clone();
+                        async move { deliveries.depths().await }
+                    })
+                },
             };
             Some(observe::http::start(listener, view).map_err(StartError::Admin)?)
         }

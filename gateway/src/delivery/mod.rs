@@ -78,6 +78,7 @@ use crate::dns;
 use crate::envelope::{Envelope, QueueId};
 use crate::queue::Queue;
 use health::{Health, HopHealth};
+pub use scheduler::Depths;
 use scheduler::{Event, Scheduler};
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,7 @@ enum Command {
     Hold(Target, oneshot::Sender<usize>),
     Release(Target, oneshot::Sender<usize>),
     Flush(Target, oneshot::Sender<usize>),
+    Depths(oneshot::Sender<scheduler::Depths>),
 }
 
 /// Which messages an operation applies to.
@@ -282,6 +284,14 @@ impl DeliveryHandle {
     /// holds on the destinations; held messages stay held. Returns how many go.
     pub async fn flush(&self, target: Target) -> Result<usize, OpError> {
         self.ask(|reply| Command::Flush(target, reply)).await
+    }
+
+    /// Messages waiting per destination and the age of the oldest, kept by the scheduler
+    /// (no envelope is read); `None` when the scheduler is gone.
+    pub async fn depths(&self) -> Option<scheduler::Depths> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Depths(reply)).ok()?;
+        answer.await.ok()
     }
 
     /// The up/down state of every next hop (destination) being watched, for metrics and

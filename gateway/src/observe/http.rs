@@ -226,6 +226,7 @@ mod tests {
             shutdown: CancellationToken::new(),
             metrics: crate::observe::metrics::Metrics::new(),
             probe_waiting: Arc::new(Vec::new) as crate::observe::scrape::Waiting,
+            depths: crate::observe::scrape::depths(|| async { None }),
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

@@ -9,8 +9,9 @@ use super::metrics::{Metrics, Scrape};
 use crate::config::Config;
 use crate::envelope::QueueId;
 use crate::queue::Queue;
-use crate::routing::Routes;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,13 +28,32 @@ pub struct View {
     pub metrics: Arc<Metrics>,
     /// How long each message probe's message has waited, by next hop (the probes own it).
     pub probe_waiting: Waiting,
+    /// Messages waiting per destination and the oldest's age (the delivery scheduler keeps
+    /// the counts); `None` when it cannot answer.
+    pub depths: Depths,
 }
 
 /// Read at scrape time: a number owned by another part of the gateway.
 pub type Counter = Arc<dyn Fn() -> usize + Send + Sync>;
 
+/// A [`Depths`] from an async function.
+pub fn depths<F, Fut>(ask: F) -> Depths
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<BTreeMap<String, (u64, u64)>>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(ask()))
+}
+
 /// Read at scrape time: seconds each probe message has waited, by next hop.
 pub type Waiting = Arc<dyn Fn() -> Vec<(String, f64)> + Send + Sync>;
+
+/// Read at scrape time: destination → (messages, oldest age in seconds), asked of its owner.
+pub type Depths = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Option<BTreeMap<String, (u64, u64)>>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Present only in the initramfs of a test build that must fail its health check.
 pub const TEST_UNHEALTHY: &str = "/etc/edgemx/TEST-UNHEALTHY";
@@ -60,22 +80,13 @@ impl View {
         Ok(())
     }
 
-    /// The scrape-time values. Reading the queue costs one pass over the envelopes (no
-    /// message bodies); a queue that cannot be read leaves the per-destination series out.
+    /// The scrape-time values. Nothing here reads envelopes: the queue's totals are kept by
+    /// the queue and the per-destination ones by the delivery scheduler; when that cannot
+    /// answer (shutting down) the per-destination series are left out.
     pub async fn scrape(&self) -> Scrape {
         let stats = self.queue.stats();
         let healthy = self.health().await.is_ok();
-        let destinations = match self.queue.list().await {
-            Ok(envelopes) => by_destination(
-                Routes::new(self.config.clone()),
-                &envelopes,
-                crate::time::unix_now(),
-            ),
-            Err(e) => {
-                log::warn!("metrics: cannot read the queue: {e}");
-                BTreeMap::new()
-            }
-        };
+        let destinations = (self.depths)().await.unwrap_or_default();
         Scrape {
             healthy,
             queue_messages: stats.messages,
@@ -85,52 +96,5 @@ impl View {
             connections_current: (self.connections)() as u64,
             probe_waiting: (self.probe_waiting)(),
         }
-    }
-}
-
-/// destination → (messages with an open recipient for it, age of the oldest in seconds).
-fn by_destination(
-    mut routes: Routes,
-    envelopes: &[crate::envelope::Envelope],
-    now: u64,
-) -> BTreeMap<String, (u64, u64)> {
-    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for env in envelopes {
-        let mut seen: Vec<String> = Vec::new();
-        for rcpt in env.recipients.iter().filter(|r| r.status.is_open()) {
-            let dest = routes.get(rcpt).to_string();
-            if seen.contains(&dest) {
-                continue;
-            }
-            seen.push(dest.clone());
-            let entry = out.entry(dest).or_insert((0, 0));
-            entry.0 += 1;
-            entry.1 = entry.1.max(now.saturating_sub(env.received));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::envelope::{Envelope, Recipient};
-
-    #[test]
-    fn messages_are_counted_once_per_destination_with_the_oldest_age() {
-        let config = Config::parse(
-            "hostname = \"gw.test\"\ndata_dir = \"/tmp/x\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n\
-             [[domain]]\nname = \"a.test\"\nnext_hops = [\"127.0.0.1:2601\"]\n\
-             [[domain]]\nname = \"b.test\"\nnext_hops = [\"127.0.0.1:2602\"]\n",
-        )
-        .unwrap();
-        let rcpts = |list: &[&str]| list.iter().map(|a| Recipient::pending(*a)).collect();
-        let envs = [
-            Envelope::new("s@x.test", rcpts(&["1@a.test", "2@a.test"]), 100),
-            Envelope::new("s@x.test", rcpts(&["1@a.test", "1@b.test"]), 150),
-        ];
-        let seen = by_destination(Routes::new(Arc::new(config)), &envs, 200);
-        assert_eq!(seen.get("127.0.0.1:2601"), Some(&(2, 100)));
-        assert_eq!(seen.get("127.0.0.1:2602"), Some(&(1, 50)));
     }
 }

@@ -28,9 +28,10 @@ impl Scheduler {
             if let State::Waiting(due) = entry.state {
                 self.due.remove(&(due, id));
             }
+            let key = (entry.env.received, id);
             for dest in &entry.dests {
                 if let Some(ids) = self.by_dest.get_mut(dest) {
-                    ids.remove(&id);
+                    ids.remove(&key);
                     if ids.is_empty() {
                         self.by_dest.remove(dest);
                         self.drop_idle_queue(dest);
@@ -45,14 +46,18 @@ impl Scheduler {
             return;
         };
         let fresh = dests_of(&mut self.routes, &entry.env);
+        let key = (entry.env.received, id);
         let old = std::mem::replace(&mut entry.dests, fresh.clone());
         for dest in old.iter().filter(|d| !fresh.contains(d)) {
             if let Some(ids) = self.by_dest.get_mut(dest) {
-                ids.remove(&id);
+                ids.remove(&key);
+                if ids.is_empty() {
+                    self.by_dest.remove(dest);
+                }
             }
         }
         for dest in fresh {
-            self.by_dest.entry(dest).or_default().insert(id);
+            self.by_dest.entry(dest).or_default().insert(key);
         }
     }
 

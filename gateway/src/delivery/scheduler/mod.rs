@@ -54,8 +54,9 @@ pub struct Scheduler {
     due: BTreeSet<(u64, QueueId)>,
     dests: HashMap<Arc<Destination>, Arc<DestQueue>>,
     down: HashMap<Arc<Destination>, Down>,
-    /// Messages with open recipients per destination, for recovery and probes.
-    by_dest: HashMap<Arc<Destination>, HashSet<QueueId>>,
+    /// Messages with open recipients per destination, as (received, id): oldest first, for
+    /// recovery, probes and the queue gauges ([`Self::depths`]) without reading envelopes.
+    by_dest: HashMap<Arc<Destination>, BTreeSet<(u64, QueueId)>>,
     jobs_in_flight: usize,
     /// How long a failing destination is held before it is tried again.
     hold: Duration,
@@ -158,7 +159,8 @@ impl Scheduler {
         let due = env.next_attempt;
         let dests = dests_of(&mut self.routes, &env);
         for dest in &dests {
-            self.by_dest.entry(dest.clone()).or_default().insert(id);
+            let key = (env.received, id);
+            self.by_dest.entry(dest.clone()).or_default().insert(key);
             self.health.track(dest);
         }
         let state = if env.held {
@@ -228,6 +230,12 @@ impl Scheduler {
             .min()
     }
 
+    /// Messages with an open recipient per destination and the age of the oldest, for the
+    /// metrics scrape: counted from the index, one step per destination.
+    pub fn depths(&self) -> Depths {
+        depths(&self.by_dest, unix_now())
+    }
+
     pub fn jobs_in_flight(&self) -> usize {
         self.jobs_in_flight
     }
@@ -247,6 +255,22 @@ impl Scheduler {
         }
         self.due.clear();
     }
+}
+
+/// Destination (as its metric label) → (messages, age of the oldest in seconds).
+pub type Depths = std::collections::BTreeMap<String, (u64, u64)>;
+
+fn depths(by_dest: &HashMap<Arc<Destination>, BTreeSet<(u64, QueueId)>>, now: u64) -> Depths {
+    let mut out = Depths::new();
+    for (dest, ids) in by_dest {
+        let Some(&(oldest, _)) = ids.first() else {
+            continue;
+        };
+        let entry = out.entry(dest.to_string()).or_insert((0, 0));
+        entry.0 += ids.len() as u64;
+        entry.1 = entry.1.max(now.saturating_sub(oldest));
+    }
+    out
 }
 
 /// `flow.down_check_interval`, but never longer than `flow.check_interval`.

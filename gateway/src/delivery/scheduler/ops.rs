@@ -39,6 +39,9 @@ impl Scheduler {
                 let _ = reply.send(self.flush(&target));
             }
             Command::Reload(config) => self.reload(config),
+            Command::Depths(reply) => {
+                let _ = reply.send(self.depths());
+            }
         }
     }
 

@@ -43,7 +43,7 @@ impl Scheduler {
         let mut ids: Vec<QueueId> = self
             .by_dest
             .get(dest)
-            .map(|s| s.iter().copied().collect())
+            .map(|s| s.iter().map(|&(_, id)| id).collect())
             .unwrap_or_default();
         ids.sort();
         self.release(dest, ids, why);
@@ -193,7 +193,7 @@ impl Scheduler {
         for dest in expired {
             let waiting = self.by_dest.get(&dest).and_then(|ids| {
                 ids.iter()
-                    .filter_map(|id| match self.messages.get(id).map(|e| &e.state) {
+                    .filter_map(|(_, id)| match self.messages.get(id).map(|e| &e.state) {
                         Some(State::Waiting(due)) if *due > unix => Some((*due, *id)),
                         _ => None,
                     })

@@ -39,3 +39,36 @@ fn health_rows_for_the_same_next_hop_tell_policy_and_users_apart() {
     assert_eq!(rows[0].used_by, ["domain a.test", "route onprem"]);
     assert_eq!(rows[1].used_by, ["domain b.test"]);
 }
+
+#[test]
+fn depths_count_each_message_once_per_destination_with_the_oldest_age() {
+    let config = Config::parse(
+        "hostname = \"gw.test\"\ndata_dir = \"/tmp/x\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n\
+         [[domain]]\nname = \"a.test\"\nnext_hops = [\"127.0.0.1:2601\"]\n\
+         [[domain]]\nname = \"b.test\"\nnext_hops = [\"127.0.0.1:2602\"]\n",
+    )
+    .expect("config");
+    let mut routes = Routes::new(Arc::new(config));
+    let rcpts = |list: &[&str]| list.iter().map(|a| Recipient::pending(*a)).collect();
+    let envs = [
+        Envelope::new("s@x.test", rcpts(&["1@a.test", "2@a.test"]), 150),
+        Envelope::new("s@x.test", rcpts(&["1@a.test", "1@b.test"]), 100),
+        Envelope::new("s@x.test", rcpts(&["3@b.test"]), 180),
+    ];
+    let mut by_dest: HashMap<Arc<Destination>, BTreeSet<(u64, QueueId)>> = HashMap::new();
+    for (n, env) in envs.iter().enumerate() {
+        for dest in dests_of(&mut routes, env) {
+            let key = (env.received, QueueId(n as u64 + 1));
+            by_dest.entry(dest).or_default().insert(key);
+        }
+    }
+    let seen = depths(&by_dest, 200);
+    assert_eq!(seen.get("127.0.0.1:2601"), Some(&(2, 100)));
+    assert_eq!(seen.get("127.0.0.1:2602"), Some(&(2, 100)));
+    by_dest.values_mut().for_each(|ids| {
+        ids.remove(&(100, QueueId(2)));
+    });
+    let seen = depths(&by_dest, 200);
+    assert_eq!(seen.get("127.0.0.1:2601"), Some(&(1, 50)));
+    assert_eq!(seen.get("127.0.0.1:2602"), Some(&(1, 20)));
+}
