@@ -243,8 +243,8 @@ fn check_rest(config: &Config, out: &mut Findings) {
         ),
     ] {
         match (cert, key) {
-            (Some(_), None) => out.add(key_name, "", &format!("required when {cert_name} is set")),
-            (None, Some(_)) => out.add(cert_name, "", &format!("required when {key_name} is set")),
+            (Some(_), None) => out.add(key_name, "", format!("required when {cert_name} is set")),
+            (None, Some(_)) => out.add(cert_name, "", format!("required when {key_name} is set")),
             _ => {}
         }
     }
