@@ -9,11 +9,13 @@
 //!     TLS plain|starttls, SUITE aes|chacha|any; MESSAGES of SIZE bytes over CLIENTS
 //!     connections (reused), each with a unique X-Bench-Seq header counting from FIRST;
 //!     PID as above.
-//! bench-tls sink PORT TLS EXPECT TIMEOUT
+//! bench-tls sink PORT TLS EXPECT TIMEOUT PROGRESS
 //!     an SMTP sink (STARTTLS offered when TLS = starttls, rustls, any certificate) that
 //!     exits once EXPECT distinct messages arrived or after TIMEOUT seconds, reporting
-//!     duplicates and how many TLS sessions were resumed, also counted apart for the
-//!     sessions that began after half of EXPECT had arrived (`_late`).
+//!     duplicates and how many TLS sessions were resumed. After every message it replaces
+//!     the file PROGRESS with "DISTINCT DUPLICATES TLS_SESSIONS RESUMED", so that one sink
+//!     can serve several measured phases (an MTA marks a next hop that went away as down
+//!     and paces its return, which a sink per phase would measure instead of TLS).
 //! bench-tls cpu PID
 //!     CPU seconds used so far by PID and its descendants (see `handshakes`).
 //! bench-tls cipher MIB
@@ -44,7 +46,7 @@ fn main() -> std::process::ExitCode {
         match args.first().map(String::as_str) {
             Some("handshakes") if args.len() == 7 => handshakes(&args[1..]).await,
             Some("send") if args.len() == 10 => send(&args[1..]).await,
-            Some("sink") if args.len() == 5 => sink(&args[1..]).await,
+            Some("sink") if args.len() == 6 => sink(&args[1..]).await,
             Some("cipher") if args.len() == 2 => cipher(&args[1]),
             Some("cpu") if args.len() == 2 => Ok(format!("{:.3}", cpu_seconds(args[1].parse()?))),
             _ => Err("usage: see the module documentation of tests/src/bin/bench-tls.rs".into()),
@@ -393,8 +395,6 @@ struct Tally {
     sessions: u64,
     tls_sessions: u64,
     resumed: u64,
-    tls_sessions_late: u64,
-    resumed_late: u64,
     first: Option<Instant>,
     last: Option<Instant>,
 }
@@ -403,6 +403,7 @@ async fn sink(a: &[String]) -> Res<String> {
     let port: u16 = a[0].parse()?;
     let tls = a[1] == "starttls";
     let (expect_n, timeout): (u64, u64) = (a[2].parse()?, a[3].parse()?);
+    let progress = Arc::new(std::path::PathBuf::from(&a[4]));
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let server = Arc::new(sink_tls()?);
     let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
@@ -417,8 +418,10 @@ async fn sink(a: &[String]) -> Res<String> {
                 // hold each one up to 40 ms and the sink, not the MTA, sets the pace.
                 stream.set_nodelay(true)?;
                 let (server, tally, done) = (server.clone(), tally.clone(), done.clone());
+                let progress = progress.clone();
                 tokio::spawn(async move {
-                    let _ = sink_session(stream, tls.then_some(server), &tally, expect_n, &done).await;
+                    let tls = tls.then_some(server);
+                    let _ = sink_session(stream, tls, &tally, expect_n, &done, &progress).await;
                 });
             }
             _ = done.notified() => break,
@@ -431,15 +434,13 @@ async fn sink(a: &[String]) -> Res<String> {
         _ => 0.0,
     };
     Ok(format!(
-        "{{\"distinct\":{},\"messages\":{},\"duplicates\":{},\"expected\":{expect_n},\"sessions\":{},\"tls_sessions\":{},\"resumed\":{},\"tls_sessions_late\":{},\"resumed_late\":{},\"first_to_last_seconds\":{span:.3}}}",
+        "{{\"distinct\":{},\"messages\":{},\"duplicates\":{},\"expected\":{expect_n},\"sessions\":{},\"tls_sessions\":{},\"resumed\":{},\"first_to_last_seconds\":{span:.3}}}",
         t.seen.len(),
         t.messages,
         t.duplicates,
         t.sessions,
         t.tls_sessions,
-        t.resumed,
-        t.tls_sessions_late,
-        t.resumed_late
+        t.resumed
     ))
 }
 
@@ -464,6 +465,7 @@ async fn sink_session(
     tally: &std::sync::Mutex<Tally>,
     expect_n: u64,
     done: &tokio::sync::Notify,
+    progress: &std::path::Path,
 ) -> Res<()> {
     tally.lock().unwrap_or_else(|e| e.into_inner()).sessions += 1;
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
@@ -497,11 +499,8 @@ async fn sink_session(
                     let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
                     let resumed =
                         s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                    let late = 2 * t.seen.len() as u64 >= expect_n;
                     t.tls_sessions += 1;
                     t.resumed += u64::from(resumed);
-                    t.tls_sessions_late += u64::from(late);
-                    t.resumed_late += u64::from(late && resumed);
                 }
                 io = BufReader::new(Box::new(s));
             }
@@ -534,6 +533,16 @@ async fn sink_session(
                     {
                         t.duplicates += 1;
                     }
+                    let line = format!(
+                        "{} {} {} {}\n",
+                        t.seen.len(),
+                        t.duplicates,
+                        t.tls_sessions,
+                        t.resumed
+                    );
+                    let tmp = progress.with_extension("tmp");
+                    std::fs::write(&tmp, line)?;
+                    std::fs::rename(&tmp, progress)?;
                     t.seen.len() as u64 >= expect_n
                 };
                 io.get_mut().write_all(b"250 ok\r\n").await?;
