@@ -1,8 +1,9 @@
-//! rustls configurations on the ring provider: the server side with the certificate the
-//! gateway presents (asking for client certificates when `relay.client_ca` is set,
+//! rustls configurations on the ring provider: the server side with the certificates the
+//! gateway presents (ECDSA first, an RSA one beside it for clients without ECDSA, chosen per
+//! ClientHello in `certs.rs`; asking for client certificates when `relay.client_ca` is set,
 //! `clientauth.rs`), and the client side used towards next hops, one per TLS policy
 //! (`client.rs`, `verify.rs`), with DANE and MTA-STS checks laid over them for MX hosts
-//! (`dane.rs`, `guard.rs`).
+//! (`dane.rs`, `guard.rs`). `cpu.rs` says which of ring's code paths this CPU runs.
 //!
 //! Owns loading the configured certificate, or generating a self-signed ECDSA P-256 one
 //! into the data directory on first start. It must not touch sockets: sessions and the
