@@ -31,19 +31,7 @@ impl ByAlgorithm {
         provider: Arc<CryptoProvider>,
     ) -> Result<ByAlgorithm, TlsError> {
         if let Some(rsa) = &rsa {
-            if rsa.key.algorithm() != SignatureAlgorithm::RSA {
-                return Err(TlsError::Setting {
-                    key: "tls.rsa_private_key",
-                    reason: format!("not an RSA key but {}", algorithm_name(rsa)),
-                });
-            }
-            if first.key.algorithm() == SignatureAlgorithm::RSA {
-                return Err(TlsError::Setting {
-                    key: "tls.certificate",
-                    reason: "has an RSA key; with tls.rsa_certificate set it must be the ECDSA one"
-                        .into(),
-                });
-            }
+            pair(Some(&first), rsa)?;
         }
         Ok(ByAlgorithm {
             keys: std::iter::once(first).chain(rsa).collect(),
@@ -72,6 +60,24 @@ impl ResolvesServerCert for ByAlgorithm {
             .or(self.keys.first())
             .cloned()
     }
+}
+
+/// The RSA slot holds an RSA key, and the first certificate (when configured; the
+/// generated one is ECDSA) is not RSA too, else the pair would choose nothing.
+pub fn pair(first: Option<&CertifiedKey>, rsa: &CertifiedKey) -> Result<(), TlsError> {
+    if rsa.key.algorithm() != SignatureAlgorithm::RSA {
+        return Err(TlsError::Setting {
+            key: "tls.rsa_private_key",
+            reason: format!("not an RSA key but {}", algorithm_name(rsa)),
+        });
+    }
+    if first.is_some_and(|first| first.key.algorithm() == SignatureAlgorithm::RSA) {
+        return Err(TlsError::Setting {
+            key: "tls.certificate",
+            reason: "has an RSA key; with tls.rsa_certificate set it must be the ECDSA one".into(),
+        });
+    }
+    Ok(())
 }
 
 /// A chain and its key, checked to belong together.

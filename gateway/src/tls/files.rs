@@ -48,8 +48,7 @@ pub fn check(config: &Config) -> Vec<ConfigError> {
 }
 
 /// The RSA certificate beside the first: it loads, its key belongs to it and is RSA, and
-/// the first is not RSA (else the pair chooses nothing). Without `tls.certificate` the
-/// first is the generated ECDSA one.
+/// the first is not RSA (`certs::pair`).
 fn served(config: &Config) -> Option<ConfigError> {
     let tls = &config.tls;
     let (Some(cert), Some(key)) = (&tls.rsa_certificate, &tls.rsa_private_key) else {
@@ -66,22 +65,13 @@ fn served(config: &Config) -> Option<ConfigError> {
     };
     let first = match (&tls.certificate, &tls.private_key) {
         (Some(cert), Some(key)) => match load(cert, key) {
-            Ok(first) => first,
+            Ok(first) => Some(first),
             Err(e) => return Some(error("tls.private_key", key.display(), e)),
         },
-        // The generated certificate: ECDSA P-256, only a placeholder for the check.
-        _ => {
-            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).ok()?;
-            let cert = rcgen::CertificateParams::new(vec![config.hostname.clone()])
-                .ok()?
-                .self_signed(&key)
-                .ok()?;
-            let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).ok()?;
-            super::certs::certified(vec![cert.der().clone()], der, &provider).ok()?
-        }
+        _ => None,
     };
-    match super::certs::ByAlgorithm::new(first, Some(rsa), provider.clone()) {
-        Ok(_) => None,
+    match super::certs::pair(first.as_deref(), &rsa) {
+        Ok(()) => None,
         Err(super::TlsError::Setting { key: name, reason }) => {
             let value = match name {
                 "tls.certificate" => tls.certificate.as_deref().unwrap_or(cert),
