@@ -112,6 +112,13 @@ async fn assemble(
             server_tls.certificate.display()
         );
     }
+    if let Some(rsa) = &server_tls.rsa_certificate {
+        log::info!(
+            "serving {} to clients without ECDSA, {} to the others",
+            rsa.display(),
+            server_tls.certificate.display()
+        );
+    }
     let queue_path = config.queue_path();
     let (queue, resumed) = {
         let (path, settings) = (queue_path.clone(), config.queue.clone());

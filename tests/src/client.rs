@@ -204,6 +204,28 @@ pub fn tls_client(
     Arc::new(config)
 }
 
+/// Like [`tls_client`], offering only the signature `schemes` (as an old client that
+/// cannot verify ECDSA does), and with `suites` only when given.
+pub fn tls_client_limited(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    schemes: &[rustls::SignatureScheme],
+    suites: Option<&[rustls::CipherSuite]>,
+) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suites) = suites {
+        provider
+            .cipher_suites
+            .retain(|s| suites.contains(&s.suite()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Limited(schemes.to_vec())))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 /// EHLO, STARTTLS and a handshake limited to `versions`; returns the negotiated version.
 pub async fn starttls_with_versions(
     stream: TcpStream,
@@ -314,5 +336,44 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
         rustls::crypto::ring::default_provider()
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// [`AnyCert`] that announces only some signature schemes.
+#[derive(Debug)]
+struct Limited(Vec<rustls::SignatureScheme>);
+
+impl rustls::client::danger::ServerCertVerifier for Limited {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        AnyCert.verify_server_cert(end_entity, intermediates, name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        AnyCert.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        AnyCert.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.clone()
     }
 }

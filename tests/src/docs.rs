@@ -112,6 +112,13 @@ pub fn install_files(root: &Path) {
     let server = ca.issue("mx1.example.net", &["mx1.example.net"]);
     std::fs::write(etc.join("cert.pem"), &server.cert_pem).unwrap();
     std::fs::write(etc.join("key.pem"), &server.key_pem).unwrap();
+    // The RSA certificate served beside it (rcgen cannot make RSA keys with ring).
+    let rsa = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../gateway/src/tls/testdata/rsa-2048"
+    );
+    std::fs::copy(format!("{rsa}.pem"), etc.join("rsa.pem")).unwrap();
+    std::fs::copy(format!("{rsa}.key"), etc.join("rsa.key")).unwrap();
     ca.issue("edge.example.com", &["edge.example.com"])
         .write(&etc, "edge.example.com");
     ca.issue("edge.example.com", &["edge.example.com"])

@@ -827,7 +827,8 @@ async fn test_route_decides_relay_from_the_client_address_and_user() {
 }
 
 /// `show status` names the clock, the addresses and the next hops' states; `show tls` the
-/// certificate's subject, names and issuer (issue 17 item 11).
+/// certificate's subject, names, issuer and key (issue 17 item 11) and the code paths ring
+/// runs on this CPU (issue 16 item 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_status_and_show_tls_describe_the_machine_and_the_certificate() {
     let backend = FakeBackend::start().await;
@@ -852,6 +853,19 @@ async fn show_status_and_show_tls_describe_the_machine_and_the_certificate() {
     let tls = run(&mut pty, "show tls", "subject       CN=");
     assert!(tls.contains("names         DNS:gateway.test"), "{tls}");
     assert!(tls.contains("issuer        "), "{tls}");
+    assert!(tls.contains("key           ECDSA P-256"), "{tls}");
+    // ring's code path per primitive on this CPU, after the CPU feature line.
+    for wanted in [
+        "CPU crypto    AES-NI ",
+        "PCLMULQDQ ",
+        "SHA-NI ",
+        "ring AES-GCM  ",
+        "ring ChaCha20 ",
+        "ring SHA-256  ",
+        "ring SHA-384  ",
+    ] {
+        assert!(tls.contains(wanted), "no {wanted:?} in {tls}");
+    }
     pty.line("exit");
     pty.wait_exit(STEP);
 }

@@ -70,14 +70,20 @@ async fn the_console_renews_the_generated_certificate_and_shows_its_expiry() {
     let shown = control::call(&gw, console(ConsoleRequest::Tls))
         .await
         .unwrap();
-    let expires = shown["not_after"].as_str().unwrap().to_string();
+    let expires = shown["certificates"][0]["not_after"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let year: u32 = expires[..4].parse().unwrap();
     assert!((2030..2100).contains(&year), "expires {expires}");
     let (_, before) = starttls(gw.addr, tls_client(rustls::DEFAULT_VERSIONS)).await;
     let renewed = control::call(&gw, console(ConsoleRequest::RenewCert))
         .await
         .unwrap();
-    assert_ne!(renewed["sha256"], shown["sha256"], "{renewed}");
+    assert_ne!(
+        renewed["sha256"], shown["certificates"][0]["sha256"],
+        "{renewed}"
+    );
     // In use for the next connection, without a restart.
     let (_, after) = starttls(gw.addr, tls_client(rustls::DEFAULT_VERSIONS)).await;
     assert_ne!(before, after, "the old certificate is still served");

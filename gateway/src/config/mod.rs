@@ -450,12 +450,27 @@ pub struct Tls {
     /// into `data_dir` on first start.
     pub certificate: Option<PathBuf>,
     pub private_key: Option<PathBuf>,
+    /// An RSA certificate served beside the first one, to clients whose signature
+    /// algorithms or TLS 1.2 cipher suites rule out ECDSA (`tls::certs` chooses per
+    /// handshake); its key must be RSA and the first certificate's must not be.
+    pub rsa_certificate: Option<PathBuf>,
+    pub rsa_private_key: Option<PathBuf>,
 }
 
 impl Keys for Tls {
     const KEYS: &'static [Key] = &[
         key("certificate", Kind::Str("PATH"), "PEM certificate chain"),
         key("private_key", Kind::Str("PATH"), "PEM private key"),
+        key(
+            "rsa_certificate",
+            Kind::Str("PATH"),
+            "PEM RSA certificate chain for clients without ECDSA",
+        ),
+        key(
+            "rsa_private_key",
+            Kind::Str("PATH"),
+            "its PEM RSA private key",
+        ),
     ];
 }
 

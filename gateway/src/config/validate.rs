@@ -227,18 +227,26 @@ fn check_delivery(config: &mut Config, out: &mut Findings) {
 }
 
 fn check_rest(config: &Config, out: &mut Findings) {
-    match (&config.tls.certificate, &config.tls.private_key) {
-        (Some(_), None) => out.add(
-            "tls.private_key",
-            "",
-            "required when tls.certificate is set",
-        ),
-        (None, Some(_)) => out.add(
+    let tls = &config.tls;
+    for (cert, key, cert_name, key_name) in [
+        (
+            &tls.certificate,
+            &tls.private_key,
             "tls.certificate",
-            "",
-            "required when tls.private_key is set",
+            "tls.private_key",
         ),
-        _ => {}
+        (
+            &tls.rsa_certificate,
+            &tls.rsa_private_key,
+            "tls.rsa_certificate",
+            "tls.rsa_private_key",
+        ),
+    ] {
+        match (cert, key) {
+            (Some(_), None) => out.add(key_name, "", format!("required when {cert_name} is set")),
+            (None, Some(_)) => out.add(cert_name, "", format!("required when {key_name} is set")),
+            _ => {}
+        }
     }
     if !["error", "warn", "info", "debug", "trace"].contains(&config.log.level.as_str()) {
         out.add(

@@ -1,6 +1,8 @@
 //! Operational answers from the gateway as text for the terminal.
 
 use crate::config::store::Revision;
+#[cfg(test)]
+use crate::control::reply::TlsCertificate;
 use crate::control::reply::{Probe, Route, ScanStatus, Status, Tls};
 use crate::delivery::TlsPolicyView;
 use std::fmt::Write;
@@ -149,22 +151,28 @@ pub fn scan(v: &ScanStatus) -> String {
 
 pub fn tls(v: &Tls) -> String {
     let mut out = String::new();
-    let generated = if v.generated {
-        " (self-signed, generated)"
-    } else {
-        ""
-    };
-    let _ = writeln!(out, "certificate   {}{generated}", v.certificate);
-    let _ = writeln!(out, "subject       {}", v.subject);
-    let _ = writeln!(out, "names         {}", v.names.join(", "));
-    let _ = writeln!(out, "issuer        {}", v.issuer);
-    let _ = writeln!(out, "SHA-256       {}", v.sha256);
-    let _ = writeln!(
-        out,
-        "expires       {}",
-        v.not_after.as_deref().unwrap_or("unknown")
-    );
-    let _ = writeln!(out, "chain         {} certificate(s)", v.chain_length);
+    for (i, c) in v.certificates.iter().enumerate() {
+        if i > 0 {
+            out.push_str("(served to clients without ECDSA)\n");
+        }
+        let generated = if c.generated {
+            " (self-signed, generated)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "certificate   {}{generated}", c.path);
+        let _ = writeln!(out, "key           {}", c.key);
+        let _ = writeln!(out, "subject       {}", c.subject);
+        let _ = writeln!(out, "names         {}", c.names.join(", "));
+        let _ = writeln!(out, "issuer        {}", c.issuer);
+        let _ = writeln!(out, "SHA-256       {}", c.sha256);
+        let _ = writeln!(
+            out,
+            "expires       {}",
+            c.not_after.as_deref().unwrap_or("unknown")
+        );
+        let _ = writeln!(out, "chain         {} certificate(s)", c.chain_length);
+    }
     let _ = writeln!(out, "versions      {}", v.versions.join(" "));
     let _ = writeln!(out, "ciphers       {}", v.cipher_suites.join(" "));
     let cpu: Vec<String> = v
@@ -173,6 +181,9 @@ pub fn tls(v: &Tls) -> String {
         .map(|(name, has)| format!("{name} {}", if *has { "yes" } else { "no" }))
         .collect();
     let _ = writeln!(out, "CPU crypto    {}", cpu.join(", "));
+    for (primitive, path) in &v.code_paths {
+        let _ = writeln!(out, "ring {primitive:<9}{path}");
+    }
     out
 }
 
@@ -340,31 +351,54 @@ mod tests {
 
     #[test]
     fn tls_route_history_and_probe_read_as_before() {
-        let t = Tls {
-            certificate: "/data/tls/cert.pem".into(),
+        let cert = TlsCertificate {
+            path: "/data/tls/cert.pem".into(),
             generated: true,
+            key: "ECDSA P-256".into(),
             chain_length: 1,
             sha256: "AB:CD".into(),
             subject: "CN=mx.test".into(),
             issuer: "CN=mx.test".into(),
             names: vec!["DNS:mx.test".into(), "IP:192.0.2.1".into()],
             not_after: None,
+        };
+        let rsa = TlsCertificate {
+            path: "/etc/rsa.pem".into(),
+            generated: false,
+            key: "RSA 2048".into(),
+            not_after: Some("2030-01-01 00:00:00 UTC".into()),
+            ..cert.clone()
+        };
+        let t = Tls {
+            certificates: vec![cert, rsa],
             versions: vec!["TLSv1.3".into(), "TLSv1.2".into()],
             cipher_suites: vec!["A".into(), "B".into()],
             cpu: vec![("AES-NI".into(), true), ("VAES".into(), false)],
+            code_paths: vec![("AES-GCM".into(), "AES-NI + PCLMULQDQ".into())],
         };
         assert_eq!(
             tls(&t),
             "certificate   /data/tls/cert.pem (self-signed, generated)\n\
+             key           ECDSA P-256\n\
              subject       CN=mx.test\n\
              names         DNS:mx.test, IP:192.0.2.1\n\
              issuer        CN=mx.test\n\
              SHA-256       AB:CD\n\
              expires       unknown\n\
              chain         1 certificate(s)\n\
+             (served to clients without ECDSA)\n\
+             certificate   /etc/rsa.pem\n\
+             key           RSA 2048\n\
+             subject       CN=mx.test\n\
+             names         DNS:mx.test, IP:192.0.2.1\n\
+             issuer        CN=mx.test\n\
+             SHA-256       AB:CD\n\
+             expires       2030-01-01 00:00:00 UTC\n\
+             chain         1 certificate(s)\n\
              versions      TLSv1.3 TLSv1.2\n\
              ciphers       A B\n\
-             CPU crypto    AES-NI yes, VAES no\n"
+             CPU crypto    AES-NI yes, VAES no\n\
+             ring AES-GCM  AES-NI + PCLMULQDQ\n"
         );
         let r = Route {
             domain: "example.com".into(),

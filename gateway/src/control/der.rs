@@ -126,6 +126,46 @@ pub fn not_after(cert: &[u8]) -> Option<String> {
     ))
 }
 
+/// The leaf's public key: `ECDSA P-256`, `ECDSA P-384`, `RSA 2048`, `Ed25519`, or `None`
+/// for anything else.
+pub fn key(cert: &[u8]) -> Option<String> {
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    const EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+    const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+    let (_, cert_body, _) = element(cert)?;
+    let (_, mut tbs, _) = element(cert_body)?;
+    let (tag, _, rest) = element(tbs)?;
+    if tag == 0xA0 {
+        tbs = rest;
+    }
+    // serial, signature algorithm, issuer, validity, subject
+    for _ in 0..5 {
+        tbs = element(tbs)?.2;
+    }
+    let (_, spki, _) = element(tbs)?;
+    let (_, algorithm, bits) = element(spki)?;
+    let (_, oid, params) = element(algorithm)?;
+    match oid {
+        RSA => {
+            // BIT STRING: unused-bits byte, then RSAPublicKey { modulus, exponent }.
+            let (_, bits, _) = element(bits)?;
+            let (_, public, _) = element(bits.get(1..)?)?;
+            let (_, modulus, _) = element(public)?;
+            let significant = modulus.iter().skip_while(|b| **b == 0).count();
+            Some(format!("RSA {}", significant * 8))
+        }
+        EC => match element(params)?.1 {
+            P256 => Some("ECDSA P-256".into()),
+            P384 => Some("ECDSA P-384".into()),
+            _ => Some("ECDSA".into()),
+        },
+        ED25519 => Some("Ed25519".into()),
+        _ => None,
+    }
+}
+
 /// One TLV: tag, content, the bytes after it.
 fn element(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *data.first()?;
@@ -185,5 +225,23 @@ mod tests {
         assert_eq!(issuer, "CN=Test Root, O=Example Org");
         assert_eq!(sans, ["DNS:mx.example.com", "IP:192.0.2.7"]);
         assert_eq!(super::names(b"\x30\x03\x02\x01\x01"), None);
+    }
+
+    #[test]
+    fn names_the_key_type_and_size() {
+        let pem = include_bytes!("../tls/testdata/rsa-2048.pem");
+        let rsa = crate::tls::pem_certificates(pem).unwrap();
+        assert_eq!(super::key(rsa[0].as_ref()).as_deref(), Some("RSA 2048"));
+        for (alg, name) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, "ECDSA P-256"),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, "ECDSA P-384"),
+            (&rcgen::PKCS_ED25519, "Ed25519"),
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            let params = rcgen::CertificateParams::new(vec!["mx.test".into()]).unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            assert_eq!(super::key(cert.der()).as_deref(), Some(name));
+        }
+        assert_eq!(super::key(b"\x30\x03\x02\x01\x01"), None);
     }
 }

@@ -4,6 +4,7 @@
 use super::admin::Admin;
 use super::reply::{
     DomainQueue, Done, InstalledCert, PendingConfirm, Probe, QueueStatus, Route, Status, Tls,
+    TlsCertificate,
 };
 use crate::config::{Config, NextHop};
 use crate::envelope::RcptStatus;
@@ -67,66 +68,57 @@ pub async fn status(admin: &Admin) -> Result<Status, String> {
 }
 
 pub fn tls(config: &Config) -> Result<Tls, String> {
-    let path = config
+    let first = config
         .tls
         .certificate
         .clone()
         .unwrap_or_else(|| config.data_dir.join("tls").join("cert.pem"));
-    let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut certificates = vec![certificate(&first, config.tls.certificate.is_none())?];
+    if let Some(rsa) = &config.tls.rsa_certificate {
+        certificates.push(certificate(rsa, false)?);
+    }
+    let suites: Vec<String> = rustls::crypto::ring::default_provider()
+        .cipher_suites
+        .iter()
+        .filter_map(|s| s.suite().as_str().map(str::to_string))
+        .collect();
+    let cpu = crate::tls::cpu::Features::detect();
+    Ok(Tls {
+        certificates,
+        versions: vec!["TLSv1.3".into(), "TLSv1.2".into()],
+        cipher_suites: suites,
+        cpu: cpu
+            .listed()
+            .into_iter()
+            .map(|(name, has)| (name.to_string(), has))
+            .collect(),
+        code_paths: crate::tls::cpu::paths(&cpu)
+            .into_iter()
+            .map(|(name, path)| (name.to_string(), path.to_string()))
+            .collect(),
+    })
+}
+
+fn certificate(path: &std::path::Path, generated: bool) -> Result<TlsCertificate, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let chain = crate::tls::pem_certificates(&pem).unwrap_or_default();
     let leaf = chain
         .first()
         .ok_or_else(|| format!("{}: no PEM certificate", path.display()))?;
     let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
     let fingerprint: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    let suites: Vec<String> = rustls::crypto::ring::default_provider()
-        .cipher_suites
-        .iter()
-        .filter_map(|s| s.suite().as_str().map(str::to_string))
-        .collect();
     let (subject, issuer, names) = super::der::names(leaf.as_ref()).unwrap_or_default();
-    Ok(Tls {
+    Ok(TlsCertificate {
+        path: path.display().to_string(),
+        generated,
+        key: super::der::key(leaf.as_ref()).unwrap_or_default(),
+        chain_length: chain.len() as u64,
+        sha256: fingerprint.join(":"),
         subject,
         issuer,
         names,
-        certificate: path.display().to_string(),
-        generated: config.tls.certificate.is_none(),
-        chain_length: chain.len() as u64,
-        sha256: fingerprint.join(":"),
         not_after: super::der::not_after(leaf.as_ref()),
-        versions: vec!["TLSv1.3".into(), "TLSv1.2".into()],
-        cipher_suites: suites,
-        cpu: cpu_features()
-            .into_iter()
-            .map(|(name, has)| (name.to_string(), has))
-            .collect(),
     })
-}
-
-/// What ring's AES-GCM and GHASH code paths can use on this CPU (picked at run time).
-fn cpu_features() -> Vec<(&'static str, bool)> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        vec![
-            ("AES-NI", std::arch::is_x86_feature_detected!("aes")),
-            ("VAES", std::arch::is_x86_feature_detected!("vaes")),
-            (
-                "PCLMULQDQ",
-                std::arch::is_x86_feature_detected!("pclmulqdq"),
-            ),
-            (
-                "VPCLMULQDQ",
-                std::arch::is_x86_feature_detected!("vpclmulqdq"),
-            ),
-            ("AVX", std::arch::is_x86_feature_detected!("avx")),
-            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
-            ("SHA-NI", std::arch::is_x86_feature_detected!("sha")),
-        ]
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        Vec::new()
-    }
 }
 
 /// `test route ADDRESS [from IP] [user NAME]`: the route, rewriting, next hops and TLS

@@ -155,12 +155,28 @@ pub struct DomainQueue {
     pub deferred: u64,
 }
 
-/// `show tls`: the certificate in use and what this build and CPU offer.
+/// `show tls`: the certificates in use and what this build and CPU offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tls {
-    pub certificate: String,
+    /// In the order of preference: `tls.certificate` (or the generated one), then
+    /// `tls.rsa_certificate` for clients without ECDSA.
+    pub certificates: Vec<TlsCertificate>,
+    pub versions: Vec<String>,
+    pub cipher_suites: Vec<String>,
+    /// CPU features the crypto code can use, and whether this CPU has them.
+    pub cpu: Vec<(String, bool)>,
+    /// ring's code path per primitive on this CPU: `("AES-GCM", "VAES + VPCLMULQDQ …")`.
+    pub code_paths: Vec<(String, String)>,
+}
+
+/// One certificate of `show tls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsCertificate {
+    pub path: String,
     /// The self-signed certificate made by the gateway (no `tls.certificate` configured).
     pub generated: bool,
+    /// The public key: `ECDSA P-256`, `RSA 2048`; empty when unreadable.
+    pub key: String,
     pub chain_length: u64,
     /// The leaf's fingerprint, `AB:CD:…`.
     pub sha256: String,
@@ -172,10 +188,6 @@ pub struct Tls {
     /// `None` when the leaf's validity cannot be read.
     #[serde(deserialize_with = "Option::deserialize")]
     pub not_after: Option<String>,
-    pub versions: Vec<String>,
-    pub cipher_suites: Vec<String>,
-    /// CPU features the crypto code can use, and whether this CPU has them.
-    pub cpu: Vec<(String, bool)>,
 }
 
 /// `test route ADDRESS`.

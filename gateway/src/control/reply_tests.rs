@@ -118,17 +118,21 @@ fn status() -> Status {
 
 fn tls() -> Tls {
     Tls {
-        certificate: "/data/edgemx/tls/cert.pem".into(),
-        generated: true,
-        chain_length: 1,
-        sha256: "AB:CD".into(),
-        subject: "CN=mx.test".into(),
-        issuer: "CN=mx.test".into(),
-        names: vec!["DNS:mx.test".into()],
-        not_after: None,
+        certificates: vec![TlsCertificate {
+            path: "/data/edgemx/tls/cert.pem".into(),
+            generated: true,
+            key: "ECDSA P-256".into(),
+            chain_length: 1,
+            sha256: "AB:CD".into(),
+            subject: "CN=mx.test".into(),
+            issuer: "CN=mx.test".into(),
+            names: vec!["DNS:mx.test".into()],
+            not_after: None,
+        }],
         versions: vec!["TLSv1.3".into(), "TLSv1.2".into()],
         cipher_suites: vec!["TLS13_AES_256_GCM_SHA384".into()],
         cpu: vec![("AES-NI".into(), true), ("VAES".into(), false)],
+        code_paths: vec![("SHA-256".into(), "SHA-NI".into())],
     }
 }
 
@@ -304,6 +308,8 @@ fn the_wire_format_is_unchanged() {
     assert_eq!(pending, json!({ "revision": 7, "in": 120 }));
     let cpu = serde_json::to_value(tls()).unwrap()["cpu"].clone();
     assert_eq!(cpu, json!([["AES-NI", true], ["VAES", false]]));
+    let paths = serde_json::to_value(tls()).unwrap()["code_paths"].clone();
+    assert_eq!(paths, json!([["SHA-256", "SHA-NI"]]));
     let since = serde_json::to_value(hop()).unwrap()["since"].clone();
     assert_eq!(
         since,

@@ -154,3 +154,53 @@ fn assemble(
     };
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a handshake in memory and reads the server's first bytes after it, so that TLS
+    /// 1.3 tickets reach the client; how the handshake went.
+    fn connect(
+        client: Arc<rustls::ClientConfig>,
+        server: Arc<rustls::ServerConfig>,
+    ) -> rustls::HandshakeKind {
+        use std::io::Write;
+        let name = ServerName::try_from("gw.test").unwrap();
+        let mut c = rustls::ClientConnection::new(client, name).unwrap();
+        let mut s = rustls::ServerConnection::new(server).unwrap();
+        s.writer().write_all(b"220 after\r\n").unwrap();
+        for _ in 0..4 {
+            let mut buf = Vec::new();
+            c.write_tls(&mut buf).unwrap();
+            s.read_tls(&mut buf.as_slice()).unwrap();
+            s.process_new_packets().unwrap();
+            let mut buf = Vec::new();
+            s.write_tls(&mut buf).unwrap();
+            c.read_tls(&mut buf.as_slice()).unwrap();
+            c.process_new_packets().unwrap();
+        }
+        assert!(!c.is_handshaking());
+        c.handshake_kind().unwrap()
+    }
+
+    /// The outbound session cache (issue 16 item 2): one configuration per policy, kept,
+    /// so a second connection to a next hop resumes the first one's session.
+    #[test]
+    fn a_second_connection_under_the_same_policy_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "hostname = \"gw.test\"\ndata_dir = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n",
+            dir.path().display()
+        );
+        let config = crate::config::Config::parse(&text).unwrap();
+        let server = super::super::server(&config).unwrap().config;
+        let configs = ClientConfigs::default();
+        for policy in [TlsPolicy::OPPORTUNISTIC, TlsPolicy::REQUIRED] {
+            let first = connect(configs.get(&policy).unwrap(), server.clone());
+            assert_eq!(first, rustls::HandshakeKind::Full, "{policy:?}");
+            let second = connect(configs.get(&policy).unwrap(), server.clone());
+            assert_eq!(second, rustls::HandshakeKind::Resumed, "{policy:?}");
+        }
+    }
+}

@@ -11,12 +11,17 @@ pub fn check(config: &Config) -> Vec<ConfigError> {
     for (key, path) in [
         ("tls.certificate", &config.tls.certificate),
         ("tls.private_key", &config.tls.private_key),
+        ("tls.rsa_certificate", &config.tls.rsa_certificate),
+        ("tls.rsa_private_key", &config.tls.rsa_private_key),
     ] {
         if let Some(path) = path
             && let Err(e) = std::fs::metadata(path)
         {
             out.push(error(key, path.display(), format!("cannot be read: {e}")));
         }
+    }
+    if out.is_empty() {
+        out.extend(served(config));
     }
     for (key, path) in [
         ("relay.client_ca", &config.relay.client_ca),
@@ -40,6 +45,42 @@ pub fn check(config: &Config) -> Vec<ConfigError> {
         }
     }
     out
+}
+
+/// The RSA certificate beside the first: it loads, its key belongs to it and is RSA, and
+/// the first is not RSA (`certs::pair`).
+fn served(config: &Config) -> Option<ConfigError> {
+    let tls = &config.tls;
+    let (Some(cert), Some(key)) = (&tls.rsa_certificate, &tls.rsa_private_key) else {
+        return None;
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let load = |cert: &std::path::Path, key: &std::path::Path| {
+        let (chain, private) = super::read_identity(cert, key)?;
+        super::certs::certified(chain, private, &provider)
+    };
+    let rsa = match load(cert, key) {
+        Ok(rsa) => rsa,
+        Err(e) => return Some(error("tls.rsa_private_key", key.display(), e)),
+    };
+    let first = match (&tls.certificate, &tls.private_key) {
+        (Some(cert), Some(key)) => match load(cert, key) {
+            Ok(first) => Some(first),
+            Err(e) => return Some(error("tls.private_key", key.display(), e)),
+        },
+        _ => None,
+    };
+    match super::certs::pair(first.as_deref(), &rsa) {
+        Ok(()) => None,
+        Err(super::TlsError::Setting { key: name, reason }) => {
+            let value = match name {
+                "tls.certificate" => tls.certificate.as_deref().unwrap_or(cert),
+                _ => key,
+            };
+            Some(error(name, value.display(), reason))
+        }
+        Err(e) => Some(error("tls.rsa_certificate", cert.display(), e)),
+    }
 }
 
 fn policy(tls: &TlsPolicy, key: &str, out: &mut Vec<ConfigError>) {
@@ -147,5 +188,56 @@ mod tests {
             "{shown:?}"
         );
         assert_eq!(shown.len(), 2, "{shown:?}");
+    }
+
+    #[test]
+    fn an_rsa_certificate_beside_the_first_must_be_rsa_and_is_named_when_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rsa_cert, rsa_key) = (dir.path().join("rsa.pem"), dir.path().join("rsa.key"));
+        std::fs::write(&rsa_cert, include_str!("testdata/rsa-2048.pem")).unwrap();
+        std::fs::write(&rsa_key, include_str!("testdata/rsa-2048.key")).unwrap();
+        let ec = rcgen::generate_simple_self_signed(vec!["gw.test".into()]).unwrap();
+        let (ec_cert, ec_key) = (dir.path().join("ec.pem"), dir.path().join("ec.key"));
+        std::fs::write(&ec_cert, ec.cert.pem()).unwrap();
+        std::fs::write(&ec_key, ec.key_pair.serialize_pem()).unwrap();
+        let text = |first: Option<(&std::path::Path, &std::path::Path)>,
+                    rsa: (&std::path::Path, &std::path::Path)| {
+            let mut t = format!("{BASE}[tls]\n");
+            if let Some((c, k)) = first {
+                t += &format!(
+                    "certificate = \"{}\"\nprivate_key = \"{}\"\n",
+                    c.display(),
+                    k.display()
+                );
+            }
+            t + &format!(
+                "rsa_certificate = \"{}\"\nrsa_private_key = \"{}\"\n",
+                rsa.0.display(),
+                rsa.1.display()
+            )
+        };
+        // Beside the generated certificate, and beside a configured ECDSA one.
+        assert!(crate::loader::parse(&text(None, (&rsa_cert, &rsa_key))).is_ok());
+        let good = text(Some((&ec_cert, &ec_key)), (&rsa_cert, &rsa_key));
+        assert!(crate::loader::parse(&good).is_ok());
+        let shown = |t: String| -> Vec<String> {
+            let errors = crate::loader::parse(&t).unwrap_err();
+            errors.iter().map(|e| e.to_string()).collect()
+        };
+        let ec_in_rsa_slot = shown(text(None, (&ec_cert, &ec_key)));
+        assert_eq!(ec_in_rsa_slot.len(), 1, "{ec_in_rsa_slot:?}");
+        assert!(
+            ec_in_rsa_slot[0].starts_with("tls.rsa_private_key = ")
+                && ec_in_rsa_slot[0].contains("not an RSA key"),
+            "{ec_in_rsa_slot:?}"
+        );
+        let rsa_first = shown(text(Some((&rsa_cert, &rsa_key)), (&rsa_cert, &rsa_key)));
+        assert!(
+            rsa_first[0].starts_with("tls.certificate = ") && rsa_first[0].contains("ECDSA"),
+            "{rsa_first:?}"
+        );
+        let half = Config::parse(&format!("{BASE}[tls]\nrsa_certificate = \"/x.pem\"\n"));
+        let half: Vec<String> = half.unwrap_err().iter().map(|e| e.to_string()).collect();
+        assert!(half[0].starts_with("tls.rsa_private_key"), "{half:?}");
     }
 }

@@ -1,15 +1,18 @@
-//! rustls configurations on the ring provider: the server side with the certificate the
-//! gateway presents (asking for client certificates when `relay.client_ca` is set,
+//! rustls configurations on the ring provider: the server side with the certificates the
+//! gateway presents (ECDSA first, an RSA one beside it for clients without ECDSA, chosen per
+//! ClientHello in `certs.rs`; asking for client certificates when `relay.client_ca` is set,
 //! `clientauth.rs`), and the client side used towards next hops, one per TLS policy
 //! (`client.rs`, `verify.rs`), with DANE and MTA-STS checks laid over them for MX hosts
-//! (`dane.rs`, `guard.rs`).
+//! (`dane.rs`, `guard.rs`). `cpu.rs` says which of ring's code paths this CPU runs.
 //!
 //! Owns loading the configured certificate, or generating a self-signed ECDSA P-256 one
 //! into the data directory on first start. It must not touch sockets: sessions and the
 //! delivery client build their streams from the configurations made here.
 
+pub mod certs;
 mod client;
 mod clientauth;
+pub mod cpu;
 pub mod dane;
 pub mod files;
 pub mod guard;
@@ -32,20 +35,25 @@ use std::sync::Arc;
 pub enum TlsError {
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },
+    #[error("{key}: {reason}")]
+    Setting { key: &'static str, reason: String },
     #[error("generating a certificate: {0}")]
     Generate(String),
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
 }
 
-/// Where the certificate came from, for the startup log line.
+/// Where the certificates came from, for the startup log line.
 pub struct ServerTls {
     pub config: Arc<ServerConfig>,
     pub certificate: PathBuf,
     pub generated: bool,
+    /// `tls.rsa_certificate`, served beside the first to clients without ECDSA.
+    pub rsa_certificate: Option<PathBuf>,
 }
 
-/// Builds the server configuration: TLS 1.2 and 1.3, ring cipher suites.
+/// Builds the server configuration: TLS 1.2 and 1.3, ring cipher suites, the configured
+/// (or generated) certificate and the RSA one beside it (`certs.rs` chooses per client).
 pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
     let (cert_path, key_path, generated) = match (&config.tls.certificate, &config.tls.private_key)
     {
@@ -60,9 +68,18 @@ pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
             (cert, key, generated)
         }
     };
-    let chain = read_chain(&cert_path)?;
-    let key = read_key(&key_path)?;
-    let builder = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+    let provider = Arc::new(provider::default_provider());
+    let first = certs::certified(read_chain(&cert_path)?, read_key(&key_path)?, &provider)?;
+    let rsa = match (&config.tls.rsa_certificate, &config.tls.rsa_private_key) {
+        (Some(cert), Some(key)) => Some(certs::certified(
+            read_chain(cert)?,
+            read_key(key)?,
+            &provider,
+        )?),
+        _ => None,
+    };
+    let resolver = certs::ByAlgorithm::new(first, rsa, provider.clone())?;
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
     let builder = match &config.relay.client_ca {
         None => builder.with_no_client_auth(),
@@ -72,12 +89,13 @@ pub fn server(config: &crate::config::Config) -> Result<ServerTls, TlsError> {
             builder.with_client_cert_verifier(trust.ask())
         }
     };
-    let mut server = builder.with_single_cert(chain, key)?;
+    let mut server = builder.with_cert_resolver(Arc::new(resolver));
     resumption(&mut server)?;
     Ok(ServerTls {
         config: Arc::new(server),
         certificate: cert_path,
         generated,
+        rsa_certificate: config.tls.rsa_certificate.clone(),
     })
 }
 
