@@ -323,9 +323,17 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
         QueueAction::Health => Request::Health,
     };
     let answer = ControlClient::connect(&config.control_socket()).and_then(|mut c| {
-        use crate::control::{format_health, format_list, format_show};
+        use crate::control::{format_entries, format_health, format_show};
+        use std::io::Write;
         match action {
-            QueueAction::List => c.ask(&request).map(|v: Vec<_>| format_list(&v)),
+            QueueAction::List => {
+                // Printed page by page: a queue of a million messages streams out.
+                let mut out = std::io::stdout().lock();
+                let count = c.each_page(|page| {
+                    let _ = out.write_all(format_entries(page).as_bytes());
+                })?;
+                Ok(format!("{count} message(s)\n"))
+            }
             QueueAction::Show { .. } => c.ask(&request).map(|v| format_show(&v)),
             QueueAction::Health => c.ask(&request).map(|v: Vec<_>| format_health(&v)),
             _ => c.ask(&request).map(|Done(text)| text + "\n"),

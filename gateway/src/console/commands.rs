@@ -516,11 +516,16 @@ impl Session {
     }
 
     fn queue_text(&mut self, domain: Option<&str>) -> Result<String, Failure> {
-        let mut listed: Vec<Envelope> = self.link.ask(&Request::List).map_err(Failure::plain)?;
-        if let Some(domain) = domain {
-            let domain = domain.to_ascii_lowercase();
-            listed.retain(|e| e.recipients.iter().any(|r| r.domain == domain));
-        }
+        let domain = domain.map(str::to_ascii_lowercase);
+        let mut listed: Vec<Envelope> = Vec::new();
+        let each = |page: &[Envelope]| {
+            let wanted = |e: &&Envelope| match &domain {
+                Some(d) => e.recipients.iter().any(|r| &r.domain == d),
+                None => true,
+            };
+            listed.extend(page.iter().filter(wanted).cloned());
+        };
+        self.link.each_page(each).map_err(Failure::plain)?;
         Ok(crate::control::format_list(&listed))
     }
 

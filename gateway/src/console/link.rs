@@ -47,6 +47,14 @@ impl Link {
         self.call(request).and_then(crate::control::reply::decode)
     }
 
+    /// Every queued message, a page at a time (see [`ControlClient::each_page`]).
+    pub fn each_page(
+        &mut self,
+        each: impl FnMut(&[crate::envelope::Envelope]),
+    ) -> Result<usize, String> {
+        crate::control::each_page(|request| self.ask(request), each)
+    }
+
     /// One retry on a fresh connection: the gateway may have restarted since the last call.
     fn call(&mut self, request: &Request) -> Result<Value, String> {
         for attempt in 0..2 {

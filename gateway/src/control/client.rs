@@ -2,7 +2,7 @@
 
 use super::reply::Response;
 use crate::delivery::Target;
-use crate::envelope::QueueId;
+use crate::envelope::{Envelope, QueueId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -12,7 +12,15 @@ use std::path::Path;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Request {
+    /// Every queued message at once (small queues, tests); `edgemx queue list` pages.
     List,
+    /// Up to `limit` messages (at most [`super::MAX_PAGE`]) with ids above `after`,
+    /// oldest first: the next page of a listing.
+    Page {
+        #[serde(default)]
+        after: Option<QueueId>,
+        limit: usize,
+    },
     Show {
         id: QueueId,
     },
@@ -86,5 +94,30 @@ impl ControlClient {
     /// [`super::reply`]); an answer that does not fit is an error naming what is wrong.
     pub fn ask<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, String> {
         self.call(request).and_then(super::reply::decode)
+    }
+
+    /// Every queued message, a page at a time (oldest first), handed to `each`: neither
+    /// the gateway nor this side holds a large queue in memory at once. Returns how many.
+    pub fn each_page(&mut self, each: impl FnMut(&[Envelope])) -> Result<usize, String> {
+        each_page(|request| self.ask(request), each)
+    }
+}
+
+/// Asks for every page of the queue listing in turn with `ask` (a control connection),
+/// handing each to `each`; returns how many messages there were.
+pub fn each_page(
+    mut ask: impl FnMut(&Request) -> Result<Vec<Envelope>, String>,
+    mut each: impl FnMut(&[Envelope]),
+) -> Result<usize, String> {
+    let (mut after, mut count) = (None, 0);
+    loop {
+        let limit = super::MAX_PAGE;
+        let page = ask(&Request::Page { after, limit })?;
+        count += page.len();
+        each(&page);
+        match page.last() {
+            Some(last) if page.len() == limit => after = Some(last.id),
+            _ => return Ok(count),
+        }
     }
 }

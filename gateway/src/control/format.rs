@@ -8,6 +8,13 @@ use std::time::UNIX_EPOCH;
 
 /// One line per message: id, age, size, sender, then each recipient with its state.
 pub fn format_list(envelopes: &[Envelope]) -> String {
+    let mut out = format_entries(envelopes);
+    let _ = writeln!(out, "{} message(s)", envelopes.len());
+    out
+}
+
+/// The lines of [`format_list`] without the count: one page of a longer listing.
+pub fn format_entries(envelopes: &[Envelope]) -> String {
     let now = crate::time::unix_now();
     let mut out = String::new();
     for e in envelopes {
@@ -26,7 +33,6 @@ pub fn format_list(envelopes: &[Envelope]) -> String {
             let _ = writeln!(out, "    {}  {}", r.address, status(&r.status));
         }
     }
-    let _ = writeln!(out, "{} message(s)", envelopes.len());
     out
 }
 

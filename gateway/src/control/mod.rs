@@ -15,10 +15,13 @@ mod peer;
 pub mod reply;
 
 pub use admin::{Admin, ConsoleRequest};
-pub use client::{ControlClient, Request};
+
+/// Messages per page of a queue listing ([`Request::Page`]).
+pub const MAX_PAGE: usize = 1_000;
+pub use client::{ControlClient, Request, each_page};
 #[cfg(test)]
 pub(crate) use der::not_after;
-pub use format::{format_health, format_list, format_show};
+pub use format::{format_entries, format_health, format_list, format_show};
 pub use ops::LOOKUP_TYPES;
 
 use crate::delivery::DeliveryHandle;
@@ -157,6 +160,11 @@ async fn execute(
     let result = match request {
         Request::List => queue
             .list()
+            .await
+            .map(Reply::from)
+            .map_err(|e| e.to_string()),
+        Request::Page { after, limit } => queue
+            .page(after, limit.clamp(1, MAX_PAGE))
             .await
             .map(Reply::from)
             .map_err(|e| e.to_string()),
