@@ -122,9 +122,12 @@ async fn assemble(
     let queue_path = config.queue_path();
     let (queue, resumed) = {
         let (path, settings) = (queue_path.clone(), config.queue.clone());
-        tokio::task::spawn_blocking(move || Queue::open(&path, &settings))
-            .await
-            .map_err(|e| StartError::Queue(QueueError::Io(e.to_string())))??
+        let mut backlog = delivery::Backlog::new(&config);
+        tokio::task::spawn_blocking(move || {
+            Queue::open_each(&path, &settings, &mut |env| backlog.push(env)).map(|q| (q, backlog))
+        })
+        .await
+        .map_err(|e| StartError::Queue(QueueError::Io(e.to_string())))??
     };
     log::info!(
         "queue {} opened with {} messages",

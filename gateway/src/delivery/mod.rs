@@ -48,6 +48,8 @@ mod settle;
 mod worker;
 
 #[cfg(test)]
+mod backlog_tests;
+#[cfg(test)]
 mod budget_tests;
 #[cfg(test)]
 mod corrupt_tests;
@@ -78,7 +80,7 @@ use crate::dns;
 use crate::envelope::{Envelope, QueueId};
 use crate::queue::Queue;
 use health::{Health, HopHealth};
-pub use scheduler::Depths;
+pub use scheduler::{Backlog, Depths};
 use scheduler::{Event, Scheduler};
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,7 +145,7 @@ impl Target {
 }
 
 /// Starts the scheduler (must run inside a tokio runtime). `resumed` is what
-/// `Queue::open` returned; new messages arrive through `queue.subscribe()`. Bodies read for
+/// `Queue::open_each` read (see [`Backlog`]); new messages arrive through `queue.subscribe()`. Bodies read for
 /// delivery are held within `budget` (the gateway shares `limits.inflight_bytes` with the
 /// inbound sessions). When `shutdown` fires no new transaction starts; those in flight get
 /// `limits.shutdown_timeout` to finish, then are abandoned (their recipients keep their
@@ -151,7 +153,7 @@ impl Target {
 pub fn start(
     config: Arc<Config>,
     queue: Queue,
-    resumed: Vec<Envelope>,
+    resumed: Backlog,
     budget: Arc<Budget>,
     published: &crate::observe::events::Events,
     shutdown: CancellationToken,
@@ -347,7 +349,7 @@ fn hold_period(config: &Config) -> Duration {
 
 async fn run(
     mut scheduler: Scheduler,
-    resumed: Vec<Envelope>,
+    resumed: Backlog,
     mut new: Option<mpsc::UnboundedReceiver<Envelope>>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
@@ -358,9 +360,7 @@ async fn run(
             "delivery: the queue's subscription was already taken; only resumed and retried mail is delivered"
         );
     }
-    for env in resumed {
-        scheduler.resume(env);
-    }
+    scheduler.resume(resumed);
     loop {
         let wake = scheduler.tick();
         let sleep = async {

@@ -58,9 +58,9 @@ pub(super) fn started(
     shutdown: &CancellationToken,
 ) -> DeliveryHandle {
     super::start(
-        config,
+        config.clone(),
         queue.clone(),
-        resumed,
+        super::Backlog::of(&config, resumed),
         budget,
         &Default::default(),
         shutdown.clone(),

@@ -289,7 +289,7 @@ async fn next_report(rx: &mut mpsc::UnboundedReceiver<Event>) -> Report {
         .unwrap();
     match event {
         Event::Report(report) => report,
-        Event::Applied(_) | Event::Checked(..) => panic!("unexpected event"),
+        Event::Applied(_) | Event::Checked(..) | Event::Loaded(_) => panic!("unexpected event"),
     }
 }
 

@@ -120,12 +120,22 @@ impl Queue {
     /// queue database is an error, never replaced. Blocks while redb opens (and, after a
     /// crash, repairs) the file: call it before serving, not from an async worker.
     pub fn open(path: &Path, config: &config::Queue) -> Result<(Queue, Vec<Envelope>), QueueError> {
-        let (store, loaded) = Store::open(path, QUICK_REPAIR)?;
+        let mut all = Vec::new();
+        let queue = Queue::open_each(path, config, &mut |env| all.push(env))?;
+        Ok((queue, all))
+    }
+
+    /// [`Queue::open`], handing each queued envelope to `each` as it is read instead of
+    /// returning them all (a million envelopes need not be in memory at once).
+    pub fn open_each(
+        path: &Path,
+        config: &config::Queue,
+        each: &mut dyn FnMut(Envelope),
+    ) -> Result<Queue, QueueError> {
+        let (store, loaded) = Store::open(path, QUICK_REPAIR, each)?;
         let store = Arc::new(store);
         let counters = Arc::new(Counters::default());
-        counters
-            .messages
-            .store(loaded.envelopes.len() as u64, Ordering::Relaxed);
+        counters.messages.store(loaded.messages, Ordering::Relaxed);
         counters.bytes.store(loaded.bytes, Ordering::Relaxed);
         let limits = Limits::new(config, path);
         let next_id = Arc::new(AtomicU64::new(loaded.next_id));
@@ -151,7 +161,7 @@ impl Queue {
         log::info!(
             "queue: opened {} with {} message(s), {} bytes",
             path.display(),
-            loaded.envelopes.len(),
+            loaded.messages,
             loaded.bytes
         );
         let inner = Inner {
@@ -163,12 +173,9 @@ impl Queue {
             closed: AtomicBool::new(false),
             next_id,
         };
-        Ok((
-            Queue {
-                inner: Arc::new(inner),
-            },
-            loaded.envelopes,
-        ))
+        Ok(Queue {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Refuses new mail early (at MAIL FROM) when quotas or the free-space reserve would be
@@ -251,6 +258,23 @@ impl Queue {
     /// One envelope as stored.
     pub async fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
         self.blocking(move |store| store.envelope(id)).await
+    }
+
+    /// Up to `limit` envelopes with ids above `after`, oldest first: a page of a listing.
+    pub async fn page(
+        &self,
+        after: Option<QueueId>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, QueueError> {
+        self.blocking(move |store| store.page(after, limit)).await
+    }
+
+    /// The envelopes of `ids`, read in one transaction; `None` for those not queued.
+    pub async fn envelopes(
+        &self,
+        ids: Vec<QueueId>,
+    ) -> Result<Vec<(QueueId, Option<Envelope>)>, QueueError> {
+        self.blocking(move |store| store.envelopes(&ids)).await
     }
 
     /// Every record (see [`Change::PutRecord`]) whose key starts with `prefix`, in key order.

@@ -103,9 +103,9 @@ pub(super) enum Effect {
     Deleted(Option<u64>),
 }
 
-/// What [`Store::open`] found.
+/// What [`Store::open`] found (the envelopes went to its `each`).
 pub(super) struct Loaded {
-    pub envelopes: Vec<Envelope>,
+    pub messages: u64,
     pub next_id: u64,
     pub bytes: u64,
 }
@@ -122,7 +122,11 @@ impl Store {
     /// Opens or creates the database, creates the tables of a new one and reads every
     /// envelope. `quick_repair` trades a second fsync per commit for a fast open after a
     /// crash.
-    pub fn open(path: &Path, quick_repair: bool) -> Result<(Store, Loaded), QueueError> {
+    pub fn open(
+        path: &Path,
+        quick_repair: bool,
+        each: &mut dyn FnMut(Envelope),
+    ) -> Result<(Store, Loaded), QueueError> {
         let open_error = |reason: String| QueueError::Open {
             path: path.display().to_string(),
             reason,
@@ -130,7 +134,7 @@ impl Store {
         super::marker::check(path)?;
         let db = open_db(path).map_err(|e| open_error(e.to_string()))?;
         init(&db, quick_repair).map_err(|e| open_error(e.to_string()))?;
-        let loaded = load(&db).map_err(|e| open_error(e.to_string()))?;
+        let loaded = load(&db, each).map_err(|e| open_error(e.to_string()))?;
         super::marker::write(path).map_err(open_error)?;
         let store = Store {
             path: path.to_path_buf(),
@@ -261,7 +265,41 @@ impl Store {
     }
 
     pub fn list(&self) -> Result<Vec<Envelope>, QueueError> {
-        self.read(|db| load(db).map(|l| l.envelopes).map_err(QueueError::from))
+        let mut all = Vec::new();
+        self.read(|db| load(db, &mut |env| all.push(env)).map_err(QueueError::from))?;
+        Ok(all)
+    }
+
+    /// Up to `limit` envelopes with ids above `after`, oldest first.
+    pub fn page(&self, after: Option<QueueId>, limit: usize) -> Result<Vec<Envelope>, QueueError> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(fail)?;
+            let table = txn.open_table(ENVELOPES).map_err(fail)?;
+            let from = after.map_or(0, |id| id.0.saturating_add(1));
+            let mut out = Vec::new();
+            for entry in table.range(from..).map_err(fail)?.take(limit) {
+                let (id, value) = entry.map_err(fail)?;
+                out.push(decode(id.value(), value.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The envelopes of `ids` read in one transaction; `None` for those not queued.
+    pub fn envelopes(
+        &self,
+        ids: &[QueueId],
+    ) -> Result<Vec<(QueueId, Option<Envelope>)>, QueueError> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(fail)?;
+            let table = txn.open_table(ENVELOPES).map_err(fail)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let found = table.get(id.0).map_err(fail)?;
+                out.push((id, found.map(|v| decode(id.0, v.value())).transpose()?));
+            }
+            Ok(out)
+        })
     }
 
     /// Removes a message's checksum, as a record written before checksums has none.
@@ -401,22 +439,23 @@ fn init(db: &Database, quick_repair: bool) -> Result<(), StoreError> {
     txn.commit().map_err(text)
 }
 
-fn load(db: &Database) -> Result<Loaded, StoreError> {
+/// Reads every envelope (oldest first) into `each`.
+fn load(db: &Database, each: &mut dyn FnMut(Envelope)) -> Result<Loaded, StoreError> {
     let txn = db.begin_read().map_err(text)?;
     let meta = txn.open_table(META).map_err(text)?;
     let envelopes = txn.open_table(ENVELOPES).map_err(text)?;
     let mut next_id = meta.get("next_id").map_err(text)?.map_or(1, |v| v.value());
-    let mut loaded = Vec::new();
-    let mut bytes = 0u64;
+    let (mut messages, mut bytes) = (0u64, 0u64);
     for entry in envelopes.iter().map_err(text)? {
         let (id, value) = entry.map_err(text)?;
         let envelope = decode(id.value(), value.value()).map_err(|e| io(e.to_string()))?;
         bytes = bytes.saturating_add(envelope.size);
         next_id = next_id.max(id.value().saturating_add(1));
-        loaded.push(envelope);
+        messages += 1;
+        each(envelope);
     }
     Ok(Loaded {
-        envelopes: loaded,
+        messages,
         next_id,
         bytes,
     })

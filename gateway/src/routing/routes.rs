@@ -87,17 +87,26 @@ impl Routes {
     /// The route of `rcpt`: the one stored with it, else by its domain. A stored route that
     /// no longer exists (configuration changed across a restart) routes by domain.
     pub fn route_of(&self, rcpt: &Recipient) -> Option<RouteId> {
-        let stored = rcpt.route.as_deref().and_then(|name| self.table.id(name));
-        stored.or_else(|| self.table.by_domain(&rcpt.domain))
+        self.route_for(&rcpt.domain, rcpt.route.as_deref())
+    }
+
+    fn route_for(&self, domain: &str, route: Option<&str>) -> Option<RouteId> {
+        let stored = route.and_then(|name| self.table.id(name));
+        stored.or_else(|| self.table.by_domain(domain))
     }
 
     pub fn get(&mut self, rcpt: &Recipient) -> Arc<Destination> {
-        let id = self.route_of(rcpt);
+        self.get_for(&rcpt.domain, rcpt.route.as_deref())
+    }
+
+    /// The destination of a recipient in `domain` with the stored route name `route`.
+    pub fn get_for(&mut self, domain: &str, route: Option<&str>) -> Arc<Destination> {
+        let id = self.route_for(domain, route);
         let key = id.unwrap_or(NO_ROUTE);
         if let Some(dest) = self.fixed.get(&key) {
             return dest.clone();
         }
-        if let Some(dest) = self.by_domain.get(&key).and_then(|m| m.get(&rcpt.domain)) {
+        if let Some(dest) = self.by_domain.get(&key).and_then(|m| m.get(domain)) {
             return dest.clone();
         }
         if self.by_domain.values().map(HashMap::len).sum::<usize>() >= MAX_CACHED {
@@ -106,7 +115,7 @@ impl Routes {
             self.shared.clear();
         }
         let route = id.map(|id| self.table.route(id));
-        let dest = Destination::new(&self.config, route, &rcpt.domain);
+        let dest = Destination::new(&self.config, route, domain);
         let per_domain = dest.domain.is_some();
         let dest = self
             .shared
@@ -115,7 +124,7 @@ impl Routes {
             .clone();
         if per_domain {
             let memo = self.by_domain.entry(key).or_default();
-            memo.insert(rcpt.domain.clone(), dest.clone());
+            memo.insert(domain.to_string(), dest.clone());
         } else {
             self.fixed.insert(key, dest.clone());
         }

@@ -5,7 +5,7 @@ use super::{Attempt, Down, MAX_IDLE_QUEUES, Scheduler, State};
 use crate::delivery::dest::DestQueue;
 use crate::delivery::health::Seen;
 use crate::delivery::settle::Outcome;
-use crate::delivery::worker::{Job, Message, Report, ReportKind};
+use crate::delivery::worker::{Job, Report, ReportKind};
 use crate::envelope::QueueId;
 use crate::routing::Destination;
 use crate::smtp::client::wire::Reply;
@@ -14,12 +14,11 @@ use std::time::Instant;
 
 impl Scheduler {
     pub(super) fn dispatch(&mut self, id: QueueId) {
-        let Some(entry) = self.messages.get_mut(&id) else {
+        let Some(msg) = self.loaded.get(&id).cloned() else {
             return;
         };
-        let msg = Arc::new(Message::new(entry.env.clone()));
         let mut groups: Vec<(Arc<Destination>, Vec<usize>)> = Vec::new();
-        for (index, rcpt) in entry.env.recipients.iter().enumerate() {
+        for (index, rcpt) in msg.env.recipients.iter().enumerate() {
             if !rcpt.status.is_open() {
                 continue;
             }
@@ -72,7 +71,10 @@ impl Scheduler {
             self.jobs_in_flight += 1;
         }
         let finished_now = attempt.jobs == 0;
-        entry.state = State::Attempt(attempt);
+        let Some(entry) = self.messages.get_mut(&id) else {
+            return;
+        };
+        entry.state = State::Attempt(Box::new(attempt));
         if finished_now {
             self.settle(id);
         }

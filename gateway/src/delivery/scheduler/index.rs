@@ -1,9 +1,63 @@
-//! The scheduler's indexes: the due set, messages per destination, idle queues.
+//! The scheduler's indexes: the due set, messages per destination, idle queues, and the
+//! interned routing keys that stand for a message's recipients while its envelope is not
+//! in memory.
 
 use super::{Scheduler, State};
 use crate::envelope::{Envelope, QueueId};
 use crate::routing::{Destination, Routes};
+use std::collections::HashSet;
 use std::sync::Arc;
+
+/// Where one open recipient goes: its domain and its stored route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct RouteKey {
+    pub domain: Box<str>,
+    pub route: Option<Box<str>>,
+}
+
+/// The distinct routing keys of a message's open recipients, shared by every message that
+/// goes to the same places (interned).
+pub(super) type Keys = Arc<[RouteKey]>;
+
+#[derive(Default)]
+pub(super) struct Interner {
+    sets: HashSet<Keys>,
+    /// Size after the last prune; the next prune waits until the set has doubled.
+    pruned_at: usize,
+}
+
+impl Interner {
+    /// The keys of `env`'s open recipients.
+    pub fn of(&mut self, env: &Envelope) -> Keys {
+        let mut keys: Vec<RouteKey> = Vec::new();
+        for rcpt in env.recipients.iter().filter(|r| r.status.is_open()) {
+            let key = RouteKey {
+                domain: rcpt.domain.as_str().into(),
+                route: rcpt.route.as_deref().map(Into::into),
+            };
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        match self.sets.get(keys.as_slice()) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Keys = keys.into();
+                self.sets.insert(shared.clone());
+                shared
+            }
+        }
+    }
+
+    /// Drops sets no message uses any more (DSNs to many outside domains leave many).
+    pub fn prune(&mut self) {
+        if self.sets.len() < 1024 || self.sets.len() < 2 * self.pruned_at {
+            return;
+        }
+        self.sets.retain(|set| Arc::strong_count(set) > 1);
+        self.pruned_at = self.sets.len();
+    }
+}
 
 impl Scheduler {
     pub(super) fn make_due(&mut self, id: QueueId, now: u64) {
@@ -16,7 +70,7 @@ impl Scheduler {
                 *due = now;
                 self.due.insert((now, id));
             }
-            State::Held => {}
+            State::Held | State::Loading => {}
             State::Attempt(attempt) => attempt.retry_now = true,
             State::Writing { due_now, .. } => *due_now = true,
         }
@@ -24,40 +78,74 @@ impl Scheduler {
 
     pub(super) fn forget(&mut self, id: QueueId) {
         self.drained(id);
+        self.loaded.remove(&id);
         if let Some(entry) = self.messages.remove(&id) {
             if let State::Waiting(due) = entry.state {
                 self.due.remove(&(due, id));
             }
-            let key = (entry.env.received, id);
-            for dest in &entry.dests {
-                if let Some(ids) = self.by_dest.get_mut(dest) {
-                    ids.remove(&key);
-                    if ids.is_empty() {
-                        self.by_dest.remove(dest);
-                        self.drop_idle_queue(dest);
-                    }
+            self.unindex(id, entry.received, &entry.keys);
+        }
+    }
+
+    /// The destinations of a message's open recipients under the current routes.
+    pub(super) fn dests(&mut self, keys: &Keys) -> Vec<Arc<Destination>> {
+        dests_of_keys(&mut self.routes, keys)
+    }
+
+    pub(super) fn index(&mut self, id: QueueId, received: u64, keys: &Keys) {
+        for dest in self.dests(keys) {
+            self.health.track(&dest);
+            self.by_dest.entry(dest).or_default().insert((received, id));
+        }
+    }
+
+    fn unindex(&mut self, id: QueueId, received: u64, keys: &Keys) {
+        for dest in self.dests(keys) {
+            if let Some(ids) = self.by_dest.get_mut(&dest) {
+                ids.remove(&(received, id));
+                if ids.is_empty() {
+                    self.by_dest.remove(&dest);
+                    self.drop_idle_queue(&dest);
                 }
             }
         }
     }
 
-    pub(super) fn reindex(&mut self, id: QueueId) {
+    /// After an attempt changed which recipients are open (or moved one to a fallback
+    /// route): the message's keys and its place in the index follow `env`.
+    pub(super) fn reindex(&mut self, id: QueueId, env: &Envelope) {
+        let fresh = self.keys.of(env);
         let Some(entry) = self.messages.get_mut(&id) else {
             return;
         };
-        let fresh = dests_of(&mut self.routes, &entry.env);
-        let key = (entry.env.received, id);
-        let old = std::mem::replace(&mut entry.dests, fresh.clone());
-        for dest in old.iter().filter(|d| !fresh.contains(d)) {
-            if let Some(ids) = self.by_dest.get_mut(dest) {
-                ids.remove(&key);
-                if ids.is_empty() {
-                    self.by_dest.remove(dest);
-                }
+        if Arc::ptr_eq(&entry.keys, &fresh) {
+            return;
+        }
+        let (received, old) = (
+            entry.received,
+            std::mem::replace(&mut entry.keys, fresh.clone()),
+        );
+        self.unindex(id, received, &old);
+        self.index(id, received, &fresh);
+    }
+
+    /// The index built again from every message's keys (at start, after a commit changed
+    /// the routes).
+    pub(super) fn rebuild_index(&mut self) {
+        self.by_dest.clear();
+        let mut memo: std::collections::HashMap<*const RouteKey, Vec<Arc<Destination>>> =
+            Default::default();
+        for (&id, entry) in &self.messages {
+            let dests = memo
+                .entry(entry.keys.as_ptr())
+                .or_insert_with(|| dests_of_keys(&mut self.routes, &entry.keys));
+            for dest in dests.iter() {
+                let key = (entry.received, id);
+                self.by_dest.entry(dest.clone()).or_default().insert(key);
             }
         }
-        for dest in fresh {
-            self.by_dest.entry(dest).or_default().insert(key);
+        for dest in self.by_dest.keys() {
+            self.health.track(dest);
         }
     }
 
@@ -68,14 +156,19 @@ impl Scheduler {
     }
 }
 
-/// The distinct destinations of the recipients still to deliver.
-pub(super) fn dests_of(routes: &mut Routes, env: &Envelope) -> Vec<Arc<Destination>> {
+fn dests_of_keys(routes: &mut Routes, keys: &[RouteKey]) -> Vec<Arc<Destination>> {
     let mut dests: Vec<Arc<Destination>> = Vec::new();
-    for rcpt in env.recipients.iter().filter(|r| r.status.is_open()) {
-        let dest = routes.get(rcpt);
+    for key in keys {
+        let dest = routes.get_for(&key.domain, key.route.as_deref());
         if !dests.contains(&dest) {
             dests.push(dest);
         }
     }
     dests
+}
+
+/// The distinct destinations of the recipients still to deliver.
+#[cfg(test)]
+pub(super) fn dests_of(routes: &mut Routes, env: &Envelope) -> Vec<Arc<Destination>> {
+    dests_of_keys(routes, &Interner::default().of(env))
 }

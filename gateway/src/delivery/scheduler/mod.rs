@@ -19,14 +19,14 @@ use super::dest::DestQueue;
 use super::drain::Drain;
 use super::health::Health;
 use super::settle::Outcome;
-use super::worker::{Ctx, Report, ReportKind};
+use super::worker::{Ctx, Message, Report, ReportKind};
 use crate::config::Config;
 use crate::envelope::{Envelope, QueueId, Recipient};
 use crate::queue::{Queue, schedule};
 use crate::routing::{Destination, Routes};
 use crate::smtp::client::wire::Reply;
 use crate::time::unix_now;
-use index::dests_of;
+use index::{Interner, Keys};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,13 +35,23 @@ use tokio::sync::mpsc;
 /// Destination queues kept before idle ones are pruned.
 const MAX_IDLE_QUEUES: usize = 1024;
 
+/// Messages whose envelope is in memory for an attempt (being read, or with jobs queued or
+/// running) at most; the rest wait in `due`. A release of a million messages then reads
+/// and holds this many envelopes at a time, not all of them.
+pub(super) const MAX_ACTIVE: usize = 8_192;
+
 pub enum Event {
     Report(Report),
     /// The write for this message is durable (or failed and was logged).
     Applied(QueueId),
     /// An active check of a destination ended.
     Checked(Arc<Destination>, Result<(), Reply>),
+    /// Envelopes read for an attempt, or why they could not be.
+    Loaded(Read),
 }
+
+/// Envelopes read for an attempt (`None`: deleted meanwhile), or the ids and why not.
+pub type Read = Result<Vec<(QueueId, Option<Envelope>)>, (Vec<QueueId>, String)>;
 
 pub struct Scheduler {
     pub config: Arc<Config>,
@@ -49,7 +59,15 @@ pub struct Scheduler {
     pub ctx: Arc<Ctx>,
     pub events: mpsc::UnboundedSender<Event>,
     routes: Routes,
+    /// Every queued message in a compact form; the envelope itself stays in the queue
+    /// except in `loaded`.
     messages: HashMap<QueueId, Entry>,
+    /// Envelopes in memory: new mail until its first dispatch, and messages in an attempt
+    /// (shared with their jobs).
+    loaded: HashMap<QueueId, Arc<Message>>,
+    /// Messages whose envelopes are being read for an attempt.
+    loading: usize,
+    keys: Interner,
     /// Waiting messages by (due unix seconds, id).
     due: BTreeSet<(u64, QueueId)>,
     dests: HashMap<Arc<Destination>, Arc<DestQueue>>,
@@ -72,21 +90,30 @@ pub struct Scheduler {
     next_down_check: Instant,
 }
 
+/// One queued message as the scheduler keeps it: 48 bytes, whatever its envelope holds.
 struct Entry {
-    env: Envelope,
+    received: u64,
     state: State,
-    dests: Vec<Arc<Destination>>,
+    /// `Envelope::held`, and whether for a body that failed its checksum (released only by
+    /// its id, after the body is read again).
+    held: bool,
+    corrupt: bool,
+    /// Where its open recipients go.
+    keys: Keys,
 }
 
 enum State {
     /// In `due` at this time.
     Waiting(u64),
-    /// `env.held`: not in `due`, never dispatched until released.
+    /// Held: not in `due`, never dispatched until released.
     Held,
-    Attempt(Attempt),
-    /// A write is in flight; `due_now`: dispatch as soon as it is applied; `rewrite`: the
-    /// envelope changed meanwhile (hold, release) and must be written again.
+    /// Its envelope is being read for an attempt.
+    Loading,
+    Attempt(Box<Attempt>),
+    /// A write is in flight; then it waits until `next` (`due_now`: dispatch as soon as it
+    /// is applied); `rewrite`: the hold changed meanwhile and must be written again.
     Writing {
+        next: u64,
         due_now: bool,
         rewrite: bool,
     },
@@ -105,6 +132,70 @@ struct Down {
     until: Instant,
     reply: Reply,
     probed: bool,
+}
+
+/// What the queue held at start, built while the queue is read (`Queue::open_each`), so the
+/// envelopes are never all in memory at once.
+pub struct Backlog {
+    config: Arc<Config>,
+    now: u64,
+    messages: HashMap<QueueId, Entry>,
+    keys: Interner,
+    held: usize,
+}
+
+impl Backlog {
+    pub fn new(config: &Arc<Config>) -> Backlog {
+        Backlog {
+            config: config.clone(),
+            now: unix_now(),
+            messages: HashMap::new(),
+            keys: Interner::default(),
+            held: 0,
+        }
+    }
+
+    /// A message found in the queue. Its stored next attempt was computed with the
+    /// configuration of its time; the wait is cut to what the current `retry_intervals`
+    /// give, so shortening them (or fixing what made mail wait) takes effect on restart.
+    pub fn push(&mut self, env: Envelope) {
+        let wait = schedule::next_attempt(self.now, env.attempts, &self.config.queue);
+        let due = env.next_attempt.min(wait);
+        let state = match env.held {
+            true => State::Held,
+            false => State::Waiting(due),
+        };
+        self.held += usize::from(env.held);
+        let entry = Entry::new(&env, state, &mut self.keys);
+        self.messages.insert(env.id, entry);
+    }
+
+    /// A backlog of `envelopes` (tests, and callers that read the queue with `Queue::open`).
+    pub fn of(config: &Arc<Config>, envelopes: Vec<Envelope>) -> Backlog {
+        let mut backlog = Backlog::new(config);
+        envelopes.into_iter().for_each(|env| backlog.push(env));
+        backlog
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+impl Entry {
+    fn new(env: &Envelope, state: State, keys: &mut Interner) -> Entry {
+        Entry {
+            received: env.received,
+            state,
+            held: env.held,
+            corrupt: matches!(env.hold, Some(crate::envelope::Hold::Corrupt { .. })),
+            keys: keys.of(env),
+        }
+    }
 }
 
 impl Scheduler {
@@ -131,6 +222,9 @@ impl Scheduler {
             ctx,
             events,
             messages: HashMap::new(),
+            loaded: HashMap::new(),
+            loading: 0,
+            keys: Interner::default(),
             due: BTreeSet::new(),
             dests: HashMap::new(),
             down: HashMap::new(),
@@ -140,29 +234,32 @@ impl Scheduler {
         }
     }
 
-    /// A message found in the queue at start. Its stored next attempt was computed with
-    /// the configuration of its time; the wait is cut to what the current `retry_intervals`
-    /// give, so shortening them (or fixing what made mail wait) takes effect on restart.
-    pub fn resume(&mut self, mut env: Envelope) {
-        let now = unix_now();
-        let wait = schedule::next_attempt(now, env.attempts, &self.config.queue);
-        env.next_attempt = env.next_attempt.min(wait);
-        self.add(env);
+    /// Takes over what the queue held at start.
+    pub fn resume(&mut self, backlog: Backlog) {
+        if backlog.held > 0 {
+            log::info!(
+                "{} queued messages are held; they wait for `edgemx queue release`",
+                backlog.held
+            );
+        }
+        self.keys = backlog.keys;
+        self.messages = backlog.messages;
+        for (&id, entry) in &self.messages {
+            if let State::Waiting(due) = entry.state {
+                self.due.insert((due, id));
+            }
+        }
+        self.rebuild_index();
     }
 
-    /// A message to deliver: new or re-queued. Known ids are ignored.
+    /// A message to deliver: new or re-queued. Known ids are ignored. Its envelope stays in
+    /// memory when it goes out at once (no second read), else it is read again when due.
     pub fn add(&mut self, env: Envelope) {
         if self.messages.contains_key(&env.id) {
             return;
         }
         let id = env.id;
         let due = env.next_attempt;
-        let dests = dests_of(&mut self.routes, &env);
-        for dest in &dests {
-            let key = (env.received, id);
-            self.by_dest.entry(dest.clone()).or_default().insert(key);
-            self.health.track(dest);
-        }
         let state = if env.held {
             log::info!("{id} is held; it waits for `edgemx queue release`");
             State::Held
@@ -170,7 +267,17 @@ impl Scheduler {
             self.due.insert((due, id));
             State::Waiting(due)
         };
-        self.messages.insert(id, Entry { env, state, dests });
+        let entry = Entry::new(&env, state, &mut self.keys);
+        self.index(id, entry.received, &entry.keys.clone());
+        self.messages.insert(id, entry);
+        if !env.held && due <= unix_now() && self.active() < MAX_ACTIVE {
+            self.loaded.insert(id, Arc::new(Message::new(env)));
+        }
+    }
+
+    /// Messages in an attempt or being read for one.
+    fn active(&self) -> usize {
+        self.loaded.len() + self.loading
     }
 
     pub fn event(&mut self, event: Event) {
@@ -180,24 +287,31 @@ impl Scheduler {
                 let Some(entry) = self.messages.get_mut(&id) else {
                     return;
                 };
-                let State::Writing { due_now, rewrite } = entry.state else {
+                let State::Writing {
+                    next,
+                    due_now,
+                    rewrite,
+                } = entry.state
+                else {
                     return;
                 };
                 if rewrite {
                     entry.state = State::Writing {
+                        next,
                         due_now,
                         rewrite: false,
                     };
-                    self.write_envelope(id);
-                } else if entry.env.held {
+                    self.write_hold(id);
+                } else if entry.held {
                     entry.state = State::Held;
                 } else {
-                    let due = if due_now { 0 } else { entry.env.next_attempt };
+                    let due = if due_now { 0 } else { next };
                     entry.state = State::Waiting(due);
                     self.due.insert((due, id));
                 }
             }
             Event::Checked(dest, result) => self.checked(dest, result),
+            Event::Loaded(loaded) => self.loaded(loaded),
         }
     }
 
@@ -209,15 +323,24 @@ impl Scheduler {
         // While the queue cannot commit, a delivery's result could not be recorded and the
         // message would go out again after a restart: start nothing, look again soon.
         let stalled = self.queue.failing().is_some();
+        let mut to_read = Vec::new();
         while let Some(&(due, id)) = self.due.first() {
-            if due > now || stalled {
+            if due > now || stalled || self.active() + to_read.len() >= MAX_ACTIVE {
                 break;
             }
             self.due.pop_first();
-            self.dispatch(id);
+            match self.loaded.contains_key(&id) {
+                true => self.dispatch(id),
+                false => to_read.push(id),
+            }
         }
+        self.read(to_read);
+        self.keys.prune();
         let probe = self.probes();
+        let full = self.active() >= MAX_ACTIVE;
         let next_due = self.due.first().map(|&(due, _)| match stalled {
+            // While the active set is full, a finished attempt (an event) wakes the loop.
+            false if full => Instant::now() + Duration::from_secs(60),
             true => Instant::now() + Duration::from_secs(1),
             false => {
                 let wait_ms = due.saturating_mul(1000).saturating_sub(unix_now_ms());
@@ -254,6 +377,85 @@ impl Scheduler {
             }
         }
         self.due.clear();
+    }
+
+    /// Reads the envelopes of `ids` (in one read transaction) for their attempts.
+    fn read(&mut self, ids: Vec<QueueId>) {
+        if ids.is_empty() {
+            return;
+        }
+        for id in &ids {
+            if let Some(entry) = self.messages.get_mut(id) {
+                entry.state = State::Loading;
+            }
+        }
+        self.loading += ids.len();
+        let (queue, events) = (self.queue.clone(), self.events.clone());
+        self.ctx.tracker.spawn(async move {
+            let read = queue.envelopes(ids.clone()).await;
+            let _ = events.send(Event::Loaded(read.map_err(|e| (ids, e.to_string()))));
+        });
+    }
+
+    /// Envelopes read for their attempts: dispatched, or written first when a hold came
+    /// meanwhile. After shutdown or a failed read they wait again.
+    fn loaded(&mut self, read: Read) {
+        let read = match read {
+            Ok(read) => read,
+            Err((ids, why)) => {
+                log::error!(
+                    "delivery: cannot read {} envelopes: {why}; trying again in a minute",
+                    ids.len()
+                );
+                let later = unix_now() + 60;
+                self.loading = self.loading.saturating_sub(ids.len());
+                ids.into_iter().for_each(|id| self.wait_again(id, later));
+                return;
+            }
+        };
+        self.loading = self.loading.saturating_sub(read.len());
+        let stopping = self.ctx.shutdown.is_cancelled();
+        for (id, env) in read {
+            let Some(entry) = self.messages.get_mut(&id) else {
+                continue; // deleted meanwhile
+            };
+            if !matches!(entry.state, State::Loading) {
+                continue;
+            }
+            let Some(mut env) = env else {
+                log::warn!("{id} is no longer in the queue; forgotten");
+                self.forget(id);
+                continue;
+            };
+            if entry.held {
+                // Held while it was read: the hold is written instead of an attempt.
+                if !env.held {
+                    env.hold_for(crate::envelope::Hold::Operator);
+                }
+                entry.state = State::Writing {
+                    next: env.next_attempt,
+                    due_now: false,
+                    rewrite: false,
+                };
+                self.write(id, env);
+                continue;
+            }
+            if stopping {
+                self.wait_again(id, env.next_attempt);
+                continue;
+            }
+            self.loaded.insert(id, Arc::new(Message::new(env)));
+            self.dispatch(id);
+        }
+    }
+
+    fn wait_again(&mut self, id: QueueId, due: u64) {
+        if let Some(entry) = self.messages.get_mut(&id)
+            && matches!(entry.state, State::Loading)
+        {
+            entry.state = State::Waiting(due);
+            self.due.insert((due, id));
+        }
     }
 }
 
@@ -327,10 +529,7 @@ impl Scheduler {
         self.hold = super::hold_period(&config);
         self.ctx.walker.reconfigure(&config);
         self.config = config;
-        let ids: Vec<QueueId> = self.messages.keys().copied().collect();
-        for id in ids {
-            self.reindex(id);
-        }
+        self.rebuild_index();
     }
 }
 

@@ -13,8 +13,8 @@ impl Scheduler {
         match command {
             Command::Retry(id) => {
                 self.ctx.walker.forget_failures();
-                if let Some(entry) = self.messages.get(&id) {
-                    for dest in entry.dests.clone() {
+                if let Some(keys) = self.messages.get(&id).map(|e| e.keys.clone()) {
+                    for dest in self.dests(&keys) {
                         self.down.remove(&dest);
                     }
                 }
@@ -58,12 +58,7 @@ impl Scheduler {
             Target::Domain { .. } => self
                 .messages
                 .iter()
-                .filter(|(_, e)| {
-                    e.env
-                        .recipients
-                        .iter()
-                        .any(|r| r.status.is_open() && target.matches(&r.domain))
-                })
+                .filter(|(_, e)| e.keys.iter().any(|k| target.matches(&k.domain)))
                 .map(|(id, _)| *id)
                 .collect(),
         };
@@ -78,23 +73,25 @@ impl Scheduler {
             let Some(entry) = self.messages.get_mut(&id) else {
                 continue;
             };
-            if entry.env.held {
+            if entry.held {
                 continue;
             }
-            entry.env.hold_for(crate::envelope::Hold::Operator);
+            entry.held = true;
             count += 1;
             log::info!("{id} held by the operator");
             match &mut entry.state {
                 State::Waiting(due) => {
                     self.due.remove(&(*due, id));
                     entry.state = State::Writing {
+                        next: *due,
                         due_now: false,
                         rewrite: false,
                     };
-                    self.write_envelope(id);
+                    self.loaded.remove(&id);
+                    self.write_hold(id);
                 }
-                // The attempt's own write carries the flag.
-                State::Held | State::Attempt(_) => {}
+                // The read's or the attempt's own write carries the flag.
+                State::Held | State::Loading | State::Attempt(_) => {}
                 State::Writing { rewrite, .. } => *rewrite = true,
             }
         }
@@ -110,27 +107,30 @@ impl Scheduler {
             let Some(entry) = self.messages.get_mut(&id) else {
                 continue;
             };
-            if !entry.env.held {
+            if !entry.held {
                 continue;
             }
-            let corrupt = matches!(entry.env.hold, Some(crate::envelope::Hold::Corrupt { .. }));
-            if corrupt && !matches!(target, Target::Message(_)) {
+            if entry.corrupt && !matches!(target, Target::Message(_)) {
                 continue;
             }
-            entry.env.release();
+            entry.held = false;
+            entry.corrupt = false;
             count += 1;
             log::info!("{id} released by the operator");
             match &mut entry.state {
                 State::Held => {
                     entry.state = State::Writing {
+                        next: 0,
                         due_now: true,
                         rewrite: false,
                     };
-                    self.write_envelope(id);
+                    self.write_hold(id);
                 }
-                State::Waiting(_) => {}
+                State::Waiting(_) | State::Loading => {}
                 State::Attempt(attempt) => attempt.retry_now = true,
-                State::Writing { due_now, rewrite } => {
+                State::Writing {
+                    due_now, rewrite, ..
+                } => {
                     *due_now = true;
                     *rewrite = true;
                 }
@@ -144,7 +144,7 @@ impl Scheduler {
     fn flush(&mut self, target: &Target) -> usize {
         self.ctx.walker.forget_failures();
         if let Target::Message(id) = target {
-            let open = self.messages.get(id).is_some_and(|e| !e.env.held);
+            let open = self.messages.get(id).is_some_and(|e| !e.held);
             if open {
                 self.command(Command::Retry(*id));
             }
@@ -154,14 +154,19 @@ impl Scheduler {
         let mut count = 0;
         let mut per_dest: Vec<(Arc<Destination>, Vec<QueueId>)> = Vec::new();
         for id in ids {
-            let Some(entry) = self.messages.get(&id).filter(|e| !e.env.held) else {
+            let Some(keys) = self
+                .messages
+                .get(&id)
+                .filter(|e| !e.held)
+                .map(|e| e.keys.clone())
+            else {
                 continue;
             };
             count += 1;
-            for dest in &entry.dests {
-                match per_dest.iter_mut().find(|(d, _)| d == dest) {
+            for dest in self.dests(&keys) {
+                match per_dest.iter_mut().find(|(d, _)| *d == dest) {
                     Some((_, list)) => list.push(id),
-                    None => per_dest.push((dest.clone(), vec![id])),
+                    None => per_dest.push((dest, vec![id])),
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! The scheduler's pure parts: which destinations are watched and how they are named.
 
+use super::index::dests_of;
 use super::*;
 
 #[test]
@@ -71,4 +72,33 @@ fn depths_count_each_message_once_per_destination_with_the_oldest_age() {
     let seen = depths(&by_dest, 200);
     assert_eq!(seen.get("127.0.0.1:2601"), Some(&(1, 50)));
     assert_eq!(seen.get("127.0.0.1:2602"), Some(&(1, 20)));
+}
+
+#[test]
+fn a_queued_message_costs_the_scheduler_48_bytes_whatever_its_envelope() {
+    // With its id as the map's key and the index entries, a million queued messages fit
+    // in well under 256 MiB; the envelopes stay in the queue (`BENCHMARKS.md`).
+    assert!(
+        std::mem::size_of::<Entry>() <= 48,
+        "{}",
+        std::mem::size_of::<Entry>()
+    );
+}
+
+#[test]
+fn messages_to_the_same_places_share_one_set_of_routing_keys() {
+    let mut keys = Interner::default();
+    let rcpts = |list: &[&str]| list.iter().map(|a| Recipient::pending(*a)).collect();
+    let a = Envelope::new("s@x.test", rcpts(&["1@a.test", "2@a.test", "3@b.test"]), 1);
+    let b = Envelope::new("t@y.test", rcpts(&["9@a.test", "8@b.test"]), 2);
+    let mut c = Envelope::new("t@y.test", rcpts(&["9@a.test", "8@b.test"]), 2);
+    c.recipients[1].status = crate::envelope::RcptStatus::Delivered {
+        reply: "250 ok".into(),
+        at: 3,
+    };
+    let (ka, kb, kc) = (keys.of(&a), keys.of(&b), keys.of(&c));
+    assert_eq!(ka.len(), 2, "one key per domain: {ka:?}");
+    assert!(Arc::ptr_eq(&ka, &kb), "same domains, one shared set");
+    assert_eq!(kc.len(), 1, "only open recipients count: {kc:?}");
+    assert_eq!(&*kc[0].domain, "a.test");
 }

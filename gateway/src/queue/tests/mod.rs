@@ -467,3 +467,45 @@ pub(super) fn log_to_stderr() {
         log::set_max_level(log::LevelFilter::Debug);
     }
 }
+
+#[tokio::test]
+async fn pages_and_batches_read_what_is_queued_in_id_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _) = Queue::open(&dir.path().join("queue.redb"), &config()).expect("open");
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let env = queue
+            .enqueue(envelope(&format!("{n}@example.com")), body(n, 10))
+            .await
+            .expect("enqueue");
+        ids.push(env.id);
+    }
+    queue
+        .apply(vec![Change::Delete(ids[2])])
+        .await
+        .expect("delete");
+    let first = queue.page(None, 2).await.expect("page");
+    let got: Vec<QueueId> = first.iter().map(|e| e.id).collect();
+    assert_eq!(got, [ids[0], ids[1]]);
+    let second = queue.page(Some(ids[1]), 2).await.expect("page");
+    let got: Vec<QueueId> = second.iter().map(|e| e.id).collect();
+    assert_eq!(
+        got,
+        [ids[3], ids[4]],
+        "the deleted one is skipped, not a hole"
+    );
+    assert!(queue.page(Some(ids[4]), 2).await.expect("page").is_empty());
+    // The scheduler's batch read: every id answered, a deleted one as None.
+    let read = queue
+        .envelopes(vec![ids[4], ids[2], ids[0]])
+        .await
+        .expect("read");
+    let found: Vec<(QueueId, bool)> = read.iter().map(|(id, e)| (*id, e.is_some())).collect();
+    assert_eq!(found, [(ids[4], true), (ids[2], false), (ids[0], true)]);
+    let address = |e: &Envelope| e.recipients[0].address.clone();
+    assert_eq!(
+        read[0].1.as_ref().map(address).as_deref(),
+        Some("4@example.com")
+    );
+    queue.close().await;
+}

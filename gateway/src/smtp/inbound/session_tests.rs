@@ -41,7 +41,7 @@ async fn bench(extra: &str) -> Bench {
     let deliveries = crate::delivery::start(
         config.clone(),
         queue.clone(),
-        resumed,
+        crate::delivery::Backlog::of(&config, resumed),
         budget,
         &events,
         shutdown.child_token(),
