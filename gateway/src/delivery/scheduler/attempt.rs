@@ -74,7 +74,8 @@ impl Scheduler {
         let Some(entry) = self.messages.get_mut(&id) else {
             return;
         };
-        entry.state = State::Attempt(Box::new(attempt));
+        entry.state = State::Attempt;
+        self.attempts.insert(id, attempt);
         if finished_now {
             self.settle(id);
         }
@@ -112,7 +113,8 @@ impl Scheduler {
         let Some(entry) = self.messages.get_mut(&report.id) else {
             return; // forgotten meanwhile
         };
-        let State::Attempt(attempt) = &mut entry.state else {
+        let (State::Attempt, Some(attempt)) = (&entry.state, self.attempts.get_mut(&report.id))
+        else {
             return;
         };
         attempt.jobs = attempt.jobs.saturating_sub(1);

@@ -2,7 +2,7 @@
 //! attempt, a delay notice) and written back in one commit, plus envelope-only writes for
 //! hold and release.
 
-use super::{Event, Scheduler, State};
+use super::{Event, Scheduler, State, secs};
 use crate::delivery::record::Write;
 use crate::delivery::settle;
 use crate::envelope::{Envelope, Hold, QueueId};
@@ -19,7 +19,7 @@ impl Scheduler {
         let Some(entry) = self.messages.get_mut(&id) else {
             return;
         };
-        let State::Attempt(attempt) = std::mem::replace(
+        let State::Attempt = std::mem::replace(
             &mut entry.state,
             State::Writing {
                 next: 0,
@@ -29,7 +29,9 @@ impl Scheduler {
         ) else {
             return;
         };
-        let mut attempt = *attempt;
+        let Some(mut attempt) = self.attempts.remove(&id) else {
+            return;
+        };
         let Some(msg) = msg else {
             // Not possible: an attempt keeps its envelope until here. Read it again.
             log::error!("{id}: attempt ended without its envelope; tried again");
@@ -61,14 +63,14 @@ impl Scheduler {
             // during the attempt, which its write was to carry).
             if entry.held {
                 entry.state = State::Writing {
-                    next: env.next_attempt,
+                    next: secs(env.next_attempt),
                     due_now: false,
                     rewrite: false,
                 };
                 self.write(id, env);
                 return;
             }
-            let due = env.next_attempt;
+            let due = secs(env.next_attempt);
             entry.state = State::Waiting(due);
             self.due.insert((due, id));
             return;
@@ -98,7 +100,7 @@ impl Scheduler {
         // Held for expiry (`flow.expired = "hold"`) by the settlement itself.
         entry.held = env.held;
         entry.state = State::Writing {
-            next: env.next_attempt,
+            next: secs(env.next_attempt),
             due_now: attempt.retry_now,
             rewrite: false,
         };

@@ -2,10 +2,10 @@
 //! interned routing keys that stand for a message's recipients while its envelope is not
 //! in memory.
 
-use super::{Scheduler, State};
+use super::{Scheduler, Secs, State, secs};
 use crate::envelope::{Envelope, QueueId};
 use crate::routing::{Destination, Routes};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Where one open recipient goes: its domain and its stored route.
@@ -16,12 +16,12 @@ pub(super) struct RouteKey {
 }
 
 /// The distinct routing keys of a message's open recipients, shared by every message that
-/// goes to the same places (interned).
-pub(super) type Keys = Arc<[RouteKey]>;
+/// goes to the same places (interned; one pointer per message).
+pub(super) type Keys = Arc<Vec<RouteKey>>;
 
 #[derive(Default)]
 pub(super) struct Interner {
-    sets: HashSet<Keys>,
+    sets: HashMap<Vec<RouteKey>, Keys>,
     /// Size after the last prune; the next prune waits until the set has doubled.
     pruned_at: usize,
 }
@@ -42,8 +42,8 @@ impl Interner {
         match self.sets.get(keys.as_slice()) {
             Some(shared) => shared.clone(),
             None => {
-                let shared: Keys = keys.into();
-                self.sets.insert(shared.clone());
+                let shared = Arc::new(keys.clone());
+                self.sets.insert(keys, shared.clone());
                 shared
             }
         }
@@ -54,7 +54,7 @@ impl Interner {
         if self.sets.len() < 1024 || self.sets.len() < 2 * self.pruned_at {
             return;
         }
-        self.sets.retain(|set| Arc::strong_count(set) > 1);
+        self.sets.retain(|_, set| Arc::strong_count(set) > 1);
         self.pruned_at = self.sets.len();
     }
 }
@@ -67,11 +67,15 @@ impl Scheduler {
         match &mut entry.state {
             State::Waiting(due) => {
                 self.due.remove(&(*due, id));
-                *due = now;
-                self.due.insert((now, id));
+                *due = secs(now);
+                self.due.insert((secs(now), id));
             }
             State::Held | State::Loading => {}
-            State::Attempt(attempt) => attempt.retry_now = true,
+            State::Attempt => {
+                if let Some(attempt) = self.attempts.get_mut(&id) {
+                    attempt.retry_now = true;
+                }
+            }
             State::Writing { due_now, .. } => *due_now = true,
         }
     }
@@ -79,6 +83,7 @@ impl Scheduler {
     pub(super) fn forget(&mut self, id: QueueId) {
         self.drained(id);
         self.loaded.remove(&id);
+        self.attempts.remove(&id);
         if let Some(entry) = self.messages.remove(&id) {
             if let State::Waiting(due) = entry.state {
                 self.due.remove(&(due, id));
@@ -92,14 +97,14 @@ impl Scheduler {
         dests_of_keys(&mut self.routes, keys)
     }
 
-    pub(super) fn index(&mut self, id: QueueId, received: u64, keys: &Keys) {
+    pub(super) fn index(&mut self, id: QueueId, received: Secs, keys: &Keys) {
         for dest in self.dests(keys) {
             self.health.track(&dest);
             self.by_dest.entry(dest).or_default().insert((received, id));
         }
     }
 
-    fn unindex(&mut self, id: QueueId, received: u64, keys: &Keys) {
+    fn unindex(&mut self, id: QueueId, received: Secs, keys: &Keys) {
         for dest in self.dests(keys) {
             if let Some(ids) = self.by_dest.get_mut(&dest) {
                 ids.remove(&(received, id));
@@ -133,11 +138,10 @@ impl Scheduler {
     /// the routes).
     pub(super) fn rebuild_index(&mut self) {
         self.by_dest.clear();
-        let mut memo: std::collections::HashMap<*const RouteKey, Vec<Arc<Destination>>> =
-            Default::default();
+        let mut memo: HashMap<*const Vec<RouteKey>, Vec<Arc<Destination>>> = HashMap::new();
         for (&id, entry) in &self.messages {
             let dests = memo
-                .entry(entry.keys.as_ptr())
+                .entry(Arc::as_ptr(&entry.keys))
                 .or_insert_with(|| dests_of_keys(&mut self.routes, &entry.keys));
             for dest in dests.iter() {
                 let key = (entry.received, id);

@@ -69,12 +69,14 @@ pub struct Scheduler {
     loading: usize,
     keys: Interner,
     /// Waiting messages by (due unix seconds, id).
-    due: BTreeSet<(u64, QueueId)>,
+    due: BTreeSet<(Secs, QueueId)>,
+    /// Attempts in progress (their messages are in [`State::Attempt`]).
+    attempts: HashMap<QueueId, Attempt>,
     dests: HashMap<Arc<Destination>, Arc<DestQueue>>,
     down: HashMap<Arc<Destination>, Down>,
     /// Messages with open recipients per destination, as (received, id): oldest first, for
     /// recovery, probes and the queue gauges ([`Self::depths`]) without reading envelopes.
-    by_dest: HashMap<Arc<Destination>, BTreeSet<(u64, QueueId)>>,
+    by_dest: HashMap<Arc<Destination>, BTreeSet<(Secs, QueueId)>>,
     jobs_in_flight: usize,
     /// How long a failing destination is held before it is tried again.
     hold: Duration,
@@ -90,9 +92,16 @@ pub struct Scheduler {
     next_down_check: Instant,
 }
 
-/// One queued message as the scheduler keeps it: 48 bytes, whatever its envelope holds.
+/// Unix seconds as the scheduler keeps them: 4 bytes (good until 2106).
+type Secs = u32;
+
+fn secs(unix: u64) -> Secs {
+    Secs::try_from(unix).unwrap_or(Secs::MAX)
+}
+
+/// One queued message as the scheduler keeps it: 24 bytes, whatever its envelope holds.
 struct Entry {
-    received: u64,
+    received: Secs,
     state: State,
     /// `Envelope::held`, and whether for a body that failed its checksum (released only by
     /// its id, after the body is read again).
@@ -104,16 +113,17 @@ struct Entry {
 
 enum State {
     /// In `due` at this time.
-    Waiting(u64),
+    Waiting(Secs),
     /// Held: not in `due`, never dispatched until released.
     Held,
     /// Its envelope is being read for an attempt.
     Loading,
-    Attempt(Box<Attempt>),
+    /// In `attempts`.
+    Attempt,
     /// A write is in flight; then it waits until `next` (`due_now`: dispatch as soon as it
     /// is applied); `rewrite`: the hold changed meanwhile and must be written again.
     Writing {
-        next: u64,
+        next: Secs,
         due_now: bool,
         rewrite: bool,
     },
@@ -160,7 +170,7 @@ impl Backlog {
     /// give, so shortening them (or fixing what made mail wait) takes effect on restart.
     pub fn push(&mut self, env: Envelope) {
         let wait = schedule::next_attempt(self.now, env.attempts, &self.config.queue);
-        let due = env.next_attempt.min(wait);
+        let due = secs(env.next_attempt.min(wait));
         let state = match env.held {
             true => State::Held,
             false => State::Waiting(due),
@@ -189,7 +199,7 @@ impl Backlog {
 impl Entry {
     fn new(env: &Envelope, state: State, keys: &mut Interner) -> Entry {
         Entry {
-            received: env.received,
+            received: secs(env.received),
             state,
             held: env.held,
             corrupt: matches!(env.hold, Some(crate::envelope::Hold::Corrupt { .. })),
@@ -226,6 +236,7 @@ impl Scheduler {
             loading: 0,
             keys: Interner::default(),
             due: BTreeSet::new(),
+            attempts: HashMap::new(),
             dests: HashMap::new(),
             down: HashMap::new(),
             by_dest: HashMap::new(),
@@ -259,7 +270,7 @@ impl Scheduler {
             return;
         }
         let id = env.id;
-        let due = env.next_attempt;
+        let due = secs(env.next_attempt);
         let state = if env.held {
             log::info!("{id} is held; it waits for `edgemx queue release`");
             State::Held
@@ -270,7 +281,7 @@ impl Scheduler {
         let entry = Entry::new(&env, state, &mut self.keys);
         self.index(id, entry.received, &entry.keys.clone());
         self.messages.insert(id, entry);
-        if !env.held && due <= unix_now() && self.active() < MAX_ACTIVE {
+        if !env.held && env.next_attempt <= unix_now() && self.active() < MAX_ACTIVE {
             self.loaded.insert(id, Arc::new(Message::new(env)));
         }
     }
@@ -325,7 +336,7 @@ impl Scheduler {
         let stalled = self.queue.failing().is_some();
         let mut to_read = Vec::new();
         while let Some(&(due, id)) = self.due.first() {
-            if due > now || stalled || self.active() + to_read.len() >= MAX_ACTIVE {
+            if u64::from(due) > now || stalled || self.active() + to_read.len() >= MAX_ACTIVE {
                 break;
             }
             self.due.pop_first();
@@ -343,7 +354,8 @@ impl Scheduler {
             false if full => Instant::now() + Duration::from_secs(60),
             true => Instant::now() + Duration::from_secs(1),
             false => {
-                let wait_ms = due.saturating_mul(1000).saturating_sub(unix_now_ms());
+                let wait_ms = u64::from(due) * 1000;
+                let wait_ms = wait_ms.saturating_sub(unix_now_ms());
                 Instant::now() + Duration::from_millis(wait_ms)
             }
         });
@@ -433,7 +445,7 @@ impl Scheduler {
                     env.hold_for(crate::envelope::Hold::Operator);
                 }
                 entry.state = State::Writing {
-                    next: env.next_attempt,
+                    next: secs(env.next_attempt),
                     due_now: false,
                     rewrite: false,
                 };
@@ -453,8 +465,8 @@ impl Scheduler {
         if let Some(entry) = self.messages.get_mut(&id)
             && matches!(entry.state, State::Loading)
         {
-            entry.state = State::Waiting(due);
-            self.due.insert((due, id));
+            entry.state = State::Waiting(secs(due));
+            self.due.insert((secs(due), id));
         }
     }
 }
@@ -462,7 +474,7 @@ impl Scheduler {
 /// Destination (as its metric label) → (messages, age of the oldest in seconds).
 pub type Depths = std::collections::BTreeMap<String, (u64, u64)>;
 
-fn depths(by_dest: &HashMap<Arc<Destination>, BTreeSet<(u64, QueueId)>>, now: u64) -> Depths {
+fn depths(by_dest: &HashMap<Arc<Destination>, BTreeSet<(Secs, QueueId)>>, now: u64) -> Depths {
     let mut out = Depths::new();
     for (dest, ids) in by_dest {
         let Some(&(oldest, _)) = ids.first() else {
@@ -470,7 +482,7 @@ fn depths(by_dest: &HashMap<Arc<Destination>, BTreeSet<(u64, QueueId)>>, now: u6
         };
         let entry = out.entry(dest.to_string()).or_insert((0, 0));
         entry.0 += ids.len() as u64;
-        entry.1 = entry.1.max(now.saturating_sub(oldest));
+        entry.1 = entry.1.max(now.saturating_sub(u64::from(oldest)));
     }
     out
 }

@@ -91,7 +91,7 @@ impl Scheduler {
                     self.write_hold(id);
                 }
                 // The read's or the attempt's own write carries the flag.
-                State::Held | State::Loading | State::Attempt(_) => {}
+                State::Held | State::Loading | State::Attempt => {}
                 State::Writing { rewrite, .. } => *rewrite = true,
             }
         }
@@ -127,7 +127,11 @@ impl Scheduler {
                     self.write_hold(id);
                 }
                 State::Waiting(_) | State::Loading => {}
-                State::Attempt(attempt) => attempt.retry_now = true,
+                State::Attempt => {
+                    if let Some(attempt) = self.attempts.get_mut(&id) {
+                        attempt.retry_now = true;
+                    }
+                }
                 State::Writing {
                     due_now, rewrite, ..
                 } => {

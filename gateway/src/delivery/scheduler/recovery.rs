@@ -194,7 +194,7 @@ impl Scheduler {
             let waiting = self.by_dest.get(&dest).and_then(|ids| {
                 ids.iter()
                     .filter_map(|(_, id)| match self.messages.get(id).map(|e| &e.state) {
-                        Some(State::Waiting(due)) if *due > unix => Some((*due, *id)),
+                        Some(State::Waiting(due)) if u64::from(*due) > unix => Some((*due, *id)),
                         _ => None,
                     })
                     .min()
