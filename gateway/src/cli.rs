@@ -137,6 +137,8 @@ enum QueueAction {
     Flush(Which),
     /// Up/down state of every watched next hop.
     Health,
+    /// Shrink the queue file to what the queued mail needs (new mail waits meanwhile).
+    Compact,
 }
 
 /// One message, the messages for a domain, or all of them.
@@ -321,6 +323,7 @@ fn queue(action: QueueAction, path: &Path) -> ExitCode {
             target: which.target(),
         },
         QueueAction::Health => Request::Health,
+        QueueAction::Compact => Request::Compact,
     };
     let answer = ControlClient::connect(&config.control_socket()).and_then(|mut c| {
         use crate::control::{format_entries, format_health, format_show};

@@ -49,6 +49,8 @@ pub enum Request {
     },
     /// The up/down state of every watched next hop.
     Health,
+    /// Shrinks the queue file (see [`crate::queue::Queue::compact`]).
+    Compact,
     /// The mail-flow probes' state ([`crate::probe::Status`] per target).
     Probes,
 }

@@ -211,6 +211,15 @@ async fn execute(
                 .and_then(|n| counted(n, "scheduled for delivery now", &target))
         }
         Request::Health => Ok(deliveries.health().into()),
+        Request::Compact => match queue.compact().await {
+            Ok((before, after)) => Ok(Done(format!(
+                "queue file compacted from {} to {} MiB",
+                before.div_ceil(1 << 20),
+                after.div_ceil(1 << 20)
+            ))
+            .into()),
+            Err(e) => Err(e.to_string()),
+        },
         Request::Probes => Ok(probes.status().into()),
     };
     match result {

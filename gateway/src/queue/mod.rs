@@ -17,8 +17,8 @@
 //! | `schedule.rs` | retry times with jitter, expiry |
 //! | `dsn.rs` | RFC 3464 delivery status notifications |
 //!
-//! Not handled here: the file never shrinks (redb `compact` needs an idle writer and is not
-//! run yet). A full disk is kept away by the free-space reserve; when it happens anyway
+//! The file shrinks by itself only when its tail is free; `Queue::compact` (`edgemx queue
+//! compact`, run by the writer thread between commits) moves live pages to the front. A full disk is kept away by the free-space reserve; when it happens anyway
 //! (another process filled it, `min_free_space = 0`), even deleting may fail (redb copies
 //! pages on write): the writer keeps such changes and commits them again until there is
 //! room, and admits nothing new meanwhile (see `writer.rs`).
@@ -258,6 +258,15 @@ impl Queue {
     /// One envelope as stored.
     pub async fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
         self.blocking(move |store| store.envelope(id)).await
+    }
+
+    /// Shrinks the file to what the queued messages need (redb keeps a file at its peak
+    /// size while anything is queued near its end). New mail waits for its commit while
+    /// this runs; returns the file size before and after.
+    pub async fn compact(&self) -> Result<(u64, u64), QueueError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Compact { reply })?;
+        answer.await.map_err(|_| QueueError::Closed)?
     }
 
     /// Up to `limit` envelopes with ids above `after`, oldest first: a page of a listing.

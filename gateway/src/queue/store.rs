@@ -315,6 +315,22 @@ impl Store {
         txn.commit().map_err(text)
     }
 
+    /// Moves the live pages to the front of the file and truncates it; returns the file
+    /// size before and after. Reads and writes wait meanwhile (it holds the handle alone).
+    pub fn compact(&self) -> Result<(u64, u64), QueueError> {
+        let size = || std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let before = size();
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let db = slot.as_mut().ok_or_else(|| QueueError::Io(unavailable()))?;
+        catch_unwind(AssertUnwindSafe(|| -> Result<(), QueueError> {
+            while db.compact().map_err(fail)? {}
+            Ok(())
+        }))
+        .unwrap_or_else(|_| Err(QueueError::Io("redb panicked while compacting".into())))?;
+        drop(slot);
+        Ok((before, size()))
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Database) -> Result<T, QueueError>) -> Result<T, QueueError> {
         let guard = self.handle();
         let db = guard

@@ -33,6 +33,10 @@ pub(super) enum Request {
     Close {
         reply: oneshot::Sender<()>,
     },
+    /// Compact the file after this batch's commit: (size before, size after).
+    Compact {
+        reply: oneshot::Sender<Result<(u64, u64), QueueError>>,
+    },
 }
 
 impl Request {
@@ -136,6 +140,7 @@ impl Writer {
     /// Commits one batch and answers it; returns the close request if one was in it.
     fn process(&mut self, batch: &mut Vec<Request>) -> Option<oneshot::Sender<()>> {
         let mut closing = None;
+        let mut compact = Vec::new();
         let mut accepted = Vec::with_capacity(batch.len());
         let mut admission = self.limits.batch(&self.counters);
         for request in batch.drain(..) {
@@ -186,6 +191,7 @@ impl Writer {
                     });
                 }
                 Request::Close { reply } => closing = Some(reply),
+                Request::Compact { reply } => compact.push(reply),
             }
         }
         // Changes whose commit failed go first, in their original order.
@@ -198,6 +204,19 @@ impl Writer {
         } else if !accepted.is_empty() {
             accepted.shrink_to_fit();
             self.commit(accepted);
+        }
+        for reply in compact {
+            let started = std::time::Instant::now();
+            let result = self.store.compact();
+            if let Ok((before, after)) = &result {
+                log::info!(
+                    "queue: compacted {} MiB to {} MiB in {:.1}s",
+                    before >> 20,
+                    after >> 20,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            let _ = reply.send(result);
         }
         closing
     }

@@ -509,3 +509,34 @@ async fn pages_and_batches_read_what_is_queued_in_id_order() {
     );
     queue.close().await;
 }
+
+#[tokio::test]
+async fn compact_gives_back_the_space_of_drained_mail_and_keeps_what_is_queued() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queue.redb");
+    let (queue, _) = Queue::open(&path, &config()).expect("open");
+    let mut ids = Vec::new();
+    for n in 0..400 {
+        let env = queue
+            .enqueue(envelope(&format!("{n}@example.com")), body(n, 64 << 10))
+            .await
+            .expect("enqueue");
+        ids.push(env.id);
+    }
+    // Everything but the newest goes: its pages near the end keep the file at its peak.
+    let kept = *ids.last().unwrap();
+    let drained = ids[..ids.len() - 1].iter().map(|&id| Change::Delete(id));
+    queue.apply(drained.collect()).await.expect("delete");
+    let (before, after) = queue.compact().await.expect("compact");
+    assert!(before > 20 << 20, "400 × 64 KiB grew the file: {before}");
+    assert!(after < before / 4, "compacted {before} → {after}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), after);
+    let body_kept = queue.body(kept).await.expect("read").expect("still queued");
+    assert_eq!(*body_kept, body(399, 64 << 10));
+    // The queue still takes mail after a compaction.
+    queue
+        .enqueue(envelope("after@example.com"), body(1, 100))
+        .await
+        .expect("enqueue after compact");
+    queue.close().await;
+}
