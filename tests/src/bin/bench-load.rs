@@ -8,8 +8,9 @@
 //!     counting from FIRST (checked by `bench-tls sink`). SOURCE is `size:BYTES` (a
 //!     generated message of about BYTES) or a directory whose files are whole messages
 //!     (e.g. pre-signed with DKIM): message number i sends file i mod count, byte for byte
-//!     (bare LF becomes CRLF; X-Bench-Seq goes first, outside any signature). Every
-//!     message's accept latency is timed: from the write of the final "." to its 250.
+//!     (bare LF becomes CRLF; X-Bench-Seq goes first, outside any signature), and "{n}"
+//!     in FROM becomes that file's number (one sender domain per file). Every message's
+//!     accept latency is timed: from the write of the final "." to its 250.
 //! bench-load hold ADDR SESSIONS STATE BODY PID HELO FROM RCPT
 //!     Memory per session: reads PID's VmRSS and Pss, opens SESSIONS connections that stay
 //!     idle after EHLO (STATE idle) or that sent MAIL, RCPT, DATA and BODY bytes of a body
@@ -186,17 +187,19 @@ async fn sender(
     }
     c.send(format!("EHLO {}\r\n", d.helo).as_bytes()).await;
     expect(&mut c, 250, "EHLO").await?;
-    let envelope = format!("MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\nDATA\r\n", d.from, d.rcpt);
     loop {
         let seq = next.fetch_add(1, Ordering::Relaxed);
         if seq >= end {
             break;
         }
+        let n = ((seq - first) % bodies.len() as u64) as usize;
+        let from = d.from.replace("{n}", &n.to_string());
+        let envelope = format!("MAIL FROM:<{from}>\r\nRCPT TO:<{}>\r\nDATA\r\n", d.rcpt);
         c.send(envelope.as_bytes()).await;
         expect(&mut c, 250, "MAIL").await?;
         expect(&mut c, 250, "RCPT").await?;
         expect(&mut c, 354, "DATA").await?;
-        let body = &bodies[((seq - first) % bodies.len() as u64) as usize];
+        let body = &bodies[n];
         c.send(format!("X-Bench-Seq: {seq}\r\n").as_bytes()).await;
         c.send(body).await;
         let t = Instant::now();
