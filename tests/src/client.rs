@@ -51,7 +51,9 @@ impl SmtpClient {
         Self::connected(socket.connect(addr).await?).await
     }
 
-    async fn connected(stream: TcpStream) -> std::io::Result<SmtpClient> {
+    /// Over a stream the caller connected (e.g. with `set_nodelay(true)`, as load clients
+    /// that time replies need: Nagle would hold a lone "." for the peer's delayed ACK).
+    pub async fn connected(stream: TcpStream) -> std::io::Result<SmtpClient> {
         let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
         let banner = read_reply(&mut io).await?;
         Ok(SmtpClient { io, banner })
