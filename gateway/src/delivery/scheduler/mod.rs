@@ -263,17 +263,25 @@ impl Scheduler {
         self.rebuild_index();
     }
 
-    /// A message to deliver: new or re-queued. Known ids are ignored. Its envelope stays in
-    /// memory when it goes out at once (no second read), else it is read again when due.
+    /// A message to deliver: new or re-queued. Known ids are ignored. When it can go at
+    /// once it is dispatched here with the envelope in hand (no second read); otherwise it
+    /// waits in `due` and its envelope is read again then. So an envelope in `loaded` always
+    /// belongs to an attempt: none waits there holding a slot of the active set.
     pub fn add(&mut self, env: Envelope) {
         if self.messages.contains_key(&env.id) {
             return;
         }
         let id = env.id;
         let due = secs(env.next_attempt);
+        let go = !env.held
+            && env.next_attempt <= unix_now()
+            && self.active() < MAX_ACTIVE
+            && self.queue.failing().is_none();
         let state = if env.held {
             log::info!("{id} is held; it waits for `edgemx queue release`");
             State::Held
+        } else if go {
+            State::Loading // until `dispatch` just below
         } else {
             self.due.insert((due, id));
             State::Waiting(due)
@@ -281,8 +289,9 @@ impl Scheduler {
         let entry = Entry::new(&env, state, &mut self.keys);
         self.index(id, entry.received, &entry.keys.clone());
         self.messages.insert(id, entry);
-        if !env.held && env.next_attempt <= unix_now() && self.active() < MAX_ACTIVE {
+        if go {
             self.loaded.insert(id, Arc::new(Message::new(env)));
+            self.dispatch(id);
         }
     }
 
@@ -336,11 +345,16 @@ impl Scheduler {
         let stalled = self.queue.failing().is_some();
         let mut to_read = Vec::new();
         while let Some(&(due, id)) = self.due.first() {
-            if u64::from(due) > now || stalled || self.active() + to_read.len() >= MAX_ACTIVE {
+            if u64::from(due) > now || stalled {
+                break;
+            }
+            // An envelope already in memory costs no slot; one to read waits for a slot.
+            let in_memory = self.loaded.contains_key(&id);
+            if !in_memory && self.active() + to_read.len() >= MAX_ACTIVE {
                 break;
             }
             self.due.pop_first();
-            match self.loaded.contains_key(&id) {
+            match in_memory {
                 true => self.dispatch(id),
                 false => to_read.push(id),
             }
