@@ -115,6 +115,31 @@ async fn too_many_commands_close_the_session_with_421() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_limit_counts_from_the_last_queued_message_not_from_the_connection() {
+    // An MTA reusing one connection for many messages must not be cut off by a limit meant
+    // for clients that talk without sending mail (issue 16's benchmarks: ~330 messages).
+    let backend = FakeBackend::start().await;
+    let gw = Gateway::start(backend.addr(), "[limits]\nmax_commands = 10\n").await;
+    let mut c = SmtpClient::connect(gw.addr).await.unwrap();
+    c.expect("EHLO client.test", "250").await;
+    for n in 0..5 {
+        c.expect("MAIL FROM:<a@sender.test>", "250").await;
+        c.expect("RCPT TO:<u@example.com>", "250").await;
+        let body = format!("Subject: {n}\r\n\r\nhi\r\n");
+        assert!(c.data(&body).await.is("250 2.0.0"), "message {n}");
+    }
+    // 21 commands so far and still open; ten without a message still end it.
+    for _ in 0..9 {
+        c.expect("NOOP", "250").await;
+    }
+    c.send(b"NOOP\r\n").await;
+    assert!(c.reply().await.is("250"));
+    assert!(c.reply().await.is("421"));
+    assert!(c.closed().await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_client_is_disconnected_after_the_command_timeout() {
     let backend = FakeBackend::start().await;
     let gw = Gateway::start(backend.addr(), "[limits]\ncommand_timeout = \"300ms\"\n").await;

@@ -399,7 +399,11 @@ impl Keys for Limits {
         key("max_line_length", Kind::Int, "longest command line"),
         key("max_recipients", Kind::Int, "recipients per message"),
         key("max_errors", Kind::Int, "failed commands before 421"),
-        key("max_commands", Kind::Int, "commands per session"),
+        key(
+            "max_commands",
+            Kind::Int,
+            "commands in a session without a message queued",
+        ),
         key(
             "max_messages_per_session",
             Kind::Int,

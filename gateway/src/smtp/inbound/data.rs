@@ -184,6 +184,7 @@ impl Session {
         match self.ctx.queue.enqueue(envelope, body).await {
             Ok(stored) => {
                 self.messages += 1;
+                self.idle_commands = 0;
                 self.ctx.events.publish(&Event::Accepted);
                 // One line with everything message tracking searches by (`track`).
                 log::info!(

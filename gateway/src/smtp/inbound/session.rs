@@ -34,6 +34,10 @@ pub struct Session {
     pub tls: Option<String>,
     errors: u32,
     commands: u32,
+    /// Commands since the last message was queued: what `limits.max_commands` bounds, so
+    /// an MTA sending hundreds of messages on one connection is not cut off (the number of
+    /// messages has its own limit, `max_messages_per_session`).
+    pub idle_commands: u32,
     pub messages: u32,
 }
 
@@ -91,6 +95,7 @@ impl Session {
             tls: None,
             errors: 0,
             commands: 0,
+            idle_commands: 0,
             messages: 0,
         }
     }
@@ -144,6 +149,7 @@ impl Session {
             };
             pace = None;
             self.commands += 1;
+            self.idle_commands += 1;
             let flow = match line {
                 Line::Complete(bytes) => self.dispatch(&bytes).await,
                 Line::BareLf => self.refuse(Reply::syntax_error("bare LF in command; use CRLF")),
@@ -156,7 +162,7 @@ impl Session {
                 self.conn.last_words(&Reply::too_many_errors()).await;
                 return "too many errors";
             }
-            if self.commands >= limits.max_commands {
+            if self.idle_commands >= limits.max_commands {
                 self.conn.last_words(&Reply::too_many_commands()).await;
                 return "too many commands";
             }
