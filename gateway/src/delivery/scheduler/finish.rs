@@ -62,12 +62,7 @@ impl Scheduler {
             // Abandoned at shutdown: nothing changed, nothing to write (but a hold placed
             // during the attempt, which its write was to carry).
             if entry.held {
-                entry.state = State::Writing {
-                    next: secs(env.next_attempt),
-                    due_now: false,
-                    rewrite: false,
-                };
-                self.write(id, env);
+                self.write_held(id, env);
                 return;
             }
             let due = secs(env.next_attempt);
@@ -122,10 +117,17 @@ impl Scheduler {
         self.ctx.tracker.spawn(write.run(env, failed, change, now));
     }
 
-    /// Writes `env` as it is (a hold placed while it was read or in an attempt); the entry
-    /// must be in `Writing` so no other write for it runs meanwhile.
-    pub(super) fn write(&mut self, id: QueueId, env: Envelope) {
+    /// Writes `env` as it is, carrying a hold placed while it was read or in an attempt;
+    /// the entry is `Writing` meanwhile so no other write for it runs.
+    pub(super) fn write_held(&mut self, id: QueueId, env: Envelope) {
         debug_assert_eq!(env.id, id);
+        if let Some(entry) = self.messages.get_mut(&id) {
+            entry.state = State::Writing {
+                next: secs(env.next_attempt),
+                due_now: false,
+                rewrite: false,
+            };
+        }
         let change = Change::Update(env.clone());
         let run = self.plain_write().run(env, Vec::new(), change, unix_now());
         self.ctx.tracker.spawn(run);

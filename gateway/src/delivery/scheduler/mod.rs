@@ -458,12 +458,7 @@ impl Scheduler {
                 if !env.held {
                     env.hold_for(crate::envelope::Hold::Operator);
                 }
-                entry.state = State::Writing {
-                    next: secs(env.next_attempt),
-                    due_now: false,
-                    rewrite: false,
-                };
-                self.write(id, env);
+                self.write_held(id, env);
                 continue;
             }
             if stopping {
