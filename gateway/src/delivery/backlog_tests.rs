@@ -5,6 +5,7 @@
 use super::fake::{self, Script};
 use super::support::{config_text, stop};
 use super::*;
+use crate::envelope::Envelope;
 use crate::envelope::Recipient;
 use crate::queue::Change;
 use std::collections::BTreeSet;

@@ -4,6 +4,7 @@
 use super::fake::{self, Script};
 use super::support::config_text;
 use super::*;
+use crate::envelope::Envelope;
 use crate::envelope::Recipient;
 use std::collections::BTreeSet;
 use std::time::Instant;

@@ -5,6 +5,7 @@
 use super::fake::{self, Script};
 use super::support::{config_text, stop, until};
 use super::*;
+use crate::envelope::Envelope;
 use crate::envelope::{Hold, Recipient};
 use crate::queue::Change;
 

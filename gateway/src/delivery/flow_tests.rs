@@ -2,6 +2,7 @@
 
 use super::fake::{self, Script};
 use super::*;
+use crate::envelope::Envelope;
 use crate::envelope::{RcptStatus, Recipient};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

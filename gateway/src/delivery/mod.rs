@@ -77,8 +77,8 @@ pub use hops::Walker;
 
 use crate::config::Config;
 use crate::dns;
-use crate::envelope::{Envelope, QueueId};
-use crate::queue::Queue;
+use crate::envelope::QueueId;
+use crate::queue::{Queue, Stored};
 use health::{Health, HopHealth};
 pub use scheduler::{Backlog, Depths};
 use scheduler::{Event, Scheduler};
@@ -145,8 +145,9 @@ impl Target {
 }
 
 /// Starts the scheduler (must run inside a tokio runtime). `resumed` is what
-/// `Queue::open_each` read (see [`Backlog`]); new messages arrive through `queue.subscribe()`. Bodies read for
-/// delivery are held within `budget` (the gateway shares `limits.inflight_bytes` with the
+/// `Queue::open_each` read (see [`Backlog`]); new messages arrive through `queue.subscribe()`,
+/// small ones with their bodies (`queue::HotBody`: no read back for the first attempt). Bodies
+/// read for delivery are held within `budget` (the gateway shares `limits.inflight_bytes` with the
 /// inbound sessions). When `shutdown` fires no new transaction starts; those in flight get
 /// `limits.shutdown_timeout` to finish, then are abandoned (their recipients keep their
 /// stored state).
@@ -350,7 +351,7 @@ fn hold_period(config: &Config) -> Duration {
 async fn run(
     mut scheduler: Scheduler,
     resumed: Backlog,
-    mut new: Option<mpsc::UnboundedReceiver<Envelope>>,
+    mut new: Option<mpsc::UnboundedReceiver<Stored>>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
     shutdown: CancellationToken,
@@ -379,7 +380,7 @@ async fn run(
             _ = shutdown.cancelled() => break,
             Some(event) = events.recv() => scheduler.event(event),
             env = incoming => match env {
-                Some(env) => scheduler.add(env),
+                Some(stored) => scheduler.add(stored),
                 None => new = None,
             },
             Some(command) = commands.recv() => scheduler.command(command),

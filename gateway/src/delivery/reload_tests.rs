@@ -4,6 +4,7 @@
 use super::fake::{self, Script};
 use super::support::{config_text, stop, until};
 use super::*;
+use crate::envelope::Envelope;
 use crate::envelope::Recipient;
 
 /// Enqueues one message and waits until the queue is empty again (delivered).

@@ -5,6 +5,7 @@
 use super::fake::{self, Script};
 use super::support::{self, stop, until};
 use super::*;
+use crate::envelope::Envelope;
 use crate::envelope::Recipient;
 use crate::queue::tests::enospc::{Tmpfs, fill};
 

@@ -7,6 +7,7 @@ use super::scheduler::Event;
 use super::worker::{Ctx, Job, Message, Report, ReportKind};
 use super::*;
 use crate::config::{NextHop, TlsPolicy};
+use crate::envelope::Envelope;
 use crate::envelope::Recipient;
 use crate::routing::Destination;
 use std::net::SocketAddr;

@@ -12,7 +12,7 @@ use super::hops::Walker;
 use super::scheduler::Event;
 use super::settle::Outcome;
 use crate::envelope::{Envelope, QueueId};
-use crate::queue::{Queue, QueueError};
+use crate::queue::{HotBody, Queue, QueueError};
 use crate::routing::Destination;
 use crate::smtp::client::wire::Reply;
 use crate::smtp::client::{Dsn, Outgoing, RcptDsn, Session};
@@ -25,33 +25,30 @@ use tokio_util::task::TaskTracker;
 /// A message as seen by one attempt, shared by its jobs. Each job reads the body itself,
 /// within the byte budget, and drops it when its transaction ends: a body kept for a job
 /// still waiting in another destination's queue would hold budget that the worker ahead of
-/// that job may be waiting for (a deadlock). Most messages have one job.
+/// that job may be waiting for (a deadlock). Most messages have one job. The exception is
+/// fresh mail's body, handed over by the writer with its envelope (`queue::HotBody`): held
+/// outside the budget, in the hot pool's own bounded bytes, until the attempt ends.
 pub struct Message {
     pub env: Envelope,
-    /// Unit tests only: the body, as no queue is there to read it from.
-    preloaded: Option<Arc<Vec<u8>>>,
+    hot: Option<HotBody>,
 }
 
 impl Message {
-    pub fn new(env: Envelope) -> Message {
-        Message {
-            env,
-            preloaded: None,
-        }
+    pub fn new(env: Envelope, hot: Option<HotBody>) -> Message {
+        Message { env, hot }
     }
 
     #[cfg(test)]
     pub fn with_body(env: Envelope, body: Vec<u8>) -> Message {
-        Message {
-            env,
-            preloaded: Some(Arc::new(body)),
-        }
+        let hot = crate::queue::HotPool::new(usize::MAX).keep(body);
+        assert!(hot.is_some(), "a test body larger than queue::HOT_MAX");
+        Message { env, hot }
     }
 
     /// `Ok(None)`: the message is gone from the queue (deleted by the operator).
     async fn body(&self, queue: Option<&Queue>) -> Result<Option<Arc<Vec<u8>>>, QueueError> {
-        if let Some(body) = &self.preloaded {
-            return Ok(Some(body.clone()));
+        if let Some(hot) = &self.hot {
+            return Ok(Some(hot.bytes()));
         }
         let Some(queue) = queue else {
             return Ok(None);

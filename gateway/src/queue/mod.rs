@@ -25,12 +25,14 @@
 
 mod admission;
 pub mod dsn;
+mod hot;
 mod marker;
 pub mod schedule;
 mod store;
 mod writer;
 
 pub use crate::envelope::{Envelope, Hold, QueueId, RcptStatus, Recipient};
+pub use hot::{HotBody, HotPool, Stored};
 pub use store::StoreError;
 
 use crate::config;
@@ -109,7 +111,7 @@ struct Inner {
     store: Arc<Store>,
     counters: Arc<Counters>,
     limits: Limits,
-    subscriber: Mutex<Option<mpsc::UnboundedReceiver<Envelope>>>,
+    subscriber: Mutex<Option<mpsc::UnboundedReceiver<Stored>>>,
     closed: AtomicBool,
     next_id: Arc<AtomicU64>,
 }
@@ -149,6 +151,7 @@ impl Queue {
             max_batch: config.max_batch.max(1),
             next_id: next_id.clone(),
             notify,
+            hot: hot::HotPool::default(),
             retry: Vec::new(),
         };
         std::thread::Builder::new()
@@ -297,10 +300,10 @@ impl Queue {
         self.blocking(|store| store.list()).await
     }
 
-    /// Receives every message inserted after `open`, once its commit is durable. Only the
-    /// first call gets the receiver (the delivery scheduler). Until then notifications are
-    /// buffered.
-    pub fn subscribe(&self) -> Option<mpsc::UnboundedReceiver<Envelope>> {
+    /// Receives every message inserted after `open`, once its commit is durable, with its
+    /// body while the hot pool has room (`hot.rs`). Only the first call gets the receiver (the
+    /// delivery scheduler). Until then notifications are buffered.
+    pub fn subscribe(&self) -> Option<mpsc::UnboundedReceiver<Stored>> {
         self.inner
             .subscriber
             .lock()

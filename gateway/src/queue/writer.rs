@@ -11,6 +11,7 @@
 //! thread never panics on I/O: every failure becomes an answer or a retry.
 
 use super::admission::{Counters, Limits};
+use super::hot::{HotPool, Stored};
 use super::store::StoreError;
 use super::store::{Effect, Op, Store};
 use super::{Change, Envelope, QueueError, QueueId};
@@ -56,7 +57,9 @@ pub(super) struct Writer {
     pub max_batch: usize,
     /// Shared with [`super::Queue::reserve_id`]: the lowest id never handed out.
     pub next_id: Arc<AtomicU64>,
-    pub notify: mpsc::UnboundedSender<Envelope>,
+    pub notify: mpsc::UnboundedSender<Stored>,
+    /// Committed bodies handed to delivery with their envelopes, within its limit.
+    pub hot: HotPool,
     /// Changes to stored messages whose commit failed, tried again first.
     pub retry: Vec<Accepted>,
 }
@@ -318,7 +321,9 @@ impl Writer {
         for item in accepted {
             match item {
                 Accepted::Enqueue {
-                    envelope, reply, ..
+                    envelope,
+                    body,
+                    reply,
                 } => {
                     if effects.next() == Some(&Effect::Exists) {
                         let why = format!("queue id {} is already in use", envelope.id);
@@ -326,7 +331,7 @@ impl Writer {
                         let _ = reply.send(Err(QueueError::Io(why)));
                         continue;
                     }
-                    let _ = self.notify.send(envelope.clone());
+                    self.announce(envelope.clone(), body);
                     let _ = reply.send(Ok(envelope));
                 }
                 Accepted::Apply {
@@ -336,16 +341,22 @@ impl Writer {
                 } => {
                     for change in changes {
                         let effect = effects.next();
-                        if let Change::Insert { envelope, .. } = change
+                        if let Change::Insert { envelope, body } = change
                             && effect == Some(&Effect::Inserted)
                         {
-                            let _ = self.notify.send(envelope);
+                            self.announce(envelope, body);
                         }
                     }
                     let _ = reply.send(Ok(ids));
                 }
             }
         }
+    }
+
+    /// Tells delivery about a committed message, with its body while the hot pool has room.
+    fn announce(&self, envelope: Envelope, body: Vec<u8>) {
+        let body = self.hot.keep(body);
+        let _ = self.notify.send(Stored { envelope, body });
     }
 
     /// Reopens the store after a failed commit. When the failure came after the commit
@@ -368,7 +379,10 @@ impl Writer {
                 self.counters
                     .bytes
                     .fetch_add(stored.size, Ordering::Relaxed);
-                let _ = self.notify.send(stored);
+                let _ = self.notify.send(Stored {
+                    envelope: stored,
+                    body: None,
+                });
             }
         }
     }

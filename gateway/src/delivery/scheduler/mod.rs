@@ -22,7 +22,7 @@ use super::settle::Outcome;
 use super::worker::{Ctx, Message, Report, ReportKind};
 use crate::config::Config;
 use crate::envelope::{Envelope, QueueId, Recipient};
-use crate::queue::{Queue, schedule};
+use crate::queue::{Queue, Stored, schedule};
 use crate::routing::{Destination, Routes};
 use crate::smtp::client::wire::Reply;
 use crate::time::unix_now;
@@ -267,7 +267,11 @@ impl Scheduler {
     /// once it is dispatched here with the envelope in hand (no second read); otherwise it
     /// waits in `due` and its envelope is read again then. So an envelope in `loaded` always
     /// belongs to an attempt: none waits there holding a slot of the active set.
-    pub fn add(&mut self, env: Envelope) {
+    pub fn add(&mut self, stored: Stored) {
+        let Stored {
+            envelope: env,
+            body,
+        } = stored;
         if self.messages.contains_key(&env.id) {
             return;
         }
@@ -290,7 +294,7 @@ impl Scheduler {
         self.index(id, entry.received, &entry.keys.clone());
         self.messages.insert(id, entry);
         if go {
-            self.loaded.insert(id, Arc::new(Message::new(env)));
+            self.loaded.insert(id, Arc::new(Message::new(env, body)));
             self.dispatch(id);
         }
     }
@@ -465,7 +469,7 @@ impl Scheduler {
                 self.wait_again(id, env.next_attempt);
                 continue;
             }
-            self.loaded.insert(id, Arc::new(Message::new(env)));
+            self.loaded.insert(id, Arc::new(Message::new(env, None)));
             self.dispatch(id);
         }
     }

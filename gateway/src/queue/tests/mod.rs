@@ -315,12 +315,15 @@ async fn subscriber_receives_inserts_after_they_are_durable() {
         }])
         .await
         .expect("apply");
-    assert_eq!(
-        updates.recv().await,
-        Some(first),
-        "buffered until subscribed"
-    );
-    assert_eq!(updates.recv().await.map(|e| e.id), Some(ids[0]));
+    let buffered = updates.recv().await.expect("buffered until subscribed");
+    assert_eq!(buffered.envelope, first);
+    let hot = buffered
+        .body
+        .expect("a small body is handed over with its envelope");
+    assert_eq!(*hot.bytes(), body(1, 10), "the committed bytes");
+    let inserted = updates.recv().await.expect("the insert");
+    assert_eq!(inserted.envelope.id, ids[0]);
+    assert_eq!(inserted.body.map(|b| b.bytes().to_vec()), Some(body(2, 10)));
     queue
         .apply(vec![Change::Delete(ids[0])])
         .await
