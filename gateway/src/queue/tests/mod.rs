@@ -159,8 +159,19 @@ async fn bodies_of_any_size_come_back_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("q.redb");
     let (queue, _) = Queue::open(&path, &config()).expect("open");
-    let chunk = store::CHUNK;
-    let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk, 300_000];
+    let (chunk, whole) = (store::CHUNK, store::WHOLE);
+    let sizes = [
+        0,
+        1,
+        chunk - 1,
+        chunk,
+        chunk + 1,
+        whole - 1,
+        whole,
+        whole + 1,
+        3 * chunk,
+        300_000,
+    ];
     let mut ids = Vec::new();
     for (n, len) in sizes.iter().enumerate() {
         let e = queue
