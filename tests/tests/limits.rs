@@ -99,11 +99,8 @@ async fn too_many_errors_close_the_session_with_421() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_many_commands_close_the_session_with_421() {
-    let backend = FakeBackend::start().await;
-    let gw = Gateway::start(backend.addr(), "[limits]\nmax_commands = 10\n").await;
-    let mut c = SmtpClient::connect(gw.addr).await.unwrap();
+/// With `max_commands = 10`: nine NOOPs pass, the tenth is answered and then `421`, closed.
+async fn tenth_idle_command_ends_the_session(c: &mut SmtpClient) {
     for _ in 0..9 {
         c.expect("NOOP", "250").await;
     }
@@ -111,6 +108,14 @@ async fn too_many_commands_close_the_session_with_421() {
     assert!(c.reply().await.is("250"));
     assert!(c.reply().await.is("421"));
     assert!(c.closed().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_commands_close_the_session_with_421() {
+    let backend = FakeBackend::start().await;
+    let gw = Gateway::start(backend.addr(), "[limits]\nmax_commands = 10\n").await;
+    let mut c = SmtpClient::connect(gw.addr).await.unwrap();
+    tenth_idle_command_ends_the_session(&mut c).await;
     gw.stop().await;
 }
 
@@ -129,13 +134,7 @@ async fn command_limit_counts_from_the_last_queued_message_not_from_the_connecti
         assert!(c.data(&body).await.is("250 2.0.0"), "message {n}");
     }
     // 21 commands so far and still open; ten without a message still end it.
-    for _ in 0..9 {
-        c.expect("NOOP", "250").await;
-    }
-    c.send(b"NOOP\r\n").await;
-    assert!(c.reply().await.is("250"));
-    assert!(c.reply().await.is("421"));
-    assert!(c.closed().await);
+    tenth_idle_command_ends_the_session(&mut c).await;
     gw.stop().await;
 }
 
