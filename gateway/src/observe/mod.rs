@@ -145,12 +145,20 @@ impl log::Log for Lines {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let stamp = crate::time::iso8601_now();
-        let text = record.args().to_string();
-        let line = format!("{stamp} {:<5} {text}\n", record.level());
-        ring::push(&line);
+        // Built once, in one buffer that the ring keeps: three lines per relayed message
+        // made formatting (a string each for stamp, text and line, a copy for the ring)
+        // a visible share of the relay's CPU time.
+        use std::fmt::Write as _;
+        let mut line = String::with_capacity(192);
+        crate::time::push_iso8601_now(&mut line);
+        let stamp = line.len();
+        let _ = write!(line, " {:<5} ", record.level());
+        let text = line.len();
+        let _ = line.write_fmt(*record.args());
+        line.push('\n');
         if !self.collectors.is_empty() {
-            self.collectors.send(record.level(), &stamp, &text);
+            self.collectors
+                .send(record.level(), &line[..stamp], &line[text..]);
         }
         if let Some(file) = &self.file {
             file.lock().unwrap_or_else(|e| e.into_inner()).write(&line);
@@ -158,6 +166,7 @@ impl log::Log for Lines {
         if self.stderr {
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
+        ring::keep(line);
     }
 
     fn flush(&self) {

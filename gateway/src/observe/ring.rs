@@ -21,11 +21,17 @@ static RING: Mutex<Ring> = Mutex::new(Ring {
 });
 
 pub fn push(line: &str) {
+    keep(line.trim_end().to_string());
+}
+
+/// [`push`] for a line the caller no longer needs: kept without a copy.
+pub fn keep(mut line: String) {
+    line.truncate(line.trim_end().len());
     if let Ok(mut ring) = RING.lock() {
         if ring.lines.len() >= KEPT {
             ring.lines.pop_front();
         }
-        ring.lines.push_back(line.trim_end().to_string());
+        ring.lines.push_back(line);
         ring.next += 1;
     }
 }

@@ -49,18 +49,27 @@ pub fn iso8601(secs: u64) -> String {
 
 /// `2026-11-26T05:10:00.123Z` for log lines.
 pub fn iso8601_now() -> String {
+    let mut out = String::with_capacity(24);
+    push_iso8601_now(&mut out);
+    out
+}
+
+/// Appends [`iso8601_now`] to `out` (a log line is built in one buffer).
+pub fn push_iso8601_now(out: &mut String) {
+    use std::fmt::Write;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();
     let (year, month, day) = civil(secs / 86_400);
-    format!(
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         secs % 86_400 / 3_600,
         secs / 60 % 60,
         secs % 60,
         now.subsec_millis()
-    )
+    );
 }
 
 /// Year, month (1–12) and day (1–31) of a day count since 1970-01-01, in the proleptic
