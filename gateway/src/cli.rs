@@ -244,7 +244,6 @@ fn serve(path: &Path, appliance: bool) -> ExitCode {
         Err(code) => return code,
     };
     crate::observe::init(&config.log, &config.hostname, &config.data_dir, appliance);
-    crate::server::memory::tune_allocator();
     for warning in advice(&config) {
         log::warn!("{warning}");
     }

@@ -41,7 +41,6 @@ pub enum StartError {
     Failed(String),
 }
 
-pub mod memory;
 mod reload;
 
 /// A listener already bound, whether it offers STARTTLS, and what it is for.
