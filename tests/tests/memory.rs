@@ -15,7 +15,8 @@ const INFLIGHT: u64 = 96 * MIB;
 /// delivery stay in it.
 const REDB_CACHE: u64 = 64 * MIB;
 /// Allocator bookkeeping and fragmentation that may stay after the messages are gone
-/// (measured 97–110 MiB above the start with the setting, 219 MiB without it).
+/// (measured 97–110 MiB above the start with glibc's malloc and a fixed mmap threshold, 219
+/// MiB without it; 100–128 MiB with jemalloc, the binary's allocator since).
 const SLACK: u64 = 80 * MIB;
 
 /// (VmRSS, VmHWM) of `pid` in bytes.
