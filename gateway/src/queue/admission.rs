@@ -1,15 +1,26 @@
 //! Quotas and the free-space reserve: who may add a message of a given size.
 //!
-//! [`Limits::check`] answers `admit` (at MAIL FROM, from the counters alone); the writer
-//! re-checks every enqueue exactly with [`Limits::batch`], counting what earlier requests of
-//! the same batch take.
+//! [`Limits::check`] answers `admit` (at MAIL FROM, from the counters and a free-space figure
+//! at most [`FRESH`] old); the writer re-checks every enqueue exactly with [`Limits::batch`],
+//! asking the file system once per batch and counting what earlier requests of the same
+//! batch take.
 
 use super::QueueError;
 use super::store::StoreError;
 use crate::config;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Free bytes on the queue's file system and the reserve to keep there.
+type Free = (u64, u64);
+/// When `check` asked for the free space, and the answer (`None`: statfs failed).
+type Seen = (Instant, Option<Free>);
+
+/// How old the free space `check` uses may be. It only refuses early (at MAIL FROM instead
+/// of after DATA); asked per message, `statfs` was a system call per relayed message.
+const FRESH: Duration = Duration::from_millis(100);
 
 /// Kept by the writer after each commit; read by anyone.
 #[derive(Debug, Default)]
@@ -43,6 +54,8 @@ pub(super) struct Limits {
     pub min_free_space: config::Reserve,
     /// The directory holding the database: whose filesystem must keep the reserve.
     pub dir: PathBuf,
+    /// The free space `check` last asked for, and when.
+    pub seen: Arc<Mutex<Option<Seen>>>,
 }
 
 impl Limits {
@@ -56,12 +69,25 @@ impl Limits {
             max_bytes: config.max_bytes.0,
             min_free_space: config.min_free_space,
             dir,
+            seen: Arc::default(),
         }
     }
 
-    /// May a message of `size` bytes be added now?
+    /// May a message of `size` bytes be added now? The free space may be [`FRESH`] old.
     pub fn check(&self, counters: &Counters, size: u64) -> Result<(), QueueError> {
         let mut batch = self.batch(counters);
+        if self.min_free_space != config::Reserve::Fixed(config::Bytes(0)) {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let free = match *seen {
+                Some((at, free)) if at.elapsed() < FRESH => free,
+                _ => {
+                    let free = self.free_space();
+                    *seen = Some((Instant::now(), free));
+                    free
+                }
+            };
+            batch.free = Some(free);
+        }
         batch.take(size)
     }
 
@@ -78,7 +104,7 @@ impl Limits {
     }
 
     /// Free bytes and the reserve to keep, which may scale with the file system's size.
-    fn free_space(&self) -> Option<(u64, u64)> {
+    fn free_space(&self) -> Option<Free> {
         match nix::sys::statvfs::statvfs(&self.dir) {
             Ok(s) => Some((
                 s.blocks_available().saturating_mul(s.fragment_size()),
@@ -100,7 +126,7 @@ pub(super) struct Batch<'a> {
     messages: u64,
     bytes: u64,
     /// Free bytes on the filesystem, asked once per batch and only if needed.
-    free: Option<Option<(u64, u64)>>,
+    free: Option<Option<Free>>,
     /// Bytes taken by earlier messages of this batch, not yet on disk.
     taken: u64,
     failing: Option<StoreError>,
@@ -170,6 +196,7 @@ mod tests {
             max_bytes: u64::MAX,
             min_free_space: config::Reserve::Fixed(config::Bytes(reserve)),
             dir: PathBuf::from("."),
+            seen: Arc::default(),
         }
     }
 
@@ -183,6 +210,26 @@ mod tests {
         batch.free = Some(Some(((1 << 20) + 400 * 1024, 1 << 20)));
         let taken = (0..100).filter(|_| batch.take(1024).is_ok()).count();
         assert_eq!(taken, 50);
+    }
+
+    #[test]
+    fn mail_from_uses_a_recent_free_space_figure_and_the_writer_asks_anew() {
+        let limits = limits(1);
+        let counters = Counters::default();
+        // A figure from just now saying the disk is full refuses at MAIL FROM...
+        *limits.seen.lock().unwrap() = Some((Instant::now(), Some((0, 1))));
+        assert!(matches!(
+            limits.check(&counters, 10),
+            Err(QueueError::Full(_))
+        ));
+        // ...while the writer's check asks the file system itself (it has room).
+        assert!(limits.batch(&counters).take(10).is_ok());
+        // An older figure is asked again, and the answer kept.
+        let old = Instant::now() - FRESH * 2;
+        *limits.seen.lock().unwrap() = Some((old, Some((0, 1))));
+        assert!(limits.check(&counters, 10).is_ok());
+        let (at, free) = limits.seen.lock().unwrap().expect("kept");
+        assert!(at > old && free.is_some_and(|(free, _)| free > 0));
     }
 
     #[test]
