@@ -1,7 +1,8 @@
 //! The `edgemx` binary; everything it does is in [`edgemx::cli`].
 
 /// jemalloc instead of glibc's malloc: 7–12 % less CPU per relayed message (BENCHMARKS.md,
-/// "Allocator"). Only the binary uses it; the library's own tests keep the system allocator.
+/// "Relay with jemalloc and one-buffer log lines"). Only the binary uses it; the library's
+/// own tests keep the system allocator.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

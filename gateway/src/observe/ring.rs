@@ -21,7 +21,7 @@ static RING: Mutex<Ring> = Mutex::new(Ring {
 });
 
 pub fn push(line: &str) {
-    keep(line.trim_end().to_string());
+    keep(line.to_string());
 }
 
 /// [`push`] for a line the caller no longer needs: kept without a copy.
